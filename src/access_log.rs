@@ -1,0 +1,151 @@
+//! One access-log event per request, written when the response body ends (so bytes and
+//! duration cover the whole streamed answer, not just its head).
+//!
+//! Events go to the `portcullis::access` target. They carry the path without its query string
+//! and never any header value: query strings and headers are where codes, tokens and cookies
+//! travel.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Response, StatusCode};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use crate::body::Body;
+use crate::route::Route;
+
+/// What is known about a request so far; logged once, when its response body is done.
+#[derive(Debug)]
+pub struct AccessLog {
+    start: Instant,
+    method: Method,
+    host: String,
+    path: String,
+    client: IpAddr,
+    request_id: HeaderValue,
+    route: Option<Arc<Route>>,
+    error: Option<&'static str>,
+    status: StatusCode,
+}
+
+impl AccessLog {
+    pub fn start(
+        method: Method,
+        host: String,
+        path: String,
+        client: IpAddr,
+        request_id: HeaderValue,
+    ) -> AccessLog {
+        AccessLog {
+            start: Instant::now(),
+            method,
+            host,
+            path,
+            client,
+            request_id,
+            route: None,
+            error: None,
+            status: StatusCode::OK,
+        }
+    }
+
+    pub fn route(&mut self, route: &Arc<Route>) {
+        self.route = Some(route.clone());
+    }
+
+    pub fn error(&mut self, kind: &'static str) {
+        self.error = Some(kind);
+    }
+
+    /// Attaches the log to the response body; the event is written when the body finishes or
+    /// is dropped (client gone).
+    pub fn finish(mut self, resp: Response<Body>) -> Response<LoggedBody> {
+        self.status = resp.status();
+        resp.map(|inner| LoggedBody {
+            inner,
+            bytes: 0,
+            log: Some(self),
+        })
+    }
+
+    fn emit(&self, bytes: u64, complete: bool) {
+        let (route, upstream) = match &self.route {
+            Some(r) => (r.name.as_str(), r.upstream.to_string()),
+            None => ("", String::new()),
+        };
+        tracing::info!(
+            target: "portcullis::access",
+            method = %self.method,
+            host = %self.host,
+            path = %self.path,
+            status = self.status.as_u16(),
+            bytes,
+            duration_ms = self.start.elapsed().as_secs_f64() * 1000.0,
+            route,
+            upstream = %upstream,
+            request_id = self.request_id.to_str().unwrap_or(""),
+            client = %self.client,
+            error = self.error.unwrap_or(""),
+            complete,
+        );
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that counts what it sends and logs the request when it ends.
+    pub struct LoggedBody {
+        #[pin]
+        inner: Body,
+        bytes: u64,
+        log: Option<AccessLog>,
+    }
+
+    impl PinnedDrop for LoggedBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(log) = this.log.take() {
+                // hyper may stop polling once `is_end_stream` says so; that still counts as done.
+                log.emit(*this.bytes, this.inner.is_end_stream());
+            }
+        }
+    }
+}
+
+impl HttpBody for LoggedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    *this.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(log) = this.log.take() {
+                    log.emit(*this.bytes, true);
+                }
+            }
+            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,353 @@
+//! Configuration: the main file (`portcullis.toml`, read with the `config` crate so every key
+//! can be overridden by `PORTCULLIS__SECTION__KEY`) and the routing file (`routes.toml`,
+//! re-read on change).
+//!
+//! ```text
+//!  portcullis.toml ─┐                       routes.toml
+//!  PORTCULLIS__* ───┴─▶ raw::RawConfig          │ toml (spans → line numbers)
+//!                          │ validate()          ▼
+//!                          ▼               raw::RawRoutesFile
+//!                       Config                  │ routes::validate()
+//!                                               ▼
+//!                                         Vec<RouteSpec> ──▶ route::RouteTable (runtime)
+//! ```
+//!
+//! Raw structs deny unknown fields; validation turns strings into typed values and every
+//! failure names the file, the key and what was expected. Relative paths are resolved against
+//! the directory of the file that names them.
+
+mod raw;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+pub use routes::{AuthMode, HostPattern, RouteSpec, UpstreamTarget};
+
+/// The validated main configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The main file this came from (for messages and relative paths).
+    pub file: PathBuf,
+    pub server: ServerConfig,
+    pub tls: TlsConfig,
+    pub routes_file: PathBuf,
+    pub upstream: UpstreamConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub http_listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    pub trusted_proxies: Vec<IpNet>,
+    /// The port browsers reach HTTPS on, for the plain-HTTP redirect (default: `listen`'s).
+    pub https_port: u16,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub handshake_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// The first entry is the default certificate, served when SNI matches no other.
+    pub certificates: Vec<CertificateConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CertificateConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Lower-case names (`*.example.com` allowed); empty means "names in the certificate".
+    pub server_names: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub connect_timeout: Duration,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A configuration problem, always naming the file and, where there is one, the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", file.display())]
+    Load {
+        file: PathBuf,
+        source: Box<config::ConfigError>,
+    },
+    #[error("{}: cannot read: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Parse {
+        file: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("{}: `{key}`: expected {expected}", file.display())]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        expected: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(
+        file: &Path,
+        key: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Self {
+        ConfigError::Invalid {
+            file: file.to_owned(),
+            key: key.into(),
+            expected: expected.into(),
+        }
+    }
+}
+
+/// The prefix of environment overrides: `PORTCULLIS__SERVER__LISTEN` sets `server.listen`.
+pub const ENV_PREFIX: &str = "PORTCULLIS";
+
+/// Loads and validates the main file plus environment overrides. The routing file is loaded
+/// separately (`routes::load`) because it reloads on its own.
+pub fn load(file: &Path) -> Result<Config, ConfigError> {
+    if let Err(source) = std::fs::metadata(file) {
+        return Err(ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        });
+    }
+    let load_err = |source| ConfigError::Load {
+        file: file.to_owned(),
+        source: Box::new(source),
+    };
+    let built = config::Config::builder()
+        .add_source(config::File::from(file).format(config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.trusted_proxies"),
+        )
+        .build()
+        .map_err(load_err)?;
+    let raw: raw::RawConfig = built.try_deserialize().map_err(load_err)?;
+    validate(raw, file)
+}
+
+fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
+    let base = base_dir(file);
+    let s = raw.server;
+    let addr = |key: &str, v: &str| {
+        v.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::invalid(
+                file,
+                key,
+                format!("a socket address like 0.0.0.0:8443, got {v:?}"),
+            )
+        })
+    };
+    let listen = addr("server.listen", &s.listen)?;
+    let opt_addr = |key: &str, v: &Option<String>| match v.as_deref() {
+        None | Some("") => Ok(None),
+        Some(v) => addr(key, v).map(Some),
+    };
+    let mut trusted_proxies = Vec::new();
+    for (i, cidr) in s.trusted_proxies.iter().enumerate() {
+        trusted_proxies.push(parse_cidr(cidr).ok_or_else(|| {
+            ConfigError::invalid(
+                file,
+                format!("server.trusted_proxies[{i}]"),
+                format!("a CIDR like 10.0.0.0/8 or an IP address, got {cidr:?}"),
+            )
+        })?);
+    }
+    let positive = |key: &str, v: Option<usize>, default: usize| match v {
+        Some(0) => Err(ConfigError::invalid(file, key, "a number greater than 0")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    let server = ServerConfig {
+        listen,
+        http_listen: opt_addr("server.http_listen", &s.http_listen)?,
+        admin_listen: opt_addr("server.admin_listen", &s.admin_listen)?,
+        trusted_proxies,
+        https_port: s.https_port.unwrap_or(listen.port()),
+        max_connections: positive("server.max_connections", s.max_connections, 10_000)?,
+        max_header_bytes: header_limit(file, s.max_header_bytes)?,
+        handshake_timeout: duration(file, "server.handshake_timeout", s.handshake_timeout, "10s")?,
+        header_read_timeout: duration(
+            file,
+            "server.header_read_timeout",
+            s.header_read_timeout,
+            "10s",
+        )?,
+        shutdown_grace: duration(file, "server.shutdown_grace", s.shutdown_grace, "30s")?,
+    };
+
+    let mut certificates = Vec::new();
+    match (raw.tls.cert_file, raw.tls.key_file) {
+        (Some(c), Some(k)) => certificates.push(CertificateConfig {
+            cert_file: base.join(c),
+            key_file: base.join(k),
+            server_names: Vec::new(),
+        }),
+        (None, None) => {}
+        (Some(_), None) => {
+            return Err(ConfigError::invalid(
+                file,
+                "tls.key_file",
+                "a key file to go with tls.cert_file",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::invalid(
+                file,
+                "tls.cert_file",
+                "a certificate file to go with tls.key_file",
+            ))
+        }
+    }
+    for (i, c) in raw.tls.certificates.into_iter().enumerate() {
+        let mut server_names = Vec::new();
+        for name in c.server_names {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            if !routes::valid_host_pattern(&name) || name == "*" {
+                return Err(ConfigError::invalid(
+                    file,
+                    format!("tls.certificates[{i}].server_names"),
+                    format!(
+                        "host names like \"app.example.com\" or \"*.example.com\", got {name:?}"
+                    ),
+                ));
+            }
+            server_names.push(name);
+        }
+        certificates.push(CertificateConfig {
+            cert_file: base.join(c.cert_file),
+            key_file: base.join(c.key_file),
+            server_names,
+        });
+    }
+    if certificates.is_empty() {
+        return Err(ConfigError::invalid(
+            file,
+            "tls.cert_file",
+            "a certificate (tls.cert_file and tls.key_file, or [[tls.certificates]])",
+        ));
+    }
+
+    let u = raw.upstream;
+    let upstream = UpstreamConfig {
+        connect_timeout: duration(file, "upstream.connect_timeout", u.connect_timeout, "5s")?,
+        pool_idle_timeout: duration(
+            file,
+            "upstream.pool_idle_timeout",
+            u.pool_idle_timeout,
+            "4s",
+        )?,
+        pool_max_idle_per_host: u.pool_max_idle_per_host.unwrap_or(256),
+        ca_file: u.ca_file.filter(|f| !f.is_empty()).map(|f| base.join(f)),
+    };
+
+    let format = match raw.log.format.as_deref().unwrap_or("text") {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(ConfigError::invalid(
+                file,
+                "log.format",
+                format!("\"text\" or \"json\", got {other:?}"),
+            ))
+        }
+    };
+    let level = raw.log.level.unwrap_or_else(|| "info".to_owned());
+    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+        return Err(ConfigError::invalid(
+            file,
+            "log.level",
+            format!("a level or filter like \"info\" or \"portcullis=debug,info\", got {level:?}"),
+        ));
+    }
+
+    Ok(Config {
+        file: file.to_owned(),
+        server,
+        tls: TlsConfig { certificates },
+        routes_file: base.join(raw.routes.file),
+        upstream,
+        log: LogConfig { format, level },
+    })
+}
+
+/// The directory relative paths in `file` are resolved against.
+pub(crate) fn base_dir(file: &Path) -> PathBuf {
+    file.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Parses `"30s"`, `"5m"`, `"1h 30m"`; `default` applies when the key is absent.
+pub(crate) fn duration(
+    file: &Path,
+    key: &str,
+    value: Option<String>,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    let text = value.unwrap_or_else(|| default.to_owned());
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(ConfigError::invalid(
+            file,
+            key,
+            format!("a duration like \"30s\" or \"5m\", got {text:?}"),
+        )),
+    }
+}
+
+fn header_limit(file: &Path, v: Option<usize>) -> Result<usize, ConfigError> {
+    // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
+    match v {
+        None => Ok(64 * 1024),
+        Some(n) if (8 * 1024..=1024 * 1024).contains(&n) => Ok(n),
+        Some(n) => Err(ConfigError::invalid(
+            file,
+            "server.max_header_bytes",
+            format!("a size from 8192 to 1048576 bytes, got {n}"),
+        )),
+    }
+}
+
+fn parse_cidr(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+#[cfg(test)]
+mod tests;

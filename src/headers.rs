@@ -1,0 +1,184 @@
+//! Header hygiene: what the proxy removes, replaces and adds on the way through.
+//!
+//! - Hop-by-hop fields (RFC 9110 §7.6.1) describe one connection and never cross the proxy:
+//!   `Connection`, every field `Connection` names, `Keep-Alive`, `Proxy-Connection`, `TE`
+//!   (except `TE: trailers`, which gRPC needs end to end), `Transfer-Encoding`, `Upgrade`
+//!   (re-added by the WebSocket tunnel when the request really upgrades).
+//! - `X-Forwarded-For/-Proto/-Host`, `Forwarded` and `X-Real-IP` are believed only from peers
+//!   in `server.trusted_proxies`; from anyone else they are replaced, never appended to, so a
+//!   client cannot forge its address for the upstream's logs or IP allow-lists.
+//! - `X-Request-Id` is kept from a trusted proxy when well-formed, otherwise generated.
+
+use std::net::IpAddr;
+
+use http::header::{HeaderName, HeaderValue, CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
+use http::HeaderMap;
+use ipnet::IpNet;
+use rand::RngCore;
+
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Removes hop-by-hop fields, including those the `Connection` field names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        // `Connection: te` must not take away an end-to-end `TE: trailers` decision below.
+        if name != TE {
+            headers.remove(&name);
+        }
+    }
+    let keeps_trailers = headers
+        .get_all(TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    for name in [
+        CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        TE,
+        TRANSFER_ENCODING,
+        UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    if keeps_trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// Who sent a request, as far as the proxy can tell.
+#[derive(Debug, Clone)]
+pub struct ClientAddr {
+    /// The TCP peer.
+    pub peer: IpAddr,
+    /// Whether the peer is a trusted proxy whose forwarding headers are kept.
+    pub trusted: bool,
+    /// The original client: the peer, or for a trusted peer the right-most address in
+    /// `X-Forwarded-For` that is not itself a trusted proxy.
+    pub client: IpAddr,
+}
+
+impl ClientAddr {
+    pub fn new(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> ClientAddr {
+        let peer = canonical(peer);
+        let is_trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
+        let trusted = is_trusted(&peer);
+        let mut client = peer;
+        if trusted {
+            for hop in forwarded_for(headers).rev() {
+                client = hop;
+                if !is_trusted(&hop) {
+                    break;
+                }
+            }
+        }
+        ClientAddr {
+            peer,
+            trusted,
+            client,
+        }
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn forwarded_for(headers: &HeaderMap) -> impl DoubleEndedIterator<Item = IpAddr> + '_ {
+    let hops: Vec<IpAddr> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok().map(canonical))
+        .collect();
+    hops.into_iter()
+}
+
+/// Sets `X-Forwarded-*` and `X-Real-IP` for the upstream. `host` is the request's host as the
+/// client sent it (with port, if any).
+pub fn set_forwarded(headers: &mut HeaderMap, addr: &ClientAddr, host: &str) {
+    let peer = HeaderValue::from_str(&addr.peer.to_string())
+        .unwrap_or(HeaderValue::from_static("unknown"));
+    if addr.trusted {
+        let chain = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let value = if chain.is_empty() {
+            peer
+        } else {
+            HeaderValue::from_str(&format!("{chain}, {}", addr.peer)).unwrap_or(peer)
+        };
+        headers.insert(X_FORWARDED_FOR, value);
+        if !headers.contains_key(X_FORWARDED_PROTO) {
+            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        }
+        if !headers.contains_key(X_FORWARDED_HOST) {
+            set_host(headers, host);
+        }
+    } else {
+        headers.remove(FORWARDED);
+        headers.insert(X_FORWARDED_FOR, peer);
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        set_host(headers, host);
+    }
+    if let Ok(v) = HeaderValue::from_str(&addr.client.to_string()) {
+        headers.insert(X_REAL_IP, v);
+    }
+}
+
+fn set_host(headers: &mut HeaderMap, host: &str) {
+    match HeaderValue::from_str(host) {
+        Ok(v) => headers.insert(X_FORWARDED_HOST, v),
+        Err(_) => headers.remove(X_FORWARDED_HOST),
+    };
+}
+
+/// The request ID: a trusted proxy's well-formed `X-Request-Id`, or a new random one.
+pub fn request_id(headers: &HeaderMap, trusted: bool) -> HeaderValue {
+    if trusted {
+        if let Some(v) = headers.get(X_REQUEST_ID) {
+            let ok = (1..=128).contains(&v.len())
+                && v.as_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b));
+            if ok {
+                return v.clone();
+            }
+        }
+    }
+    let mut raw = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut raw);
+    let mut hex = [0u8; 32];
+    for (i, b) in raw.iter().enumerate() {
+        hex[2 * i] = HEX[usize::from(b >> 4)];
+        hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+    HeaderValue::from_bytes(&hex).unwrap_or(HeaderValue::from_static("0"))
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+//! Portcullis: an identity-aware reverse proxy for Microsoft Entra ID.
+//!
+//! # Layout
+//!
+//! - `main.rs`: the CLI (`run`, `check`); parses arguments, sets up logging, calls [`run`].
+//! - [`config`]: the main file and the routing file, raw → validated.
+//! - [`server`]: listeners, TLS handshakes, HTTP/1.1 + HTTP/2 connections, limits, drain.
+//! - [`tls`]: certificates, SNI and certificate reload.
+//! - [`proxy`]: **the request path**, one function chaining the stages below.
+//!   - [`request`]: host and path of the downstream request.
+//!   - [`route`]: the live route table.
+//!   - [`headers`]: header hygiene (hop-by-hop, `X-Forwarded-*`, request ID).
+//!   - [`forward`]: pooled upstream clients.
+//!   - [`upgrade`]: WebSocket tunnelling.
+//!   - [`error`]: the error→status table and answer pages.
+//!   - [`access_log`]: one event per request.
+//! - [`reload`] and [`watch`]: live reload of routes and certificates.
+//! - [`admin`]: `/healthz`, `/readyz`; [`redirect`]: plain HTTP → HTTPS.
+//!
+//! `docs/architecture.md` draws the request path.
+
+pub mod access_log;
+pub mod admin;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod forward;
+pub mod headers;
+pub mod proxy;
+pub mod redirect;
+pub mod reload;
+pub mod request;
+pub mod route;
+pub mod server;
+pub mod telemetry;
+pub mod tls;
+pub mod upgrade;
+pub mod watch;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::forward::Clients;
+use crate::proxy::Proxy;
+use crate::route::RouteTable;
+use crate::tls::CertResolver;
+
+/// The sockets the proxy serves on, bound by the caller (tests bind port 0).
+#[derive(Debug)]
+pub struct Listeners {
+    pub https: TcpListener,
+    pub http: Option<TcpListener>,
+    pub admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses in the configuration.
+    pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
+        let s = &config.server;
+        let bind = |addr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+        };
+        Ok(Listeners {
+            https: bind(s.listen).await?,
+            http: match s.http_listen {
+                Some(a) => Some(bind(a).await?),
+                None => None,
+            },
+            admin: match s.admin_listen {
+                Some(a) => Some(bind(a).await?),
+                None => None,
+            },
+        })
+    }
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Client(#[from] forward::ClientError),
+    #[error("TLS set-up: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Runs the proxy on `listeners` until `shutdown` completes, then drains open connections
+/// (up to `server.shutdown_grace`) and returns.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let specs = config::routes::load(&config.routes_file)?;
+    let clients = Clients::new(config.upstream.clone());
+    let table = RouteTable::build(specs, &clients)?;
+    let proxy = Arc::new(Proxy {
+        routes: ArcSwap::from_pointee(table),
+        clients,
+        trusted_proxies: config.server.trusted_proxies.clone(),
+    });
+    let certs = Arc::new(CertResolver::new(config.tls.clone())?);
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(certs.clone())?));
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(reload::run(
+        proxy.clone(),
+        config.routes_file.clone(),
+        certs,
+        stop.clone(),
+    ));
+    if let Some(listener) = listeners.admin {
+        let p = proxy.clone();
+        let handler = move |_, req| admin::handle(p.clone(), req);
+        tasks.spawn(server::serve_plain(
+            listener,
+            config.server.clone(),
+            stop.clone(),
+            handler,
+        ));
+    }
+    if let Some(listener) = listeners.http {
+        let p = proxy.clone();
+        let port = config.server.https_port;
+        let handler = move |_, req| redirect::handle(p.clone(), port, req);
+        tasks.spawn(server::serve_plain(
+            listener,
+            config.server.clone(),
+            stop.clone(),
+            handler,
+        ));
+    }
+    tasks.spawn(server::serve_https(
+        listeners.https,
+        acceptor,
+        proxy,
+        config.server.clone(),
+        stop,
+    ));
+    tracing::info!(listen = %config.server.listen, "portcullis is serving");
+
+    shutdown.await;
+    tracing::info!(grace = ?config.server.shutdown_grace, "shutting down: no new connections, draining");
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! The `portcullis` command: `run`, `check`, `--version`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Identity-aware reverse proxy for Microsoft Entra ID"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve: terminate TLS and proxy requests by the routing file.
+    Run {
+        /// The main configuration file.
+        #[arg(
+            long,
+            short,
+            default_value = "config/portcullis.toml",
+            env = "PORTCULLIS_CONFIG"
+        )]
+        config: PathBuf,
+    },
+    /// Validate the configuration and the routing file, and print the route table.
+    Check {
+        /// The main configuration file.
+        #[arg(
+            long,
+            short,
+            default_value = "config/portcullis.toml",
+            env = "PORTCULLIS_CONFIG"
+        )]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => run(&config),
+        Command::Check { config } => check(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &Path) -> anyhow::Result<()> {
+    let config = portcullis::config::load(path)?;
+    portcullis::telemetry::init(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listeners = portcullis::Listeners::bind(&config).await?;
+        portcullis::run(config, listeners, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+fn check(path: &Path) -> anyhow::Result<()> {
+    let config = portcullis::config::load(path)?;
+    portcullis::tls::CertResolver::new(config.tls.clone())?;
+    let routes = portcullis::config::routes::load(&config.routes_file)?;
+    println!("{}: ok", config.file.display());
+    println!(
+        "{}: {} route(s)",
+        config.routes_file.display(),
+        routes.len()
+    );
+    println!();
+    println!(
+        "{:<16} {:<24} {:<16} {:<8} UPSTREAM",
+        "NAME", "HOST", "PATH", "AUTH"
+    );
+    for r in &routes {
+        println!(
+            "{:<16} {:<24} {:<16} {:<8} {}",
+            r.name,
+            r.host.to_string(),
+            r.path_prefix,
+            r.auth.as_str(),
+            r.upstream
+        );
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

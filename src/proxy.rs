@@ -1,0 +1,179 @@
+//! The request path. `Proxy::handle` is the one place that chains the stages:
+//!
+//! ```text
+//! request ─▶ Target::of (request.rs: host, path; 400)
+//!         ─▶ RouteTable::find (route.rs; 404)
+//!         ─▶ [authenticate, authorize: per-route auth]
+//!         ─▶ to_upstream (headers.rs: hop-by-hop, X-Forwarded-*, request ID)
+//!         ─▶ forward::send (forward.rs; 502/504)
+//!         ─▶ from_upstream (hop-by-hop; upgrade.rs tunnels a 101)
+//!         ─▶ AccessLog::finish (access_log.rs)
+//! ```
+//!
+//! Stages return `Result<_, ProxyError>`; only `handle` turns an error into an answer
+//! (error.rs) and logs it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::header::{HeaderValue, COOKIE, HOST};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use ipnet::IpNet;
+
+use crate::access_log::{AccessLog, LoggedBody};
+use crate::body::Body;
+use crate::error::{Format, ProxyError};
+use crate::forward::{self, Clients};
+use crate::headers::{self, ClientAddr, X_REQUEST_ID};
+use crate::request::Target;
+use crate::route::{Route, RouteTable};
+use crate::upgrade;
+
+/// Everything the request path reads: the live route table and the upstream clients.
+pub struct Proxy {
+    pub routes: ArcSwap<RouteTable>,
+    pub clients: Clients,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Proxy {
+    /// Answers one request from `peer`. Never fails: errors become pages here.
+    pub async fn handle(&self, peer: SocketAddr, req: Request<Incoming>) -> Response<LoggedBody> {
+        let addr = ClientAddr::new(peer.ip(), req.headers(), &self.trusted_proxies);
+        let request_id = headers::request_id(req.headers(), addr.trusted);
+        let format = Format::from_headers(req.headers());
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()))
+            .unwrap_or("")
+            .to_owned();
+        let mut log = AccessLog::start(
+            req.method().clone(),
+            host,
+            req.uri().path().to_owned(),
+            addr.client,
+            request_id.clone(),
+        );
+
+        let mut resp = match self.proxy(req, &addr, &request_id, &mut log).await {
+            Ok(resp) => resp,
+            Err(err) => {
+                log.error(err.kind());
+                let id = request_id.to_str().unwrap_or("");
+                match err.status() {
+                    s if s.is_server_error() => {
+                        tracing::warn!(request_id = id, error = %err, cause = ?std::error::Error::source(&err), "request failed")
+                    }
+                    _ => tracing::debug!(request_id = id, error = %err, "request refused"),
+                }
+                err.to_response(format, id)
+            }
+        };
+        resp.headers_mut().insert(X_REQUEST_ID, request_id);
+        log.finish(resp)
+    }
+
+    async fn proxy(
+        &self,
+        mut req: Request<Incoming>,
+        addr: &ClientAddr,
+        request_id: &HeaderValue,
+        log: &mut AccessLog,
+    ) -> Result<Response<Body>, ProxyError> {
+        let target = Target::of(&req)?;
+        let route = self
+            .routes
+            .load()
+            .find(&target.host, req.uri().path())
+            .cloned()
+            .ok_or(ProxyError::NoRoute)?;
+        log.route(&route);
+
+        let upgrade = upgrade::requested(&req);
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        let req = to_upstream(req, &route, &target, addr, request_id, upgrade)?;
+        let mut resp = forward::send(&route.client, req, route.timeout).await?;
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = client_upgrade {
+                upgrade::tunnel(
+                    client_upgrade,
+                    hyper::upgrade::on(&mut resp),
+                    route.name.clone(),
+                );
+                return Ok(resp.map(|b| b.boxed()));
+            }
+        }
+        headers::remove_hop_by_hop(resp.headers_mut());
+        Ok(resp.map(|b| b.boxed()))
+    }
+}
+
+/// Rewrites a client request for the route's upstream.
+fn to_upstream(
+    req: Request<Incoming>,
+    route: &Route,
+    target: &Target,
+    addr: &ClientAddr,
+    request_id: &HeaderValue,
+    upgrade: Option<HeaderValue>,
+) -> Result<Request<Incoming>, ProxyError> {
+    let (mut parts, body) = req.into_parts();
+    let mut path = route.upstream_path(parts.uri.path());
+    if let Some(q) = parts.uri.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    parts.uri = Uri::builder()
+        .scheme(route.upstream.scheme.clone())
+        .authority(route.upstream.authority.clone())
+        .path_and_query(path)
+        .build()
+        .map_err(|_| ProxyError::BadRequest("The request target is malformed."))?;
+    if parts.version == Version::HTTP_2 {
+        join_cookies(&mut parts.headers);
+    }
+    parts.version = Version::HTTP_11;
+
+    let h = &mut parts.headers;
+    headers::remove_hop_by_hop(h);
+    if let Some(protocol) = upgrade {
+        upgrade::restore(h, protocol);
+    }
+    headers::set_forwarded(h, addr, target.authority.as_str());
+    h.insert(X_REQUEST_ID, request_id.clone());
+    if route.preserve_host {
+        let host = HeaderValue::from_str(target.authority.as_str())
+            .map_err(|_| ProxyError::BadRequest("The Host header is malformed."))?;
+        h.insert(HOST, host);
+    } else {
+        // The client sets Host (HTTP/1) or :authority (HTTP/2) from the upstream URI.
+        h.remove(HOST);
+    }
+    Ok(Request::from_parts(parts, body))
+}
+
+/// HTTP/2 may split `Cookie` into several fields; HTTP/1.1 upstreams expect one
+/// (RFC 9113 §8.2.3).
+fn join_cookies(headers: &mut http::HeaderMap) {
+    if headers.get_all(COOKIE).iter().nth(1).is_none() {
+        return;
+    }
+    let joined = headers
+        .get_all(COOKIE)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect::<Vec<_>>()
+        .join(&b"; "[..]);
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        headers.insert(COOKIE, v);
+    }
+}
+
+/// Shared handle to the proxy state.
+pub type SharedProxy = Arc<Proxy>;

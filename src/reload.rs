@@ -1,0 +1,112 @@
+//! Live reload of the routing file and the TLS certificates, on file change and on SIGHUP.
+//!
+//! A reload parses and validates the whole routing file before anything changes; only a
+//! complete, valid table is swapped in (one atomic pointer store), so requests see either the
+//! old table or the new one. In-flight requests and open WebSockets hold their own `Arc<Route>`
+//! and are not disturbed. An invalid edit is logged with file and line, and the old table
+//! keeps serving.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::routes;
+use crate::proxy::Proxy;
+use crate::route::RouteTable;
+use crate::tls::CertResolver;
+
+/// Pause after a change before reading, so a burst of writes is read once.
+const SETTLE: Duration = Duration::from_millis(150);
+
+/// Why a routing-file reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Client(#[from] crate::forward::ClientError),
+}
+
+/// Reads, validates and swaps in the routing file. Returns the number of routes.
+pub fn reload_routes(proxy: &Proxy, file: &std::path::Path) -> Result<usize, ReloadError> {
+    let specs = routes::load(file)?;
+    let table = RouteTable::build(specs, &proxy.clients)?;
+    let n = table.len();
+    proxy.routes.store(Arc::new(table));
+    Ok(n)
+}
+
+/// Watches files and SIGHUP until `shutdown` flips.
+pub async fn run(
+    proxy: Arc<Proxy>,
+    routes_file: PathBuf,
+    certs: Arc<CertResolver>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut files = certs.files();
+    files.push(routes_file.clone());
+    let (watcher, mut changes) = match crate::watch::watch(&files) {
+        Ok((w, rx)) => (Some(w), rx),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch configuration files; reload on SIGHUP only");
+            let (_tx, rx) = tokio::sync::mpsc::channel(1);
+            (None, rx)
+        }
+    };
+    let _keep_watching = watcher;
+    let mut hangup = sighup();
+    let mut last = std::fs::read(&routes_file).ok();
+    let mut last_certs = read_all(&certs.files());
+    loop {
+        let forced = tokio::select! {
+            _ = shutdown.changed() => return,
+            Some(()) = changes.recv() => false,
+            Some(()) = async { match hangup.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => true,
+        };
+        tokio::time::sleep(SETTLE).await;
+        while changes.try_recv().is_ok() {}
+        if forced {
+            tracing::info!("SIGHUP: reloading configuration");
+        }
+        let now = std::fs::read(&routes_file).ok();
+        if forced || now != last {
+            match reload_routes(&proxy, &routes_file) {
+                Ok(n) => {
+                    last = now;
+                    tracing::info!(file = %routes_file.display(), routes = n, "routing file reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "routing file rejected; the previous routes keep serving")
+                }
+            }
+        }
+        let now_certs = read_all(&certs.files());
+        if forced || now_certs != last_certs {
+            match certs.reload() {
+                Ok(()) => {
+                    last_certs = now_certs;
+                    tracing::info!("TLS certificates reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "certificates rejected; the previous certificates keep serving")
+                }
+            }
+        }
+    }
+}
+
+fn read_all(files: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
+    files.iter().map(|f| std::fs::read(f).ok()).collect()
+}
+
+fn sighup() -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP");
+            None
+        }
+    }
+}
