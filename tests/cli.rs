@@ -1,0 +1,220 @@
+//! The `portcullis` binary: `check`, `--version`, environment overrides, and `run` with signals.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{eventually, Pki, Upstream};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+/// Copies the shipped example configuration into `dir`, with a generated certificate.
+fn example(dir: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    std::fs::copy(root.join("portcullis.toml"), dir.join("portcullis.toml")).unwrap();
+    std::fs::copy(root.join("routes.toml"), dir.join("routes.toml")).unwrap();
+    std::fs::create_dir_all(dir.join("tls")).unwrap();
+    let (cert, key) = Pki::new().leaf(&["wiki.example.com"]);
+    std::fs::write(dir.join("tls/cert.pem"), cert).unwrap();
+    std::fs::write(dir.join("tls/key.pem"), key).unwrap();
+}
+
+fn portcullis(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_example_config_and_prints_the_route_table() {
+    let dir = tempfile::TempDir::new().unwrap();
+    example(dir.path());
+    let config = dir.path().join("portcullis.toml");
+    let (ok, out, err) = portcullis(&["check", "--config", config.to_str().unwrap()], &[]);
+    assert!(ok, "stderr: {err}");
+    assert!(out.contains("2 route(s)"), "{out}");
+    assert!(
+        out.contains("wiki.example.com") && out.contains("*.example.com"),
+        "{out}"
+    );
+    assert!(out.contains("http://127.0.0.1:3001/v1"), "{out}");
+}
+
+#[test]
+fn check_names_file_line_and_expectation_for_a_bad_route() {
+    let dir = tempfile::TempDir::new().unwrap();
+    example(dir.path());
+    let routes = dir.path().join("routes.toml");
+    let mut text = std::fs::read_to_string(&routes).unwrap();
+    text.push_str(
+        "\n[[route]]\nname = \"broken\"\nhost = \"x.example.com\"\nupstream = \"ftp://files\"\n",
+    );
+    std::fs::write(&routes, text).unwrap();
+    let config = dir.path().join("portcullis.toml");
+    let (ok, _, err) = portcullis(&["check", "--config", config.to_str().unwrap()], &[]);
+    assert!(!ok);
+    assert!(err.contains("routes.toml"), "{err}");
+    assert!(err.contains("\"broken\" (line "), "{err}");
+    assert!(
+        err.contains("upstream") && err.contains("expected an http:// or https:// URL"),
+        "{err}"
+    );
+}
+
+#[test]
+fn environment_overrides_are_applied_and_validated() {
+    let dir = tempfile::TempDir::new().unwrap();
+    example(dir.path());
+    let config = dir.path().join("portcullis.toml");
+    let (ok, _, err) = portcullis(
+        &["check", "--config", config.to_str().unwrap()],
+        &[("PORTCULLIS__SERVER__LISTEN", "not-an-address")],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("server.listen") && err.contains("not-an-address"),
+        "{err}"
+    );
+    let (ok, _, err) = portcullis(
+        &["check", "--config", config.to_str().unwrap()],
+        &[("PORTCULLIS__SERVER__TYPO", "1")],
+    );
+    assert!(!ok, "an unknown key from the environment is an error");
+    assert!(err.contains("typo"), "{err}");
+}
+
+#[test]
+fn unknown_keys_in_the_main_file_are_errors() {
+    let dir = tempfile::TempDir::new().unwrap();
+    example(dir.path());
+    let config = dir.path().join("portcullis.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[server]\n", "[server]\nlistne = \"0.0.0.0:1\"\n");
+    std::fs::write(&config, text).unwrap();
+    let (ok, _, err) = portcullis(&["check", "--config", config.to_str().unwrap()], &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("portcullis.toml") && err.contains("listne"),
+        "{err}"
+    );
+}
+
+#[test]
+fn version_is_printed() {
+    let (ok, out, _) = portcullis(&["--version"], &[]);
+    assert!(ok);
+    assert_eq!(
+        out.trim(),
+        format!("portcullis {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn run_serves_the_example_config_and_exits_zero_on_sigterm() {
+    let up = Upstream::start("wiki").await;
+    let dir = tempfile::TempDir::new().unwrap();
+    example(dir.path());
+    let routes = std::fs::read_to_string(dir.path().join("routes.toml"))
+        .unwrap()
+        .replace("http://127.0.0.1:3000", &up.url());
+    std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+    let (https, http, admin) = (free_port(), free_port(), free_port());
+    let config = dir.path().join("portcullis.toml");
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("PORTCULLIS__SERVER__LISTEN", format!("127.0.0.1:{https}"))
+        .env(
+            "PORTCULLIS__SERVER__HTTP_LISTEN",
+            format!("127.0.0.1:{http}"),
+        )
+        .env(
+            "PORTCULLIS__SERVER__ADMIN_LISTEN",
+            format!("127.0.0.1:{admin}"),
+        )
+        .env("PORTCULLIS__LOG__FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let plain = reqwest::Client::new();
+    let healthz = format!("http://127.0.0.1:{admin}/healthz");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            plain
+                .get(&healthz)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await,
+        "the admin listener answers /healthz"
+    );
+    let readyz = plain
+        .get(format!("http://127.0.0.1:{admin}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(readyz.status(), 200);
+    let redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(
+            "wiki.example.com",
+            format!("127.0.0.1:{http}").parse().unwrap(),
+        )
+        .build()
+        .unwrap()
+        .get(format!("http://wiki.example.com:{http}/page?x=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), 308);
+    assert_eq!(
+        redirect.headers()["location"],
+        format!("https://wiki.example.com:{https}/page?x=1")
+    );
+
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    let mut stderr = String::new();
+    use tokio::io::AsyncReadExt;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with('{') && l.contains("SIGTERM")),
+        "JSON logs mention SIGTERM: {stderr}"
+    );
+}

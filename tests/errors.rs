@@ -1,0 +1,181 @@
+//! Failure answers: status, format and request ID; nothing a client sends yields a 500.
+
+use std::time::Duration;
+
+use crate::support::{Harness, Upstream};
+
+async fn dead_port() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn unknown_host_gets_404_with_request_id() {
+    let up = Upstream::start("a").await;
+    let h = Harness::start(&format!(
+        "[[route]]\nname = \"a\"\nhost = \"app.example.test\"\nupstream = \"{}\"\n",
+        up.url()
+    ))
+    .await;
+    let client = h.client(&["nothing.example.test"]);
+    let resp = client
+        .get(h.url("nothing.example.test", "/"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(body["status"], 404);
+    assert_eq!(body["request_id"], id);
+}
+
+#[tokio::test]
+async fn dead_upstream_gets_502_and_browsers_get_html() {
+    let port = dead_port().await;
+    let h = Harness::start(&format!(
+        "[[route]]\nname = \"a\"\nhost = \"*\"\nupstream = \"http://127.0.0.1:{port}\"\n"
+    ))
+    .await;
+    let client = h.client(&["app.example.test"]);
+    let resp = client
+        .get(h.url("app.example.test", "/"))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body = resp.text().await.unwrap();
+    assert!(body.contains(&id), "the page shows the request ID");
+    assert!(
+        !body.contains("127.0.0.1"),
+        "the page does not leak the upstream address"
+    );
+    assert!(
+        !body.to_lowercase().contains("refused"),
+        "the page does not leak the cause"
+    );
+}
+
+#[tokio::test]
+async fn slow_upstream_gets_504_after_the_route_timeout() {
+    let up = Upstream::start("a").await;
+    let h = Harness::start(&format!(
+        "[[route]]\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\ntimeout = \"300ms\"\n",
+        up.url()
+    ))
+    .await;
+    let client = h.client(&["app.example.test"]);
+    let resp = client
+        .get(h.url("app.example.test", "/"))
+        .header("x-test-action", "sleep=3000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 504);
+    let ok = client
+        .get(h.url("app.example.test", "/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.status(),
+        200,
+        "a fast request on the same route still succeeds"
+    );
+}
+
+#[tokio::test]
+async fn upstream_errors_pass_through_unchanged() {
+    let up = Upstream::start("a").await;
+    let h = Harness::start(&format!(
+        "[[route]]\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\n",
+        up.url()
+    ))
+    .await;
+    let client = h.client(&["app.example.test"]);
+    let resp = client
+        .get(h.url("app.example.test", "/"))
+        .header("x-test-action", "status=500")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 500);
+    assert_eq!(resp.text().await.unwrap(), "upstream error page");
+}
+
+#[tokio::test]
+async fn malformed_requests_get_400_never_500() {
+    let up = Upstream::start("a").await;
+    let h = Harness::start(&format!(
+        "[[route]]\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\n",
+        up.url()
+    ))
+    .await;
+    let cases: [&[u8]; 6] = [
+        b"GET /public/../admin HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n",
+        b"GET /public/%2e%2e/admin HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a.example.test\r\nHost: b.example.test\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: user@app.example.test\r\nConnection: close\r\n\r\n",
+        b"CONNECT app.example.test:443 HTTP/1.1\r\nHost: app.example.test:443\r\n\r\n",
+    ];
+    for raw in cases {
+        let answer = h.raw_h1("app.example.test", raw).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "{:?} got {answer:?}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    let garbage = h
+        .raw_h1("app.example.test", b"\x00\x01garbage\r\n\r\n")
+        .await;
+    assert!(!garbage.contains(" 500 "), "garbage got {garbage:?}");
+}
+
+#[tokio::test]
+async fn oversized_request_headers_get_431() {
+    let up = Upstream::start("a").await;
+    let options = crate::support::Options {
+        server: "max_header_bytes = 16384".into(),
+        ..Default::default()
+    };
+    let h = Harness::start_with(
+        &format!(
+            "[[route]]\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\n",
+            up.url()
+        ),
+        options,
+    )
+    .await;
+    let big = "x".repeat(32 * 1024);
+    let raw = format!(
+        "GET / HTTP/1.1\r\nHost: app.example.test\r\nX-Big: {big}\r\nConnection: close\r\n\r\n"
+    );
+    let answer = h.raw_h1("app.example.test", raw.as_bytes()).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "got {:?}",
+        &answer[..answer.len().min(80)]
+    );
+
+    let client = h.client(&["app.example.test"]);
+    let resp = client
+        .get(h.url("app.example.test", "/"))
+        .header("x-big", &big)
+        .send()
+        .await;
+    match resp {
+        Ok(r) => assert!(r.status().is_client_error(), "HTTP/2 got {}", r.status()),
+        Err(e) => assert!(e.is_request(), "HTTP/2 oversized headers refused: {e}"),
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

@@ -1,0 +1,209 @@
+//! Live reload: routing-file edits, invalid edits, SIGHUP, in-flight work, certificate rotation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{echo_json, eventually, Harness, Upstream};
+
+fn route(upstream: &Upstream) -> String {
+    format!(
+        "[[route]]\nname = \"app\"\nhost = \"*\"\nupstream = \"{}\"\n",
+        upstream.url()
+    )
+}
+
+async fn who(client: &reqwest::Client, h: &Harness) -> String {
+    match client.get(h.url("app.example.test", "/")).send().await {
+        Ok(r) if r.status() == 200 => echo_json(r).await["upstream"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+        Ok(r) => format!("status {}", r.status()),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_valid_edit_takes_effect_within_two_seconds() {
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let h = Harness::start(&route(&a)).await;
+    let client = h.client(&["app.example.test"]);
+    assert_eq!(who(&client, &h).await, "a");
+    std::fs::write(h.path("routes.toml"), route(&b)).unwrap();
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            who(&client, &h).await == "b"
+        })
+        .await
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_edit_keeps_the_old_table_serving() {
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let h = Harness::start(&route(&a)).await;
+    let client = h.client(&["app.example.test"]);
+    assert_eq!(who(&client, &h).await, "a");
+    let broken = route(&b).replace("upstream =", "upstraem =");
+    std::fs::write(h.path("routes.toml"), broken).unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        who(&client, &h).await,
+        "a",
+        "the rejected edit changed nothing"
+    );
+    std::fs::write(
+        h.path("routes.toml"),
+        format!(
+            "{}\n[[route]]\nname = \"x\"\nhost = \"*\"\nupstream = \"ftp://x\"\n",
+            route(&b)
+        ),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        who(&client, &h).await,
+        "a",
+        "a semantically invalid edit changed nothing"
+    );
+    std::fs::write(h.path("routes.toml"), route(&b)).unwrap();
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            who(&client, &h).await == "b"
+        })
+        .await,
+        "a later valid edit applies"
+    );
+}
+
+#[tokio::test]
+async fn sighup_reloads_a_change_the_watcher_cannot_see() {
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let h = Harness::start(&route(&a)).await;
+    // Point routes.toml at a file in a directory the proxy does not watch.
+    let elsewhere = tempfile::TempDir::new().unwrap();
+    let real = elsewhere.path().join("real-routes.toml");
+    std::fs::write(&real, route(&a)).unwrap();
+    let client = h.client(&["app.example.test"]);
+    assert_eq!(who(&client, &h).await, "a");
+    std::fs::remove_file(h.path("routes.toml")).unwrap();
+    std::os::unix::fs::symlink(&real, h.path("routes.toml")).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::write(&real, route(&b)).unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        who(&client, &h).await,
+        "a",
+        "the watcher did not see the edit"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            who(&client, &h).await == "b"
+        })
+        .await
+    );
+}
+
+#[tokio::test]
+async fn in_flight_requests_and_websockets_survive_a_reload() {
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let h = Harness::start(&route(&a)).await;
+    let client = h.client(&["app.example.test"]);
+
+    let tcp = tokio::net::TcpStream::connect(h.https).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(h.pki.client_tls(&[b"http/1.1"])));
+    let tls = connector
+        .connect(
+            rustls_pki_types::ServerName::try_from("app.example.test").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(format!("wss://app.example.test:{}/", h.https.port()), tls)
+            .await
+            .unwrap();
+
+    let slow = {
+        let client = client.clone();
+        let url = h.url("app.example.test", "/");
+        tokio::spawn(async move {
+            client
+                .get(url)
+                .header("x-test-action", "sleep=1500")
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::fs::write(h.path("routes.toml"), route(&b)).unwrap();
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            who(&client, &h).await == "b"
+        })
+        .await
+    );
+
+    let resp = slow.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        echo_json(resp).await["upstream"],
+        "a",
+        "the in-flight request finished on its route"
+    );
+    ws.send(Message::text("still here")).await.unwrap();
+    assert_eq!(
+        ws.next()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_text()
+            .unwrap()
+            .as_str(),
+        "still here"
+    );
+}
+
+#[tokio::test]
+async fn rotated_certificate_files_are_served_without_restart() {
+    let a = Upstream::start("a").await;
+    let h = Harness::start(&route(&a)).await;
+    let before = h.presented_cert("app.example.test").await.unwrap();
+    let (cert, key) = h.pki.leaf(crate::support::CERT_NAMES);
+    // cert-manager style: write new files beside, then rename over the old ones.
+    std::fs::write(h.path("key.pem.new"), key).unwrap();
+    std::fs::write(h.path("cert.pem.new"), &cert).unwrap();
+    std::fs::rename(h.path("key.pem.new"), h.path("key.pem")).unwrap();
+    std::fs::rename(h.path("cert.pem.new"), h.path("cert.pem")).unwrap();
+    let expected = {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()
+    };
+    assert_ne!(before, expected);
+    let rotated = eventually(Duration::from_secs(2), || async {
+        h.presented_cert("app.example.test")
+            .await
+            .map(|c| c == expected)
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(rotated, "new handshakes get the new certificate");
+}
+
+#[tokio::test]
+async fn a_broken_certificate_file_keeps_the_old_certificate() {
+    let a = Upstream::start("a").await;
+    let h = Harness::start(&route(&a)).await;
+    let before = h.presented_cert("app.example.test").await.unwrap();
+    std::fs::write(h.path("cert.pem"), "not a certificate").unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(h.presented_cert("app.example.test").await.unwrap(), before);
+}

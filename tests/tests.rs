@@ -1,0 +1,16 @@
+//! Integration tests: the real proxy on 127.0.0.1:0, real TLS with generated certificates, real
+//! HTTP clients and upstream servers. One binary, one module per area.
+
+mod support;
+mod upstream;
+
+mod admin;
+mod cli;
+mod errors;
+mod headers;
+mod protocols;
+mod reload;
+mod routing;
+mod shutdown;
+mod streaming;
+mod websocket;
