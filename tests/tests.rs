@@ -1,5 +1,8 @@
 //! Integration tests: the real proxy on 127.0.0.1:0, real TLS with generated certificates, real
 //! HTTP clients and upstream servers. One binary, one module per area.
+//!
+//! Test helpers outside `#[test]` functions may unwrap too: a failed set-up is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 mod upstream;
