@@ -80,7 +80,11 @@ impl ClientAddr {
         let trusted = is_trusted(&peer);
         let mut client = peer;
         if trusted {
+            // Right to left: each hop was appended by the proxy to its right. The walk stops
+            // at the first address that is not a trusted proxy, and also at an entry it cannot
+            // read: everything left of it may be client-written text.
             for hop in forwarded_for(headers).rev() {
+                let Some(hop) = hop else { break };
                 client = hop;
                 if !is_trusted(&hop) {
                     break;
@@ -102,15 +106,27 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn forwarded_for(headers: &HeaderMap) -> impl DoubleEndedIterator<Item = IpAddr> + '_ {
-    let hops: Vec<IpAddr> = headers
+/// The `X-Forwarded-For` entries in order, `None` for one that is not an address. Accepts
+/// `ip`, `ip:port` and `[ipv6]:port` (Azure Application Gateway appends the port).
+fn forwarded_for(headers: &HeaderMap) -> impl DoubleEndedIterator<Item = Option<IpAddr>> + '_ {
+    let hops: Vec<Option<IpAddr>> = headers
         .get_all(X_FORWARDED_FOR)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok().map(canonical))
+        .flat_map(|v| match v.to_str() {
+            Ok(v) => v.split(',').map(|hop| parse_hop(hop.trim())).collect(),
+            Err(_) => vec![None],
+        })
         .collect();
     hops.into_iter()
+}
+
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    hop.parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|sa| canonical(sa.ip()))
 }
 
 /// Sets `X-Forwarded-*` and `X-Real-IP` for the upstream. `host` is the request's host as the

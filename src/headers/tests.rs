@@ -272,13 +272,28 @@ fn garbage_xff_entries_are_ignored() {
 }
 
 #[test]
-#[ignore = "bug: an XFF hop the proxy cannot parse (Azure Application Gateway writes ip:port) is skipped, so the client-supplied entry to its left becomes the client"]
 fn unparsable_hop_appended_by_a_trusted_proxy_does_not_let_the_client_choose_its_address() {
     // The client sends `X-Forwarded-For: 1.1.1.1`; the trusted load balancer in front appends
     // the real address as `ip:port`. Skipping that entry walks into client-controlled text.
     let map = headers(&[("x-forwarded-for", "1.1.1.1, 203.0.113.9:51234")]);
     let addr = ClientAddr::new(ip("10.0.0.1"), &map, &trusted_10());
-    assert_ne!(addr.client, ip("1.1.1.1"));
+    assert_eq!(addr.client, ip("203.0.113.9"));
+}
+
+#[test]
+fn garbage_right_of_the_client_stops_the_walk_at_the_last_trusted_hop() {
+    // An entry nobody can read sits between the client text and the trusted proxy: believe
+    // nothing left of it.
+    let map = headers(&[("x-forwarded-for", "1.1.1.1, garbage")]);
+    let addr = ClientAddr::new(ip("10.0.0.1"), &map, &trusted_10());
+    assert_eq!(addr.client, ip("10.0.0.1"));
+}
+
+#[test]
+fn bracketed_ipv6_with_port_is_read() {
+    let map = headers(&[("x-forwarded-for", "1.1.1.1, [2001:db8::7]:443")]);
+    let addr = ClientAddr::new(ip("10.0.0.1"), &map, &trusted_10());
+    assert_eq!(addr.client, ip("2001:db8::7"));
 }
 
 #[test]
