@@ -35,6 +35,7 @@ pub mod reload;
 pub mod request;
 pub mod route;
 pub mod seal;
+pub mod standin;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -1,1 +1,1 @@
-//! (in progress)
+//! (in progress) Session stores.

@@ -1,0 +1,1 @@
+//! (in progress) A stand-in for Microsoft Entra ID, for tests and `portcullis demo`.
