@@ -16,6 +16,7 @@
 //! failure names the file, the key and what was expected. Relative paths are resolved against
 //! the directory of the file that names them.
 
+pub mod auth;
 mod raw;
 pub mod routes;
 
@@ -25,7 +26,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-pub use routes::{AuthMode, HostPattern, RouteSpec, UpstreamTarget};
+pub use auth::{OidcConfig, RedisConfig, Secret, SessionConfig, StoreKind};
+pub use routes::{AuthMode, HeaderPreset, HostPattern, PolicySpec, RouteSpec, UpstreamTarget};
 
 /// The validated main configuration.
 #[derive(Debug, Clone)]
@@ -37,6 +39,10 @@ pub struct Config {
     pub routes_file: PathBuf,
     pub upstream: UpstreamConfig,
     pub log: LogConfig,
+    /// `[oidc]`; without it, only `auth = "public"` routes are accepted.
+    pub oidc: Option<OidcConfig>,
+    pub session: SessionConfig,
+    pub redis: Option<RedisConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,7 +159,11 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
                 .separator("__")
                 .try_parsing(true)
                 .list_separator(",")
-                .with_list_parse_key("server.trusted_proxies"),
+                .with_list_parse_key("server.trusted_proxies")
+                .with_list_parse_key("oidc.scopes")
+                .with_list_parse_key("oidc.allowed_tenants")
+                .with_list_parse_key("oidc.audiences")
+                .with_list_parse_key("session.secrets"),
         )
         .build()
         .map_err(load_err)?;
@@ -296,6 +306,17 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
         ));
     }
 
+    let oidc = raw.oidc.map(|o| auth::oidc(o, file, &base)).transpose()?;
+    let session = auth::session(raw.session, file, &base)?;
+    let redis = raw.redis.map(|r| auth::redis(r, file, &base)).transpose()?;
+    if session.store == StoreKind::Redis && redis.is_none() {
+        return Err(ConfigError::invalid(
+            file,
+            "redis.url",
+            "a [redis] section: session.store is \"redis\"",
+        ));
+    }
+
     Ok(Config {
         file: file.to_owned(),
         server,
@@ -303,6 +324,9 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
         routes_file: base.join(raw.routes.file),
         upstream,
         log: LogConfig { format, level },
+        oidc,
+        session,
+        redis,
     })
 }
 

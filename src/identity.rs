@@ -1,1 +1,282 @@
-//! (in progress)
+//! The signed-in user as the upstream sees it: identity headers built from the ID token's
+//! claims, and the removal of every client-sent header the proxy could inject.
+//!
+//! Stripping runs on every route, public ones included, before anything is added: an upstream
+//! behind Portcullis can trust that an `X-Auth-Request-*` or `X-MS-CLIENT-PRINCIPAL*` header came
+//! from the proxy. Values are sent as UTF-8 bytes (what oauth2-proxy and App Service do), so
+//! `José Núñez` arrives as the bytes of `José Núñez`; frameworks that decode header bytes as
+//! Latin-1 must re-decode them as UTF-8 (docs/config.md). A value with a control character
+//! (CR, LF, NUL, …) is never sent: the header is left out instead.
+
+use base64::Engine;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::HeaderPreset;
+
+/// The claims of a signed-in user, as validated from an ID token (or a bearer access token).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Identity {
+    pub claims: Map<String, Value>,
+    /// The token said "too many groups" (overage) and Microsoft Graph could not be asked, so
+    /// `groups` is unknown. Group policies deny rather than guess.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub groups_unresolved: bool,
+}
+
+/// Claims that only matter while validating a token, or that are large and useless upstream.
+const DROPPED_CLAIMS: &[&str] = &[
+    "nonce",
+    "aio",
+    "rh",
+    "uti",
+    "at_hash",
+    "c_hash",
+    "_claim_names",
+    "_claim_sources",
+];
+
+impl Identity {
+    /// Keeps the claims worth keeping for the session's life.
+    pub fn from_claims(mut claims: Map<String, Value>) -> Identity {
+        for c in DROPPED_CLAIMS {
+            claims.remove(*c);
+        }
+        Identity {
+            claims,
+            groups_unresolved: false,
+        }
+    }
+
+    pub fn str(&self, claim: &str) -> Option<&str> {
+        self.claims.get(claim).and_then(Value::as_str)
+    }
+
+    pub fn oid(&self) -> &str {
+        self.str("oid").unwrap_or("")
+    }
+
+    pub fn tid(&self) -> &str {
+        self.str("tid").unwrap_or("")
+    }
+
+    /// `preferred_username`, falling back to `upn` and `email` (display only, never policy).
+    pub fn username(&self) -> &str {
+        self.str("preferred_username")
+            .or_else(|| self.str("upn"))
+            .or_else(|| self.str("email"))
+            .unwrap_or("")
+    }
+
+    /// The values of a claim as strings: one for a string, each string of an array.
+    pub fn values(&self, claim: &str) -> Vec<&str> {
+        match self.claims.get(claim) {
+            Some(Value::String(s)) => vec![s.as_str()],
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn groups(&self) -> Vec<&str> {
+        self.values("groups")
+    }
+
+    pub fn roles(&self) -> Vec<&str> {
+        self.values("roles")
+    }
+
+    /// A claim rendered as one header value: arrays comma-joined, other JSON as text.
+    fn rendered(&self, claim: &str) -> Option<String> {
+        match self.claims.get(claim)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(a) => Some(
+                a.iter()
+                    .map(|v| match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            Value::Null => None,
+            other => Some(other.to_string()),
+        }
+    }
+}
+
+const OAUTH2_PROXY_PREFIX: &str = "x-auth-request-";
+const EASY_AUTH_PREFIX: &str = "x-ms-client-principal";
+const EASY_AUTH_TOKEN_PREFIX: &str = "x-ms-token-";
+
+/// Whether the proxy may inject a header with this name on some route: client copies of it are
+/// removed everywhere.
+fn is_injectable(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n.starts_with(OAUTH2_PROXY_PREFIX)
+        || n.starts_with(EASY_AUTH_PREFIX)
+        || n.starts_with(EASY_AUTH_TOKEN_PREFIX)
+}
+
+/// Headers a `claims_headers` entry may not name: they carry connection, routing or
+/// credentials semantics the proxy owns.
+pub fn is_reserved_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "host"
+            | "cookie"
+            | "authorization"
+            | "proxy-authorization"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+            | "content-type"
+            | "forwarded"
+            | "x-real-ip"
+            | "x-request-id"
+    ) || name.as_str().starts_with("x-forwarded-")
+}
+
+/// Removes every copy of every header the proxy could inject: the preset families, the routing
+/// file's `claims_headers` names (`extra`, from all routes) and, where the route passes the
+/// access token, `Authorization`.
+pub fn strip(headers: &mut HeaderMap, extra: &[HeaderName], strip_authorization: bool) {
+    let found: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| is_injectable(k) || extra.contains(k))
+        .cloned()
+        .collect();
+    for name in found {
+        headers.remove(&name);
+    }
+    if strip_authorization {
+        headers.remove(AUTHORIZATION);
+    }
+}
+
+/// What a route sends upstream about the user.
+pub struct Injection<'a> {
+    pub preset: HeaderPreset,
+    pub claims_headers: &'a [(HeaderName, String)],
+    /// `Some(token)` when the route passes the access token.
+    pub access_token: Option<&'a str>,
+}
+
+/// Adds the identity headers for `id`. Call after [`strip`].
+pub fn inject(headers: &mut HeaderMap, id: &Identity, how: &Injection<'_>) {
+    let mut put = |name: &'static str, value: Option<String>| {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            insert(headers, HeaderName::from_static(name), &v);
+        }
+    };
+    match how.preset {
+        HeaderPreset::OAuth2Proxy => {
+            put("x-auth-request-user", Some(id.username().to_owned()));
+            put("x-auth-request-email", id.rendered("email"));
+            put(
+                "x-auth-request-preferred-username",
+                id.rendered("preferred_username"),
+            );
+            put("x-auth-request-oid", id.rendered("oid"));
+            put("x-auth-request-tid", id.rendered("tid"));
+            put("x-auth-request-name", id.rendered("name"));
+            put("x-auth-request-groups", Some(id.groups().join(",")));
+            put("x-auth-request-roles", Some(id.roles().join(",")));
+        }
+        HeaderPreset::EasyAuth => {
+            put("x-ms-client-principal-name", Some(id.username().to_owned()));
+            put("x-ms-client-principal-id", id.rendered("oid"));
+            put("x-ms-client-principal-idp", Some("aad".to_owned()));
+            put("x-ms-client-principal", Some(easy_auth_principal(id)));
+        }
+        HeaderPreset::None => {}
+    }
+    for (header, claim) in how.claims_headers {
+        if let Some(v) = id.rendered(claim) {
+            insert(headers, header.clone(), &v);
+        }
+    }
+    if let Some(token) = how.access_token {
+        insert(headers, AUTHORIZATION, &format!("Bearer {token}"));
+    }
+}
+
+fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    match HeaderValue::from_bytes(value.as_bytes()) {
+        Ok(v) => {
+            headers.insert(name, v);
+        }
+        Err(_) => tracing::warn!(
+            header = %name,
+            "identity header left out: the claim value holds a control character"
+        ),
+    }
+}
+
+/// App Service's claim-type names for the claims it renames; others keep their token names.
+/// (learn.microsoft.com/azure/app-service/configure-authentication-user-identities)
+const EASY_AUTH_TYPES: &[(&str, &str)] = &[
+    (
+        "email",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+    ),
+    ("name", NAME_TYPE),
+    (
+        "oid",
+        "http://schemas.microsoft.com/identity/claims/objectidentifier",
+    ),
+    (
+        "sub",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier",
+    ),
+    (
+        "tid",
+        "http://schemas.microsoft.com/identity/claims/tenantid",
+    ),
+    ("roles", ROLE_TYPE),
+];
+const NAME_TYPE: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name";
+const ROLE_TYPE: &str = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role";
+
+/// `X-MS-CLIENT-PRINCIPAL`: base64 of App Service's principal JSON, one `claims` entry per value.
+pub fn easy_auth_principal(id: &Identity) -> String {
+    base64::engine::general_purpose::STANDARD.encode(easy_auth_json(id).to_string())
+}
+
+/// The principal JSON (also the `user_claims` of `/.auth/me`).
+pub fn easy_auth_json(id: &Identity) -> Value {
+    let mut claims = Vec::new();
+    for (name, value) in &id.claims {
+        let typ = EASY_AUTH_TYPES
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(name.as_str(), |(_, t)| t);
+        let mut push = |v: &Value| {
+            let val = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            claims.push(serde_json::json!({ "typ": typ, "val": val }));
+        };
+        match value {
+            Value::Array(a) => a.iter().for_each(&mut push),
+            Value::Null => {}
+            v => push(v),
+        }
+    }
+    serde_json::json!({
+        "auth_typ": "aad",
+        "claims": claims,
+        "name_typ": NAME_TYPE,
+        "role_typ": ROLE_TYPE,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -16,6 +16,59 @@ pub struct RawConfig {
     pub upstream: RawUpstream,
     #[serde(default)]
     pub log: RawLog,
+    pub oidc: Option<RawOidc>,
+    #[serde(default)]
+    pub session: RawSession,
+    pub redis: Option<RawRedis>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidc {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub allowed_tenants: Vec<String>,
+    pub ca_file: Option<String>,
+    pub callback_path: Option<String>,
+    pub post_logout_redirect_uri: Option<String>,
+    pub graph_url: Option<String>,
+    pub audiences: Option<Vec<String>>,
+    pub clock_skew: Option<String>,
+    pub jwks_refresh: Option<String>,
+    pub http_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    pub store: Option<String>,
+    pub secret: Option<String>,
+    pub secrets: Option<Vec<String>>,
+    pub secret_file: Option<String>,
+    pub cookie_name: Option<String>,
+    pub max_lifetime: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub refresh_before: Option<String>,
+    pub cache_ttl: Option<String>,
+    pub memory_max_entries: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    pub url: Option<String>,
+    pub url_file: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    pub key_prefix: Option<String>,
+    pub pool_size: Option<usize>,
+    pub command_timeout: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +153,18 @@ pub struct RawRoute {
     #[serde(default)]
     pub h2c: bool,
     pub ca_file: Option<String>,
+    pub headers: Option<String>,
+    #[serde(default)]
+    pub claims_headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub pass_access_token: bool,
+    pub allowed_groups: Option<Vec<String>>,
+    pub allowed_roles: Option<Vec<String>>,
+    pub allowed_tenants: Option<Vec<String>>,
+    pub allowed_users: Option<Vec<String>>,
+    pub allowed_email_domains: Option<Vec<String>>,
+    #[serde(default)]
+    pub require_claims: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 fn default_prefix() -> String {

@@ -26,8 +26,59 @@ pub struct RouteSpec {
     pub auth: AuthMode,
     pub h2c: bool,
     pub ca_file: Option<PathBuf>,
+    /// Which identity headers reach the upstream (`headers`).
+    pub headers: HeaderPreset,
+    /// Extra headers from claims: (header name, claim name), from `[route.claims_headers]`.
+    pub claims_headers: Vec<(http::HeaderName, String)>,
+    pub pass_access_token: bool,
+    pub policy: PolicySpec,
     /// Line of the `[[route]]` header in the routing file.
     pub line: usize,
+}
+
+/// The identity header sets a route can send upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderPreset {
+    /// `X-Auth-Request-*`, as oauth2-proxy sends them.
+    OAuth2Proxy,
+    /// `X-MS-CLIENT-PRINCIPAL*`, as App Service authentication sends them.
+    EasyAuth,
+    /// Only `claims_headers` (and the access token if asked for).
+    None,
+}
+
+impl HeaderPreset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeaderPreset::OAuth2Proxy => "oauth2-proxy",
+            HeaderPreset::EasyAuth => "easy-auth",
+            HeaderPreset::None => "none",
+        }
+    }
+}
+
+/// Who may use a route, beyond being signed in. Empty lists impose nothing; a request must
+/// match at least one entry of every non-empty list (any-of within, all-of across).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicySpec {
+    /// Group object IDs (lower case).
+    pub groups: Vec<String>,
+    /// App role values.
+    pub roles: Vec<String>,
+    /// Tenant IDs (lower case).
+    pub tenants: Vec<String>,
+    /// User object IDs (`oid`, lower case).
+    pub users: Vec<String>,
+    /// Email domains (lower case). Weaker: `email` is mutable and not always verified.
+    pub email_domains: Vec<String>,
+    /// Claim name → accepted values.
+    pub claims: Vec<(String, Vec<String>)>,
+}
+
+impl PolicySpec {
+    pub fn is_empty(&self) -> bool {
+        self == &PolicySpec::default()
+    }
 }
 
 /// Which requests a route's host pattern accepts. Host names are compared in lower case
@@ -71,12 +122,18 @@ impl std::fmt::Display for UpstreamTarget {
 pub enum AuthMode {
     /// No authentication: anyone reaching the proxy reaches the upstream.
     Public,
+    /// A session from signing in with Entra ID; browsers without one are sent to sign in.
+    Login,
+    /// An Entra ID access token for this application in `Authorization: Bearer`.
+    Bearer,
 }
 
 impl AuthMode {
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMode::Public => "public",
+            AuthMode::Login => "login",
+            AuthMode::Bearer => "bearer",
         }
     }
 }
@@ -175,10 +232,56 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
         }
         Some(f) => Some(base_dir(file).join(f)),
     };
-    let auth = match r.auth.as_deref().unwrap_or("public") {
+    let auth = match r.auth.as_deref().unwrap_or("login") {
         "public" => AuthMode::Public,
-        other => return Err(bad("auth", format!("\"public\", got {other:?}"))),
+        "login" => AuthMode::Login,
+        "bearer" => AuthMode::Bearer,
+        other => {
+            return Err(bad(
+                "auth",
+                format!("\"login\", \"bearer\" or \"public\", got {other:?}"),
+            ))
+        }
     };
+    let headers = match r.headers.as_deref().unwrap_or("oauth2-proxy") {
+        "oauth2-proxy" => HeaderPreset::OAuth2Proxy,
+        "easy-auth" => HeaderPreset::EasyAuth,
+        "none" => HeaderPreset::None,
+        other => {
+            return Err(bad(
+                "headers",
+                format!("\"oauth2-proxy\", \"easy-auth\" or \"none\", got {other:?}"),
+            ))
+        }
+    };
+    let mut claims_headers = Vec::new();
+    for (name, claim) in &r.claims_headers {
+        let header = http::HeaderName::from_bytes(name.as_bytes())
+            .ok()
+            .filter(|h| !crate::identity::is_reserved_header(h))
+            .ok_or_else(|| {
+                bad(
+                    &format!("claims_headers.{name}"),
+                    "a header name that is not a connection, forwarding, cookie or authorization header".to_owned(),
+                )
+            })?;
+        if claim.trim().is_empty() {
+            return Err(bad(
+                &format!("claims_headers.{name}"),
+                "a claim name, like \"upn\"".to_owned(),
+            ));
+        }
+        claims_headers.push((header, claim.trim().to_owned()));
+    }
+    let policy = policy(&r, file, &key)?;
+    if auth == AuthMode::Public
+        && (!policy.is_empty() || r.pass_access_token || !claims_headers.is_empty())
+    {
+        return Err(bad(
+            "auth",
+            "\"login\" or \"bearer\": the route sets a policy, claims_headers or pass_access_token, which need a signed-in user".to_owned(),
+        ));
+    }
     Ok(RouteSpec {
         timeout: duration(file, &key("timeout"), r.timeout, "60s")?,
         name: r.name,
@@ -190,7 +293,75 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
         auth,
         h2c: r.h2c,
         ca_file,
+        headers,
+        claims_headers,
+        pass_access_token: r.pass_access_token,
+        policy,
         line,
+    })
+}
+
+fn policy(
+    r: &RawRoute,
+    file: &Path,
+    key: &dyn Fn(&str) -> String,
+) -> Result<PolicySpec, ConfigError> {
+    let ids = |k: &str, list: &Option<Vec<String>>| -> Result<Vec<String>, ConfigError> {
+        let mut out = Vec::new();
+        for v in list.iter().flatten() {
+            let v = v.trim().to_ascii_lowercase();
+            if !super::auth::is_guid(&v) {
+                return Err(ConfigError::invalid(
+                    file,
+                    key(k),
+                    format!("object IDs (GUIDs), not names; got {v:?}"),
+                ));
+            }
+            out.push(v);
+        }
+        Ok(out)
+    };
+    let mut roles = Vec::new();
+    for v in r.allowed_roles.iter().flatten() {
+        if v.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                file,
+                key("allowed_roles"),
+                "app role values, like \"Wiki.Edit\"",
+            ));
+        }
+        roles.push(v.trim().to_owned());
+    }
+    let mut email_domains = Vec::new();
+    for v in r.allowed_email_domains.iter().flatten() {
+        let d = v.trim().trim_start_matches('@').to_ascii_lowercase();
+        if !valid_host_pattern(&d) || d.starts_with('*') {
+            return Err(ConfigError::invalid(
+                file,
+                key("allowed_email_domains"),
+                format!("domains like \"example.com\", got {v:?}"),
+            ));
+        }
+        email_domains.push(d);
+    }
+    let mut claims = Vec::new();
+    for (claim, values) in &r.require_claims {
+        if claim.trim().is_empty() || values.is_empty() {
+            return Err(ConfigError::invalid(
+                file,
+                key(&format!("require_claims.{claim}")),
+                "a claim name with a non-empty list of accepted values",
+            ));
+        }
+        claims.push((claim.trim().to_owned(), values.clone()));
+    }
+    Ok(PolicySpec {
+        groups: ids("allowed_groups", &r.allowed_groups)?,
+        roles,
+        tenants: ids("allowed_tenants", &r.allowed_tenants)?,
+        users: ids("allowed_users", &r.allowed_users)?,
+        email_domains,
+        claims,
     })
 }
 

@@ -284,7 +284,7 @@ fn built_route_carries_its_spec() {
     assert!(r.preserve_host);
     assert!(r.strip_prefix);
     assert_eq!(r.timeout, Duration::from_secs(5));
-    assert_eq!(r.auth, AuthMode::Public);
+    assert_eq!(r.auth, AuthMode::Login);
 }
 
 #[test]

@@ -119,7 +119,11 @@ fn omitted_route_settings_take_their_defaults() {
     let spec = one("");
     assert_eq!(spec.path_prefix, "/");
     assert_eq!(spec.timeout, Duration::from_secs(60));
-    assert_eq!(spec.auth, AuthMode::Public);
+    assert_eq!(spec.auth, AuthMode::Login);
+    assert_eq!(spec.headers, HeaderPreset::OAuth2Proxy);
+    assert!(spec.policy.is_empty());
+    assert!(spec.claims_headers.is_empty());
+    assert!(!spec.pass_access_token);
     assert!(!spec.preserve_host);
     assert!(!spec.strip_prefix);
     assert!(!spec.h2c);
@@ -143,6 +147,123 @@ fn explicit_route_settings_are_kept() {
 #[test]
 fn auth_mode_has_its_file_spelling() {
     assert_eq!(AuthMode::Public.as_str(), "public");
+    assert_eq!(AuthMode::Login.as_str(), "login");
+    assert_eq!(AuthMode::Bearer.as_str(), "bearer");
+    assert_eq!(one("auth = \"bearer\"").auth, AuthMode::Bearer);
+    assert_eq!(one("auth = \"login\"").auth, AuthMode::Login);
+}
+
+// --- identity headers and policy ------------------------------------------------------------
+
+const GUID: &str = "0f0e0d0c-0b0a-0908-0706-050403020100";
+
+#[test]
+fn header_presets_have_their_file_spelling() {
+    assert_eq!(
+        one("headers = \"easy-auth\"").headers,
+        HeaderPreset::EasyAuth
+    );
+    assert_eq!(one("headers = \"none\"").headers, HeaderPreset::None);
+    assert_invalid(&route("headers = \"pomerium\""), "headers", "\"easy-auth\"");
+}
+
+#[test]
+fn claims_headers_map_header_names_to_claims() {
+    let spec = one("[route.claims_headers]\n\"X-User-Upn\" = \"upn\"\n");
+    assert_eq!(spec.claims_headers.len(), 1);
+    assert_eq!(spec.claims_headers[0].0.as_str(), "x-user-upn");
+    assert_eq!(spec.claims_headers[0].1, "upn");
+}
+
+#[test]
+fn claims_headers_may_not_name_reserved_headers() {
+    for name in [
+        "Cookie",
+        "Host",
+        "X-Forwarded-For",
+        "Authorization",
+        "bad name",
+    ] {
+        assert_invalid(
+            &route(&format!("[route.claims_headers]\n\"{name}\" = \"upn\"\n")),
+            &format!("claims_headers.{name}"),
+            "header name",
+        );
+    }
+    assert_invalid(
+        &route("[route.claims_headers]\n\"X-Upn\" = \" \"\n"),
+        "claims_headers.X-Upn",
+        "claim name",
+    );
+}
+
+#[test]
+fn policy_lists_are_read_and_ids_lowercased() {
+    let spec = one(&format!(
+        "allowed_groups = [\"{}\"]\nallowed_roles = [\"Wiki.Edit\"]\nallowed_tenants = [\"{GUID}\"]\n\
+         allowed_users = [\"{GUID}\"]\nallowed_email_domains = [\"@Contoso.com\"]\n\
+         require_claims = {{ department = [\"R&D\"] }}",
+        GUID.to_uppercase()
+    ));
+    assert_eq!(spec.policy.groups, [GUID]);
+    assert_eq!(spec.policy.roles, ["Wiki.Edit"]);
+    assert_eq!(spec.policy.tenants, [GUID]);
+    assert_eq!(spec.policy.users, [GUID]);
+    assert_eq!(spec.policy.email_domains, ["contoso.com"]);
+    assert_eq!(
+        spec.policy.claims,
+        [("department".to_owned(), vec!["R&D".to_owned()])]
+    );
+}
+
+#[test]
+fn group_names_instead_of_object_ids_are_rejected() {
+    assert_invalid(
+        &route("allowed_groups = [\"Wiki Editors\"]"),
+        "allowed_groups",
+        "object IDs (GUIDs)",
+    );
+    assert_invalid(
+        &route("allowed_users = [\"alice@contoso.com\"]"),
+        "allowed_users",
+        "GUIDs",
+    );
+    assert_invalid(
+        &route("allowed_tenants = [\"contoso.com\"]"),
+        "allowed_tenants",
+        "GUIDs",
+    );
+}
+
+#[test]
+fn bad_roles_domains_and_claims_are_rejected() {
+    assert_invalid(
+        &route("allowed_roles = [\"\"]"),
+        "allowed_roles",
+        "app role",
+    );
+    assert_invalid(
+        &route("allowed_email_domains = [\"*.contoso.com\"]"),
+        "allowed_email_domains",
+        "domains",
+    );
+    assert_invalid(
+        &route("require_claims = { department = [] }"),
+        "require_claims.department",
+        "non-empty list",
+    );
+}
+
+#[test]
+fn public_routes_cannot_carry_identity_settings() {
+    for extra in [
+        format!("allowed_users = [\"{GUID}\"]"),
+        "pass_access_token = true".to_owned(),
+        "[route.claims_headers]\n\"X-Upn\" = \"upn\"".to_owned(),
+    ] {
+        let text = route(&format!("auth = \"public\"\n{extra}"));
+        assert_invalid(&text, "auth", "need a signed-in user");
+    }
 }
 
 // --- host -----------------------------------------------------------------------------------
@@ -358,7 +479,7 @@ fn unknown_auth_mode_is_rejected_naming_the_accepted_values() {
     assert_invalid(
         &route("auth = \"entra\""),
         "auth",
-        "\"public\", got \"entra\"",
+        "\"login\", \"bearer\" or \"public\", got \"entra\"",
     );
 }
 

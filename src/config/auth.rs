@@ -1,0 +1,464 @@
+//! The sign-in sections of the main file: `[oidc]`, `[session]` and `[redis]`.
+//!
+//! Secrets (`client_secret`, session secrets, the Redis password) may be written inline, given
+//! in the environment (`PORTCULLIS__OIDC__CLIENT_SECRET`), or read from a `*_file` key (a
+//! Kubernetes Secret mounted as a file). They are held in [`Secret`], whose `Debug` never shows
+//! the value, so a config dump or an error message cannot leak one.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{RawOidc, RawRedis, RawSession};
+use super::{duration, ConfigError};
+
+/// A secret value from the configuration. `Debug` and `Display` print a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// `[oidc]`: the Entra ID application and how its tokens are checked.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// The authority, without a trailing slash: `https://login.microsoftonline.com/{tenant}/v2.0`.
+    pub issuer: String,
+    /// Whether the authority is `common` or `organizations`: tokens from many tenants, whose
+    /// issuer is checked by substituting `tid` into the metadata's `{tenantid}` template.
+    pub multi_tenant: bool,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub scopes: Vec<String>,
+    /// Lower-case tenant IDs accepted; empty means "the issuer's tenant" (single tenant only).
+    pub allowed_tenants: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+    pub callback_path: String,
+    pub post_logout_redirect_uri: Option<String>,
+    /// Microsoft Graph, for the groups overage (`https://graph.microsoft.com`; national clouds
+    /// differ).
+    pub graph_url: String,
+    /// Audiences accepted on bearer tokens: the client ID and `api://{client_id}` by default.
+    pub audiences: Vec<String>,
+    pub clock_skew: Duration,
+    pub jwks_refresh: Duration,
+    pub http_timeout: Duration,
+}
+
+/// Where sessions are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Memory,
+    Redis,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Memory => "memory",
+            StoreKind::Redis => "redis",
+        }
+    }
+}
+
+/// `[session]`.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub store: StoreKind,
+    /// Session secrets, each at least 32 bytes: the first encrypts, all decrypt. Empty means
+    /// "generate one at start" (memory store only: sessions end with the process anyway).
+    pub secrets: Vec<Secret>,
+    pub cookie_name: String,
+    pub max_lifetime: Duration,
+    pub idle_timeout: Duration,
+    /// Refresh the access token when it expires within this long.
+    pub refresh_before: Duration,
+    /// How long a proxy instance may reuse a session it read from the store without reading it
+    /// again. Deletions reach every instance at once through invalidation messages; this bounds
+    /// the damage if one is missed.
+    pub cache_ttl: Duration,
+    pub memory_max_entries: usize,
+}
+
+/// `[redis]`.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// May carry a password, so it is a secret too.
+    pub url: Secret,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub key_prefix: String,
+    pub pool_size: usize,
+    pub command_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The least a session secret may hold: 256 bits.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+pub(super) fn oidc(raw: RawOidc, file: &Path, base: &Path) -> Result<OidcConfig, ConfigError> {
+    let bad = |key: &str, expected: String| ConfigError::invalid(file, key, expected);
+    let issuer = raw.issuer.trim().trim_end_matches('/').to_owned();
+    let url = url::Url::parse(&issuer).map_err(|_| {
+        bad(
+            "oidc.issuer",
+            format!("an https URL like \"https://login.microsoftonline.com/<tenant-id>/v2.0\", got {issuer:?}"),
+        )
+    })?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if !(url.scheme() == "https" || (url.scheme() == "http" && loopback))
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(bad(
+            "oidc.issuer",
+            format!("an https URL without query or fragment (plain http only on localhost), got {issuer:?}"),
+        ));
+    }
+    let tenant = url
+        .path_segments()
+        .and_then(|mut s| s.next())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let multi_tenant = matches!(tenant.as_str(), "common" | "organizations");
+    if tenant == "consumers" {
+        return Err(bad(
+            "oidc.issuer",
+            "a work or school tenant: personal Microsoft accounts (`consumers`) are not supported"
+                .to_owned(),
+        ));
+    }
+    if raw.client_id.trim().is_empty() {
+        return Err(bad(
+            "oidc.client_id",
+            "the application (client) ID".to_owned(),
+        ));
+    }
+    let mut allowed_tenants = Vec::new();
+    for (i, t) in raw.allowed_tenants.iter().enumerate() {
+        let t = t.trim().to_ascii_lowercase();
+        if !is_guid(&t) {
+            return Err(bad(
+                &format!("oidc.allowed_tenants[{i}]"),
+                format!("a tenant ID (GUID), got {t:?}"),
+            ));
+        }
+        allowed_tenants.push(t);
+    }
+    if multi_tenant && allowed_tenants.is_empty() {
+        return Err(bad(
+            "oidc.allowed_tenants",
+            format!(
+                "the tenant IDs to accept: the `{tenant}` authority admits users of any tenant"
+            ),
+        ));
+    }
+    let client_secret = secret(
+        file,
+        base,
+        "oidc.client_secret",
+        raw.client_secret,
+        raw.client_secret_file,
+    )?;
+    let scopes = raw.scopes.unwrap_or_else(|| {
+        ["openid", "profile", "email", "offline_access"]
+            .map(String::from)
+            .to_vec()
+    });
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(bad(
+            "oidc.scopes",
+            "a list that includes \"openid\"".to_owned(),
+        ));
+    }
+    let callback_path = raw
+        .callback_path
+        .unwrap_or_else(|| "/.auth/callback".to_owned());
+    if !callback_path.starts_with('/') || callback_path.contains(['?', '#', '\\']) {
+        return Err(bad(
+            "oidc.callback_path",
+            format!("a path starting with \"/\", got {callback_path:?}"),
+        ));
+    }
+    let post_logout_redirect_uri = match raw.post_logout_redirect_uri.as_deref() {
+        None | Some("") => None,
+        Some(u) if u.starts_with("https://") || u.starts_with('/') => Some(u.to_owned()),
+        Some(u) => {
+            return Err(bad(
+                "oidc.post_logout_redirect_uri",
+                format!("an https URL registered on the app, or a path like \"/\", got {u:?}"),
+            ))
+        }
+    };
+    let graph_url = raw
+        .graph_url
+        .unwrap_or_else(|| "https://graph.microsoft.com".to_owned())
+        .trim_end_matches('/')
+        .to_owned();
+    if url::Url::parse(&graph_url).is_err() {
+        return Err(bad(
+            "oidc.graph_url",
+            format!("a URL like \"https://graph.microsoft.com\", got {graph_url:?}"),
+        ));
+    }
+    let client_id = raw.client_id.trim().to_owned();
+    let audiences = raw
+        .audiences
+        .unwrap_or_else(|| vec![client_id.clone(), format!("api://{client_id}")]);
+    Ok(OidcConfig {
+        issuer,
+        multi_tenant,
+        client_id,
+        client_secret,
+        scopes,
+        allowed_tenants,
+        ca_file: raw.ca_file.filter(|f| !f.is_empty()).map(|f| base.join(f)),
+        callback_path,
+        post_logout_redirect_uri,
+        graph_url,
+        audiences,
+        clock_skew: duration(file, "oidc.clock_skew", raw.clock_skew, "5m")?,
+        jwks_refresh: duration(file, "oidc.jwks_refresh", raw.jwks_refresh, "1h")?,
+        http_timeout: duration(file, "oidc.http_timeout", raw.http_timeout, "10s")?,
+    })
+}
+
+pub(super) fn session(
+    raw: RawSession,
+    file: &Path,
+    base: &Path,
+) -> Result<SessionConfig, ConfigError> {
+    let store = match raw.store.as_deref().unwrap_or("memory") {
+        "memory" => StoreKind::Memory,
+        "redis" => StoreKind::Redis,
+        other => {
+            return Err(ConfigError::invalid(
+                file,
+                "session.store",
+                format!("\"memory\" or \"redis\", got {other:?}"),
+            ))
+        }
+    };
+    let sources = [
+        raw.secret.is_some(),
+        raw.secrets.is_some(),
+        raw.secret_file.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() > 1 {
+        return Err(ConfigError::invalid(
+            file,
+            "session.secret",
+            "only one of secret, secrets and secret_file",
+        ));
+    }
+    let (key, values): (&str, Vec<String>) = if let Some(f) = raw.secret_file {
+        let text = read_secret_file(file, base, "session.secret_file", &f)?;
+        let lines = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        ("session.secret_file", lines)
+    } else if let Some(list) = raw.secrets {
+        ("session.secrets", list)
+    } else {
+        ("session.secret", raw.secret.into_iter().collect())
+    };
+    for (i, v) in values.iter().enumerate() {
+        if v.len() < MIN_SECRET_BYTES {
+            return Err(ConfigError::invalid(
+                file,
+                key,
+                format!(
+                    "secrets of at least {MIN_SECRET_BYTES} bytes (entry {} has {}); generate one with `openssl rand -base64 48`",
+                    i + 1,
+                    v.len()
+                ),
+            ));
+        }
+    }
+    if values.is_empty() && store == StoreKind::Redis {
+        return Err(ConfigError::invalid(
+            file,
+            "session.secret_file",
+            "a session secret shared by every instance (required with store = \"redis\")",
+        ));
+    }
+    let cookie_name = raw
+        .cookie_name
+        .unwrap_or_else(|| "__Host-portcullis".to_owned());
+    if cookie_name.is_empty()
+        || !cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(ConfigError::invalid(
+            file,
+            "session.cookie_name",
+            format!("a cookie name of letters, digits, '-', '_' and '.', got {cookie_name:?}"),
+        ));
+    }
+    let max_lifetime = duration(file, "session.max_lifetime", raw.max_lifetime, "12h")?;
+    let idle_timeout = duration(file, "session.idle_timeout", raw.idle_timeout, "1h")?;
+    let cache_ttl = duration(file, "session.cache_ttl", raw.cache_ttl, "10s")?;
+    if cache_ttl >= idle_timeout {
+        return Err(ConfigError::invalid(
+            file,
+            "session.cache_ttl",
+            "a duration shorter than session.idle_timeout",
+        ));
+    }
+    Ok(SessionConfig {
+        store,
+        secrets: values.into_iter().map(Secret).collect(),
+        cookie_name,
+        max_lifetime,
+        idle_timeout,
+        refresh_before: duration(file, "session.refresh_before", raw.refresh_before, "5m")?,
+        cache_ttl,
+        memory_max_entries: match raw.memory_max_entries {
+            Some(0) => {
+                return Err(ConfigError::invalid(
+                    file,
+                    "session.memory_max_entries",
+                    "a number greater than 0",
+                ))
+            }
+            Some(n) => n,
+            None => 100_000,
+        },
+    })
+}
+
+pub(super) fn redis(raw: RawRedis, file: &Path, base: &Path) -> Result<RedisConfig, ConfigError> {
+    let url = secret(file, base, "redis.url", raw.url, raw.url_file)?
+        .unwrap_or_else(|| Secret("redis://127.0.0.1:6379/0".to_owned()));
+    let scheme = url.0.split("://").next().unwrap_or("");
+    if !matches!(
+        scheme,
+        "redis"
+            | "rediss"
+            | "redis-cluster"
+            | "rediss-cluster"
+            | "redis-sentinel"
+            | "rediss-sentinel"
+    ) || !url.0.contains("://")
+    {
+        // Never echo the URL: it may hold a password.
+        return Err(ConfigError::invalid(
+            file,
+            "redis.url",
+            "a URL like redis://host:6379/0 or rediss://user@host:6380/0",
+        ));
+    }
+    let key_prefix = raw.key_prefix.unwrap_or_else(|| "portcullis:".to_owned());
+    if key_prefix.contains(char::is_whitespace) {
+        return Err(ConfigError::invalid(
+            file,
+            "redis.key_prefix",
+            "a prefix without spaces, like \"portcullis:\"",
+        ));
+    }
+    Ok(RedisConfig {
+        url,
+        username: raw.username.filter(|u| !u.is_empty()),
+        password: secret(
+            file,
+            base,
+            "redis.password",
+            raw.password,
+            raw.password_file,
+        )?,
+        key_prefix,
+        pool_size: match raw.pool_size {
+            Some(0) => {
+                return Err(ConfigError::invalid(
+                    file,
+                    "redis.pool_size",
+                    "a number greater than 0",
+                ))
+            }
+            Some(n) => n,
+            None => 4,
+        },
+        command_timeout: duration(file, "redis.command_timeout", raw.command_timeout, "2s")?,
+        ca_file: raw.ca_file.filter(|f| !f.is_empty()).map(|f| base.join(f)),
+    })
+}
+
+/// A secret given inline (`key`) or in a file (`key_file`), not both.
+fn secret(
+    file: &Path,
+    base: &Path,
+    key: &str,
+    inline: Option<String>,
+    from_file: Option<String>,
+) -> Result<Option<Secret>, ConfigError> {
+    match (
+        inline.filter(|s| !s.is_empty()),
+        from_file.filter(|s| !s.is_empty()),
+    ) {
+        (Some(_), Some(_)) => Err(ConfigError::invalid(
+            file,
+            key,
+            format!("either {key} or {key}_file, not both"),
+        )),
+        (Some(v), None) => Ok(Some(Secret(v))),
+        (None, Some(f)) => {
+            let key_file = format!("{key}_file");
+            let text = read_secret_file(file, base, &key_file, &f)?;
+            let value = text.trim().to_owned();
+            if value.is_empty() {
+                return Err(ConfigError::invalid(
+                    file,
+                    key_file,
+                    format!("a file holding the secret, but {f:?} is empty"),
+                ));
+            }
+            Ok(Some(Secret(value)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn read_secret_file(
+    file: &Path,
+    base: &Path,
+    key: &str,
+    name: &str,
+) -> Result<String, ConfigError> {
+    let path = base.join(name);
+    std::fs::read_to_string(&path).map_err(|e| {
+        ConfigError::invalid(
+            file,
+            key,
+            format!(
+                "a readable file, but {} cannot be read: {e}",
+                path.display()
+            ),
+        )
+    })
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in hex (the shape of Entra tenant and object IDs).
+pub fn is_guid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
