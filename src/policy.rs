@@ -90,7 +90,7 @@ fn claim_matches(value: Option<&Value>, accepted: &[String]) -> bool {
         Value::String(s) => accepted.iter().any(|a| a == s),
         Value::Bool(_) | Value::Number(_) => {
             let text = v.to_string();
-            accepted.iter().any(|a| *a == text)
+            accepted.contains(&text)
         }
         _ => false,
     };
