@@ -36,6 +36,7 @@ pub mod request;
 pub mod route;
 pub mod seal;
 pub mod server;
+pub mod session;
 pub mod standin;
 pub mod store;
 pub mod telemetry;

@@ -1,1 +1,260 @@
-//! (in progress)
+//! The identity provider as the proxy sees it: discovery, signing keys, the authorize URL,
+//! the token endpoint, token validation and Microsoft Graph for the groups overage.
+//!
+//! The proxy starts whether or not the provider answers: [`Provider::run`] retries discovery
+//! with exponential backoff (1 s doubling to 60 s) while public routes serve and protected
+//! routes answer 503; once metadata and keys are in, the keys are refreshed every
+//! `oidc.jwks_refresh`, keeping the last good set when a fetch fails.
+//!
+//! Files: `metadata.rs` (discovery, issuer rules), `jwks.rs` (key cache), `verify.rs` (token
+//! checks), `token.rs` (openidconnect calls, error classes), `graph.rs` (overage).
+
+pub mod graph;
+pub mod jwks;
+pub mod metadata;
+pub mod token;
+pub mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+
+use crate::config::OidcConfig;
+use jwks::{Jwks, Lookup};
+use metadata::Metadata;
+pub use token::{AuthorizeParams, TokenError, Tokens};
+pub use verify::{Expect, VerifyError};
+
+/// Set-up failures (bad `ca_file`).
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("{}: cannot read CA certificates: {source}", file.display())]
+    CaFile {
+        file: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: no usable CA certificate in the file", file.display())]
+    NoCa { file: std::path::PathBuf },
+    #[error("identity provider HTTP client: {0}")]
+    Http(String),
+}
+
+struct Loaded {
+    metadata: Metadata,
+    client: token::Client,
+}
+
+/// The provider: configuration, an HTTP client, and what discovery found.
+pub struct Provider {
+    pub config: OidcConfig,
+    http: reqwest::Client,
+    loaded: ArcSwapOption<Loaded>,
+    jwks: Jwks,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("issuer", &self.config.issuer)
+            .field("ready", &self.is_ready())
+            .finish()
+    }
+}
+
+/// The provider has not answered discovery yet.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the identity provider's metadata is not loaded yet")]
+pub struct NotReady;
+
+impl Provider {
+    pub fn new(config: OidcConfig) -> Result<Arc<Provider>, OidcError> {
+        // Redirects are never followed: a provider answer that redirects is an error, not a
+        // hop to wherever it points (SSRF).
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(config.http_timeout)
+            .connect_timeout(config.http_timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")));
+        if let Some(file) = &config.ca_file {
+            let pem = std::fs::read(file).map_err(|source| OidcError::CaFile {
+                file: file.clone(),
+                source,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|_| OidcError::NoCa { file: file.clone() })?;
+            if certs.is_empty() {
+                return Err(OidcError::NoCa { file: file.clone() });
+            }
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        let http = b.build().map_err(|e| OidcError::Http(e.to_string()))?;
+        Ok(Arc::new(Provider {
+            config,
+            http,
+            loaded: ArcSwapOption::empty(),
+            jwks: Jwks::default(),
+        }))
+    }
+
+    /// Metadata and keys are loaded: sign-in can work.
+    pub fn is_ready(&self) -> bool {
+        self.loaded.load().is_some() && self.jwks.is_loaded()
+    }
+
+    /// Discovery with backoff, then periodic key refresh, until `stop` flips.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self.discover().await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(issuer = %self.config.issuer, error = %e, retry_in = ?backoff, "identity provider discovery failed; protected routes answer 503 until it succeeds");
+                }
+            }
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+        }
+        tracing::info!(issuer = %self.config.issuer, "identity provider metadata and keys loaded");
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(self.config.jwks_refresh) => {}
+            }
+            if let Err(e) = self.fetch_keys().await {
+                tracing::warn!(error = %e, "signing key refresh failed; keeping the last good keys");
+            }
+        }
+    }
+
+    async fn discover(&self) -> Result<(), String> {
+        let url = metadata::discovery_url(&self.config);
+        let body = self.get(&url).await?;
+        let md = metadata::parse(&body, &self.config).map_err(|e| e.to_string())?;
+        let client = token::client(&self.config, &md).ok_or("metadata issuer is not a URL")?;
+        self.loaded.store(Some(Arc::new(Loaded {
+            metadata: md,
+            client,
+        })));
+        self.fetch_keys().await
+    }
+
+    async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("GET {url}: HTTP {}", resp.status().as_u16()));
+        }
+        resp.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| format!("GET {url}: {e}"))
+    }
+
+    async fn fetch_keys(&self) -> Result<(), String> {
+        let loaded = self.loaded.load_full().ok_or("no metadata")?;
+        self.jwks.mark_fetched();
+        let body = self.get(loaded.metadata.jwks_uri.as_str()).await?;
+        let n = self.jwks.replace(&body).map_err(|e| e.to_string())?;
+        tracing::debug!(keys = n, "signing keys fetched");
+        Ok(())
+    }
+
+    fn loaded(&self) -> Result<Arc<Loaded>, NotReady> {
+        self.loaded.load_full().ok_or(NotReady)
+    }
+
+    /// The authorize URL for one sign-in.
+    pub fn authorize_url(&self, p: &AuthorizeParams<'_>) -> Result<url::Url, NotReady> {
+        let l = self.loaded()?;
+        token::authorize_url(&l.client, &self.config, p).ok_or(NotReady)
+    }
+
+    pub async fn redeem(
+        &self,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<Tokens, TokenError> {
+        let l = self
+            .loaded()
+            .map_err(|e| TokenError::Unavailable(e.to_string()))?;
+        token::redeem(&l.client, &self.http, code, verifier, redirect_uri).await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, TokenError> {
+        let l = self
+            .loaded()
+            .map_err(|e| TokenError::Unavailable(e.to_string()))?;
+        token::refresh(&l.client, &self.http, refresh_token, &self.config.scopes).await
+    }
+
+    /// Validates a token; an unknown `kid` refetches the keys once (rate-limited).
+    pub async fn verify(
+        &self,
+        token: &str,
+        expect: Expect<'_>,
+    ) -> Result<Map<String, Value>, VerifyError> {
+        let kid = verify::key_id(token)?;
+        let l = self.loaded().map_err(|_| VerifyError::KeysUnavailable)?;
+        let key = match self.jwks.lookup(&kid) {
+            Lookup::Found(k) => k,
+            Lookup::Unknown => return Err(VerifyError::UnknownKey),
+            Lookup::Refetch => {
+                let _guard = self.jwks.fetch_guard().await;
+                match self.jwks.lookup(&kid) {
+                    Lookup::Found(k) => k,
+                    Lookup::Unknown => return Err(VerifyError::UnknownKey),
+                    Lookup::Refetch => {
+                        if let Err(e) = self.fetch_keys().await {
+                            tracing::warn!(error = %e, "signing key refetch for an unknown key ID failed");
+                        }
+                        match self.jwks.lookup(&kid) {
+                            Lookup::Found(k) => k,
+                            _ => return Err(VerifyError::UnknownKey),
+                        }
+                    }
+                }
+            }
+        };
+        verify::verify(token, &key, &expect, &self.config, &l.metadata)
+    }
+
+    /// Where to send the browser after a local sign-out, if the provider has an end-session
+    /// endpoint (RP-initiated logout with `post_logout_redirect_uri` and `logout_hint`).
+    pub fn end_session_url(
+        &self,
+        post_logout_redirect_uri: Option<&str>,
+        logout_hint: Option<&str>,
+    ) -> Option<url::Url> {
+        let l = self.loaded.load_full()?;
+        let mut url = l.metadata.end_session_endpoint.clone()?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(p) = post_logout_redirect_uri {
+                q.append_pair("post_logout_redirect_uri", p);
+            }
+            if let Some(h) = logout_hint {
+                q.append_pair("logout_hint", h);
+            }
+        }
+        Some(url)
+    }
+
+    /// The user's groups from Microsoft Graph, for an overage.
+    pub async fn graph_groups(&self, access_token: &str) -> Result<Vec<String>, graph::GraphError> {
+        graph::transitive_groups(&self.http, &self.config.graph_url, access_token).await
+    }
+}

@@ -1,0 +1,155 @@
+//! Token validation: ID tokens at sign-in, access tokens on `auth = "bearer"` routes.
+//!
+//! The rules are Microsoft's (ENTRA.md §2): RS256 only, the key chosen by `kid` from the
+//! provider's JWKS, `aud` one of ours, `exp`/`nbf`/`iat` with `oidc.clock_skew` (Microsoft's
+//! libraries use 5 minutes), `nonce` equal to the one sent, and the issuer checked against the
+//! token's own `tid` — for a multi-tenant authority by substituting `tid` into the `{tenantid}`
+//! template — with `tid` in `allowed_tenants`. There is no switch that skips the issuer check.
+
+use std::collections::HashSet;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::{Map, Value};
+
+use super::metadata::Metadata;
+use crate::config::OidcConfig;
+
+/// Why a token was refused. Safe to log: never contains the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("token is not a well-formed JWT")]
+    Malformed,
+    #[error("token is not signed with RS256")]
+    Algorithm,
+    #[error("token is signed with a key the provider does not publish")]
+    UnknownKey,
+    #[error("the provider's signing keys are not available")]
+    KeysUnavailable,
+    #[error("token signature is invalid")]
+    Signature,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not valid yet")]
+    NotYetValid,
+    #[error("token was issued in the future")]
+    IssuedInFuture,
+    #[error("token is for another audience")]
+    Audience,
+    #[error("token issuer does not match its tenant")]
+    Issuer,
+    #[error("token is from a tenant that is not allowed")]
+    Tenant,
+    #[error("token nonce does not match the sign-in")]
+    Nonce,
+}
+
+impl VerifyError {
+    pub fn kind(self) -> &'static str {
+        match self {
+            VerifyError::Malformed => "malformed",
+            VerifyError::Algorithm => "algorithm",
+            VerifyError::UnknownKey => "unknown_key",
+            VerifyError::KeysUnavailable => "keys_unavailable",
+            VerifyError::Signature => "signature",
+            VerifyError::Expired => "expired",
+            VerifyError::NotYetValid => "not_yet_valid",
+            VerifyError::IssuedInFuture => "issued_in_future",
+            VerifyError::Audience => "audience",
+            VerifyError::Issuer => "issuer",
+            VerifyError::Tenant => "tenant",
+            VerifyError::Nonce => "nonce",
+        }
+    }
+}
+
+/// Which token, and what it must be bound to.
+pub enum Expect<'a> {
+    /// An ID token from sign-in (`nonce` required) or from a refresh (`None`: no nonce).
+    IdToken { nonce: Option<&'a str> },
+    /// An access token whose audience is this application.
+    AccessToken,
+}
+
+/// Reads the header: the signing key's ID, if the algorithm is acceptable.
+pub fn key_id(token: &str) -> Result<String, VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    if header.alg != Algorithm::RS256 {
+        return Err(VerifyError::Algorithm);
+    }
+    header.kid.ok_or(VerifyError::UnknownKey)
+}
+
+/// Checks signature and claims; returns the claims.
+pub fn verify(
+    token: &str,
+    key: &jsonwebtoken::DecodingKey,
+    expect: &Expect<'_>,
+    config: &OidcConfig,
+    metadata: &Metadata,
+) -> Result<Map<String, Value>, VerifyError> {
+    let mut v = Validation::new(Algorithm::RS256);
+    v.leeway = config.clock_skew.as_secs();
+    v.validate_exp = true;
+    v.validate_nbf = true;
+    v.required_spec_claims = ["exp", "aud", "iss"].iter().map(|s| s.to_string()).collect();
+    let audiences: Vec<&str> = match expect {
+        Expect::IdToken { .. } => vec![config.client_id.as_str()],
+        Expect::AccessToken => config.audiences.iter().map(String::as_str).collect(),
+    };
+    v.aud = Some(audiences.iter().map(|a| a.to_string()).collect::<HashSet<_>>());
+    // The issuer depends on the token's own `tid`: checked below, never skipped.
+    v.iss = None;
+    let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &v).map_err(|e| {
+        use jsonwebtoken::errors::ErrorKind as K;
+        match e.kind() {
+            K::InvalidSignature => VerifyError::Signature,
+            K::ExpiredSignature => VerifyError::Expired,
+            K::ImmatureSignature => VerifyError::NotYetValid,
+            K::InvalidAudience => VerifyError::Audience,
+            K::InvalidAlgorithm => VerifyError::Algorithm,
+            _ => VerifyError::Malformed,
+        }
+    })?;
+    let claims = data.claims;
+
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match claims.get("iat").and_then(Value::as_u64) {
+        Some(iat) if iat <= now + config.clock_skew.as_secs() => {}
+        Some(_) => return Err(VerifyError::IssuedInFuture),
+        None => return Err(VerifyError::Malformed),
+    }
+
+    let tid = claims
+        .get("tid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
+    match metadata.issuer_for(&tid) {
+        Some(expected) if expected == iss => {}
+        _ => return Err(VerifyError::Issuer),
+    }
+    // A single-tenant issuer names its one tenant; `allowed_tenants` narrows further (and is
+    // required for multi-tenant authorities).
+    let issuer_tenant_ok = metadata.tenant().is_none_or(|t| t == tid);
+    let list_ok = config.allowed_tenants.is_empty() || config.allowed_tenants.contains(&tid);
+    if !(issuer_tenant_ok && list_ok) {
+        return Err(VerifyError::Tenant);
+    }
+
+    if let Expect::IdToken { nonce: Some(want) } = expect {
+        let got = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
+        if !constant_time_eq(got.as_bytes(), want.as_bytes()) {
+            return Err(VerifyError::Nonce);
+        }
+    }
+    Ok(claims)
+}
+
+/// Equality that takes the same time wherever the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,250 @@
+//! Sessions: what a signed-in browser's cookie stands for.
+//!
+//! The cookie holds an opaque 256-bit random ID. The store key is `session:` + hex SHA-256 of
+//! the ID, so whoever reads the store (a Redis dump, a `MONITOR`) learns nothing that works as
+//! a cookie; the value is sealed (AES-256-GCM, `seal.rs`) with the store key as associated data.
+//!
+//! Lifetimes: a session ends at `expires_at` (sign-in + `session.max_lifetime`, or the token's
+//! expiry when there is no refresh token to extend it) and after `session.idle_timeout`
+//! without use — the store's TTL, pushed forward as requests arrive. Each instance keeps
+//! recently read sessions for `session.cache_ttl`; a change or deletion anywhere is published
+//! to every instance, which drops its copy at once (`cache.rs`).
+//!
+//! `refresh.rs` renews access tokens before they expire, one token call per session.
+
+mod cache;
+pub mod refresh;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::SessionConfig;
+use crate::identity::Identity;
+use crate::seal::{Purpose, Sealer};
+use crate::store::{SessionStore, StoreError};
+
+/// A signed-in user's session, as stored (sealed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub identity: Identity,
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    /// Unix seconds; when the access token (and, without one, the ID token) expires.
+    pub access_expires_at: u64,
+    pub created_at: u64,
+    /// Unix seconds; the session's hard end.
+    pub expires_at: u64,
+    /// Entra's `sid`, for front-channel sign-out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Entra's `login_hint` claim, passed back as `logout_hint` on sign-out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
+}
+
+impl Session {
+    /// The access token has expired: without a refresh the session cannot vouch for the user
+    /// any longer.
+    pub fn token_expired(&self, now: u64) -> bool {
+        self.access_expires_at != 0 && now >= self.access_expires_at
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// 256 random bits, base64url: session IDs, sign-in state, nonces, PKCE verifiers.
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Hex SHA-256, for store keys derived from secrets.
+pub fn digest(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// The store key of a session ID.
+pub fn store_key(id: &str) -> String {
+    format!("session:{}", digest(id))
+}
+
+fn sid_key(sid: &str) -> String {
+    format!("sid:{}", digest(sid))
+}
+
+/// A session as read, with the key it lives under.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub key: String,
+    pub session: Arc<Session>,
+}
+
+/// Reads and writes sessions.
+pub struct Sessions {
+    pub config: SessionConfig,
+    pub store: Arc<dyn SessionStore>,
+    sealer: Sealer,
+    cache: cache::Cache,
+    pub(crate) refresh: refresh::RefreshState,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("store", &self.store.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    /// `secrets` must not be empty (see `SessionConfig::secrets`).
+    pub fn new(
+        config: SessionConfig,
+        store: Arc<dyn SessionStore>,
+        secrets: &[Vec<u8>],
+    ) -> Arc<Sessions> {
+        let cache = cache::Cache::new(config.cache_ttl, config.idle_timeout);
+        let sessions = Arc::new(Sessions {
+            sealer: Sealer::new(secrets, Purpose::Session),
+            cache,
+            refresh: refresh::RefreshState::default(),
+            config,
+            store,
+        });
+        cache::listen(&sessions);
+        sessions
+    }
+
+    /// The time to live a session gets in the store now.
+    fn ttl(&self, s: &Session, now: u64) -> Option<Duration> {
+        let left = s.expires_at.checked_sub(now).filter(|l| *l > 0)?;
+        Some(self.config.idle_timeout.min(Duration::from_secs(left)))
+    }
+
+    /// Stores a new session and returns its ID (the cookie value).
+    pub async fn create(&self, session: Session) -> Result<String, StoreError> {
+        let id = random_token();
+        let key = store_key(&id);
+        let ttl = self
+            .ttl(&session, now())
+            .ok_or_else(|| StoreError::Failed("session would expire at once".into()))?;
+        self.store.set(&key, &self.seal(&key, &session)?, ttl).await?;
+        if let Some(sid) = &session.sid {
+            let left = Duration::from_secs(session.expires_at.saturating_sub(now()).max(1));
+            self.store.set(&sid_key(sid), key.as_bytes(), left).await?;
+        }
+        Ok(id)
+    }
+
+    fn seal(&self, key: &str, session: &Session) -> Result<Vec<u8>, StoreError> {
+        let json = serde_json::to_vec(session).map_err(|e| StoreError::Failed(e.to_string()))?;
+        Ok(self.sealer.seal(&json, key.as_bytes()))
+    }
+
+    /// Reads from the store, bypassing the cache. `None` for absent, expired or unreadable.
+    async fn read(&self, key: &str) -> Result<Option<Arc<Session>>, StoreError> {
+        let Some(bytes) = self.store.get(key).await? else {
+            return Ok(None);
+        };
+        let Some(plain) = self.sealer.open(&bytes, key.as_bytes()) else {
+            // Sealed under a retired secret, or tampered with in the store.
+            tracing::warn!(key, "session value does not open; treating it as absent");
+            return Ok(None);
+        };
+        match serde_json::from_slice::<Session>(&plain) {
+            Ok(s) if s.expires_at > now() => Ok(Some(Arc::new(s))),
+            Ok(_) => Ok(None),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "session value does not parse; treating it as absent");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The session for cookie value `id`, if it exists and has not ended.
+    pub async fn load(&self, id: &str) -> Result<Option<Loaded>, StoreError> {
+        let key = store_key(id);
+        let now = now();
+        let session = match self.cache.get(&key).await {
+            Some(s) => s,
+            None => match self.read(&key).await? {
+                Some(s) => {
+                    self.cache.insert(&key, s.clone()).await;
+                    s
+                }
+                None => return Ok(None),
+            },
+        };
+        if session.expires_at <= now {
+            self.cache.remove(&key).await;
+            return Ok(None);
+        }
+        if self.cache.should_touch(&key).await {
+            if let Some(ttl) = self.ttl(&session, now) {
+                match self.store.expire(&key, ttl).await {
+                    Ok(true) => {}
+                    // Deleted or idle-expired elsewhere since it was cached.
+                    Ok(false) => {
+                        self.cache.remove(&key).await;
+                        return Ok(None);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not extend a session's idle timeout"),
+                }
+            }
+        }
+        Ok(Some(Loaded { key, session }))
+    }
+
+    /// Replaces a session's value (after a refresh) and tells the other instances.
+    pub async fn save(&self, key: &str, session: Session) -> Result<Arc<Session>, StoreError> {
+        let ttl = self
+            .ttl(&session, now())
+            .ok_or_else(|| StoreError::Failed("session has ended".into()))?;
+        self.store.set(key, &self.seal(key, &session)?, ttl).await?;
+        let session = Arc::new(session);
+        self.cache.insert(key, session.clone()).await;
+        if let Err(e) = self.store.publish_invalidation(key).await {
+            tracing::warn!(error = %e, "could not publish a session change");
+        }
+        Ok(session)
+    }
+
+    /// Ends a session everywhere.
+    pub async fn delete(&self, key: &str, session: Option<&Session>) -> Result<(), StoreError> {
+        self.cache.remove(key).await;
+        self.store.delete(key).await?;
+        if let Some(sid) = session.and_then(|s| s.sid.as_deref()) {
+            self.store.delete(&sid_key(sid)).await?;
+        }
+        if let Err(e) = self.store.publish_invalidation(key).await {
+            tracing::warn!(error = %e, "could not publish a session deletion");
+        }
+        Ok(())
+    }
+
+    /// Ends the session Entra knows as `sid` (front-channel sign-out). True if one existed.
+    pub async fn delete_by_sid(&self, sid: &str) -> Result<bool, StoreError> {
+        let Some(key) = self.store.get(&sid_key(sid)).await? else {
+            return Ok(false);
+        };
+        let key = String::from_utf8_lossy(&key).into_owned();
+        let session = self.read(&key).await?;
+        self.delete(&key, session.as_deref()).await?;
+        self.store.delete(&sid_key(sid)).await?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests;

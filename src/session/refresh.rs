@@ -1,0 +1,211 @@
+//! Renewing a session's access token before it expires (ENTRA.md §5).
+//!
+//! - One token call per session, however many requests arrive at once: within an instance a
+//!   per-session lock, across instances a short store lock (`lock:<hash>`, `SET NX`). Whoever
+//!   waits re-reads the session afterwards and finds it renewed.
+//! - Entra rotates refresh tokens: the new one replaces the old in the same write.
+//! - `invalid_grant`, `interaction_required`, `login_required`, `consent_required` end the
+//!   session. Anything transient — `temporarily_unavailable`, `server_error`, a network fault, a
+//!   store error — keeps the session, which serves while its token is valid; the next try waits
+//!   [`RETRY_AFTER`]. Users are never signed out because a dependency hiccuped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{now, random_token, Loaded, Session, Sessions};
+use crate::identity::Identity;
+use crate::oidc::{Expect, Provider, TokenError};
+
+/// Pause before retrying a refresh that failed for a transient reason.
+pub const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How long the cross-instance refresh lock may be held.
+const LOCK_TTL: Duration = Duration::from_secs(30);
+/// How long a request waits for another instance's refresh when its own token has expired.
+const WAIT_FOR_PEER: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+pub(crate) struct RefreshState {
+    locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    backoff: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+/// What a request gets to go on with.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Fresh enough (renewed, or not due).
+    Valid(Arc<Session>),
+    /// The provider refused the grant; the session is gone. The reason is the OAuth error code.
+    Ended(String),
+    /// The token has expired and could not be renewed for a transient reason; the session is
+    /// kept for a later try.
+    Unavailable(String),
+}
+
+impl Sessions {
+    fn due(&self, s: &Session, now: u64) -> bool {
+        s.refresh_token.is_some()
+            && s.access_expires_at != 0
+            && now + self.config.refresh_before.as_secs() >= s.access_expires_at
+    }
+
+    fn backing_off(&self, key: &str) -> bool {
+        let mut b = self.refresh.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        b.retain(|_, until| until.elapsed() < RETRY_AFTER);
+        b.contains_key(key)
+    }
+
+    fn back_off(&self, key: &str) {
+        self.refresh
+            .backoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_owned(), std::time::Instant::now());
+    }
+
+    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.refresh.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Drop locks nobody holds, so the map does not grow with every session ever seen.
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(key.to_owned()).or_default().clone()
+    }
+
+    /// Serves when valid, `Unavailable` otherwise.
+    fn keep(s: Arc<Session>, why: String) -> Outcome {
+        if s.token_expired(now()) {
+            Outcome::Unavailable(why)
+        } else {
+            Outcome::Valid(s)
+        }
+    }
+
+    /// Renews `loaded` if due. Call before forwarding each request.
+    pub async fn ensure_fresh(&self, provider: &Provider, loaded: Loaded) -> Outcome {
+        let Loaded { key, session } = loaded;
+        if !self.due(&session, now()) {
+            return Outcome::Valid(session);
+        }
+        if self.backing_off(&key) {
+            return Self::keep(session, "a recent refresh failed".into());
+        }
+        let lock = self.lock_for(&key);
+        let _held = lock.lock().await;
+        // Another request may have renewed it while this one waited.
+        let current = match self.read(&key).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Outcome::Ended("session_gone".into()),
+            Err(e) => return Self::keep(session, e.to_string()),
+        };
+        if !self.due(&current, now()) {
+            self.cache.insert(&key, current.clone()).await;
+            return Outcome::Valid(current);
+        }
+        let lock_key = format!("lock:{}", key.trim_start_matches("session:"));
+        let token = random_token();
+        match self
+            .store
+            .set_nx(&lock_key, token.as_bytes(), LOCK_TTL)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return self.wait_for_peer(&key, current).await,
+            Err(e) => return Self::keep(current, e.to_string()),
+        }
+        let outcome = self.renew(provider, &key, current).await;
+        if let Err(e) = self.store.delete_if(&lock_key, token.as_bytes()).await {
+            tracing::debug!(error = %e, "refresh lock release failed; it expires on its own");
+        }
+        outcome
+    }
+
+    async fn wait_for_peer(&self, key: &str, current: Arc<Session>) -> Outcome {
+        if !current.token_expired(now()) {
+            return Outcome::Valid(current);
+        }
+        let deadline = tokio::time::Instant::now() + WAIT_FOR_PEER;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            match self.read(key).await {
+                Ok(Some(s)) if !s.token_expired(now()) => {
+                    self.cache.insert(key, s.clone()).await;
+                    return Outcome::Valid(s);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return Outcome::Ended("session_gone".into()),
+                Err(e) => return Outcome::Unavailable(e.to_string()),
+            }
+        }
+        Outcome::Unavailable("another instance is renewing the session".into())
+    }
+
+    async fn renew(&self, provider: &Provider, key: &str, current: Arc<Session>) -> Outcome {
+        let Some(rt) = current.refresh_token.as_deref() else {
+            return Outcome::Valid(current);
+        };
+        let tokens = match provider.refresh(rt).await {
+            Ok(t) => t,
+            Err(TokenError::Rejected { code, aadsts }) => {
+                tracing::info!(code, aadsts, "refresh refused by the provider; ending the session");
+                if let Err(e) = self.delete(key, Some(&current)).await {
+                    tracing::warn!(error = %e, "could not delete an ended session");
+                }
+                return Outcome::Ended(code);
+            }
+            Err(e @ TokenError::Misconfigured { .. }) => {
+                tracing::error!(error = %e, "refresh failed because of the client's configuration (client secret, app registration); sessions are kept");
+                self.back_off(key);
+                return Self::keep(current, e.to_string());
+            }
+            Err(e @ TokenError::Unavailable(_)) => {
+                tracing::warn!(error = %e, retry_in = ?RETRY_AFTER, "refresh failed; keeping the session");
+                self.back_off(key);
+                return Self::keep(current, e.to_string());
+            }
+        };
+        let mut next = (*current).clone();
+        if let Some(id_token) = tokens.id_token.as_deref() {
+            match provider.verify(id_token, Expect::IdToken { nonce: None }).await {
+                // The same user, or the refresh is not to be trusted.
+                Ok(claims) if claims.get("oid") == current.identity.claims.get("oid") => {
+                    let mut identity = Identity::from_claims(claims);
+                    if crate::oidc::graph::has_overage(&identity.claims)
+                        || current.identity.groups_unresolved
+                    {
+                        // Keep the groups resolved at sign-in; Graph is asked again at the next
+                        // sign-in.
+                        identity.claims.remove("groups");
+                        if let Some(g) = current.identity.claims.get("groups") {
+                            identity.claims.insert("groups".into(), g.clone());
+                        }
+                        identity.groups_unresolved = current.identity.groups_unresolved;
+                    }
+                    next.identity = identity;
+                }
+                Ok(_) | Err(_) => {
+                    tracing::warn!("refreshed ID token failed validation; ending the session");
+                    let _ = self.delete(key, Some(&current)).await;
+                    return Outcome::Ended("invalid_id_token".into());
+                }
+            }
+        }
+        let now = now();
+        next.access_token = Some(tokens.access_token);
+        if tokens.refresh_token.is_some() {
+            next.refresh_token = tokens.refresh_token;
+        }
+        next.access_expires_at = now + tokens.expires_in.map_or(3600, |d| d.as_secs());
+        let renewed = Arc::new(next.clone());
+        match self.save(key, next).await {
+            Ok(s) => {
+                tracing::debug!("session refreshed");
+                Outcome::Valid(s)
+            }
+            Err(e) => {
+                // The provider has rotated the refresh token but the store did not take it:
+                // serve this request with the new token; the next refresh may need a sign-in.
+                tracing::warn!(error = %e, "could not store a refreshed session");
+                self.back_off(key);
+                Outcome::Valid(renewed)
+            }
+        }
+    }
+}
