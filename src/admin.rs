@@ -21,8 +21,8 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>) -> Response<Body>
     }
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n".to_owned()),
-        "/readyz" => match readiness(&proxy) {
-            Ok(()) => text(StatusCode::OK, "ready\n".to_owned()),
+        "/readyz" => match readiness(&proxy).await {
+            Ok(status) => text(StatusCode::OK, format!("ready\n{status}")),
             Err(why) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("not ready: {why}\n"),
@@ -32,11 +32,29 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>) -> Response<Body>
     }
 }
 
-fn readiness(proxy: &Proxy) -> Result<(), &'static str> {
+/// Ready when routes are loaded and the session store answers. The identity provider is
+/// reported but does not decide: pulling every replica out of a load balancer because Entra
+/// blipped would turn a sign-in outage into a total one (signed-in users keep working).
+async fn readiness(proxy: &Proxy) -> Result<String, String> {
     if proxy.routes.load().is_empty() {
-        return Err("no routes loaded");
+        return Err("no routes loaded".to_owned());
     }
-    Ok(())
+    let Some(auth) = &proxy.auth else {
+        return Ok(String::new());
+    };
+    let store = auth.sessions.store.kind();
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), auth.sessions.store.ping()).await;
+    match ping {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(format!("session store ({store}) does not answer: {e}")),
+        Err(_) => return Err(format!("session store ({store}) does not answer within 2s")),
+    }
+    let provider = if auth.provider.is_ready() {
+        "loaded"
+    } else {
+        "not loaded yet (sign-in answers 503)"
+    };
+    Ok(format!("session store ({store}): ok\nidentity provider: {provider}\n"))
 }
 
 fn text(status: StatusCode, body: String) -> Response<Body> {

@@ -5,10 +5,16 @@
 //! the request ID; the cause chain goes to the log only. No variant maps to 500: nothing a
 //! client sends is an internal error.
 
-use http::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{
+    HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use http::{HeaderMap, Response, StatusCode};
 
+use crate::auth::SignInError;
 use crate::body::Body;
+use crate::oidc::VerifyError;
+use crate::policy::Denied;
+use crate::store::StoreError;
 
 /// Why a request could not be proxied.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +34,27 @@ pub enum ProxyError {
     /// The upstream did not answer within the route's timeout.
     #[error("upstream did not answer within {0:?}")]
     UpstreamTimeout(std::time::Duration),
+    /// A protected route without a session, from a client that is not a browser navigation.
+    #[error("sign-in required")]
+    SignInRequired { login_url: String },
+    /// A bearer route without a valid access token (`None`: no token at all).
+    #[error("bearer token required{}", .0.map(|e| format!(": {e}")).unwrap_or_default())]
+    BearerRequired(Option<VerifyError>),
+    /// Signed in, but the route's policy refuses this user.
+    #[error("access denied by {req}: {0}", req = .0.requirement())]
+    Forbidden(Denied),
+    /// Signing in failed at the callback or before.
+    #[error("sign-in failed: {0}")]
+    SignIn(SignInError),
+    /// The identity provider's metadata has not loaded yet.
+    #[error("identity provider not ready")]
+    ProviderUnavailable,
+    /// The session store does not answer.
+    #[error("{0}")]
+    StoreUnavailable(StoreError),
+    /// The session's token has expired and could not be renewed just now.
+    #[error("session renewal unavailable: {0}")]
+    RenewalUnavailable(String),
 }
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -41,6 +68,13 @@ impl ProxyError {
             ProxyError::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::SignInRequired { .. } => StatusCode::UNAUTHORIZED,
+            ProxyError::BearerRequired(_) => StatusCode::UNAUTHORIZED,
+            ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ProxyError::SignIn(e) => e.status(),
+            ProxyError::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::RenewalUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -52,11 +86,42 @@ impl ProxyError {
             ProxyError::UpstreamUnreachable(_) => "upstream_unreachable",
             ProxyError::UpstreamFailed(_) => "upstream_failed",
             ProxyError::UpstreamTimeout(_) => "upstream_timeout",
+            ProxyError::SignInRequired { .. } => "sign_in_required",
+            ProxyError::BearerRequired(_) => "bearer_required",
+            ProxyError::Forbidden(_) => "forbidden",
+            ProxyError::SignIn(e) => e.kind(),
+            ProxyError::ProviderUnavailable => "provider_unavailable",
+            ProxyError::StoreUnavailable(_) => "store_unavailable",
+            ProxyError::RenewalUnavailable(_) => "renewal_unavailable",
         }
     }
 
     /// What the client is told: safe, short, no internals.
-    fn public_message(&self) -> &'static str {
+    fn public_message(&self) -> std::borrow::Cow<'static, str> {
+        use std::borrow::Cow;
+        match self {
+            ProxyError::SignInRequired { .. } => "Sign-in required.".into(),
+            ProxyError::BearerRequired(None) => {
+                "This API needs an access token in the Authorization header.".into()
+            }
+            ProxyError::BearerRequired(Some(e)) => {
+                Cow::Owned(format!("The access token was not accepted: {e}."))
+            }
+            ProxyError::Forbidden(d) => Cow::Owned(format!(
+                "You are signed in, but {d}. Ask the application's owner for access."
+            )),
+            ProxyError::SignIn(e) => Cow::Owned(e.public_message()),
+            ProxyError::ProviderUnavailable => {
+                "Sign-in is not available yet: Microsoft Entra ID has not answered. Try again in a moment.".into()
+            }
+            ProxyError::StoreUnavailable(_) | ProxyError::RenewalUnavailable(_) => {
+                "Your session cannot be checked right now. Try again in a moment.".into()
+            }
+            other => other.gateway_message().into(),
+        }
+    }
+
+    fn gateway_message(&self) -> &'static str {
         match self {
             ProxyError::BadRequest(what) => what,
             ProxyError::NoRoute => "There is no application at this address.",
@@ -66,12 +131,57 @@ impl ProxyError {
             ProxyError::UpstreamTimeout(_) => {
                 "The application behind this address took too long to answer."
             }
+            _ => "The request could not be completed.",
         }
     }
 
     /// Renders the answer in the client's preferred format.
     pub fn to_response(&self, format: Format, request_id: &str) -> Response<Body> {
-        page(self.status(), self.public_message(), format, request_id)
+        let login_url = match self {
+            ProxyError::SignInRequired { login_url } => Some(login_url.as_str()),
+            ProxyError::SignIn(e) if e.retryable() => Some("/.auth/login"),
+            _ => None,
+        };
+        let mut resp = page_with(
+            self.status(),
+            &self.public_message(),
+            format,
+            request_id,
+            login_url,
+        );
+        let h = resp.headers_mut();
+        match self {
+            // RFC 9110 §11.6.1: a 401 names how to authenticate. Cookie sessions have no
+            // registered scheme; the parameter tells API clients where a browser signs in.
+            ProxyError::SignInRequired { login_url } => {
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    "Portcullis realm=\"portcullis\", login_url=\"{login_url}\""
+                )) {
+                    h.insert(WWW_AUTHENTICATE, v);
+                }
+            }
+            ProxyError::BearerRequired(None) => {
+                h.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"portcullis\""),
+                );
+            }
+            // RFC 6750 §3.1.
+            ProxyError::BearerRequired(Some(e)) => {
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    "Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"{e}\""
+                )) {
+                    h.insert(WWW_AUTHENTICATE, v);
+                }
+            }
+            ProxyError::ProviderUnavailable
+            | ProxyError::StoreUnavailable(_)
+            | ProxyError::RenewalUnavailable(_) => {
+                h.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        resp
     }
 }
 
@@ -101,21 +211,34 @@ impl Format {
 
 /// A small answer page in the client's format. `message` must be safe to show anyone.
 pub fn page(status: StatusCode, message: &str, format: Format, request_id: &str) -> Response<Body> {
+    page_with(status, message, format, request_id, None)
+}
+
+/// [`page`], with a sign-in link where signing in (again) is the way out.
+pub fn page_with(
+    status: StatusCode,
+    message: &str,
+    format: Format,
+    request_id: &str,
+    login_url: Option<&str>,
+) -> Response<Body> {
     let title = status.canonical_reason().unwrap_or("Error");
     let (content_type, body) = match format {
-        Format::Json => (
-            "application/json",
-            serde_json::json!({
+        Format::Json => {
+            let mut v = serde_json::json!({
                 "error": title,
                 "status": status.as_u16(),
                 "message": message,
                 "request_id": request_id,
-            })
-            .to_string(),
-        ),
+            });
+            if let Some(l) = login_url {
+                v["login_url"] = l.into();
+            }
+            ("application/json", v.to_string())
+        }
         Format::Html => (
             "text/html; charset=utf-8",
-            html(status, title, message, request_id),
+            html(status, title, message, request_id, login_url),
         ),
         Format::Text => (
             "text/plain; charset=utf-8",
@@ -134,14 +257,23 @@ pub fn page(status: StatusCode, message: &str, format: Format, request_id: &str)
     resp
 }
 
-fn html(status: StatusCode, title: &str, message: &str, request_id: &str) -> String {
+fn html(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    request_id: &str,
+    login_url: Option<&str>,
+) -> String {
+    let link = login_url.map_or(String::new(), |l| {
+        format!("<p><a href=\"{}\">Sign in</a></p>", escape(l))
+    });
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} {title}</title>\
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><style>\
 body{{font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;color:#1f2328;margin:0}}\
 main{{max-width:36rem;margin:12vh auto;background:#fff;border-radius:8px;padding:2rem 2.5rem;box-shadow:0 1px 3px #0002}}\
 h1{{font-size:1.4rem;margin:0 0 .5rem}}p{{margin:.5rem 0}}.id{{color:#656d76;font-size:.85rem;font-family:ui-monospace,monospace}}\
-</style></head><body><main><h1>{code} {title}</h1><p>{message}</p><p class=\"id\">Request ID: {id}</p></main></body></html>",
+</style></head><body><main><h1>{code} {title}</h1><p>{message}</p>{link}<p class=\"id\">Request ID: {id}</p></main></body></html>",
         code = status.as_u16(),
         title = escape(title),
         message = escape(message),
@@ -197,7 +329,7 @@ mod tests {
 
     #[test]
     fn html_escapes_the_request_id() {
-        let page = html(StatusCode::NOT_FOUND, "Not Found", "m", "<script>");
+        let page = html(StatusCode::NOT_FOUND, "Not Found", "m", "<script>", None);
         assert!(page.contains("&lt;script&gt;"));
         assert!(!page.contains("<script>"));
     }

@@ -21,6 +21,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
@@ -98,6 +99,8 @@ pub enum RunError {
     Client(#[from] forward::ClientError),
     #[error("TLS set-up: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error(transparent)]
+    SignIn(#[from] auth::setup::SetupError),
 }
 
 /// Runs the proxy on `listeners` until `shutdown` completes, then drains open connections
@@ -108,18 +111,24 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let specs = config::routes::load(&config.routes_file)?;
+    config::routes::require_oidc(&specs, &config.routes_file, config.oidc.is_some())?;
     let clients = Clients::new(config.upstream.clone());
     let table = RouteTable::build(specs, &clients)?;
+    let auth = auth::setup::build(&config).await?;
     let proxy = Arc::new(Proxy {
         routes: ArcSwap::from_pointee(table),
         clients,
         trusted_proxies: config.server.trusted_proxies.clone(),
+        auth: auth.clone(),
     });
     let certs = Arc::new(CertResolver::new(config.tls.clone())?);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(certs.clone())?));
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
 
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(auth) = &auth {
+        tasks.spawn(auth.provider.clone().run(stop.clone()));
+    }
     tasks.spawn(reload::run(
         proxy.clone(),
         config.routes_file.clone(),

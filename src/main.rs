@@ -77,7 +77,22 @@ fn check(path: &Path) -> anyhow::Result<()> {
     let config = portcullis::config::load(path)?;
     portcullis::tls::CertResolver::new(config.tls.clone())?;
     let routes = portcullis::config::routes::load(&config.routes_file)?;
+    portcullis::config::routes::require_oidc(&routes, &config.routes_file, config.oidc.is_some())?;
     println!("{}: ok", config.file.display());
+    match &config.oidc {
+        Some(o) => println!(
+            "sign-in: {} (client {}{}), sessions in {}",
+            o.issuer,
+            o.client_id,
+            if o.multi_tenant {
+                format!(", {} allowed tenant(s)", o.allowed_tenants.len())
+            } else {
+                String::new()
+            },
+            config.session.store.as_str()
+        ),
+        None => println!("sign-in: not configured ([oidc] absent): public routes only"),
+    }
     println!(
         "{}: {} route(s)",
         config.routes_file.display(),

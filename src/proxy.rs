@@ -2,9 +2,14 @@
 //!
 //! ```text
 //! request ─▶ Target::of (request.rs: host, path; 400)
+//!         ─▶ RouteTable::serves_host (route.rs; 404)
+//!         ─▶ Auth::reserved (auth.rs: /.auth/login, callback, logout, me)
 //!         ─▶ RouteTable::find (route.rs; 404)
-//!         ─▶ [authenticate, authorize: per-route auth]
-//!         ─▶ to_upstream (headers.rs: hop-by-hop, X-Forwarded-*, request ID)
+//!         ─▶ identity::strip (identity.rs: client copies of identity headers, every route)
+//!         ─▶ Auth::authenticate (auth.rs: session or bearer; 302 to sign in, 401, 503)
+//!         ─▶ policy::authorize (policy.rs; 403)
+//!         ─▶ identity::inject (identity.rs: X-Auth-Request-* / X-MS-CLIENT-PRINCIPAL*)
+//!         ─▶ to_upstream (headers.rs: hop-by-hop, X-Forwarded-*, request ID; own cookies out)
 //!         ─▶ forward::send (forward.rs; 502/504)
 //!         ─▶ from_upstream (hop-by-hop; upgrade.rs tunnels a 101)
 //!         ─▶ AccessLog::finish (access_log.rs)
@@ -24,19 +29,24 @@ use hyper::body::Incoming;
 use ipnet::IpNet;
 
 use crate::access_log::{AccessLog, LoggedBody};
+use crate::auth::{Auth, Decision, Principal};
 use crate::body::Body;
 use crate::error::{Format, ProxyError};
 use crate::forward::{self, Clients};
 use crate::headers::{self, ClientAddr, X_REQUEST_ID};
+use crate::identity::{self, Injection};
+use crate::policy;
 use crate::request::Target;
 use crate::route::{Route, RouteTable};
 use crate::upgrade;
 
-/// Everything the request path reads: the live route table and the upstream clients.
+/// Everything the request path reads: the live route table, the upstream clients and, when
+/// `[oidc]` is configured, sign-in.
 pub struct Proxy {
     pub routes: ArcSwap<RouteTable>,
     pub clients: Clients,
     pub trusted_proxies: Vec<IpNet>,
+    pub auth: Option<Arc<Auth>>,
 }
 
 impl Proxy {
@@ -86,13 +96,56 @@ impl Proxy {
         log: &mut AccessLog,
     ) -> Result<Response<Body>, ProxyError> {
         let target = Target::of(&req)?;
-        let route = self
-            .routes
-            .load()
+        let table = self.routes.load();
+        if !table.serves_host(&target.host) {
+            return Err(ProxyError::NoRoute);
+        }
+        if let Some(auth) = &self.auth {
+            if let Some(answer) = auth.reserved(&req, &target).await {
+                return answer;
+            }
+        }
+        let route = table
             .find(&target.host, req.uri().path())
             .cloned()
             .ok_or(ProxyError::NoRoute)?;
         log.route(&route);
+
+        // A login route that passes the access token owns `Authorization`; a bearer route
+        // reads the client's.
+        identity::strip(
+            req.headers_mut(),
+            table.injectable(),
+            route.pass_access_token && route.auth == crate::config::AuthMode::Login,
+        );
+        drop(table);
+        let principal = match (&self.auth, route.auth) {
+            (_, crate::config::AuthMode::Public) => None,
+            (Some(auth), mode) => match auth.authenticate(mode, &req, &target).await? {
+                Decision::Proceed(p) => p,
+                Decision::Respond(resp) => return Ok(resp),
+            },
+            // Refused at load (routes::require_oidc); fail closed all the same.
+            (None, _) => return Err(ProxyError::ProviderUnavailable),
+        };
+        if let Some(p) = &principal {
+            authorize(&route, p)?;
+            identity::inject(
+                req.headers_mut(),
+                p.identity(),
+                &Injection {
+                    preset: route.headers,
+                    claims_headers: &route.claims_headers,
+                    access_token: p.access_token().filter(|_| route.pass_access_token),
+                },
+            );
+        }
+        if let Some(auth) = &self.auth {
+            crate::auth::cookies::strip_own(
+                req.headers_mut(),
+                &auth.sessions.config.cookie_name,
+            );
+        }
 
         let upgrade = upgrade::requested(&req);
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
@@ -112,6 +165,15 @@ impl Proxy {
         headers::remove_hop_by_hop(resp.headers_mut());
         Ok(resp.map(|b| b.boxed()))
     }
+}
+
+/// The route's policy, for a signed-in principal.
+fn authorize(route: &Route, p: &Principal) -> Result<(), ProxyError> {
+    policy::authorize(&route.policy, p.identity()).map_err(|denied| {
+        let id = p.identity();
+        tracing::info!(route = %route.name, oid = id.oid(), tid = id.tid(), requirement = denied.requirement(), "access denied by policy");
+        ProxyError::Forbidden(denied)
+    })
 }
 
 /// Rewrites a client request for the route's upstream.

@@ -32,6 +32,7 @@ pub enum ReloadError {
 /// Reads, validates and swaps in the routing file. Returns the number of routes.
 pub fn reload_routes(proxy: &Proxy, file: &std::path::Path) -> Result<usize, ReloadError> {
     let specs = routes::load(file)?;
+    routes::require_oidc(&specs, file, proxy.auth.is_some())?;
     let table = RouteTable::build(specs, &proxy.clients)?;
     let n = table.len();
     proxy.routes.store(Arc::new(table));

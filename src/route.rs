@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{AuthMode, HostPattern, RouteSpec, UpstreamTarget};
+use http::HeaderName;
+
+use crate::config::{AuthMode, HeaderPreset, HostPattern, PolicySpec, RouteSpec, UpstreamTarget};
 use crate::forward::{Clients, UpstreamClient};
 
 /// A route ready to serve: its validated spec plus the pooled client that reaches it.
@@ -24,6 +26,10 @@ pub struct Route {
     pub strip_prefix: bool,
     pub timeout: Duration,
     pub auth: AuthMode,
+    pub headers: HeaderPreset,
+    pub claims_headers: Vec<(HeaderName, String)>,
+    pub pass_access_token: bool,
+    pub policy: PolicySpec,
     pub client: UpstreamClient,
 }
 
@@ -57,6 +63,8 @@ pub struct RouteTable {
     wildcard: Vec<(String, HostGroup)>,
     any: Option<HostGroup>,
     len: usize,
+    /// Every `claims_headers` name of every route: client copies are stripped on all routes.
+    injectable: Vec<HeaderName>,
 }
 
 #[derive(Debug, Default)]
@@ -101,8 +109,17 @@ impl RouteTable {
                 strip_prefix: spec.strip_prefix,
                 timeout: spec.timeout,
                 auth: spec.auth,
+                headers: spec.headers,
+                claims_headers: spec.claims_headers,
+                pass_access_token: spec.pass_access_token,
+                policy: spec.policy,
                 client,
             });
+            for (h, _) in &route.claims_headers {
+                if !table.injectable.contains(h) {
+                    table.injectable.push(h.clone());
+                }
+            }
             let group = match &route.host {
                 HostPattern::Exact(h) => table.exact.entry(h.clone()).or_default(),
                 HostPattern::Any => table.any.get_or_insert_with(HostGroup::default),
@@ -139,6 +156,11 @@ impl RouteTable {
     /// The route for `host` (lower case, no port) and `path`, if any.
     pub fn find(&self, host: &str, path: &str) -> Option<&Arc<Route>> {
         self.group(host)?.find(path)
+    }
+
+    /// The `claims_headers` names of all routes.
+    pub fn injectable(&self) -> &[HeaderName] {
+        &self.injectable
     }
 
     /// Whether any route serves `host`.

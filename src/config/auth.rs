@@ -462,3 +462,6 @@ pub fn is_guid(s: &str) -> bool {
             _ => c.is_ascii_hexdigit(),
         })
 }
+
+#[cfg(test)]
+mod tests;

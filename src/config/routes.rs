@@ -365,6 +365,24 @@ fn policy(
     })
 }
 
+/// Refuses `login` and `bearer` routes when the main file has no `[oidc]` section.
+pub fn require_oidc(specs: &[RouteSpec], file: &Path, has_oidc: bool) -> Result<(), ConfigError> {
+    if has_oidc {
+        return Ok(());
+    }
+    match specs.iter().find(|s| s.auth != AuthMode::Public) {
+        Some(s) => Err(ConfigError::invalid(
+            file,
+            format!("route {:?} (line {}): auth", s.name, s.line),
+            format!(
+                "\"public\", or an [oidc] section in the main file: auth = \"{}\" signs users in with Entra ID (routes default to \"login\")",
+                s.auth.as_str()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn at(file: &Path, line: usize, message: String) -> ConfigError {
     ConfigError::Parse {
         file: file.to_owned(),

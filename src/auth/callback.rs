@@ -1,0 +1,171 @@
+//! The callback: Entra ID sends the browser back with `code` and `state` (or `error`).
+//!
+//! Checks, in order: a pending sign-in cookie for this `state` exists in this browser and
+//! opens (sealed by us, for this cookie), its state equals the callback's (constant time), it
+//! has not expired, and the state was not used before (a one-time marker in the store, so a
+//! replayed callback fails even on another instance). Then the code is redeemed with the PKCE
+//! verifier, the ID token validated with the nonce, group overage resolved, and the session
+//! created with a fresh ID (no session fixation).
+
+use std::time::Duration;
+
+use http::header::{HeaderValue, CACHE_CONTROL, LOCATION, SET_COOKIE};
+use http::{Request, Response, StatusCode};
+
+use super::{cookies, pending, Auth, SignInError};
+use crate::body::{self, Body};
+use crate::error::ProxyError;
+use crate::identity::Identity;
+use crate::oidc::{graph, token::aadsts_code, verify::constant_time_eq, Expect};
+use crate::request::Target;
+use crate::session::{digest, now, Session};
+
+impl Auth {
+    pub(super) async fn callback<B>(
+        &self,
+        req: &Request<B>,
+        _target: &Target,
+    ) -> Result<Response<Body>, ProxyError> {
+        let fail = |e: SignInError| ProxyError::SignIn(e);
+        let q = Query::parse(req.uri().query().unwrap_or(""));
+        let state = q.state.ok_or(fail(SignInError::MissingState))?;
+        let name = pending::cookie_name(self.cookie_name(), &state);
+        let value = cookies::get_all(req.headers(), &name)
+            .next()
+            .ok_or(fail(SignInError::UnknownState))?;
+        let p = pending::open(&self.sign_in, value, &name).ok_or(fail(SignInError::Tampered))?;
+        if !constant_time_eq(p.state.as_bytes(), state.as_bytes()) {
+            return Err(fail(SignInError::Tampered));
+        }
+        if p.expires_at <= now() {
+            return Err(fail(SignInError::Expired));
+        }
+        let first_use = self
+            .sessions
+            .store
+            .set_nx(
+                &format!("signin:{}", digest(&state)),
+                b"1",
+                pending::LIFETIME + Duration::from_secs(60),
+            )
+            .await
+            .map_err(ProxyError::StoreUnavailable)?;
+        if !first_use {
+            return Err(fail(SignInError::Replayed));
+        }
+        if let Some(error) = q.error {
+            return Err(fail(SignInError::Provider {
+                error,
+                aadsts: q.error_description.as_deref().and_then(aadsts_code),
+            }));
+        }
+        let code = q.code.ok_or(fail(SignInError::MissingCode))?;
+
+        let tokens = self
+            .provider
+            .redeem(&code, &p.verifier, &p.redirect_uri)
+            .await
+            .map_err(|e| fail(SignInError::Redeem(e)))?;
+        let id_token = tokens.id_token.as_deref().ok_or(fail(SignInError::NoIdToken))?;
+        let claims = self
+            .provider
+            .verify(
+                id_token,
+                Expect::IdToken {
+                    nonce: Some(&p.nonce),
+                },
+            )
+            .await
+            .map_err(|e| fail(SignInError::IdToken(e)))?;
+        let overage = graph::has_overage(&claims);
+        let mut identity = Identity::from_claims(claims);
+        if overage {
+            match self.provider.graph_groups(&tokens.access_token).await {
+                Ok(groups) => {
+                    identity.claims.insert("groups".into(), groups.into());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, oid = identity.oid(), "groups overage: Microsoft Graph could not be asked; group policies will deny this user");
+                    identity.groups_unresolved = true;
+                }
+            }
+        }
+
+        let now = now();
+        let cfg = &self.sessions.config;
+        let access_expires_at = now + tokens.expires_in.map_or(3600, |d| d.as_secs());
+        let hard_end = now + cfg.max_lifetime.as_secs();
+        let expires_at = if tokens.refresh_token.is_some() {
+            hard_end
+        } else {
+            hard_end.min(access_expires_at)
+        };
+        let session = Session {
+            sid: identity.str("sid").map(String::from),
+            login_hint: identity.str("login_hint").map(String::from),
+            identity,
+            access_token: Some(tokens.access_token),
+            refresh_token: tokens.refresh_token,
+            access_expires_at,
+            created_at: now,
+            expires_at,
+        };
+        let (oid, tid) = (
+            session.identity.oid().to_owned(),
+            session.identity.tid().to_owned(),
+        );
+        let id = self
+            .sessions
+            .create(session)
+            .await
+            .map_err(ProxyError::StoreUnavailable)?;
+        tracing::info!(oid, tid, "signed in");
+
+        let mut resp = Response::new(body::empty());
+        *resp.status_mut() = StatusCode::FOUND;
+        let h = resp.headers_mut();
+        h.insert(
+            LOCATION,
+            HeaderValue::from_str(&p.return_to).unwrap_or(HeaderValue::from_static("/")),
+        );
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.append(
+            SET_COOKIE,
+            cookies::set(self.cookie_name(), &id, Duration::from_secs(expires_at - now)),
+        );
+        h.append(SET_COOKIE, cookies::clear(&name));
+        Ok(resp)
+    }
+}
+
+#[derive(Default)]
+struct Query {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+impl Query {
+    fn parse(q: &str) -> Query {
+        let mut out = Query::default();
+        for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+            let v = v.into_owned();
+            match k.as_ref() {
+                "state" => out.state = Some(v),
+                "code" => out.code = Some(v),
+                // An OAuth error code is a short token; anything else is not shown.
+                "error" => {
+                    out.error = Some(if v.len() <= 64 && v.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                        v
+                    } else {
+                        "invalid_error".to_owned()
+                    })
+                }
+                "error_description" => out.error_description = Some(v),
+                _ => {}
+            }
+        }
+        out
+    }
+}

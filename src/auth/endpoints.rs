@@ -1,0 +1,136 @@
+//! `/.auth/logout`, `/.auth/me` and `/.auth/frontchannel-logout`.
+//!
+//! Sign-out deletes the local session first (ENTRA.md §6), then sends the browser to Entra's
+//! `end_session_endpoint` with `post_logout_redirect_uri` and `logout_hint` when
+//! `oidc.post_logout_redirect_uri` is set, so the Entra session ends too; otherwise back to a
+//! same-host `rd`. Front-channel sign-out is Entra calling us (in a hidden frame, often without
+//! our cookies) with the `sid` of a session it ended: the `sid → session` index finds it.
+
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use http::{Method, Request, Response, StatusCode};
+
+use super::login::canonical_authority;
+use super::{cookies, return_to, Auth};
+use crate::body::{self, Body};
+use crate::error::ProxyError;
+use crate::identity;
+use crate::session::store_key;
+
+impl Auth {
+    pub(super) async fn logout<B>(
+        &self,
+        req: &Request<B>,
+        target: &crate::request::Target,
+    ) -> Result<Response<Body>, ProxyError> {
+        if req.method() != Method::GET && req.method() != Method::POST {
+            return Err(ProxyError::BadRequest("Sign out with GET or POST."));
+        }
+        let mut logout_hint = None;
+        for id in cookies::get_all(req.headers(), self.cookie_name()).filter(|v| super::looks_like_token(v)) {
+            let key = store_key(id);
+            let session = self
+                .sessions
+                .load(id)
+                .await
+                .map_err(ProxyError::StoreUnavailable)?;
+            if let Some(l) = &session {
+                logout_hint = l.session.login_hint.clone();
+                tracing::info!(
+                    oid = l.session.identity.oid(),
+                    tid = l.session.identity.tid(),
+                    "signed out"
+                );
+            }
+            self.sessions
+                .delete(&key, session.as_ref().map(|l| &*l.session))
+                .await
+                .map_err(ProxyError::StoreUnavailable)?;
+        }
+        let rd = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .find(|(k, _)| k == "rd")
+            .map(|(_, v)| v.into_owned());
+        let authority = canonical_authority(target);
+        let local = rd
+            .and_then(|r| return_to::safe(&r, target.authority.as_str()))
+            .unwrap_or_else(|| "/".into());
+        let location = match self.provider.config.post_logout_redirect_uri.as_deref() {
+            Some(p) => {
+                let after = if p.starts_with('/') {
+                    format!("https://{authority}{p}")
+                } else {
+                    p.to_owned()
+                };
+                self.provider
+                    .end_session_url(Some(&after), logout_hint.as_deref())
+                    .map_or(local, |u| u.to_string())
+            }
+            None => local,
+        };
+        let mut resp = Response::new(body::empty());
+        *resp.status_mut() = StatusCode::FOUND;
+        let h = resp.headers_mut();
+        h.insert(
+            LOCATION,
+            HeaderValue::from_str(&location).unwrap_or(HeaderValue::from_static("/")),
+        );
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.append(SET_COOKIE, cookies::clear(self.cookie_name()));
+        Ok(resp)
+    }
+
+    /// The signed-in identity as JSON, in App Service's `/.auth/me` shape (without tokens).
+    pub(super) async fn me<B>(&self, req: &Request<B>) -> Result<Response<Body>, ProxyError> {
+        let Some(s) = self.session(req.headers()).await? else {
+            return Err(ProxyError::SignInRequired {
+                login_url: super::login::login_url("/"),
+            });
+        };
+        let id = &s.identity;
+        let principal = identity::easy_auth_json(id);
+        let expires_on = s.expires_at.min(if s.refresh_token.is_some() {
+            u64::MAX
+        } else {
+            s.access_expires_at
+        });
+        let body = serde_json::json!([{
+            "provider_name": "aad",
+            "user_id": id.username(),
+            "user_claims": principal["claims"],
+            "oid": id.oid(),
+            "tid": id.tid(),
+            "name": id.str("name"),
+            "groups": id.groups(),
+            "roles": id.roles(),
+            "expires_on": expires_on,
+        }]);
+        let mut resp = Response::new(body::full(body.to_string()));
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(resp)
+    }
+
+    /// `GET /.auth/frontchannel-logout?sid=…`: always 200, so the provider's frame completes.
+    pub(super) async fn frontchannel_logout<B>(
+        &self,
+        req: &Request<B>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let sid = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .find(|(k, _)| k == "sid")
+            .map(|(_, v)| v.into_owned());
+        if let Some(sid) = sid.filter(|s| !s.is_empty() && s.len() <= 256) {
+            match self.sessions.delete_by_sid(&sid).await {
+                Ok(true) => tracing::info!("signed out by the identity provider (front-channel)"),
+                Ok(false) => {}
+                Err(e) => return Err(ProxyError::StoreUnavailable(e)),
+            }
+        }
+        let mut resp = Response::new(body::full("signed out\n"));
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.append(SET_COOKIE, cookies::clear(self.cookie_name()));
+        Ok(resp)
+    }
+}

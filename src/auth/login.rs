@@ -1,0 +1,146 @@
+//! Starting a sign-in: the redirect to Entra ID's authorize endpoint.
+//!
+//! Each sign-in gets fresh `state`, `nonce` and PKCE verifier (256 random bits each; S256
+//! challenge), `response_mode=query`, and a callback URL on the host the browser used. They
+//! travel in a sealed cookie (`pending.rs`); Entra sees only the state, the nonce and the
+//! challenge.
+
+use http::header::{HeaderValue, CACHE_CONTROL, LOCATION, SET_COOKIE};
+use http::{Request, Response, StatusCode};
+
+use super::cookies::{self, MAX_PENDING};
+use super::pending::{self, Pending};
+use super::{return_to, Auth, Decision};
+use crate::body::{self, Body};
+use crate::error::ProxyError;
+use crate::oidc::AuthorizeParams;
+use crate::request::Target;
+use crate::session::{now, random_token};
+
+impl Auth {
+    /// No session: browsers go to sign in and come back here; others get 401.
+    pub(super) fn challenge<B>(
+        &self,
+        req: &Request<B>,
+        target: &Target,
+    ) -> Result<Decision, ProxyError> {
+        let here = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
+        let back = return_to::safe(&here, target.authority.as_str()).unwrap_or_else(|| "/".into());
+        if !self.provider.is_ready() {
+            return Err(ProxyError::ProviderUnavailable);
+        }
+        if super::is_navigation(req) {
+            return self
+                .start(req, target, back, None, None)
+                .map(Decision::Respond);
+        }
+        Err(ProxyError::SignInRequired {
+            login_url: login_url(&back),
+        })
+    }
+
+    /// `GET /.auth/login?rd=/path[&login_hint=…][&domain_hint=…]`.
+    pub(super) fn login_endpoint<B>(
+        &self,
+        req: &Request<B>,
+        target: &Target,
+    ) -> Result<Response<Body>, ProxyError> {
+        let mut rd = None;
+        let mut login_hint = None;
+        let mut domain_hint = None;
+        for (k, v) in url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+            match k.as_ref() {
+                "rd" => rd = Some(v.into_owned()),
+                "login_hint" => login_hint = Some(v.into_owned()),
+                "domain_hint" => domain_hint = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let back = rd
+            .and_then(|r| return_to::safe(&r, target.authority.as_str()))
+            .unwrap_or_else(|| "/".into());
+        // Hints are passed on only when they look like what Entra expects.
+        let hint_ok = |h: &String| {
+            h.len() <= 256 && h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        };
+        if !self.provider.is_ready() {
+            return Err(ProxyError::ProviderUnavailable);
+        }
+        self.start(
+            req,
+            target,
+            back,
+            login_hint.filter(hint_ok).as_deref(),
+            domain_hint.filter(hint_ok).as_deref(),
+        )
+    }
+
+    fn start<B>(
+        &self,
+        req: &Request<B>,
+        target: &Target,
+        return_to: String,
+        login_hint: Option<&str>,
+        domain_hint: Option<&str>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let p = Pending {
+            state: random_token(),
+            nonce: random_token(),
+            verifier: random_token(),
+            return_to,
+            redirect_uri: format!(
+                "https://{}{}",
+                canonical_authority(target),
+                self.provider.config.callback_path
+            ),
+            expires_at: now() + pending::LIFETIME.as_secs(),
+        };
+        let url = self
+            .provider
+            .authorize_url(&AuthorizeParams {
+                redirect_uri: &p.redirect_uri,
+                state: &p.state,
+                nonce: &p.nonce,
+                pkce_verifier: &p.verifier,
+                login_hint,
+                domain_hint,
+            })
+            .map_err(|_| ProxyError::ProviderUnavailable)?;
+        let name = pending::cookie_name(self.cookie_name(), &p.state);
+        let value = pending::seal(&self.sign_in, &p, &name);
+
+        let mut resp = Response::new(body::empty());
+        *resp.status_mut() = StatusCode::FOUND;
+        let h = resp.headers_mut();
+        let location = HeaderValue::from_str(url.as_str())
+            .map_err(|_| ProxyError::ProviderUnavailable)?;
+        h.insert(LOCATION, location);
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.append(SET_COOKIE, cookies::set(&name, &value, pending::LIFETIME));
+        // Bound the cookies a browser collects from abandoned sign-ins.
+        let open = cookies::pending_names(req.headers(), self.cookie_name());
+        for stale in open.iter().take(open.len().saturating_sub(MAX_PENDING - 1)) {
+            h.append(SET_COOKIE, cookies::clear(stale));
+        }
+        tracing::debug!(return_to = %p.return_to, "sign-in started");
+        Ok(resp)
+    }
+}
+
+/// `/.auth/login?rd=<path>`.
+pub fn login_url(return_to: &str) -> String {
+    let rd: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+    format!("/.auth/login?rd={rd}")
+}
+
+/// The host (lower case) and port the browser used: redirect URIs are matched exactly.
+pub fn canonical_authority(target: &Target) -> String {
+    match target.authority.port_u16() {
+        Some(port) => format!("{}:{port}", target.host),
+        None => target.host.clone(),
+    }
+}

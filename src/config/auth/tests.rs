@@ -1,0 +1,238 @@
+use super::super::{load, Config, ConfigError};
+use super::*;
+
+use std::fs;
+
+use tempfile::TempDir;
+
+const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const SECRET: &str = "0123456789abcdef0123456789abcdef-long-enough";
+
+fn main_file(extra: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:8443\"\n[tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n\
+         [routes]\nfile = \"routes.toml\"\n{extra}\n"
+    )
+}
+
+fn oidc(extra: &str) -> String {
+    format!(
+        "[oidc]\nissuer = \"https://login.microsoftonline.com/{TID}/v2.0\"\nclient_id = \"app\"\n{extra}\n"
+    )
+}
+
+fn load_text(text: &str, files: &[(&str, &str)]) -> (TempDir, PathBuf, Result<Config, ConfigError>) {
+    let dir = TempDir::new().unwrap();
+    for (name, content) in files {
+        fs::write(dir.path().join(name), content).unwrap();
+    }
+    let file = dir.path().join("portcullis.toml");
+    fs::write(&file, text).unwrap();
+    let r = load(&file);
+    (dir, file, r)
+}
+
+fn ok(text: &str) -> Config {
+    ok_with(text, &[])
+}
+
+fn ok_with(text: &str, files: &[(&str, &str)]) -> Config {
+    match load_text(text, files).2 {
+        Ok(c) => c,
+        Err(e) => panic!("expected the config to load: {e}"),
+    }
+}
+
+/// The error names the file and `key`, and its text contains `part`.
+fn invalid(text: &str, key: &str, part: &str) -> String {
+    let (_d, file, r) = load_text(text, &[]);
+    let e = match r {
+        Ok(c) => panic!("expected `{key}` to be refused, got {c:?}"),
+        Err(e) => e,
+    };
+    let shown = e.to_string();
+    assert!(shown.starts_with(&file.display().to_string()), "{shown}");
+    match e {
+        ConfigError::Invalid { key: k, expected, .. } => {
+            assert_eq!(k, key, "{shown}");
+            assert!(expected.contains(part), "{part:?} not in {expected:?}");
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    shown
+}
+
+#[test]
+fn without_oidc_there_is_no_sign_in_and_sessions_default() {
+    let c = ok(&main_file(""));
+    assert!(c.oidc.is_none());
+    assert_eq!(c.session.store, StoreKind::Memory);
+    assert_eq!(c.session.cookie_name, "__Host-portcullis");
+    assert_eq!(c.session.max_lifetime, Duration::from_secs(12 * 3600));
+    assert_eq!(c.session.idle_timeout, Duration::from_secs(3600));
+    assert_eq!(c.session.refresh_before, Duration::from_secs(300));
+    assert!(c.session.secrets.is_empty());
+}
+
+#[test]
+fn oidc_defaults_follow_the_documentation() {
+    let c = ok(&main_file(&oidc("")));
+    let o = c.oidc.unwrap();
+    assert!(!o.multi_tenant);
+    assert_eq!(o.scopes, ["openid", "profile", "email", "offline_access"]);
+    assert_eq!(o.callback_path, "/.auth/callback");
+    assert_eq!(o.audiences, ["app", "api://app"]);
+    assert_eq!(o.clock_skew, Duration::from_secs(300));
+    assert_eq!(o.graph_url, "https://graph.microsoft.com");
+    assert!(o.client_secret.is_none());
+}
+
+#[test]
+fn client_secret_comes_from_a_file_and_is_never_printed() {
+    let c = ok_with(
+        &main_file(&oidc("client_secret_file = \"secret.txt\"")),
+        &[("secret.txt", "s3cr3t-value\n")],
+    );
+    let o = c.oidc.unwrap();
+    assert_eq!(o.client_secret.as_ref().unwrap().expose(), "s3cr3t-value");
+    assert!(!format!("{o:?}").contains("s3cr3t"));
+}
+
+#[test]
+fn unreadable_secret_file_names_the_key() {
+    let shown = invalid(
+        &main_file(&oidc("client_secret_file = \"missing.txt\"")),
+        "oidc.client_secret_file",
+        "cannot be read",
+    );
+    assert!(shown.contains("missing.txt"));
+}
+
+#[test]
+fn secret_and_secret_file_together_are_refused() {
+    invalid(
+        &main_file(&oidc("client_secret = \"a\"\nclient_secret_file = \"b\"")),
+        "oidc.client_secret",
+        "not both",
+    );
+}
+
+#[test]
+fn multi_tenant_authority_needs_allowed_tenants() {
+    let text = main_file(
+        "[oidc]\nissuer = \"https://login.microsoftonline.com/organizations/v2.0\"\nclient_id = \"app\"\n",
+    );
+    invalid(&text, "oidc.allowed_tenants", "any tenant");
+    let text = main_file(&format!(
+        "[oidc]\nissuer = \"https://login.microsoftonline.com/common/v2.0\"\nclient_id = \"app\"\nallowed_tenants = [\"{}\"]\n",
+        TID.to_uppercase()
+    ));
+    let o = ok(&text).oidc.unwrap();
+    assert!(o.multi_tenant);
+    assert_eq!(o.allowed_tenants, [TID]);
+}
+
+#[test]
+fn bad_oidc_values_are_refused_by_key() {
+    invalid(
+        &main_file("[oidc]\nissuer = \"http://login.microsoftonline.com/x/v2.0\"\nclient_id = \"a\""),
+        "oidc.issuer",
+        "https",
+    );
+    invalid(
+        &main_file("[oidc]\nissuer = \"https://login.microsoftonline.com/consumers/v2.0\"\nclient_id = \"a\""),
+        "oidc.issuer",
+        "consumers",
+    );
+    invalid(&main_file(&oidc("allowed_tenants = [\"contoso\"]")), "oidc.allowed_tenants[0]", "GUID");
+    invalid(&main_file(&oidc("scopes = [\"profile\"]")), "oidc.scopes", "openid");
+    invalid(&main_file(&oidc("callback_path = \"callback\"")), "oidc.callback_path", "\"/\"");
+    invalid(
+        &main_file(&oidc("post_logout_redirect_uri = \"http://x\"")),
+        "oidc.post_logout_redirect_uri",
+        "https",
+    );
+    invalid(
+        &main_file("[oidc]\nissuer = \"https://login.microsoftonline.com/x/v2.0\"\nclient_id = \" \""),
+        "oidc.client_id",
+        "client) ID",
+    );
+}
+
+#[test]
+fn plain_http_issuer_is_allowed_on_loopback_only() {
+    let text = main_file("[oidc]\nissuer = \"http://127.0.0.1:9999/t/v2.0\"\nclient_id = \"a\"");
+    assert!(ok(&text).oidc.is_some());
+}
+
+#[test]
+fn session_secrets_must_be_long_and_from_one_source() {
+    invalid(
+        &main_file("[session]\nsecret = \"short\""),
+        "session.secret",
+        "at least 32 bytes",
+    );
+    invalid(
+        &main_file(&format!("[session]\nsecret = \"{SECRET}\"\nsecrets = [\"{SECRET}\"]")),
+        "session.secret",
+        "only one",
+    );
+    let c = ok(&main_file(&format!("[session]\nsecrets = [\"{SECRET}\", \"{SECRET}-old\"]")));
+    assert_eq!(c.session.secrets.len(), 2);
+}
+
+#[test]
+fn secret_file_may_hold_several_secrets_one_per_line() {
+    let c = ok_with(
+        &main_file("[session]\nsecret_file = \"s.txt\""),
+        &[("s.txt", &format!("{SECRET}-new\n\n{SECRET}-old\n"))],
+    );
+    assert_eq!(c.session.secrets.len(), 2);
+    assert_eq!(c.session.secrets[0].expose(), format!("{SECRET}-new"));
+}
+
+#[test]
+fn redis_store_needs_redis_and_a_shared_secret() {
+    invalid(
+        &main_file(&format!("[session]\nstore = \"redis\"\nsecret = \"{SECRET}\"")),
+        "redis.url",
+        "[redis]",
+    );
+    invalid(
+        &main_file("[session]\nstore = \"redis\"\n[redis]\nurl = \"redis://127.0.0.1:6379\""),
+        "session.secret_file",
+        "shared by every instance",
+    );
+    let c = ok(&main_file(&format!(
+        "[session]\nstore = \"redis\"\nsecret = \"{SECRET}\"\n[redis]\nurl = \"rediss://user:pw@cache:6380/0\"\nkey_prefix = \"p:\""
+    )));
+    let r = c.redis.unwrap();
+    assert_eq!(r.key_prefix, "p:");
+    assert_eq!(r.pool_size, 4);
+    assert!(!format!("{r:?}").contains("pw"));
+}
+
+#[test]
+fn bad_session_and_redis_values_are_refused_by_key() {
+    invalid(&main_file("[session]\nstore = \"memcached\""), "session.store", "\"redis\"");
+    invalid(&main_file("[session]\ncookie_name = \"a b\""), "session.cookie_name", "letters");
+    invalid(
+        &main_file("[session]\ncache_ttl = \"2h\"\nidle_timeout = \"1h\""),
+        "session.cache_ttl",
+        "shorter",
+    );
+    let shown = invalid(
+        &main_file("[redis]\nurl = \"http://user:hunter2@cache\""),
+        "redis.url",
+        "redis://",
+    );
+    assert!(!shown.contains("hunter2"), "the URL's password must not be echoed: {shown}");
+    invalid(&main_file("[redis]\npool_size = 0"), "redis.pool_size", "greater than 0");
+}
+
+#[test]
+fn guid_shape_is_checked() {
+    assert!(is_guid(TID));
+    assert!(!is_guid("72f988bf86f141af91ab2d7cd011db47"));
+    assert!(!is_guid("72f988bf-86f1-41af-91ab-2d7cd011db4g"));
+}
