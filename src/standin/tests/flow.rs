@@ -1,0 +1,314 @@
+//! The authorization code flow: authorize checks, user choice, code redemption, client auth.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use reqwest::StatusCode;
+
+use super::*;
+use crate::standin::scopes::GRAPH_APP_ID;
+
+#[tokio::test]
+async fn code_flow_with_pkce_issues_verifiable_entra_tokens() {
+    let si = start(config()).await;
+    let resp = authorize(&si, &[]).await;
+    let params = location_params(&resp);
+    let location = resp.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with(REDIRECT));
+    assert_eq!(param(&params, "state"), Some("st-1"));
+    assert_eq!(param(&params, "iss"), None);
+    let session_state = param(&params, "session_state").unwrap().to_owned();
+    let code = param(&params, "code").unwrap().to_owned();
+
+    let (status, body) = redeem(&si, &code, VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(body["ext_expires_in"], 3600);
+    assert!(body["refresh_token"].is_string());
+
+    let alice = si
+        .users()
+        .into_iter()
+        .find(|u| u.username == ALICE)
+        .unwrap();
+    let id = verify(
+        &si,
+        body["id_token"].as_str().unwrap(),
+        CLIENT,
+        &si.issuer(),
+    )
+    .await;
+    assert_eq!(id["nonce"], "n-1");
+    assert_eq!(id["oid"], alice.oid.as_str());
+    assert_eq!(id["tid"], si.tenant_id());
+    assert_eq!(id["preferred_username"], ALICE);
+    assert_eq!(id["email"], ALICE);
+    assert_eq!(id["name"], "Alice Archer");
+    assert_eq!(id["ver"], "2.0");
+    assert_eq!(id["sid"], session_state.as_str());
+    assert_eq!(id["groups"], serde_json::json!(["g-1", "g-2"]));
+    assert_eq!(id["roles"], serde_json::json!(["Reader"]));
+    assert_eq!(
+        id["sub"],
+        crate::standin::claims::pairwise_sub(&alice.oid, CLIENT)
+    );
+    assert_ne!(id["sub"], alice.oid.as_str());
+    assert!(id["login_hint"].as_str().unwrap().starts_with("O."));
+    for claim in ["aio", "rh", "uti", "iat", "nbf", "exp"] {
+        assert!(!id[claim].is_null(), "missing {claim}");
+    }
+    assert_eq!(
+        id["exp"].as_u64().unwrap() - id["iat"].as_u64().unwrap(),
+        3600
+    );
+
+    let access = body["access_token"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(access).unwrap();
+    assert!(header.nonce.is_some(), "Graph tokens carry a header nonce");
+    let at = peek(access);
+    assert_eq!(at["aud"], GRAPH_APP_ID);
+    assert_eq!(at["scp"], "openid profile email User.Read");
+    assert_eq!(si.token_calls().authorization_code, 1);
+
+    let recorded = si.authorize_requests();
+    assert_eq!(recorded.len(), 1);
+    let q: Vec<(String, String)> = recorded[0].query_pairs().into_owned().collect();
+    assert_eq!(param(&q, "code_challenge_method"), Some("S256"));
+}
+
+#[tokio::test]
+async fn pkce_mismatch_and_code_reuse_are_invalid_grant() {
+    let si = start(config()).await;
+    let code1 = code(&si, &[]).await;
+    let other = "x".repeat(43);
+    let (status, body) = redeem(&si, &code1, &other).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body["error_codes"][0], 501481);
+
+    let code2 = code(&si, &[]).await;
+    assert_eq!(redeem(&si, &code2, VERIFIER).await.0, StatusCode::OK);
+    let (status, body) = redeem(&si, &code2, VERIFIER).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body["error_codes"][0], 54005);
+    let description = body["error_description"].as_str().unwrap();
+    assert!(description.starts_with("AADSTS54005: "));
+    assert!(description.contains("\r\nTrace ID: "));
+    assert!(body["trace_id"].is_string() && body["correlation_id"].is_string());
+    assert_eq!(si.token_calls().failed, 2);
+}
+
+#[tokio::test]
+async fn wrong_redirect_uri_at_redemption_is_refused() {
+    let si = start(config()).await;
+    let code = code(&si, &[]).await;
+    let (status, body) = token(
+        &si,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+            ("code", &code),
+            ("redirect_uri", "https://app.example/other"),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+}
+
+#[tokio::test]
+async fn unregistered_redirect_uri_gets_an_error_page_and_no_redirect() {
+    let si = start(config()).await;
+    let resp = authorize(&si, &[("redirect_uri", "https://evil.example/cb")]).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.headers().get("location").is_none());
+    assert!(resp.text().await.unwrap().contains("AADSTS50011"));
+
+    let resp = authorize(
+        &si,
+        &[("client_id", "00000000-0000-0000-0000-000000000009")],
+    )
+    .await;
+    assert!(resp.headers().get("location").is_none());
+    assert!(resp.text().await.unwrap().contains("AADSTS700016"));
+}
+
+#[tokio::test]
+async fn protocol_errors_go_back_to_the_redirect_uri() {
+    let si = start(config()).await;
+    let resp = authorize(&si, &[("scope", "profile")]).await;
+    let p = location_params(&resp);
+    assert_eq!(param(&p, "error"), Some("invalid_scope"));
+    assert_eq!(param(&p, "state"), Some("st-1"));
+
+    let resp = authorize(&si, &[("response_type", "token")]).await;
+    assert_eq!(
+        param(&location_params(&resp), "error"),
+        Some("unsupported_response_type")
+    );
+
+    si.set_authorize_error(Some((
+        "access_denied".into(),
+        "AADSTS50105: not assigned".into(),
+    )));
+    let p = location_params(&authorize(&si, &[]).await);
+    assert_eq!(param(&p, "error"), Some("access_denied"));
+    assert_eq!(
+        param(&p, "error_description"),
+        Some("AADSTS50105: not assigned")
+    );
+    assert!(param(&p, "error_uri")
+        .unwrap()
+        .ends_with("/error?code=50105"));
+    assert_eq!(param(&p, "state"), Some("st-1"));
+}
+
+#[tokio::test]
+async fn several_users_and_no_hint_show_the_picker() {
+    let si = start(StandInConfig {
+        default_user: None,
+        ..config()
+    })
+    .await;
+    let resp = authorize(&si, &[]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("Alice Archer") && page.contains("Bob Baker"));
+    assert!(page.contains("login_hint=bob%40contoso.test"));
+
+    let p = location_params(&authorize(&si, &[("login_hint", BOB)]).await);
+    let (_, body) = redeem(&si, param(&p, "code").unwrap(), VERIFIER).await;
+    assert_eq!(
+        peek(body["id_token"].as_str().unwrap())["preferred_username"],
+        BOB
+    );
+
+    let p = location_params(&authorize(&si, &[("prompt", "none")]).await);
+    assert_eq!(param(&p, "error"), Some("login_required"));
+}
+
+#[tokio::test]
+async fn the_login_hint_claim_selects_its_user() {
+    let si = start(config()).await;
+    let (_, body) = redeem(&si, &code(&si, &[("login_hint", BOB)]).await, VERIFIER).await;
+    let hint = peek(body["id_token"].as_str().unwrap())["login_hint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, body) = redeem(&si, &code(&si, &[("login_hint", &hint)]).await, VERIFIER).await;
+    assert_eq!(
+        peek(body["id_token"].as_str().unwrap())["preferred_username"],
+        BOB
+    );
+}
+
+#[tokio::test]
+async fn form_post_mode_answers_with_an_auto_submitting_form() {
+    let si = start(config()).await;
+    let resp = authorize(&si, &[("response_mode", "form_post")]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains(&format!("action=\"{REDIRECT}\"")));
+    assert!(page.contains("name=\"code\"") && page.contains("name=\"state\" value=\"st-1\""));
+}
+
+#[tokio::test]
+async fn client_secret_basic_needs_form_encoding_and_the_right_secret() {
+    let si = start(config()).await;
+    let url = format!("{}/{}/oauth2/v2.0/token", si.base_url(), si.tenant_id());
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let code1 = code(&si, &[]).await;
+    let basic = STANDARD.encode(format!("{}:{}", enc(CLIENT), enc(SECRET)));
+    let resp = http()
+        .post(&url)
+        .header("authorization", format!("Basic {basic}"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code1),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    let code2 = code(&si, &[]).await;
+    let (status, body) = token(
+        &si,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT),
+            ("client_secret", "wrong"),
+            ("code", &code2),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(body["error_codes"][0], 7000215);
+}
+
+#[tokio::test]
+async fn public_clients_redeem_without_a_secret_but_not_with_one() {
+    let si = start(config()).await;
+    let redirect = "http://localhost:8400/cb";
+    let extra = [("client_id", PUBLIC_CLIENT), ("redirect_uri", redirect)];
+    let code1 = code(&si, &extra).await;
+    let form = |code: &str, secret: Option<&'static str>| {
+        let mut f = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("client_id", PUBLIC_CLIENT.to_owned()),
+            ("code", code.to_owned()),
+            ("redirect_uri", redirect.to_owned()),
+            ("code_verifier", VERIFIER.to_owned()),
+        ];
+        if let Some(s) = secret {
+            f.push(("client_secret", s.to_owned()));
+        }
+        f
+    };
+    let f = form(&code1, None);
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(token(&si, &f).await.0, StatusCode::OK);
+    let code2 = code(&si, &extra).await;
+    let f = form(&code2, Some("anything"));
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body) = token(&si, &f).await;
+    assert_eq!(
+        (status, body["error_codes"][0].as_u64()),
+        (StatusCode::UNAUTHORIZED, Some(700025))
+    );
+}
+
+#[tokio::test]
+async fn api_scopes_yield_an_access_token_for_our_api() {
+    let si = start(config()).await;
+    let scope = format!("openid offline_access api://{CLIENT}/access_as_user");
+    let (status, body) = redeem(&si, &code(&si, &[("scope", &scope)]).await, VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let at = verify(
+        &si,
+        body["access_token"].as_str().unwrap(),
+        CLIENT,
+        &si.issuer(),
+    )
+    .await;
+    assert_eq!(at["scp"], "access_as_user");
+    assert_eq!(at["azp"], CLIENT);
+    assert_eq!(at["azpacr"], "1");
+    assert_eq!(at["ver"], "2.0");
+    assert_eq!(at["roles"], serde_json::json!(["Reader"]));
+    assert_eq!(at["groups"], serde_json::json!(["g-1", "g-2"]));
+    assert_eq!(
+        body["scope"],
+        format!("openid api://{CLIENT}/access_as_user")
+    );
+}
