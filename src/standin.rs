@@ -5,16 +5,25 @@
 //! quirks: RS256 tokens with Entra's claims (pairwise `sub`, `tid`/`oid`, `sid`, opaque
 //! `login_hint`, groups overage), discovery whose multi-tenant issuer is a `{tenantid}`
 //! template, keys that rotate, single-use codes bound to PKCE, refresh tokens that rotate,
-//! AADSTS-shaped errors, and a Graph endpoint to resolve overage. `/work/shared/ENTRA.md`
-//! §1–§6 lists the behaviour reproduced here.
+//! AADSTS-shaped errors, and a Graph endpoint to resolve overage. Each module cites the
+//! Microsoft identity platform page (learn.microsoft.com/entra/identity-platform/…) behind
+//! the behaviour it reproduces.
+//!
+//! Where Entra is lenient the stand-in is sometimes stricter, so that tests catch relying-party
+//! bugs that Entra would let slide today: a used refresh token stops working at once, an
+//! authorize request without `openid` is refused, a `login_hint` that names nobody is not
+//! replaced by another user.
 //!
 //! # Layout
 //!
 //! - this file: the [`StandIn`] handle and its test controls.
 //! - `config`: [`StandInConfig`], [`TestUser`], [`TestClient`]; redirect-URI rules.
+//! - `controls`: what tests inject and read back ([`TokenFailure`], [`TokenCalls`],
+//!   [`LogoutRecord`]).
 //! - `server`: listener, TLS, connections, the endpoint table.
 //! - `discovery`: tenant segments, the metadata document, JWKS.
-//! - `authorize`, `token` (+ `client_auth`, `scopes`), `logout`, `graph`: the endpoints.
+//! - `authorize` (+ `session`), `token` (+ `client_auth`, `scopes`, `issue`), `logout`,
+//!   `graph`: the endpoints.
 //! - `keys`: signing keys and rotation; `claims`: token contents.
 //! - `aadsts`: Entra's error format; `pages`: the HTML; `http`, `state`: plumbing.
 
@@ -23,14 +32,17 @@ mod authorize;
 mod claims;
 mod client_auth;
 mod config;
+mod controls;
 mod discovery;
 mod graph;
 mod http;
+mod issue;
 mod keys;
 mod logout;
 mod pages;
 mod scopes;
 mod server;
+mod session;
 mod state;
 mod token;
 
@@ -46,52 +58,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{StandInConfig, TestClient, TestUser};
+pub use controls::{LogoutRecord, TokenCalls, TokenFailure};
 pub use keys::KeyError;
 
 use keys::{KeySet, SigningKey};
 use state::{lock, now, Counters, RefreshStatus, State};
-
-/// How the next token-endpoint calls fail (see [`StandIn::fail_next_token_requests`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenFailure {
-    /// 400 `invalid_grant` (AADSTS70043).
-    InvalidGrant,
-    /// 400 `interaction_required` (AADSTS50076, MFA required).
-    InteractionRequired,
-    /// 400 `consent_required` (AADSTS65001).
-    ConsentRequired,
-    /// 400 `login_required` (AADSTS50058).
-    LoginRequired,
-    /// 503 `temporarily_unavailable`.
-    TemporarilyUnavailable,
-    /// 500 `server_error` (AADSTS50000).
-    ServerError,
-    /// 401 `invalid_client` (AADSTS7000215).
-    InvalidClient,
-    /// The connection closes without an answer.
-    ConnectionReset,
-}
-
-/// Token-endpoint calls so far. `authorization_code` and `refresh_token` count every request
-/// with that `grant_type`, successful or not; `failed` counts every error answer (injected
-/// ones and dropped connections included).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TokenCalls {
-    pub authorization_code: usize,
-    pub refresh_token: usize,
-    pub failed: usize,
-}
-
-/// One call to the end-session endpoint, as received.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LogoutRecord {
-    pub post_logout_redirect_uri: Option<String>,
-    pub logout_hint: Option<String>,
-    pub state: Option<String>,
-    pub id_token_hint: Option<String>,
-    /// From `client_id`, or the `aud` of a valid `id_token_hint`.
-    pub client_id: Option<String>,
-}
 
 /// Why the stand-in could not start.
 #[derive(Debug, thiserror::Error)]
@@ -296,6 +267,11 @@ impl StandIn {
     /// Every `/authorize` URL received, in order (POSTed parameters as its query).
     pub fn authorize_requests(&self) -> Vec<url::Url> {
         lock(&self.state().records).authorize.clone()
+    }
+
+    /// The user called `username` as it is now (for its generated `oid`).
+    pub fn user(&self, username: &str) -> Option<TestUser> {
+        self.state().user(username)
     }
 
     /// The users as they are now (after `set_user_groups`).

@@ -73,7 +73,8 @@ impl AadError {
             format!(
                 "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID \
                  and are signing into the correct cloud. Check with your subscription \
-                 administrator, this may happen if there are no active subscriptions for the tenant."
+                 administrator, this may happen if there are no active subscriptions for the \
+                 tenant."
             ),
         )
     }

@@ -11,21 +11,16 @@
 //! else `default_user`, else the only user; failing all that, a picker page, or
 //! `login_required` under `prompt=none`.
 
-use http::header::SET_COOKIE;
-use http::{HeaderValue, Method, Request, StatusCode};
+use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::aadsts::{error_uri, AadError, Diagnostics};
-use super::claims::login_hint;
 use super::config::uri_allowed;
 use super::discovery::Tenant;
 use super::http::{append, cookie, html, read_form, redirect, Params, Resp};
 use super::pages::{self, Account};
 use super::state::{lock, now, random, AuthCode, Pkce, State, CODE_LIFETIME};
-use super::{scopes, TestUser};
-
-/// Entra's browser session cookie; here it holds the session's `sid`.
-pub(crate) const SESSION_COOKIE: &str = "ESTSAUTH";
+use super::{scopes, session};
 
 #[derive(Debug, Clone, Copy)]
 enum Mode {
@@ -53,12 +48,17 @@ enum Outcome {
 
 pub(crate) async fn handle(state: &State, segment: &str, req: Request<Incoming>) -> Resp {
     let diag = Diagnostics::new(req.headers());
-    let session = cookie(req.headers(), SESSION_COOKIE);
+    let session = cookie(req.headers(), session::COOKIE);
     let path = req.uri().path().to_owned();
+    // As received for GET (tests may check how the proxy encoded it); POSTed form as the query.
+    let mut query = req.uri().query().unwrap_or("").to_owned();
     let params = match *req.method() {
         Method::GET => Params::from_query(req.uri()),
         Method::POST => match read_form(req.into_body()).await {
-            Ok(p) => p,
+            Ok(p) => {
+                query = p.encode();
+                p
+            }
             Err(_) => return page(&AadError::malformed(), &diag),
         },
         _ => {
@@ -70,7 +70,7 @@ pub(crate) async fn handle(state: &State, segment: &str, req: Request<Incoming>)
             return page(&err, &diag);
         }
     };
-    if let Ok(url) = url::Url::parse(&format!("{}{path}?{}", state.base_url, params.encode())) {
+    if let Ok(url) = url::Url::parse(&format!("{}{path}?{query}", state.base_url)) {
         lock(&state.records).authorize.push(url);
     }
     match decide(state, segment, &params, session.as_deref(), &diag) {
@@ -165,7 +165,10 @@ fn decide(
         Some("code") => {}
         None => return fail(to, AadError::missing("response_type")),
         Some(other) => {
-            let msg = format!("The provided value for the input parameter 'response_type' is not allowed for this application. Value: '{other}'.");
+            let msg = format!(
+                "The provided value for the input parameter 'response_type' is not \
+                allowed for this application. Value: '{other}'."
+            );
             return fail(
                 to,
                 AadError::bad_request("unsupported_response_type", 70005, msg),
@@ -178,7 +181,8 @@ fn decide(
     match scopes::resolve(state, scope) {
         Ok(s) if s.openid => {}
         Ok(_) => {
-            let msg = "The provided value for the input parameter 'scope' is not valid: sign-in requires the scope 'openid'.";
+            let msg = "The provided value for the input parameter 'scope' is not valid: sign-in \
+                requires the scope 'openid'.";
             return fail(to, AadError::bad_request("invalid_scope", 70011, msg));
         }
         Err(e) => return fail(to, e),
@@ -188,7 +192,7 @@ fn decide(
         Err(e) => return fail(to, e),
     };
     let prompt: Vec<&str> = p.get("prompt").unwrap_or("").split_whitespace().collect();
-    let Some(user) = pick_user(state, p, session, &prompt) else {
+    let Some(user) = session::pick_user(state, p, session, &prompt) else {
         if prompt.contains(&"none") {
             let msg = "Session information is not sufficient for single-sign-on.";
             return fail(to, AadError::bad_request("login_required", 50058, msg));
@@ -196,7 +200,7 @@ fn decide(
         return Outcome::Picker;
     };
 
-    let sid = sign_in(state, &user, session, prompt.contains(&"login"));
+    let sid = session::sign_in(state, &user, session, prompt.contains(&"login"));
     let code = random(48);
     lock(&state.grants).codes.insert(
         code.clone(),
@@ -279,63 +283,6 @@ fn pkce(p: &Params) -> Result<Option<Pkce>, AadError> {
     }))
 }
 
-fn pick_user(
-    state: &State,
-    p: &Params,
-    session: Option<&str>,
-    prompt: &[&str],
-) -> Option<TestUser> {
-    let users = state.users();
-    if let Some(hint) = p.get("login_hint") {
-        // A hint that names nobody is not silently replaced by someone else.
-        return users
-            .iter()
-            .find(|u| {
-                u.username.eq_ignore_ascii_case(hint) || login_hint(u, state.tid_of(u)) == hint
-            })
-            .cloned();
-    }
-    let fresh = prompt.contains(&"login") || prompt.contains(&"select_account");
-    if !fresh {
-        let signed_in = session.and_then(|sid| lock(&state.grants).sessions.get(sid).cloned());
-        if let Some(user) = signed_in.and_then(|name| state.user(&name)) {
-            return Some(user);
-        }
-    }
-    if prompt.contains(&"select_account") {
-        return None;
-    }
-    if let Some(user) = state
-        .config
-        .default_user
-        .as_deref()
-        .and_then(|d| state.user(d))
-    {
-        return Some(user);
-    }
-    match users.as_slice() {
-        [only] => Some(only.clone()),
-        _ => None,
-    }
-}
-
-/// The session `sid`: the browser's current one if it belongs to `user`, else a new one.
-fn sign_in(state: &State, user: &TestUser, session: Option<&str>, reauth: bool) -> String {
-    let mut grants = lock(&state.grants);
-    if let Some(sid) = session.filter(|_| !reauth) {
-        if grants
-            .sessions
-            .get(sid)
-            .is_some_and(|name| name.eq_ignore_ascii_case(&user.username))
-        {
-            return sid.to_owned();
-        }
-    }
-    let sid = uuid::Uuid::new_v4().to_string();
-    grants.sessions.insert(sid.clone(), user.username.clone());
-    sid
-}
-
 fn picker(state: &State, path: &str, params: &Params) -> Resp {
     let accounts: Vec<Account> = state
         .users()
@@ -359,15 +306,7 @@ fn reply(state: &State, to: &Reply, params: &Params, session: Option<&str>) -> R
         ),
     };
     if let Some(sid) = session {
-        let attrs = if state.secure {
-            "SameSite=None; Secure"
-        } else {
-            "SameSite=Lax"
-        };
-        let cookie = format!("{SESSION_COOKIE}={sid}; Path=/; HttpOnly; {attrs}");
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
-            resp.headers_mut().append(SET_COOKIE, v);
-        }
+        session::set_cookie(state, &mut resp, sid);
     }
     resp
 }

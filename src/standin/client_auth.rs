@@ -65,7 +65,8 @@ pub(crate) fn authenticate<'a>(
         }),
         (None, _, _) => Err(AadError::invalid_client(
             700025,
-            "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+            "Client is public so neither 'client_assertion' nor 'client_secret' should be \
+                presented.",
         )),
         (Some(_), None, Some(_)) => Err(AadError::invalid_client(
             700027,
@@ -73,7 +74,8 @@ pub(crate) fn authenticate<'a>(
         )),
         (Some(_), None, None) => Err(AadError::invalid_client(
             7000218,
-            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            "The request body must contain the following parameter: 'client_assertion' or \
+                'client_secret'.",
         )),
         (Some(expected), Some(given), _) if same(expected.as_bytes(), given.as_bytes()) => {
             Ok(Authenticated {

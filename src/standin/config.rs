@@ -21,7 +21,8 @@ pub struct StandInConfig {
     pub users: Vec<TestUser>,
     pub clients: Vec<TestClient>,
     /// Username signed in when the authorize request has no `login_hint`; with `None` and
-    /// several users, `/authorize` shows a picker page.
+    /// several users, `/authorize` shows a picker page. The default user counts as already
+    /// signed in to the browser, so `prompt=none` succeeds for it.
     pub default_user: Option<String>,
     pub id_token_lifetime: Duration,
     /// Fixed (Entra randomises 60–90 minutes) so tests are deterministic.

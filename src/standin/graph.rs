@@ -167,7 +167,14 @@ fn member_of(
         None => 0,
         Some(Some(n)) => n,
         Some(None) => {
-            return error(StatusCode::BAD_REQUEST, "Directory_ExpiredPageToken", "The specified page token value has expired and can no longer be included in your request.", headers)
+            let msg = "The specified page token value has expired and can no longer be included \
+                       in your request.";
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Directory_ExpiredPageToken",
+                msg,
+                headers,
+            );
         }
     };
     let page: Vec<Value> = user

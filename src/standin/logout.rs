@@ -5,22 +5,20 @@
 //! it shows its own "You signed out" page. Each call is recorded so tests can check what the
 //! relying party sent (`logout_hint` is Entra's preferred way to skip the account picker).
 
-use http::header::SET_COOKIE;
-use http::{HeaderValue, Method, Request, StatusCode};
+use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::aadsts::{AadError, Diagnostics};
-use super::authorize::SESSION_COOKIE;
 use super::config::uri_allowed;
 use super::discovery::Tenant;
 use super::http::{append, cookie, html, read_form, redirect, Params, Resp};
-use super::pages;
 use super::state::{lock, State};
 use super::LogoutRecord;
+use super::{pages, session};
 
 pub(crate) async fn handle(state: &State, segment: &str, req: Request<Incoming>) -> Resp {
     let diag = Diagnostics::new(req.headers());
-    let session = cookie(req.headers(), SESSION_COOKIE);
+    let session = cookie(req.headers(), session::COOKIE);
     let params = match *req.method() {
         Method::GET => Params::from_query(req.uri()),
         Method::POST => read_form(req.into_body()).await.unwrap_or_default(),
@@ -44,9 +42,6 @@ pub(crate) async fn handle(state: &State, segment: &str, req: Request<Incoming>)
         client_id,
     };
     lock(&state.records).logouts.push(record.clone());
-    if let Some(sid) = &session {
-        lock(&state.grants).sessions.remove(sid);
-    }
 
     let target = record
         .post_logout_redirect_uri
@@ -66,10 +61,7 @@ pub(crate) async fn handle(state: &State, segment: &str, req: Request<Incoming>)
         }
         None => html(StatusCode::OK, pages::signed_out()),
     };
-    let clear = format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly");
-    if let Ok(v) = HeaderValue::from_str(&clear) {
-        resp.headers_mut().append(SET_COOKIE, v);
-    }
+    session::end(state, &mut resp, session.as_deref());
     resp
 }
 

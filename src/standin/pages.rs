@@ -7,11 +7,15 @@
 
 use super::aadsts::{AadError, Diagnostics};
 
-const STYLE: &str = "body{font-family:Segoe UI,system-ui,sans-serif;background:#f2f2f2;margin:0}\
-main{max-width:440px;margin:8vh auto;background:#fff;padding:44px;box-shadow:0 2px 6px rgba(0,0,0,.2)}\
-h1{font-size:24px;font-weight:600;margin:0 0 16px}p{color:#333}small{color:#666;word-break:break-all}\
-a.user{display:block;padding:12px;margin:8px 0;border:1px solid #ddd;color:#1b1b1b;text-decoration:none}\
-a.user:hover{background:#f2f2f2}a.user span{display:block;color:#666;font-size:13px}";
+const STYLE: &str = "\
+    body{font-family:Segoe UI,system-ui,sans-serif;background:#f2f2f2;margin:0}\
+    main{max-width:440px;margin:8vh auto;background:#fff;padding:44px;\
+    box-shadow:0 2px 6px rgba(0,0,0,.2)}\
+    h1{font-size:24px;font-weight:600;margin:0 0 16px}p{color:#333}\
+    small{color:#666;word-break:break-all}\
+    a.user{display:block;padding:12px;margin:8px 0;border:1px solid #ddd;color:#1b1b1b;\
+    text-decoration:none}\
+    a.user:hover{background:#f2f2f2}a.user span{display:block;color:#666;font-size:13px}";
 
 /// Escapes text for HTML element content and double-quoted attributes.
 pub(crate) fn escape(s: &str) -> String {

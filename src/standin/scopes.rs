@@ -161,7 +161,10 @@ fn invalid_scope(scope: &str) -> AadError {
     AadError::bad_request(
         "invalid_scope",
         70011,
-        format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
+        format!(
+            "The provided value for the input parameter 'scope' is not valid. The scope \
+            {scope} is not valid."
+        ),
     )
 }
 
@@ -198,7 +201,8 @@ mod tests {
     #[test]
     fn api_scopes_target_the_registered_client() {
         let st = state();
-        let s = resolve(&st, "openid api://11111111-1111-1111-1111-111111111111/read 11111111-1111-1111-1111-111111111111/write").unwrap();
+        let app = "11111111-1111-1111-1111-111111111111";
+        let s = resolve(&st, &format!("openid api://{app}/read {app}/write")).unwrap();
         assert_eq!(
             s.resource,
             Resource::Api {

@@ -2,10 +2,10 @@
 //!
 //! Codes redeem once (a second try is AADSTS54005), within ten minutes, for the same client,
 //! tenant and redirect URI, with a PKCE verifier matching the challenge (AADSTS501481).
-//! Refresh tokens rotate: each use returns a successor and retires the used token. Entra
-//! itself keeps old refresh tokens valid until they expire; the stand-in is stricter on purpose
-//! so a relying party that forgets to store the new token, or refreshes twice concurrently,
-//! is caught by the tests.
+//! Refresh tokens rotate: each use returns a successor and retires the used token. Entra does
+//! not promise to invalidate a used refresh token at once; the stand-in does, so a relying
+//! party that forgets to store the new token, or refreshes twice concurrently, is caught by
+//! the tests. The response itself is built in `issue`.
 //!
 //! Test controls act here in this order: the artificial delay, then the queue of injected
 //! failures, then the real checks.
@@ -14,19 +14,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::{HeaderMap, Method, Request, StatusCode};
 use hyper::body::Incoming;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::aadsts::{timestamp, AadError, Diagnostics};
-use super::claims::{self, Times};
 use super::client_auth::{authenticate, Authenticated};
 use super::discovery::Tenant;
 use super::http::{json as json_response, read_form, Params, Resp};
-use super::scopes::{self, GRAPH_APP_ID};
+use super::issue;
 use super::server::Reset;
-use super::state::{
-    lock, now, random, Counters, IssuedAccess, Pkce, RefreshGrant, RefreshStatus, State,
-};
+use super::state::{lock, now, Counters, Pkce, RefreshStatus, State};
 use super::{TestUser, TokenFailure};
 
 pub(crate) async fn handle(
@@ -116,7 +113,8 @@ fn redeem_code(
         if entry.used {
             return Err(AadError::invalid_grant(
                 54005,
-                "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
+                "OAuth2 Authorization code was already redeemed, please retry with a new valid \
+                    code or use an existing refresh token.",
             ));
         }
         // Any redemption attempt spends the code, as a failed one may have leaked it.
@@ -126,7 +124,8 @@ fn redeem_code(
     if entry.expires <= now() {
         return Err(AadError::invalid_grant(
             70008,
-            "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
+            "The provided authorization code or refresh token has expired due to inactivity. Send \
+                a new interactive authorization request for this user and resource.",
         ));
     }
     if entry.client_id != auth.client.client_id {
@@ -145,7 +144,8 @@ fn redeem_code(
         return Err(AadError::invalid_grant(
             500112,
             format!(
-                "The reply address '{redirect_uri}' does not match the reply address '{}' provided when requesting Authorization code.",
+                "The reply address '{redirect_uri}' does not match the reply address '{}' \
+                    provided when requesting Authorization code.",
                 entry.redirect_uri
             ),
         ));
@@ -157,12 +157,13 @@ fn redeem_code(
         (Some(_), Some(_)) => {
             return Err(AadError::invalid_grant(
                 501481,
-                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+                "The Code_Verifier does not match the code_challenge supplied in the \
+                    authorization request.",
             ))
         }
     }
     let user = signed_in_user(state, &entry.username)?;
-    issue(
+    issue::issue(
         state,
         auth,
         &user,
@@ -181,48 +182,48 @@ fn redeem_refresh(
     let token = form
         .get("refresh_token")
         .ok_or_else(|| AadError::missing("refresh_token"))?;
-    let entry = {
-        let mut grants = lock(&state.grants);
-        let Some(entry) = grants.refresh.get_mut(token) else {
-            return Err(AadError::invalid_grant(
-                9002313,
-                "Invalid request. Request is malformed or invalid.",
-            ));
-        };
-        match entry.status {
-            RefreshStatus::Active => {}
-            RefreshStatus::Rotated => {
+    let entry =
+        {
+            let mut grants = lock(&state.grants);
+            let Some(entry) = grants.refresh.get_mut(token) else {
+                return Err(AadError::invalid_grant(
+                    9002313,
+                    "Invalid request. Request is malformed or invalid.",
+                ));
+            };
+            match entry.status {
+                RefreshStatus::Active => {}
+                RefreshStatus::Rotated => return Err(AadError::invalid_grant(
+                    70000,
+                    "The provided refresh token has already been redeemed; use the refresh token \
+                        returned with it.",
+                )),
+                RefreshStatus::Revoked => return Err(AadError::invalid_grant(
+                    50173,
+                    "The provided grant has expired due to it being revoked, a fresh auth token \
+                        is needed. The user might have changed or reset their password.",
+                )),
+            }
+            if entry.client_id != auth.client.client_id {
                 return Err(AadError::invalid_grant(
                     70000,
-                    "The provided refresh token has already been redeemed; use the refresh token returned with it.",
-                ))
+                    "The provided refresh token was issued to a different client.",
+                ));
             }
-            RefreshStatus::Revoked => {
-                return Err(AadError::invalid_grant(
-                    50173,
-                    "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password.",
-                ))
-            }
-        }
-        if entry.client_id != auth.client.client_id {
-            return Err(AadError::invalid_grant(
-                70000,
-                "The provided refresh token was issued to a different client.",
-            ));
-        }
-        if entry.expires <= now() {
-            let msg = format!(
-                "The refresh token has expired due to inactivity. The token was issued on {} and was inactive for {} seconds.",
+            if entry.expires <= now() {
+                let msg = format!(
+                "The refresh token has expired due to inactivity. The token was issued on {} and \
+                    was inactive for {} seconds.",
                 timestamp(entry.issued),
                 state.config.refresh_token_lifetime.as_secs()
             );
-            return Err(AadError::invalid_grant(700082, msg));
-        }
-        entry.status = RefreshStatus::Rotated;
-        entry.clone()
-    };
+                return Err(AadError::invalid_grant(700082, msg));
+            }
+            entry.status = RefreshStatus::Rotated;
+            entry.clone()
+        };
     let user = signed_in_user(state, &entry.username)?;
-    issue(
+    issue::issue(
         state,
         auth,
         &user,
@@ -255,120 +256,28 @@ fn verifier_matches(pkce: &Pkce, verifier: &str) -> bool {
     }
 }
 
-/// The token response. `scope` picks the access token's resource; `grant_scope` (the scopes
-/// of the sign-in) decides whether an ID token and a refresh token come with it.
-fn issue(
-    state: &State,
-    auth: &Authenticated<'_>,
-    user: &TestUser,
-    scope: &str,
-    grant_scope: &str,
-    nonce: Option<&str>,
-    sid: &str,
-) -> Result<Value, AadError> {
-    let scopes = scopes::resolve(state, scope)?;
-    let has = |name: &str| {
-        grant_scope
-            .split_whitespace()
-            .any(|s| s.eq_ignore_ascii_case(name))
-    };
-    let now = now();
-    let client_id = auth.client.client_id.as_str();
-    let access_times = Times::from(now, state.config.access_token_lifetime);
-    let (access_claims, audience) = claims::access_token(
-        state,
-        user,
-        client_id,
-        auth.confidential,
-        &scopes,
-        sid,
-        access_times,
-    );
-    let signing_failed = |e| {
-        tracing::error!(error = %e, "stand-in could not sign a token");
-        AadError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            50000,
-            "There was an error issuing a token.",
-        )
-    };
-    let (access, id) = {
-        let keys = state.keys();
-        let header_nonce = (audience == GRAPH_APP_ID).then(|| random(32));
-        let access = keys
-            .sign(&access_claims, None, header_nonce)
-            .map_err(signing_failed)?;
-        let id = if has("openid") {
-            let t = Times::from(now, state.config.id_token_lifetime);
-            let c = claims::id_token(state, user, client_id, nonce, sid, t);
-            Some(keys.sign(&c, None, None).map_err(signing_failed)?)
-        } else {
-            None
-        };
-        (access, id)
-    };
-    let mut body = Map::new();
-    body.insert("token_type".into(), json!("Bearer"));
-    body.insert("scope".into(), json!(scopes.granted()));
-    body.insert(
-        "expires_in".into(),
-        json!(state.config.access_token_lifetime.as_secs()),
-    );
-    body.insert(
-        "ext_expires_in".into(),
-        json!(state.config.access_token_lifetime.as_secs()),
-    );
-    body.insert("access_token".into(), json!(access));
-    let mut grants = lock(&state.grants);
-    grants.purge(now);
-    grants.access.insert(
-        access,
-        IssuedAccess {
-            username: user.username.clone(),
-            client_id: client_id.to_owned(),
-            audience,
-            expires: access_times.exp,
-        },
-    );
-    if has("offline_access") {
-        let refresh = random(96);
-        grants.refresh.insert(
-            refresh.clone(),
-            RefreshGrant {
-                client_id: client_id.to_owned(),
-                username: user.username.clone(),
-                scope: grant_scope.to_owned(),
-                sid: sid.to_owned(),
-                issued: now,
-                expires: now.saturating_add(state.config.refresh_token_lifetime.as_secs()),
-                status: RefreshStatus::Active,
-            },
-        );
-        body.insert("refresh_token".into(), json!(refresh));
-    }
-    if let Some(id) = id {
-        body.insert("id_token".into(), json!(id));
-    }
-    Ok(Value::Object(body))
-}
-
 /// The error a test queued with `fail_next_token_requests`; `None` = drop the connection.
 fn injected_error(failure: TokenFailure, client_id: &str) -> Option<AadError> {
     Some(match failure {
         TokenFailure::InvalidGrant => AadError::invalid_grant(
             70043,
-            "The refresh token has expired or is invalid due to sign-in frequency checks by conditional access.",
+            "The refresh token has expired or is invalid due to sign-in frequency checks by \
+                conditional access.",
         ),
         TokenFailure::InteractionRequired => AadError::bad_request(
             "interaction_required",
             50076,
-            "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access this resource.",
+            "Due to a configuration change made by your administrator, or because you moved to a \
+                new location, you must use multi-factor authentication to access this resource.",
         ),
         TokenFailure::ConsentRequired => AadError::bad_request(
             "consent_required",
             65001,
-            format!("The user or administrator has not consented to use the application with ID '{client_id}'. Send an interactive authorization request for this user and resource."),
+            format!(
+                "The user or administrator has not consented to use the application with ID \
+                '{client_id}'. Send an interactive authorization request for this user and \
+                resource."
+            ),
         ),
         TokenFailure::LoginRequired => AadError::bad_request(
             "login_required",
@@ -389,7 +298,8 @@ fn injected_error(failure: TokenFailure, client_id: &str) -> Option<AadError> {
         ),
         TokenFailure::InvalidClient => AadError::invalid_client(
             7000215,
-            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+            "Invalid client secret provided. Ensure the secret being sent in the request is the \
+                client secret value, not the client secret ID.",
         ),
         TokenFailure::ConnectionReset => return None,
     })

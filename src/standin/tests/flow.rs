@@ -312,3 +312,80 @@ async fn api_scopes_yield_an_access_token_for_our_api() {
         format!("openid api://{CLIENT}/access_as_user")
     );
 }
+
+#[tokio::test]
+async fn openidconnect_accepts_the_id_tokens_including_overage_ones() {
+    use openidconnect::core::{CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet};
+    use openidconnect::{ClientId, ClientSecret, IssuerUrl, Nonce};
+
+    let si = start(StandInConfig {
+        groups_overage_threshold: 1,
+        ..config()
+    })
+    .await;
+    let (_, jwks) = get_json(&format!(
+        "{}/{}/discovery/v2.0/keys",
+        si.base_url(),
+        si.tenant_id()
+    ))
+    .await;
+    let jwks: CoreJsonWebKeySet = serde_json::from_value(jwks).unwrap();
+    let verifier = CoreIdTokenVerifier::new_confidential_client(
+        ClientId::new(CLIENT.into()),
+        ClientSecret::new(SECRET.into()),
+        IssuerUrl::new(si.issuer()).unwrap(),
+        jwks,
+    );
+    let (_, body) = redeem(&si, &code(&si, &[]).await, VERIFIER).await;
+    let id: CoreIdToken = body["id_token"].as_str().unwrap().parse().unwrap();
+    let claims = id.claims(&verifier, &Nonce::new("n-1".into())).unwrap();
+    assert_eq!(claims.preferred_username().unwrap().as_str(), ALICE);
+    assert!(peek(body["id_token"].as_str().unwrap())["_claim_names"].is_object());
+}
+
+#[tokio::test]
+async fn the_session_cookie_gives_silent_sign_in_with_the_same_sid() {
+    let si = start(StandInConfig {
+        default_user: None,
+        ..config()
+    })
+    .await;
+    let resp = authorize(&si, &[("login_hint", BOB)]).await;
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("ESTSAUTH=") && cookie.contains("HttpOnly"));
+    let sid = param(&location_params(&resp), "session_state")
+        .unwrap()
+        .to_owned();
+
+    let url = format!("{}/{}/oauth2/v2.0/authorize", si.base_url(), si.tenant_id());
+    let url =
+        reqwest::Url::parse_with_params(&url, authorize_params(&[("prompt", "none")])).unwrap();
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let resp = http().get(url).header("cookie", pair).send().await.unwrap();
+    let p = location_params(&resp);
+    assert_eq!(param(&p, "session_state"), Some(sid.as_str()));
+    let (_, body) = redeem(&si, param(&p, "code").unwrap(), VERIFIER).await;
+    let id = peek(body["id_token"].as_str().unwrap());
+    assert_eq!(
+        (id["preferred_username"].as_str(), id["sid"].as_str()),
+        (Some(BOB), Some(sid.as_str()))
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_stops_the_server() {
+    let si = start(config()).await;
+    let copy = si.clone();
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        si.authority("common")
+    );
+    drop(si);
+    assert!(
+        http().get(&url).send().await.is_ok(),
+        "a clone keeps it running"
+    );
+    drop(copy);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(http().get(&url).send().await.is_err());
+}
