@@ -79,6 +79,20 @@ impl AadError {
         )
     }
 
+    /// AADSTS700016: no app registration has this client ID.
+    pub fn app_not_found(client_id: &str, tenant: &str) -> Self {
+        AadError::bad_request(
+            "unauthorized_client",
+            700016,
+            format!(
+                "Application with identifier '{client_id}' was not found in the directory \
+                 '{tenant}'. This can happen if the application has not been installed by the \
+                 administrator of the tenant or consented to by any user in the tenant. You may \
+                 have sent your authentication request to the wrong tenant."
+            ),
+        )
+    }
+
     /// `AADSTS<code>: <message>` plus the diagnostic lines.
     pub fn description(&self, ids: &Diagnostics) -> String {
         format!(

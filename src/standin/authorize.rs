@@ -102,17 +102,7 @@ fn decide(
         return Outcome::Page(AadError::missing("client_id"));
     };
     let Some(client) = state.client(client_id) else {
-        return Outcome::Page(AadError::bad_request(
-            "unauthorized_client",
-            700016,
-            format!(
-                "Application with identifier '{client_id}' was not found in the directory \
-                 '{}'. This can happen if the application has not been installed by the \
-                 administrator of the tenant or consented to by any user in the tenant. You may \
-                 have sent your authentication request to the wrong tenant.",
-                tenant.segment()
-            ),
-        ));
+        return Outcome::Page(AadError::app_not_found(client_id, tenant.segment()));
     };
     let redirect_uri = match (p.get("redirect_uri"), client.redirect_uris.as_slice()) {
         (Some(uri), _) => uri.to_owned(),

@@ -46,16 +46,7 @@ pub(crate) fn authenticate<'a>(
         (None, None) => return Err(AadError::missing("client_id")),
     };
     let Some(client) = state.client(client_id) else {
-        return Err(AadError::bad_request(
-            "unauthorized_client",
-            700016,
-            format!(
-                "Application with identifier '{client_id}' was not found in the directory \
-                 '{tenant}'. This can happen if the application has not been installed by the \
-                 administrator of the tenant or consented to by any user in the tenant. You may \
-                 have sent your authentication request to the wrong tenant."
-            ),
-        ));
+        return Err(AadError::app_not_found(client_id, tenant));
     };
     let presented = basic.as_ref().map(|(_, s)| s.as_str()).or(body_secret);
     match (&client.secret, presented, assertion) {

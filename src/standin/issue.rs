@@ -11,22 +11,21 @@ use serde_json::{json, Map, Value};
 use super::aadsts::AadError;
 use super::claims::{self, Times};
 use super::client_auth::Authenticated;
-use super::scopes::{self, GRAPH_APP_ID};
+use super::scopes::{Scopes, GRAPH_APP_ID};
 use super::state::{lock, now, random, IssuedAccess, RefreshGrant, RefreshStatus, State};
 use super::TestUser;
 
-/// The token response. `scope` picks the access token's resource; `grant_scope` (the scopes
+/// The token response. `scopes` picks the access token's resource; `grant_scope` (the scopes
 /// of the sign-in) decides whether an ID token and a refresh token come with it.
 pub(crate) fn issue(
     state: &State,
     auth: &Authenticated<'_>,
     user: &TestUser,
-    scope: &str,
+    scopes: &Scopes,
     grant_scope: &str,
     nonce: Option<&str>,
     sid: &str,
 ) -> Result<Value, AadError> {
-    let scopes = scopes::resolve(state, scope)?;
     let has = |name: &str| {
         grant_scope
             .split_whitespace()
@@ -40,7 +39,7 @@ pub(crate) fn issue(
         user,
         client_id,
         auth.confidential,
-        &scopes,
+        scopes,
         sid,
         access_times,
     );

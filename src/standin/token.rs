@@ -21,9 +21,9 @@ use super::aadsts::{timestamp, AadError, Diagnostics};
 use super::client_auth::{authenticate, Authenticated};
 use super::discovery::Tenant;
 use super::http::{json as json_response, read_form, Params, Resp};
-use super::issue;
 use super::server::Reset;
-use super::state::{lock, now, Counters, Pkce, RefreshStatus, State};
+use super::state::{lock, now, Counters, Pkce, RefreshGrant, RefreshStatus, State};
+use super::{issue, scopes};
 use super::{TestUser, TokenFailure};
 
 pub(crate) async fn handle(
@@ -163,11 +163,12 @@ fn redeem_code(
         }
     }
     let user = signed_in_user(state, &entry.username)?;
+    let scopes = scopes::resolve(state, form.get("scope").unwrap_or(&entry.scope))?;
     issue::issue(
         state,
         auth,
         &user,
-        form.get("scope").unwrap_or(&entry.scope),
+        &scopes,
         &entry.scope,
         entry.nonce.as_deref(),
         &entry.sid,
@@ -182,56 +183,58 @@ fn redeem_refresh(
     let token = form
         .get("refresh_token")
         .ok_or_else(|| AadError::missing("refresh_token"))?;
-    let entry =
-        {
-            let mut grants = lock(&state.grants);
-            let Some(entry) = grants.refresh.get_mut(token) else {
-                return Err(AadError::invalid_grant(
-                    9002313,
-                    "Invalid request. Request is malformed or invalid.",
-                ));
-            };
-            match entry.status {
-                RefreshStatus::Active => {}
-                RefreshStatus::Rotated => return Err(AadError::invalid_grant(
-                    70000,
-                    "The provided refresh token has already been redeemed; use the refresh token \
-                        returned with it.",
-                )),
-                RefreshStatus::Revoked => return Err(AadError::invalid_grant(
-                    50173,
-                    "The provided grant has expired due to it being revoked, a fresh auth token \
-                        is needed. The user might have changed or reset their password.",
-                )),
-            }
-            if entry.client_id != auth.client.client_id {
-                return Err(AadError::invalid_grant(
-                    70000,
-                    "The provided refresh token was issued to a different client.",
-                ));
-            }
-            if entry.expires <= now() {
-                let msg = format!(
-                "The refresh token has expired due to inactivity. The token was issued on {} and \
-                    was inactive for {} seconds.",
-                timestamp(entry.issued),
-                state.config.refresh_token_lifetime.as_secs()
-            );
-                return Err(AadError::invalid_grant(700082, msg));
-            }
-            entry.status = RefreshStatus::Rotated;
-            entry.clone()
-        };
+    let mut grants = lock(&state.grants);
+    let Some(entry) = grants.refresh.get_mut(token) else {
+        return Err(AadError::invalid_grant(
+            9002313,
+            "Invalid request. Request is malformed or invalid.",
+        ));
+    };
+    usable(state, auth, entry)?;
+    // A bad `scope` or a deleted user must not cost the caller its refresh token.
+    let scopes = scopes::resolve(state, form.get("scope").unwrap_or(&entry.scope))?;
     let user = signed_in_user(state, &entry.username)?;
-    issue::issue(
-        state,
-        auth,
-        &user,
-        form.get("scope").unwrap_or(&entry.scope),
-        &entry.scope,
-        None,
-        &entry.sid,
-    )
+    entry.status = RefreshStatus::Rotated;
+    let entry = entry.clone();
+    drop(grants);
+    issue::issue(state, auth, &user, &scopes, &entry.scope, None, &entry.sid)
+}
+
+/// Whether `entry` may be redeemed by `auth`'s client now.
+fn usable(state: &State, auth: &Authenticated<'_>, entry: &RefreshGrant) -> Result<(), AadError> {
+    match entry.status {
+        RefreshStatus::Active => {}
+        RefreshStatus::Rotated => {
+            return Err(AadError::invalid_grant(
+                70000,
+                "The provided refresh token has already been redeemed; use the refresh token \
+                 returned with it.",
+            ))
+        }
+        RefreshStatus::Revoked => {
+            return Err(AadError::invalid_grant(
+                50173,
+                "The provided grant has expired due to it being revoked, a fresh auth token is \
+                 needed. The user might have changed or reset their password.",
+            ))
+        }
+    }
+    if entry.client_id != auth.client.client_id {
+        return Err(AadError::invalid_grant(
+            70000,
+            "The provided refresh token was issued to a different client.",
+        ));
+    }
+    if entry.expires <= now() {
+        let msg = format!(
+            "The refresh token has expired due to inactivity. The token was issued on {} and \
+             was inactive for {} seconds.",
+            timestamp(entry.issued),
+            state.config.refresh_token_lifetime.as_secs()
+        );
+        return Err(AadError::invalid_grant(700082, msg));
+    }
+    Ok(())
 }
 
 fn signed_in_user(state: &State, username: &str) -> Result<TestUser, AadError> {

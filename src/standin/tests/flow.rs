@@ -389,3 +389,39 @@ async fn dropping_the_last_handle_stops_the_server() {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert!(http().get(&url).send().await.is_err());
 }
+
+#[tokio::test]
+async fn other_tenant_users_get_their_own_tid_and_issuer() {
+    let other = "3f1d2c4b-5a69-4e8f-9b0a-1c2d3e4f5a6b";
+    let mut carol = TestUser::new("carol@fabrikam.test", "Carol");
+    carol.tenant_id = Some(other.into());
+    let mut cfg = config();
+    cfg.users.push(carol);
+    let si = start(cfg).await;
+    let url = format!("{}/organizations/oauth2/v2.0/authorize", si.base_url());
+    let params = authorize_params(&[("login_hint", "carol@fabrikam.test")]);
+    let resp = http()
+        .get(reqwest::Url::parse_with_params(&url, params).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let p = location_params(&resp);
+    let token_url = format!("{}/organizations/oauth2/v2.0/token", si.base_url());
+    let resp = http()
+        .post(token_url)
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+            ("code", param(&p, "code").unwrap()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    let issuer = format!("{}/{other}/v2.0", si.base_url());
+    let id = verify(&si, body["id_token"].as_str().unwrap(), CLIENT, &issuer).await;
+    assert_eq!(id["tid"], other);
+}

@@ -145,3 +145,63 @@ async fn delay_slows_the_token_endpoint() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(started.elapsed() >= Duration::from_millis(300));
 }
+
+#[tokio::test]
+async fn a_refused_scope_does_not_spend_the_refresh_token() {
+    let si = start(config()).await;
+    let body = signed_in(&si).await;
+    let rt = body["refresh_token"].as_str().unwrap();
+    let (status, err) = token(
+        &si,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+            ("refresh_token", rt),
+            ("scope", "api://99999999-9999-9999-9999-999999999999/read"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_resource"))
+    );
+    assert_eq!(refresh(&si, rt).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn expired_refresh_tokens_are_invalid_grant() {
+    let si = start(StandInConfig {
+        refresh_token_lifetime: Duration::ZERO,
+        ..config()
+    })
+    .await;
+    let body = signed_in(&si).await;
+    let (status, err) = refresh(&si, body["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(
+        (status, err["error_codes"][0].as_u64()),
+        (StatusCode::BAD_REQUEST, Some(700082))
+    );
+}
+
+#[tokio::test]
+async fn codes_redeem_only_at_the_tenant_that_issued_them() {
+    let si = start(config()).await;
+    let code = code(&si, &[]).await;
+    let url = format!("{}/organizations/oauth2/v2.0/token", si.base_url());
+    let resp = http()
+        .post(url)
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(body["error_codes"][0], 700005);
+}
