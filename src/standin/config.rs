@@ -30,6 +30,7 @@ pub struct StandInConfig {
     pub refresh_token_lifetime: Duration,
     /// `(certificate chain PEM, private key PEM)`: serve HTTPS; `None`: plain HTTP.
     pub tls: Option<(String, String)>,
+    /// Loopback only: `start` refuses any other address.
     pub listen: SocketAddr,
     /// More groups than this and tokens carry the overage claims instead of `groups`.
     pub groups_overage_threshold: usize,
@@ -143,6 +144,13 @@ pub(crate) fn is_guid(s: &str) -> bool {
 /// Refuses configurations no real directory could have.
 pub(crate) fn validate(config: &StandInConfig) -> Result<(), StandInError> {
     let bad = |why: String| Err(StandInError::Config(why));
+    if !config.listen.ip().is_loopback() {
+        // It signs tokens for any user on request: never reachable from another machine.
+        return bad(format!(
+            "listen {} is not a loopback address",
+            config.listen
+        ));
+    }
     if !is_guid(&config.tenant_id) {
         return bad(format!("tenant_id {:?} is not a GUID", config.tenant_id));
     }
@@ -229,6 +237,16 @@ mod tests {
         assert!(!uri_allowed(&reg, "https://app.example/cb/"));
         assert!(uri_allowed(&reg, "http://localhost:5000/cb"));
         assert!(!uri_allowed(&reg, "http://localhost:5000/other"));
+    }
+
+    #[test]
+    fn validation_rejects_non_loopback_listeners() {
+        let config = StandInConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            ..StandInConfig::default()
+        };
+        assert!(validate(&config).is_err());
+        assert!(validate(&StandInConfig::default()).is_ok());
     }
 
     #[test]
