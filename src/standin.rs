@@ -1,1 +1,334 @@
-//! (in progress) A stand-in for Microsoft Entra ID, for tests and `portcullis demo`.
+//! A stand-in for Microsoft Entra ID: an in-process OpenID Connect provider for the
+//! integration tests (which cannot reach Entra) and for `portcullis demo`.
+//!
+//! It behaves like Entra rather than like a stub, because the proxy's hard parts are Entra's
+//! quirks: RS256 tokens with Entra's claims (pairwise `sub`, `tid`/`oid`, `sid`, opaque
+//! `login_hint`, groups overage), discovery whose multi-tenant issuer is a `{tenantid}`
+//! template, keys that rotate, single-use codes bound to PKCE, refresh tokens that rotate,
+//! AADSTS-shaped errors, and a Graph endpoint to resolve overage. Each module cites the
+//! Microsoft identity platform page (learn.microsoft.com/entra/identity-platform/…) behind
+//! the behaviour it reproduces.
+//!
+//! Where Entra is lenient the stand-in is sometimes stricter, so that tests catch relying-party
+//! bugs that Entra would let slide today: a used refresh token stops working at once, an
+//! authorize request without `openid` is refused, a `login_hint` that names nobody is not
+//! replaced by another user.
+//!
+//! # Layout
+//!
+//! - this file: the [`StandIn`] handle and its test controls.
+//! - `config`: [`StandInConfig`], [`TestUser`], [`TestClient`]; redirect-URI rules.
+//! - `controls`: what tests inject and read back ([`TokenFailure`], [`TokenCalls`],
+//!   [`LogoutRecord`]).
+//! - `server`: listener, TLS, connections, the endpoint table.
+//! - `discovery`: tenant segments, the metadata document, JWKS.
+//! - `authorize` (+ `session`), `token` (+ `client_auth`, `scopes`, `issue`), `logout`,
+//!   `graph`: the endpoints.
+//! - `keys`: signing keys and rotation; `claims`: token contents.
+//! - `aadsts`: Entra's error format; `pages`: the HTML; `http`, `state`: plumbing.
+
+mod aadsts;
+mod authorize;
+mod claims;
+mod client_auth;
+mod config;
+mod controls;
+mod discovery;
+mod graph;
+mod http;
+mod issue;
+mod keys;
+mod logout;
+mod pages;
+mod scopes;
+mod server;
+mod session;
+mod state;
+mod token;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{StandInConfig, TestClient, TestUser};
+pub use controls::{LogoutRecord, TokenCalls, TokenFailure};
+pub use keys::KeyError;
+
+use keys::{KeySet, SigningKey};
+use state::{lock, now, Counters, RefreshStatus, State};
+
+/// Why the stand-in could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StandInError {
+    #[error("stand-in configuration: {0}")]
+    Config(String),
+    #[error("stand-in cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("stand-in TLS certificate chain: {0}")]
+    Certificate(rustls_pki_types::pem::Error),
+    #[error("stand-in TLS certificate chain: no certificate in the PEM")]
+    NoCertificate,
+    #[error("stand-in TLS private key: {0}")]
+    PrivateKey(rustls_pki_types::pem::Error),
+    #[error("stand-in TLS set-up: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// A running stand-in. Clones share the server; dropping the last clone (or calling
+/// [`StandIn::shutdown`]) stops it.
+#[derive(Clone)]
+pub struct StandIn {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Arc<State>,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl std::fmt::Debug for StandIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandIn")
+            .field("base_url", &self.inner.state.base_url)
+            .field("tenant_id", &self.inner.state.config.tenant_id)
+            .finish()
+    }
+}
+
+impl StandIn {
+    /// Validates `config`, generates a signing key and starts serving.
+    pub async fn start(config: StandInConfig) -> Result<StandIn, StandInError> {
+        config::validate(&config)?;
+        let acceptor = match &config.tls {
+            Some((cert, key)) => Some(server::tls_acceptor(cert, key)?),
+            None => None,
+        };
+        let key = tokio::task::spawn_blocking(SigningKey::generate)
+            .await
+            .map_err(|e| StandInError::Config(format!("key generation task failed: {e}")))??;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StandInError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StandInError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let state = Arc::new(State::new(
+            config,
+            format!("{scheme}://{addr}"),
+            KeySet::new(key),
+        ));
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(server::accept_loop(
+            listener,
+            acceptor,
+            state.clone(),
+            stopped,
+        ));
+        Ok(StandIn {
+            inner: Arc::new(Inner {
+                state,
+                addr,
+                stop,
+                task: Mutex::new(Some(task)),
+            }),
+        })
+    }
+
+    fn state(&self) -> &State {
+        &self.inner.state
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// `https://127.0.0.1:PORT` (or `http://…` without TLS).
+    pub fn base_url(&self) -> String {
+        self.state().base_url.clone()
+    }
+
+    pub fn tenant_id(&self) -> &str {
+        &self.state().config.tenant_id
+    }
+
+    /// `{base}/{tenant}/v2.0`; `tenant` may be a GUID, `common` or `organizations`.
+    pub fn authority(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/v2.0", self.state().base_url)
+    }
+
+    /// The home tenant's v2 issuer.
+    pub fn issuer(&self) -> String {
+        self.state().issuer_for(&self.state().config.tenant_id)
+    }
+
+    /// Base of the emulated Microsoft Graph (`{base}/graph`; serves `/v1.0/...`).
+    pub fn graph_url(&self) -> String {
+        self.state().graph_url.clone()
+    }
+
+    /// Adds a new signing key and signs with it from now on; old keys stay in the JWKS.
+    pub fn rotate_keys(&self) {
+        match SigningKey::generate() {
+            Ok(key) => self.state().keys_mut().rotate(key),
+            Err(e) => tracing::error!(error = %e, "stand-in: key rotation failed"),
+        }
+    }
+
+    /// Drops every key but the current one from the JWKS (an emergency rollover).
+    pub fn retire_old_keys(&self) {
+        self.state().keys_mut().retire_old();
+    }
+
+    /// The next `n` token-endpoint calls fail with `error`.
+    pub fn fail_next_token_requests(&self, n: usize, error: TokenFailure) {
+        lock(&self.state().controls)
+            .failures
+            .extend(std::iter::repeat_n(error, n));
+    }
+
+    /// `(error, error_description)` that `/authorize` returns to the redirect URI, or `None`.
+    pub fn set_authorize_error(&self, error: Option<(String, String)>) {
+        lock(&self.state().controls).authorize_error = error;
+    }
+
+    /// Revokes every refresh token of `username`: their next use is `invalid_grant`
+    /// (AADSTS50173).
+    pub fn revoke_refresh_tokens(&self, username: &str) {
+        let mut grants = lock(&self.state().grants);
+        for grant in grants.refresh.values_mut() {
+            if grant.username.eq_ignore_ascii_case(username) {
+                grant.status = RefreshStatus::Revoked;
+            }
+        }
+    }
+
+    /// `false`: discovery and JWKS answer 503 (an Entra outage).
+    pub fn set_discovery_available(&self, up: bool) {
+        lock(&self.state().controls).discovery_up = up;
+    }
+
+    /// Latency added to every token-endpoint call.
+    pub fn set_delay(&self, d: Duration) {
+        lock(&self.state().controls).delay = d;
+    }
+
+    pub fn token_calls(&self) -> TokenCalls {
+        let c = &self.state().counters;
+        TokenCalls {
+            authorization_code: Counters::get(&c.authorization_code),
+            refresh_token: Counters::get(&c.refresh_token),
+            failed: Counters::get(&c.failed),
+        }
+    }
+
+    pub fn jwks_fetches(&self) -> usize {
+        Counters::get(&self.state().counters.jwks)
+    }
+
+    pub fn discovery_fetches(&self) -> usize {
+        Counters::get(&self.state().counters.discovery)
+    }
+
+    /// Requests to the Graph emulation (to check that group lookups are cached).
+    pub fn graph_calls(&self) -> usize {
+        Counters::get(&self.state().counters.graph)
+    }
+
+    pub fn logouts(&self) -> Vec<LogoutRecord> {
+        lock(&self.state().records).logouts.clone()
+    }
+
+    /// Every `/authorize` URL received, in order (POSTed parameters as its query).
+    pub fn authorize_requests(&self) -> Vec<url::Url> {
+        lock(&self.state().records).authorize.clone()
+    }
+
+    /// The user called `username` as it is now (for its generated `oid`).
+    pub fn user(&self, username: &str) -> Option<TestUser> {
+        self.state().user(username)
+    }
+
+    /// The users as they are now (after `set_user_groups`).
+    pub fn users(&self) -> Vec<TestUser> {
+        self.state().users()
+    }
+
+    /// Replaces `username`'s groups; later tokens and Graph answers use them.
+    pub fn set_user_groups(&self, username: &str, groups: Vec<String>) {
+        if !self.state().update_user(username, |u| u.groups = groups) {
+            tracing::warn!(username, "stand-in: set_user_groups for an unknown user");
+        }
+    }
+
+    /// An RS256 JWT of `claims`, signed with the current key, or with the key `kid` if that key
+    /// is published; an unpublished `kid` is put in the header of a token the current key
+    /// signs. For forged-token tests. Empty if signing fails (it cannot with valid keys).
+    pub fn mint_token(&self, claims: serde_json::Value, kid: Option<&str>) -> String {
+        self.state()
+            .keys()
+            .sign(&claims, kid, None)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "stand-in: mint_token failed");
+                String::new()
+            })
+    }
+
+    /// The ID-token claims the stand-in would issue now for `user` and `client_id` (with a
+    /// fresh `sid`).
+    pub fn id_token_claims(
+        &self,
+        user: &TestUser,
+        client_id: &str,
+        nonce: Option<&str>,
+    ) -> serde_json::Value {
+        let state = self.state();
+        let times = claims::Times::from(now(), state.config.id_token_lifetime);
+        let sid = uuid::Uuid::new_v4().to_string();
+        claims::id_token(state, user, client_id, nonce, &sid, times)
+    }
+
+    /// PEM (SPKI) of the current public key, e.g. for "HS256 keyed with the RSA public key"
+    /// forgeries.
+    pub fn public_key_pem(&self) -> String {
+        self.state().keys().public_pem().to_owned()
+    }
+
+    pub fn current_kid(&self) -> String {
+        self.state().keys().current().kid.clone()
+    }
+
+    /// Stops accepting, lets open connections finish (up to a second), and returns.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.stop.send(true);
+        let task = lock(&self.inner.task).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}

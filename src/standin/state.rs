@@ -1,0 +1,240 @@
+//! The stand-in's shared state: directory, keys, outstanding grants, test controls, records.
+//!
+//! Everything sits behind short-lived `std` locks that are never held across an `.await`.
+//! A poisoned lock is recovered rather than propagated: a panicking test thread must not turn
+//! every later request into a 500.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+
+use super::keys::KeySet;
+use super::{LogoutRecord, StandInConfig, TestClient, TestUser, TokenFailure};
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `bytes` random bytes, base64url without padding.
+pub(crate) fn random(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How long an authorization code can be redeemed (Entra: about 10 minutes).
+pub(crate) const CODE_LIFETIME: u64 = 600;
+
+/// The PKCE challenge bound to a code (RFC 7636).
+#[derive(Debug, Clone)]
+pub(crate) struct Pkce {
+    pub challenge: String,
+    /// `S256`, or `plain` (the default when a challenge comes without a method).
+    pub s256: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AuthCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// The tenant segment of the authorize URL, lowercased: codes redeem at the same one.
+    pub tenant: String,
+    pub pkce: Option<Pkce>,
+    pub nonce: Option<String>,
+    pub scope: String,
+    pub username: String,
+    pub sid: String,
+    pub expires: u64,
+    pub used: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefreshStatus {
+    Active,
+    /// Redeemed once; its successor is the live token.
+    Rotated,
+    Revoked,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RefreshGrant {
+    pub client_id: String,
+    pub username: String,
+    /// The scopes of the original sign-in.
+    pub scope: String,
+    pub sid: String,
+    pub issued: u64,
+    pub expires: u64,
+    pub status: RefreshStatus,
+}
+
+/// An access token we issued, so the Graph emulation can recognise it.
+#[derive(Debug, Clone)]
+pub(crate) struct IssuedAccess {
+    pub username: String,
+    pub client_id: String,
+    pub audience: String,
+    pub expires: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Grants {
+    pub codes: HashMap<String, AuthCode>,
+    pub refresh: HashMap<String, RefreshGrant>,
+    pub access: HashMap<String, IssuedAccess>,
+    /// Browser sign-in sessions: `sid` → username (the `ESTSAUTH` cookie holds the `sid`).
+    pub sessions: HashMap<String, String>,
+}
+
+impl Grants {
+    /// Drops what can no longer be used, so long test runs do not grow without bound.
+    pub fn purge(&mut self, now: u64) {
+        if self.codes.len() + self.access.len() < 10_000 {
+            return;
+        }
+        self.codes.retain(|_, c| c.expires > now);
+        self.access.retain(|_, a| a.expires > now);
+        self.refresh.retain(|_, r| r.expires > now);
+    }
+}
+
+/// What the test asked the stand-in to do differently.
+#[derive(Debug)]
+pub(crate) struct Controls {
+    pub failures: VecDeque<TokenFailure>,
+    pub authorize_error: Option<(String, String)>,
+    pub discovery_up: bool,
+    pub delay: Duration,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Records {
+    pub logouts: Vec<LogoutRecord>,
+    pub authorize: Vec<url::Url>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub authorization_code: AtomicUsize,
+    pub refresh_token: AtomicUsize,
+    pub failed: AtomicUsize,
+    pub jwks: AtomicUsize,
+    pub discovery: AtomicUsize,
+    pub graph: AtomicUsize,
+}
+
+impl Counters {
+    pub fn bump(counter: &AtomicUsize) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicUsize) -> usize {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+pub(crate) struct State {
+    /// The configuration as given, except `users`, which live in `users` below.
+    pub config: StandInConfig,
+    pub base_url: String,
+    pub graph_url: String,
+    /// Served over TLS (decides the cookie attributes).
+    pub secure: bool,
+    users: Mutex<Vec<TestUser>>,
+    keys: RwLock<KeySet>,
+    pub controls: Mutex<Controls>,
+    pub grants: Mutex<Grants>,
+    pub records: Mutex<Records>,
+    pub counters: Counters,
+}
+
+impl State {
+    pub fn new(mut config: StandInConfig, base_url: String, keys: KeySet) -> State {
+        let users = std::mem::take(&mut config.users);
+        State {
+            secure: config.tls.is_some(),
+            graph_url: format!("{base_url}/graph"),
+            base_url,
+            config,
+            users: Mutex::new(users),
+            keys: RwLock::new(keys),
+            controls: Mutex::new(Controls {
+                failures: VecDeque::new(),
+                authorize_error: None,
+                discovery_up: true,
+                delay: Duration::ZERO,
+            }),
+            grants: Mutex::new(Grants::default()),
+            records: Mutex::new(Records::default()),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn keys(&self) -> RwLockReadGuard<'_, KeySet> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn keys_mut(&self) -> RwLockWriteGuard<'_, KeySet> {
+        self.keys.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn users(&self) -> Vec<TestUser> {
+        lock(&self.users).clone()
+    }
+
+    /// The user called `username` (UPNs compare case-insensitively).
+    pub fn user(&self, username: &str) -> Option<TestUser> {
+        lock(&self.users)
+            .iter()
+            .find(|u| u.username.eq_ignore_ascii_case(username))
+            .cloned()
+    }
+
+    pub fn update_user(&self, username: &str, change: impl FnOnce(&mut TestUser)) -> bool {
+        let mut users = lock(&self.users);
+        match users
+            .iter_mut()
+            .find(|u| u.username.eq_ignore_ascii_case(username))
+        {
+            Some(u) => {
+                change(u);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn client(&self, client_id: &str) -> Option<&TestClient> {
+        self.config
+            .clients
+            .iter()
+            .find(|c| c.client_id == client_id)
+    }
+
+    /// The tenant a user's tokens are issued in.
+    pub fn tid_of<'a>(&'a self, user: &'a TestUser) -> &'a str {
+        user.tenant_id.as_deref().unwrap_or(&self.config.tenant_id)
+    }
+
+    /// The v2 issuer of tenant `tid`.
+    pub fn issuer_for(&self, tid: &str) -> String {
+        format!("{}/{tid}/v2.0", self.base_url)
+    }
+
+    pub fn discovery_up(&self) -> bool {
+        lock(&self.controls).discovery_up
+    }
+}

@@ -1,0 +1,332 @@
+//! `POST /{t}/oauth2/v2.0/token`: the authorization-code and refresh-token grants.
+//!
+//! Codes redeem once (a second try is AADSTS54005), within ten minutes, for the same client,
+//! tenant and redirect URI, with a PKCE verifier matching the challenge (AADSTS501481).
+//! Refresh tokens rotate: each use returns a successor and retires the used token. Entra does
+//! not promise to invalidate a used refresh token at once; the stand-in does, so a relying
+//! party that forgets to store the new token, or refreshes twice concurrently, is caught by
+//! the tests. The response itself is built in `issue`.
+//!
+//! Test controls act here in this order: the artificial delay, then the queue of injected
+//! failures, then the real checks.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use http::{HeaderMap, Method, Request, StatusCode};
+use hyper::body::Incoming;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::aadsts::{timestamp, AadError, Diagnostics};
+use super::client_auth::{authenticate, Authenticated};
+use super::discovery::Tenant;
+use super::http::{json as json_response, read_form, Params, Resp};
+use super::server::Reset;
+use super::state::{lock, now, Counters, Pkce, RefreshGrant, RefreshStatus, State};
+use super::{issue, scopes};
+use super::{TestUser, TokenFailure};
+
+pub(crate) async fn handle(
+    state: &State,
+    segment: &str,
+    req: Request<Incoming>,
+) -> Result<Resp, Reset> {
+    let diag = Diagnostics::new(req.headers());
+    let delay = lock(&state.controls).delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let failed = |err: AadError| {
+        Counters::bump(&state.counters.failed);
+        Ok(err.response(&state.base_url, &diag))
+    };
+    if req.method() != Method::POST {
+        let msg = format!(
+            "The endpoint only accepts POST, OPTIONS requests. Received a {} request.",
+            req.method()
+        );
+        return failed(AadError::bad_request("invalid_request", 900561, msg));
+    }
+    let headers = req.headers().clone();
+    let Ok(form) = read_form(req.into_body()).await else {
+        return failed(AadError::malformed());
+    };
+    match form.get("grant_type") {
+        Some("authorization_code") => Counters::bump(&state.counters.authorization_code),
+        Some("refresh_token") => Counters::bump(&state.counters.refresh_token),
+        _ => {}
+    }
+    let injected = lock(&state.controls).failures.pop_front();
+    if let Some(failure) = injected {
+        Counters::bump(&state.counters.failed);
+        return match injected_error(failure, form.get("client_id").unwrap_or("")) {
+            Some(err) => Ok(err.response(&state.base_url, &diag)),
+            None => Err(Reset),
+        };
+    }
+    match grant(state, segment, &headers, &form) {
+        Ok(body) => Ok(json_response(StatusCode::OK, &body)),
+        Err(err) => failed(err),
+    }
+}
+
+fn grant(
+    state: &State,
+    segment: &str,
+    headers: &HeaderMap,
+    form: &Params,
+) -> Result<Value, AadError> {
+    let tenant = Tenant::parse(segment).ok_or_else(|| AadError::unknown_tenant(segment))?;
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| AadError::missing("grant_type"))?;
+    let auth = authenticate(state, tenant.segment(), headers, form)?;
+    match grant_type {
+        "authorization_code" => redeem_code(state, &tenant, &auth, form),
+        "refresh_token" => redeem_refresh(state, &auth, form),
+        other => Err(AadError::bad_request(
+            "unsupported_grant_type",
+            70003,
+            format!("The app requested an unsupported grant type '{other}'."),
+        )),
+    }
+}
+
+fn redeem_code(
+    state: &State,
+    tenant: &Tenant,
+    auth: &Authenticated<'_>,
+    form: &Params,
+) -> Result<Value, AadError> {
+    let code = form.get("code").ok_or_else(|| AadError::missing("code"))?;
+    let redirect_uri = form
+        .get("redirect_uri")
+        .ok_or_else(|| AadError::missing("redirect_uri"))?;
+    let entry = {
+        let mut grants = lock(&state.grants);
+        let Some(entry) = grants.codes.get_mut(code) else {
+            return Err(AadError::invalid_grant(
+                9002313,
+                "Invalid request. Request is malformed or invalid.",
+            ));
+        };
+        if entry.used {
+            return Err(AadError::invalid_grant(
+                54005,
+                "OAuth2 Authorization code was already redeemed, please retry with a new valid \
+                    code or use an existing refresh token.",
+            ));
+        }
+        // Any redemption attempt spends the code, as a failed one may have leaked it.
+        entry.used = true;
+        entry.clone()
+    };
+    if entry.expires <= now() {
+        return Err(AadError::invalid_grant(
+            70008,
+            "The provided authorization code or refresh token has expired due to inactivity. Send \
+                a new interactive authorization request for this user and resource.",
+        ));
+    }
+    if entry.client_id != auth.client.client_id {
+        return Err(AadError::invalid_grant(
+            70000,
+            "The provided authorization code was issued to a different client.",
+        ));
+    }
+    if entry.tenant != tenant.segment() {
+        return Err(AadError::invalid_grant(
+            700005,
+            "Provided Authorization Code is intended to use against other tenant, thus rejected.",
+        ));
+    }
+    if entry.redirect_uri != redirect_uri {
+        return Err(AadError::invalid_grant(
+            500112,
+            format!(
+                "The reply address '{redirect_uri}' does not match the reply address '{}' \
+                    provided when requesting Authorization code.",
+                entry.redirect_uri
+            ),
+        ));
+    }
+    match (&entry.pkce, form.get("code_verifier")) {
+        (None, _) => {}
+        (Some(_), None) => return Err(AadError::missing("code_verifier")),
+        (Some(pkce), Some(verifier)) if verifier_matches(pkce, verifier) => {}
+        (Some(_), Some(_)) => {
+            return Err(AadError::invalid_grant(
+                501481,
+                "The Code_Verifier does not match the code_challenge supplied in the \
+                    authorization request.",
+            ))
+        }
+    }
+    let user = signed_in_user(state, &entry.username)?;
+    let scopes = scopes::resolve(state, form.get("scope").unwrap_or(&entry.scope))?;
+    issue::issue(
+        state,
+        auth,
+        &user,
+        &scopes,
+        &entry.scope,
+        entry.nonce.as_deref(),
+        &entry.sid,
+    )
+}
+
+fn redeem_refresh(
+    state: &State,
+    auth: &Authenticated<'_>,
+    form: &Params,
+) -> Result<Value, AadError> {
+    let token = form
+        .get("refresh_token")
+        .ok_or_else(|| AadError::missing("refresh_token"))?;
+    let mut grants = lock(&state.grants);
+    let Some(entry) = grants.refresh.get_mut(token) else {
+        return Err(AadError::invalid_grant(
+            9002313,
+            "Invalid request. Request is malformed or invalid.",
+        ));
+    };
+    usable(state, auth, entry)?;
+    // A bad `scope` or a deleted user must not cost the caller its refresh token.
+    let scopes = scopes::resolve(state, form.get("scope").unwrap_or(&entry.scope))?;
+    let user = signed_in_user(state, &entry.username)?;
+    entry.status = RefreshStatus::Rotated;
+    let entry = entry.clone();
+    drop(grants);
+    issue::issue(state, auth, &user, &scopes, &entry.scope, None, &entry.sid)
+}
+
+/// Whether `entry` may be redeemed by `auth`'s client now.
+fn usable(state: &State, auth: &Authenticated<'_>, entry: &RefreshGrant) -> Result<(), AadError> {
+    match entry.status {
+        RefreshStatus::Active => {}
+        RefreshStatus::Rotated => {
+            return Err(AadError::invalid_grant(
+                70000,
+                "The provided refresh token has already been redeemed; use the refresh token \
+                 returned with it.",
+            ))
+        }
+        RefreshStatus::Revoked => {
+            return Err(AadError::invalid_grant(
+                50173,
+                "The provided grant has expired due to it being revoked, a fresh auth token is \
+                 needed. The user might have changed or reset their password.",
+            ))
+        }
+    }
+    if entry.client_id != auth.client.client_id {
+        return Err(AadError::invalid_grant(
+            70000,
+            "The provided refresh token was issued to a different client.",
+        ));
+    }
+    if entry.expires <= now() {
+        let msg = format!(
+            "The refresh token has expired due to inactivity. The token was issued on {} and \
+             was inactive for {} seconds.",
+            timestamp(entry.issued),
+            state.config.refresh_token_lifetime.as_secs()
+        );
+        return Err(AadError::invalid_grant(700082, msg));
+    }
+    Ok(())
+}
+
+fn signed_in_user(state: &State, username: &str) -> Result<TestUser, AadError> {
+    state.user(username).ok_or_else(|| {
+        AadError::invalid_grant(50034, "The user account does not exist in the directory.")
+    })
+}
+
+/// RFC 7636 §4.6, after checking the verifier's own syntax (§4.1).
+fn verifier_matches(pkce: &Pkce, verifier: &str) -> bool {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    if !well_formed {
+        return false;
+    }
+    if pkce.s256 {
+        URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) == pkce.challenge
+    } else {
+        verifier == pkce.challenge
+    }
+}
+
+/// The error a test queued with `fail_next_token_requests`; `None` = drop the connection.
+fn injected_error(failure: TokenFailure, client_id: &str) -> Option<AadError> {
+    Some(match failure {
+        TokenFailure::InvalidGrant => AadError::invalid_grant(
+            70043,
+            "The refresh token has expired or is invalid due to sign-in frequency checks by \
+                conditional access.",
+        ),
+        TokenFailure::InteractionRequired => AadError::bad_request(
+            "interaction_required",
+            50076,
+            "Due to a configuration change made by your administrator, or because you moved to a \
+                new location, you must use multi-factor authentication to access this resource.",
+        ),
+        TokenFailure::ConsentRequired => AadError::bad_request(
+            "consent_required",
+            65001,
+            format!(
+                "The user or administrator has not consented to use the application with ID \
+                '{client_id}'. Send an interactive authorization request for this user and \
+                resource."
+            ),
+        ),
+        TokenFailure::LoginRequired => AadError::bad_request(
+            "login_required",
+            50058,
+            "Session information is not sufficient for single-sign-on.",
+        ),
+        TokenFailure::TemporarilyUnavailable => AadError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            90006,
+            "The service is temporarily unavailable.",
+        ),
+        TokenFailure::ServerError => AadError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            50000,
+            "There was an error issuing a token or an issue with our sign-in service.",
+        ),
+        TokenFailure::InvalidClient => AadError::invalid_client(
+            7000215,
+            "Invalid client secret provided. Ensure the secret being sent in the request is the \
+                client secret value, not the client secret ID.",
+        ),
+        TokenFailure::ConnectionReset => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_verifiers_are_checked_per_rfc_7636() {
+        // RFC 7636 appendix B.
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let s256 = Pkce {
+            challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+            s256: true,
+        };
+        assert!(verifier_matches(&s256, verifier));
+        assert!(!verifier_matches(&s256, &verifier.replace('d', "e")));
+        let plain = Pkce {
+            challenge: verifier.into(),
+            s256: false,
+        };
+        assert!(verifier_matches(&plain, verifier));
+        assert!(!verifier_matches(&plain, "short"));
+    }
+}
