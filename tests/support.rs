@@ -1,6 +1,8 @@
 //! Test support: a private CA, an upstream test server, and a harness that runs the real
 //! proxy (`portcullis::run`) on 127.0.0.1:0 with generated configuration files.
 
+pub mod redis;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

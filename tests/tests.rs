@@ -15,5 +15,6 @@ mod protocols;
 mod reload;
 mod routing;
 mod shutdown;
+mod store;
 mod streaming;
 mod websocket;

@@ -1,0 +1,525 @@
+//! The shared store: Redis through fred, for any number of proxy instances.
+//!
+//! Commands go through a round-robin fred [`Pool`] of `pool_size` multiplexed connections,
+//! preferring connected ones; invalidations arrive on one more connection that only
+//! subscribes. A logical key `k` is stored as `{key_prefix}k`; invalidations travel on the
+//! channel `{key_prefix}invalidate`. How the connections are configured, and why, is in
+//! `redis_config.rs`.
+//!
+//! # Availability
+//!
+//! [`RedisStore::connect`] fails on a bad URL or configuration, or when Redis refuses the
+//! credentials, never because Redis is down: the connections then retry in the background,
+//! and each command fails at once with [`StoreError::Unavailable`] while no connection is up.
+//! A command on a connection that looks up but does not answer fails after
+//! `command_timeout`. Once Redis is back, commands work again without a restart.
+//!
+//! # Least privilege
+//!
+//! The store uses GET, SET (PX, NX), PEXPIRE, PTTL, DEL, EVALSHA falling back to EVAL (the
+//! compare-and-delete script, which itself runs GET and DEL), PING, PUBLISH and SUBSCRIBE,
+//! nothing else. For `key_prefix = "portcullis:"` this user is enough ([`acl_rules`] builds
+//! the rules for another prefix):
+//!
+//! ```text
+//! ACL SETUSER portcullis on >PASSWORD resetkeys ~portcullis:* resetchannels &portcullis:invalidate -@all +get +set +del +pexpire +pttl +eval +evalsha +ping +publish +subscribe
+//! ```
+//!
+//! Database 0 needs nothing more (a URL ending in `/0` sends no SELECT); another database
+//! needs `+select`, a Redis cluster `+cluster|slots +cluster|info`. fred also asks for
+//! `CLIENT ID` and `INFO server` after connecting and copes with being refused. Glob
+//! characters in the prefix widen `~prefix*`: keep prefixes plain. On Azure the same rules
+//! go into a data access policy (Entra ID tokens as passwords are for a credential provider,
+//! not done here).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fred::prelude::*;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use super::redis_events::{forward_invalidations, watch_connection};
+use super::INVALIDATION_CAPACITY;
+use super::{redis_config, ttl_millis, Invalidation, SessionStore, StoreError};
+
+/// Deletes KEYS[1] if its value is ARGV[1]; returns 1 if deleted. Lua compares bytes.
+pub const DELETE_IF_SCRIPT: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+/// SHA-1 of [`DELETE_IF_SCRIPT`], for EVALSHA (checked against Redis's `SCRIPT LOAD` in the
+/// tests).
+pub const DELETE_IF_SHA1: &str = "d02e481a9c91ceec59c5822a58a49d5d5d7ac80b";
+
+/// See [`RedisStore::run`].
+const OUTER_TIMEOUT_MARGIN: Duration = Duration::from_millis(250);
+
+/// How to reach Redis.
+#[derive(Clone)]
+pub struct RedisOptions {
+    /// `redis://`, `rediss://` (TLS), with optional `user:password@` (ACL) and `/db`; also
+    /// `redis-cluster://` and `redis-sentinel://` as fred parses them.
+    pub url: String,
+    /// Overrides the URL's user name.
+    pub username: Option<String>,
+    /// Overrides the URL's password.
+    pub password: Option<String>,
+    /// Prepended to every key, and to the invalidation channel's name.
+    pub key_prefix: String,
+    /// Connections for commands (one more is used for invalidations).
+    pub pool_size: usize,
+    /// Bound on each command, and on connecting: a dead Redis must never hang a request.
+    pub command_timeout: Duration,
+    /// Extra trust anchors (PEM) for `rediss://`, beside the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl RedisOptions {
+    /// Defaults for `url`: prefix `portcullis:`, 4 connections, 2 s timeout.
+    pub fn new(url: impl Into<String>) -> RedisOptions {
+        RedisOptions {
+            url: url.into(),
+            username: None,
+            password: None,
+            key_prefix: "portcullis:".into(),
+            pool_size: 4,
+            command_timeout: Duration::from_secs(2),
+            ca_file: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &redact_url(&self.url))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("key_prefix", &self.key_prefix)
+            .field("pool_size", &self.pool_size)
+            .field("command_timeout", &self.command_timeout)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// The URL without its password, for logs.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable>".into(),
+    }
+}
+
+/// The ACL rules (everything after the user name and password) that are enough for a store
+/// using `key_prefix` on database 0.
+pub fn acl_rules(key_prefix: &str) -> String {
+    format!(
+        "resetkeys ~{key_prefix}* resetchannels &{key_prefix}invalidate -@all \
+         +get +set +del +pexpire +pttl +eval +evalsha +ping +publish +subscribe"
+    )
+}
+
+/// The Redis-backed [`SessionStore`].
+pub struct RedisStore {
+    pool: Pool,
+    /// Per pool client: no connection error since fred last connected it.
+    up: Vec<Arc<AtomicBool>>,
+    /// Round-robin position in the pool.
+    next: AtomicUsize,
+    subscriber: Client,
+    key_prefix: String,
+    channel: String,
+    timeout: Duration,
+    invalidations: broadcast::Sender<Invalidation>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RedisStore {
+    /// Builds the clients and starts connecting. Fails on a bad URL or configuration, or when
+    /// Redis answers the first connection with a refusal (wrong password, unknown user, a
+    /// database the user may not select); succeeds while Redis is down.
+    pub async fn connect(options: RedisOptions) -> Result<RedisStore, StoreError> {
+        if options.pool_size == 0 {
+            return Err(StoreError::Failed(
+                "redis pool_size must be at least 1".into(),
+            ));
+        }
+        let mut builder = redis_config::builder(&options)?;
+        // Database 0 is where a new connection starts: skipping its SELECT spares the ACL.
+        builder.with_config(|c| {
+            if c.database == Some(0) {
+                c.database = None;
+            }
+        });
+        let build = |e: Error| StoreError::Failed(format!("redis client: {}", e.details()));
+        let pool = builder.build_pool(options.pool_size).map_err(build)?;
+        let subscriber = builder.build().map_err(build)?;
+
+        let (invalidations, _) = broadcast::channel(INVALIDATION_CAPACITY);
+        let channel = format!("{}invalidate", options.key_prefix);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let up: Vec<_> = (0..pool.size())
+            .map(|_| Arc::new(AtomicBool::new(true)))
+            .collect();
+        let (forwarder, subscribed) =
+            forward_invalidations(&subscriber, channel.clone(), invalidations.clone());
+        let mut tasks = vec![forwarder];
+        for (client, up) in pool.clients().iter().zip(&up) {
+            tasks.push(watch_connection(client, up.clone(), healthy.clone()));
+        }
+        let subscriber_up = Arc::new(AtomicBool::new(true));
+        tasks.push(watch_connection(&subscriber, subscriber_up, healthy));
+        let clients: Vec<&Client> = pool.clients().iter().chain([&subscriber]).collect();
+        let limit = options.command_timeout * 2 + Duration::from_millis(100);
+        let outcomes: Vec<_> = clients.iter().map(|c| first_outcome(c, limit)).collect();
+
+        let store = RedisStore {
+            up,
+            next: AtomicUsize::new(0),
+            key_prefix: options.key_prefix,
+            channel,
+            timeout: options.command_timeout,
+            invalidations,
+            tasks,
+            pool,
+            subscriber,
+        };
+        // The handles are not needed: the connection tasks run until `quit`.
+        drop(store.pool.connect_pool());
+        drop(store.subscriber.connect());
+        let mut reachable = true;
+        for outcome in futures_util::future::join_all(outcomes).await {
+            match outcome {
+                Outcome::Connected => {}
+                Outcome::Failed(e) if !is_unreachable(e.kind()) => {
+                    // Dropping the store closes its connections in the background.
+                    return Err(StoreError::Failed(format!(
+                        "redis refused the connection: {}",
+                        e.details()
+                    )));
+                }
+                Outcome::Failed(_) | Outcome::Pending => reachable = false,
+            }
+        }
+        if reachable {
+            // Invalidations published before the subscription would be lost: a store is
+            // ready once it listens (or has logged why it cannot).
+            let _ = tokio::time::timeout(limit, subscribed).await;
+        } else {
+            tracing::warn!(
+                "redis is unreachable; starting anyway and reconnecting in the background"
+            );
+        }
+        Ok(store)
+    }
+
+    /// Closes every connection, waiting at most `command_timeout`; the store answers
+    /// `Unavailable` afterwards. Dropping the store does the same without waiting.
+    pub async fn close(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = futures_util::future::join(self.pool.quit(), self.subscriber.quit()).await;
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.key_prefix)
+    }
+
+    /// The next connected client in turn, or `Unavailable` at once while all are down.
+    fn client(&self) -> Result<&Client, StoreError> {
+        let clients = self.pool.clients();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..clients.len())
+            .map(|i| (start + i) % clients.len())
+            .find(|&i| self.up[i].load(Ordering::Acquire) && clients[i].is_connected())
+            .map(|i| &clients[i])
+            .ok_or_else(|| StoreError::Unavailable("not connected to redis".into()))
+    }
+
+    /// Runs one command. fred bounds it by `command_timeout` and then marks it so that it is
+    /// never sent late; the outer bound, a little longer so as not to pre-empt that mark, is
+    /// for the paths fred's bound might miss.
+    async fn run<T>(
+        &self,
+        command: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, StoreError> {
+        self.bounded(command).await?.map_err(|e| store_error(&e))
+    }
+
+    /// [`run`](Self::run), handing back fred's error for a closer look.
+    async fn bounded<T>(
+        &self,
+        command: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<Result<T, Error>, StoreError> {
+        tokio::time::timeout(self.timeout + OUTER_TIMEOUT_MARGIN, command)
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!("redis did not answer within {:?}", self.timeout))
+            })
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        // Connection tasks live until `quit`; without a runtime they are gone already.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let pool = self.pool.clone();
+            let subscriber = self.subscriber.clone();
+            runtime.spawn(async move {
+                let _ = pool.quit().await;
+                let _ = subscriber.quit().await;
+            });
+        }
+    }
+}
+
+/// How a client's first connection went.
+enum Outcome {
+    Connected,
+    /// Neither connected nor failed within the limit (a black-holed address).
+    Pending,
+    Failed(Error),
+}
+
+/// The first connection result of `client`, waiting at most `limit`. Call before
+/// `client.connect()`.
+fn first_outcome(
+    client: &Client,
+    limit: Duration,
+) -> impl std::future::Future<Output = Outcome> + 'static {
+    let mut errors = client.error_rx();
+    let mut connections = client.reconnect_rx();
+    let client = client.clone();
+    async move {
+        let first = async {
+            tokio::select! {
+                Ok((e, _)) = errors.recv() => Outcome::Failed(e),
+                Ok(_) = connections.recv() => {
+                    // fred announces the connection just before it marks the client connected.
+                    while !client.is_connected() {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Outcome::Connected
+                }
+                else => Outcome::Pending,
+            }
+        };
+        tokio::time::timeout(limit, first)
+            .await
+            .unwrap_or(Outcome::Pending)
+    }
+}
+
+/// True for errors that mean "Redis is down or unreachable for now", as opposed to Redis
+/// refusing what we asked.
+fn is_unreachable(kind: &ErrorKind) -> bool {
+    match kind {
+        ErrorKind::IO
+        | ErrorKind::Timeout
+        | ErrorKind::Canceled
+        | ErrorKind::Backpressure
+        | ErrorKind::Routing
+        | ErrorKind::Cluster
+        | ErrorKind::Sentinel
+        | ErrorKind::Tls => true,
+        ErrorKind::Config
+        | ErrorKind::Auth
+        | ErrorKind::InvalidCommand
+        | ErrorKind::InvalidArgument
+        | ErrorKind::Url
+        | ErrorKind::Protocol
+        | ErrorKind::Unknown
+        | ErrorKind::Parse
+        | ErrorKind::NotFound => false,
+    }
+}
+
+fn store_error(e: &Error) -> StoreError {
+    // Redis's error replies and fred's connection errors name commands and keys, never
+    // values; a parse error might quote one, so only its kind is kept.
+    let detail = match e.kind() {
+        ErrorKind::Parse => "unexpected reply".to_owned(),
+        _ => e.details().to_owned(),
+    };
+    if is_unreachable(e.kind()) {
+        StoreError::Unavailable(format!("redis: {detail}"))
+    } else {
+        StoreError::Failed(format!("redis: {detail}"))
+    }
+}
+
+fn px(ttl: Duration) -> Result<Expiration, StoreError> {
+    // ttl_millis fits an i64 by construction.
+    Ok(Expiration::PX(ttl_millis(ttl)? as i64))
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedisStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client()?;
+        let value: Option<Bytes> = self.run(client.get(self.key(key))).await?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let expire = px(ttl)?;
+        let client = self.client()?;
+        let value = Bytes::copy_from_slice(value);
+        let _: Value = self
+            .run(client.set(self.key(key), value, Some(expire), None, false))
+            .await?;
+        Ok(())
+    }
+
+    async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        let expire = px(ttl)?;
+        let client = self.client()?;
+        let value = Bytes::copy_from_slice(value);
+        let reply: Value = self
+            .run(client.set(
+                self.key(key),
+                value,
+                Some(expire),
+                Some(SetOptions::NX),
+                false,
+            ))
+            .await?;
+        // OK when stored, nil when the key was there.
+        Ok(!reply.is_null())
+    }
+
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let millis = ttl_millis(ttl)? as i64;
+        let client = self.client()?;
+        let set: i64 = self
+            .run(client.pexpire(self.key(key), millis, None))
+            .await?;
+        Ok(set == 1)
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>, StoreError> {
+        let client = self.client()?;
+        let millis: i64 = self.run(client.pttl(self.key(key))).await?;
+        Ok(match millis {
+            -2 => None,
+            // No expiry: not something this store writes, but the truth is "forever".
+            -1 => Some(Duration::MAX),
+            m => Some(Duration::from_millis(m.max(0) as u64)),
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let client = self.client()?;
+        let _: i64 = self.run(client.del(self.key(key))).await?;
+        Ok(())
+    }
+
+    async fn delete_if(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
+        let client = self.client()?;
+        let key = self.key(key);
+        let value = Value::Bytes(Bytes::copy_from_slice(value));
+        let by_hash = client.evalsha(DELETE_IF_SHA1, key.clone(), vec![value.clone()]);
+        let deleted: i64 = match self.bounded(by_hash).await? {
+            Ok(n) => n,
+            // The script cache is empty after a restart or SCRIPT FLUSH; EVAL refills it.
+            Err(e) if e.details().starts_with("NOSCRIPT") => {
+                self.run(client.eval(DELETE_IF_SCRIPT, key, vec![value]))
+                    .await?
+            }
+            Err(e) => return Err(store_error(&e)),
+        };
+        Ok(deleted == 1)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client()?;
+        let _: Value = self.run(client.ping(None)).await?;
+        Ok(())
+    }
+
+    async fn publish_invalidation(&self, key: &str) -> Result<(), StoreError> {
+        let client = self.client()?;
+        let _: i64 = self.run(client.publish(self.channel.as_str(), key)).await?;
+        Ok(())
+    }
+
+    fn invalidations(&self) -> broadcast::Receiver<Invalidation> {
+        self.invalidations.subscribe()
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acl_rules_match_the_documented_line() {
+        let line = format!(
+            "ACL SETUSER portcullis on >PASSWORD {}",
+            acl_rules("portcullis:")
+        );
+        let doc = include_str!("redis.rs");
+        assert!(
+            doc.contains(&format!("//! {line}\n")),
+            "module doc out of date: {line}"
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        let mut options = RedisOptions::new("redis://user:hunter2@localhost:6379/0");
+        options.password = Some("hunter3".into());
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert!(shown.contains("user"), "{shown}");
+    }
+
+    #[test]
+    fn unreachable_errors_are_unavailable_and_refusals_are_failures() {
+        let down = Error::new(ErrorKind::IO, "Connection refused (os error 111)");
+        assert!(matches!(store_error(&down), StoreError::Unavailable(_)));
+        let refused = Error::new(ErrorKind::Unknown, "NOPERM this user has no permissions");
+        assert!(matches!(store_error(&refused), StoreError::Failed(_)));
+        let parse = Error::new(ErrorKind::Parse, "could not parse secret-value");
+        assert!(!store_error(&parse).to_string().contains("secret"));
+    }
+
+    #[tokio::test]
+    async fn bad_configuration_fails_to_connect() {
+        for (url, tweak) in [
+            ("http://localhost:6379", None),
+            ("redis://localhost:6379/not-a-db", None),
+            ("redis://localhost:6379", Some("pool")),
+            ("redis://localhost:6379", Some("ca")),
+            ("redis://localhost:6379", Some("timeout")),
+        ] {
+            let mut options = RedisOptions::new(url);
+            match tweak {
+                Some("pool") => options.pool_size = 0,
+                Some("ca") => options.ca_file = Some("/nonexistent.pem".into()),
+                Some("timeout") => options.command_timeout = Duration::ZERO,
+                _ => {}
+            }
+            let result = RedisStore::connect(options).await;
+            assert!(
+                matches!(result, Err(StoreError::Failed(_))),
+                "{url} {tweak:?}"
+            );
+        }
+    }
+}

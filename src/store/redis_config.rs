@@ -1,0 +1,133 @@
+//! [`RedisOptions`] → a fred [`Builder`]: URL, credentials, TLS trust, and the timeouts and
+//! reconnect policy that keep a dead Redis from hanging requests.
+//!
+//! The choices, and why:
+//!
+//! - `fail_fast = false`: a Redis that is down at start-up is retried in the background like
+//!   one that went down later, so the proxy starts and serves public routes.
+//! - Reconnect forever with exponential backoff from 10 ms up to 2 s: recovery within about
+//!   two seconds of Redis coming back, without hammering a Redis that stays down. fred keeps
+//!   a dropped connection "connected" until its first retry, so commands sent in those first
+//!   few milliseconds wait out `command_timeout`; a short first delay keeps that window small.
+//! - `command_timeout` bounds each command, the TCP connect with its TLS handshake, and the
+//!   set-up commands (AUTH, SELECT). A connection that leaves a command unanswered that long
+//!   is closed and reconnected, so a half-open connection does not stay "connected".
+//! - One attempt per command: fred would otherwise replay a command whose connection dropped
+//!   in flight, and a replayed `SET NX` reports losing the lock it had just taken.
+//! - TLS (`rediss://`) uses rustls with the process's one provider (ring), the system trust
+//!   anchors and `ca_file`, never the provider fred would pick by itself.
+
+use std::path::Path;
+use std::time::Duration;
+
+use fred::prelude::*;
+use fred::types::config::{TlsConfig, UnresponsiveConfig};
+use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+use super::redis::RedisOptions;
+use super::StoreError;
+
+/// Commands queued per connection beyond which callers get an immediate error instead of
+/// more memory use.
+const MAX_QUEUED_COMMANDS: usize = 8192;
+/// Pub/sub messages fred buffers for our forwarding task before it reports a lag.
+const MESSAGE_BUFFER: usize = 1024;
+
+/// The URL schemes accepted (fred reads anything else as `redis://`).
+const SCHEMES: &[&str] = &[
+    "redis",
+    "rediss",
+    "redis-cluster",
+    "rediss-cluster",
+    "redis-sentinel",
+    "rediss-sentinel",
+];
+
+/// The builder for every client of one store (the pool's and the subscriber).
+pub(super) fn builder(options: &RedisOptions) -> Result<Builder, StoreError> {
+    if options.command_timeout.is_zero() {
+        return Err(StoreError::Failed(
+            "redis command_timeout must be positive".into(),
+        ));
+    }
+    let scheme = options.url.split_once("://").map(|(s, _)| s);
+    if !scheme.is_some_and(|s| SCHEMES.contains(&s)) {
+        return Err(StoreError::Failed(format!(
+            "invalid Redis URL: the scheme must be one of {}",
+            SCHEMES.join(", ")
+        )));
+    }
+    let mut config = Config::from_url(&options.url)
+        .map_err(|e| StoreError::Failed(format!("invalid Redis URL: {}", e.details())))?;
+    if let Some(username) = &options.username {
+        config.username = Some(username.clone());
+    }
+    if let Some(password) = &options.password {
+        config.password = Some(password.clone());
+    }
+    config.fail_fast = false;
+    match (&mut config.tls, &options.ca_file) {
+        (Some(tls), ca_file) => *tls = tls_config(ca_file.as_deref())?,
+        (None, Some(_)) => {
+            return Err(StoreError::Failed(
+                "redis ca_file is set but the URL does not use TLS (rediss://)".into(),
+            ))
+        }
+        (None, None) => {}
+    }
+
+    let timeout = options.command_timeout;
+    let mut builder = Builder::from_config(config);
+    builder
+        .with_performance_config(|perf| {
+            perf.default_command_timeout = timeout;
+            perf.broadcast_channel_capacity = MESSAGE_BUFFER;
+        })
+        .with_connection_config(|conn| {
+            conn.connection_timeout = timeout;
+            conn.internal_command_timeout = timeout;
+            conn.max_command_attempts = 1;
+            conn.max_command_buffer_len = MAX_QUEUED_COMMANDS;
+            conn.unresponsive = UnresponsiveConfig {
+                max_timeout: Some(timeout),
+                interval: (timeout / 4).max(Duration::from_millis(10)),
+            };
+            conn.tcp = TcpConfig {
+                nodelay: Some(true),
+                ..Default::default()
+            };
+        });
+    let mut policy = ReconnectPolicy::new_exponential(0, 10, 2_000, 2);
+    policy.set_jitter(10);
+    builder.set_policy(policy);
+    Ok(builder)
+}
+
+fn tls_config(ca_file: Option<&Path>) -> Result<TlsConfig, StoreError> {
+    let found = rustls_native_certs::load_native_certs();
+    for err in &found.errors {
+        tracing::warn!(error = %err, "problem reading system CA certificates");
+    }
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(found.certs);
+    if let Some(file) = ca_file {
+        let certs = CertificateDer::pem_file_iter(file)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| StoreError::Failed(format!("redis ca_file {}: {e}", file.display())))?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(StoreError::Failed(format!(
+                "redis ca_file {} holds no usable certificate",
+                file.display()
+            )));
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Failed(format!("redis TLS set-up: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConfig::from(config))
+}
