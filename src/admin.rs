@@ -43,7 +43,11 @@ async fn readiness(proxy: &Proxy) -> Result<String, String> {
         return Ok(String::new());
     };
     let store = auth.sessions.store.kind();
-    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), auth.sessions.store.ping()).await;
+    let ping = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        auth.sessions.store.ping(),
+    )
+    .await;
     match ping {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(format!("session store ({store}) does not answer: {e}")),
@@ -54,7 +58,9 @@ async fn readiness(proxy: &Proxy) -> Result<String, String> {
     } else {
         "not loaded yet (sign-in answers 503)"
     };
-    Ok(format!("session store ({store}): ok\nidentity provider: {provider}\n"))
+    Ok(format!(
+        "session store ({store}): ok\nidentity provider: {provider}\n"
+    ))
 }
 
 fn text(status: StatusCode, body: String) -> Response<Body> {

@@ -223,7 +223,10 @@ impl Auth {
     ) -> Result<Decision, ProxyError> {
         match mode {
             AuthMode::Public => Ok(Decision::Proceed(None)),
-            AuthMode::Bearer => self.bearer(req.headers()).await.map(|p| Decision::Proceed(Some(p))),
+            AuthMode::Bearer => self
+                .bearer(req.headers())
+                .await
+                .map(|p| Decision::Proceed(Some(p))),
             AuthMode::Login => match self.session(req.headers()).await? {
                 Some(s) => Ok(Decision::Proceed(Some(Principal::Session(s)))),
                 None => self.challenge(req, target),
@@ -259,7 +262,9 @@ impl Auth {
 /// A cookie value shaped like the proxy's IDs (43 base64url characters): anything else is not
 /// worth a store lookup.
 fn looks_like_token(v: &str) -> bool {
-    v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    v.len() == 43
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A top-level browser navigation, which can be sent to sign in; anything else (XHR, fetch,

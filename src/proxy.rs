@@ -141,10 +141,7 @@ impl Proxy {
             );
         }
         if let Some(auth) = &self.auth {
-            crate::auth::cookies::strip_own(
-                req.headers_mut(),
-                &auth.sessions.config.cookie_name,
-            );
+            crate::auth::cookies::strip_own(req.headers_mut(), &auth.sessions.config.cookie_name);
         }
 
         let upgrade = upgrade::requested(&req);

@@ -121,7 +121,10 @@ mod tests {
         let s = Sealer::new(&[NEW], Purpose::Session);
         let sealed = s.seal(b"claims", b"session:abc");
         assert_ne!(&sealed[1 + NONCE_LEN..], b"claims");
-        assert_eq!(s.open(&sealed, b"session:abc").as_deref(), Some(&b"claims"[..]));
+        assert_eq!(
+            s.open(&sealed, b"session:abc").as_deref(),
+            Some(&b"claims"[..])
+        );
     }
 
     #[test]
@@ -153,7 +156,10 @@ mod tests {
         let from_rotated = rotated.seal(b"v", b"k");
         assert_eq!(old.open(&from_rotated, b"k"), None);
         let new_only = Sealer::new(&[NEW], Purpose::Session);
-        assert_eq!(new_only.open(&from_rotated, b"k").as_deref(), Some(&b"v"[..]));
+        assert_eq!(
+            new_only.open(&from_rotated, b"k").as_deref(),
+            Some(&b"v"[..])
+        );
     }
 
     #[test]

@@ -139,7 +139,9 @@ impl Sessions {
         let ttl = self
             .ttl(&session, now())
             .ok_or_else(|| StoreError::Failed("session would expire at once".into()))?;
-        self.store.set(&key, &self.seal(&key, &session)?, ttl).await?;
+        self.store
+            .set(&key, &self.seal(&key, &session)?, ttl)
+            .await?;
         if let Some(sid) = &session.sid {
             let left = Duration::from_secs(session.expires_at.saturating_sub(now()).max(1));
             self.store.set(&sid_key(sid), key.as_bytes(), left).await?;
@@ -199,7 +201,9 @@ impl Sessions {
                         self.cache.remove(&key).await;
                         return Ok(None);
                     }
-                    Err(e) => tracing::warn!(error = %e, "could not extend a session's idle timeout"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not extend a session's idle timeout")
+                    }
                 }
             }
         }

@@ -6,7 +6,7 @@ use crate::support::{Harness, Upstream};
 async fn admin_answers_healthz_and_readyz() {
     let up = Upstream::start("a").await;
     let h = Harness::start(&format!(
-        "[[route]]\nname = \"a\"\nhost = \"app.example.test\"\nupstream = \"{}\"\n",
+        "[[route]]\nauth = \"public\"\nname = \"a\"\nhost = \"app.example.test\"\nupstream = \"{}\"\n",
         up.url()
     ))
     .await;
@@ -40,7 +40,7 @@ async fn readyz_is_not_ready_without_routes() {
 async fn plain_http_redirects_served_hosts_to_https_with_308() {
     let up = Upstream::start("a").await;
     let h = Harness::start(&format!(
-        "[[route]]\nname = \"a\"\nhost = \"app.example.test\"\nupstream = \"{}\"\n",
+        "[[route]]\nauth = \"public\"\nname = \"a\"\nhost = \"app.example.test\"\nupstream = \"{}\"\n",
         up.url()
     ))
     .await;

@@ -55,7 +55,7 @@ fn check_names_file_line_and_expectation_for_a_bad_route() {
     let routes = dir.path().join("routes.toml");
     let mut text = std::fs::read_to_string(&routes).unwrap();
     text.push_str(
-        "\n[[route]]\nname = \"broken\"\nhost = \"x.example.com\"\nupstream = \"ftp://files\"\n",
+        "\n[[route]]\nauth = \"public\"\nname = \"broken\"\nhost = \"x.example.com\"\nupstream = \"ftp://files\"\n",
     );
     std::fs::write(&routes, text).unwrap();
     let config = dir.path().join("portcullis.toml");

@@ -13,7 +13,7 @@ async fn dead_port() -> u16 {
 async fn unknown_host_gets_404_with_request_id() {
     let up = Upstream::start("a").await;
     let h = Harness::start(&format!(
-        "[[route]]\nname = \"a\"\nhost = \"app.example.test\"\nupstream = \"{}\"\n",
+        "[[route]]\nauth = \"public\"\nname = \"a\"\nhost = \"app.example.test\"\nupstream = \"{}\"\n",
         up.url()
     ))
     .await;
@@ -36,7 +36,7 @@ async fn unknown_host_gets_404_with_request_id() {
 async fn dead_upstream_gets_502_and_browsers_get_html() {
     let port = dead_port().await;
     let h = Harness::start(&format!(
-        "[[route]]\nname = \"a\"\nhost = \"*\"\nupstream = \"http://127.0.0.1:{port}\"\n"
+        "[[route]]\nauth = \"public\"\nname = \"a\"\nhost = \"*\"\nupstream = \"http://127.0.0.1:{port}\"\n"
     ))
     .await;
     let client = h.client(&["app.example.test"]);
@@ -68,7 +68,7 @@ async fn dead_upstream_gets_502_and_browsers_get_html() {
 async fn slow_upstream_gets_504_after_the_route_timeout() {
     let up = Upstream::start("a").await;
     let h = Harness::start(&format!(
-        "[[route]]\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\ntimeout = \"300ms\"\n",
+        "[[route]]\nauth = \"public\"\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\ntimeout = \"300ms\"\n",
         up.url()
     ))
     .await;
@@ -96,7 +96,7 @@ async fn slow_upstream_gets_504_after_the_route_timeout() {
 async fn upstream_errors_pass_through_unchanged() {
     let up = Upstream::start("a").await;
     let h = Harness::start(&format!(
-        "[[route]]\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\n",
+        "[[route]]\nauth = \"public\"\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\n",
         up.url()
     ))
     .await;
@@ -115,7 +115,7 @@ async fn upstream_errors_pass_through_unchanged() {
 async fn malformed_requests_get_400_never_500() {
     let up = Upstream::start("a").await;
     let h = Harness::start(&format!(
-        "[[route]]\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\n",
+        "[[route]]\nauth = \"public\"\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\n",
         up.url()
     ))
     .await;
@@ -150,7 +150,7 @@ async fn oversized_request_headers_get_431() {
     };
     let h = Harness::start_with(
         &format!(
-            "[[route]]\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\n",
+            "[[route]]\nauth = \"public\"\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\n",
             up.url()
         ),
         options,

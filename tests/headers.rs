@@ -4,7 +4,7 @@ use crate::support::{echo_json, seen, Harness, Options, Upstream};
 
 fn route(upstream: &Upstream) -> String {
     format!(
-        "[[route]]\nname = \"app\"\nhost = \"app.example.test\"\nupstream = \"{}\"\n",
+        "[[route]]\nauth = \"public\"\nname = \"app\"\nhost = \"app.example.test\"\nupstream = \"{}\"\n",
         upstream.url()
     )
 }

@@ -7,7 +7,7 @@ use crate::support::{echo_json, full, seen, Harness, Options, Upstream};
 
 fn route(upstream: &Upstream, extra: &str) -> String {
     format!(
-        "[[route]]\nname = \"app\"\nhost = \"*\"\nupstream = \"{}\"\n{extra}\n",
+        "[[route]]\nauth = \"public\"\nname = \"app\"\nhost = \"*\"\nupstream = \"{}\"\n{extra}\n",
         upstream.url()
     )
 }

@@ -10,7 +10,7 @@ use crate::support::{echo_json, eventually, Harness, Upstream};
 
 fn route(upstream: &Upstream) -> String {
     format!(
-        "[[route]]\nname = \"app\"\nhost = \"*\"\nupstream = \"{}\"\n",
+        "[[route]]\nauth = \"public\"\nname = \"app\"\nhost = \"*\"\nupstream = \"{}\"\n",
         upstream.url()
     )
 }
@@ -58,7 +58,7 @@ async fn an_invalid_edit_keeps_the_old_table_serving() {
     std::fs::write(
         h.path("routes.toml"),
         format!(
-            "{}\n[[route]]\nname = \"x\"\nhost = \"*\"\nupstream = \"ftp://x\"\n",
+            "{}\n[[route]]\nauth = \"public\"\nname = \"x\"\nhost = \"*\"\nupstream = \"ftp://x\"\n",
             route(&b)
         ),
     )

@@ -16,18 +16,22 @@ async fn exact_wildcard_and_catch_all_hosts_choose_their_upstreams() {
     let routes = format!(
         r#"
 [[route]]
+auth = "public"
 name = "exact"
 host = "wiki.example.test"
 upstream = "{a}"
 [[route]]
+auth = "public"
 name = "wild"
 host = "*.example.test"
 upstream = "{b}"
 [[route]]
+auth = "public"
 name = "deep"
 host = "*.deep.example.test"
 upstream = "{c}"
 [[route]]
+auth = "public"
 name = "any"
 host = "*"
 upstream = "{c}"
@@ -78,15 +82,18 @@ async fn longest_prefix_wins_on_segment_boundaries() {
     let routes = format!(
         r#"
 [[route]]
+auth = "public"
 name = "root"
 host = "app.example.test"
 upstream = "{a}"
 [[route]]
+auth = "public"
 name = "api"
 host = "app.example.test"
 path_prefix = "/api"
 upstream = "{b}"
 [[route]]
+auth = "public"
 name = "api-admin"
 host = "app.example.test"
 path_prefix = "/api/admin/"
@@ -122,12 +129,14 @@ async fn strip_prefix_and_upstream_base_path_shape_the_forwarded_path() {
     let routes = format!(
         r#"
 [[route]]
+auth = "public"
 name = "stripped"
 host = "app.example.test"
 path_prefix = "/api"
 strip_prefix = true
 upstream = "{a}/v1"
 [[route]]
+auth = "public"
 name = "kept"
 host = "app.example.test"
 path_prefix = "/keep"
@@ -157,11 +166,13 @@ async fn preserve_host_decides_which_host_the_upstream_sees() {
     let routes = format!(
         r#"
 [[route]]
+auth = "public"
 name = "kept"
 host = "kept.example.test"
 upstream = "{a}"
 preserve_host = true
 [[route]]
+auth = "public"
 name = "replaced"
 host = "replaced.example.test"
 upstream = "{a}"
@@ -204,11 +215,13 @@ async fn a_host_with_routes_does_not_fall_back_to_the_catch_all() {
     let routes = format!(
         r#"
 [[route]]
+auth = "public"
 name = "only-api"
 host = "app.example.test"
 path_prefix = "/api"
 upstream = "{a}"
 [[route]]
+auth = "public"
 name = "any"
 host = "*"
 upstream = "{b}"

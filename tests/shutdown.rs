@@ -8,7 +8,7 @@ use crate::support::{Harness, Upstream};
 async fn shutdown_drains_in_flight_requests_and_refuses_new_connections() {
     let up = Upstream::start("a").await;
     let mut h = Harness::start(&format!(
-        "[[route]]\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\n",
+        "[[route]]\nauth = \"public\"\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\n",
         up.url()
     ))
     .await;

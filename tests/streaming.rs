@@ -7,7 +7,7 @@ const SIZE: u64 = 64 * 1024 * 1024;
 
 fn route(upstream: &Upstream) -> String {
     format!(
-        "[[route]]\nname = \"app\"\nhost = \"*\"\nupstream = \"{}\"\n",
+        "[[route]]\nauth = \"public\"\nname = \"app\"\nhost = \"*\"\nupstream = \"{}\"\n",
         upstream.url()
     )
 }

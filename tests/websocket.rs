@@ -11,7 +11,7 @@ use crate::support::{Harness, Upstream};
 async fn websocket_messages_echo_through_the_proxy() {
     let up = Upstream::start("ws").await;
     let h = Harness::start(&format!(
-        "[[route]]\nname = \"ws\"\nhost = \"*\"\nupstream = \"{}\"\n",
+        "[[route]]\nauth = \"public\"\nname = \"ws\"\nhost = \"*\"\nupstream = \"{}\"\n",
         up.url()
     ))
     .await;

@@ -66,7 +66,10 @@ impl Auth {
             .redeem(&code, &p.verifier, &p.redirect_uri)
             .await
             .map_err(|e| fail(SignInError::Redeem(e)))?;
-        let id_token = tokens.id_token.as_deref().ok_or(fail(SignInError::NoIdToken))?;
+        let id_token = tokens
+            .id_token
+            .as_deref()
+            .ok_or(fail(SignInError::NoIdToken))?;
         let claims = self
             .provider
             .verify(
@@ -131,7 +134,11 @@ impl Auth {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.append(
             SET_COOKIE,
-            cookies::set(self.cookie_name(), &id, Duration::from_secs(expires_at - now)),
+            cookies::set(
+                self.cookie_name(),
+                &id,
+                Duration::from_secs(expires_at - now),
+            ),
         );
         h.append(SET_COOKIE, cookies::clear(&name));
         Ok(resp)
@@ -156,11 +163,13 @@ impl Query {
                 "code" => out.code = Some(v),
                 // An OAuth error code is a short token; anything else is not shown.
                 "error" => {
-                    out.error = Some(if v.len() <= 64 && v.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-                        v
-                    } else {
-                        "invalid_error".to_owned()
-                    })
+                    out.error = Some(
+                        if v.len() <= 64 && v.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                            v
+                        } else {
+                            "invalid_error".to_owned()
+                        },
+                    )
                 }
                 "error_description" => out.error_description = Some(v),
                 _ => {}

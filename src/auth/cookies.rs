@@ -34,7 +34,9 @@ fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
 /// The value of cookie `name`. With several copies (a stale one from another path, or a
 /// planted one), each is returned in order so the caller can try them.
 pub fn get_all<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
-    pairs(headers).filter(move |(n, _)| *n == name).map(|(_, v)| v)
+    pairs(headers)
+        .filter(move |(n, _)| *n == name)
+        .map(|(_, v)| v)
 }
 
 /// The names of the pending sign-in cookies the browser sent.
@@ -140,7 +142,14 @@ mod tests {
     fn set_cookie_has_host_prefix_attributes() {
         let v = set(BASE, "abc", Duration::from_secs(3600));
         let s = v.to_str().unwrap();
-        for part in ["__Host-portcullis=abc", "Path=/", "Secure", "HttpOnly", "SameSite=Lax", "Max-Age=3600"] {
+        for part in [
+            "__Host-portcullis=abc",
+            "Path=/",
+            "Secure",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Max-Age=3600",
+        ] {
             assert!(s.contains(part), "{s} lacks {part}");
         }
         assert!(!s.contains("Domain"));

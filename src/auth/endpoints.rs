@@ -26,7 +26,9 @@ impl Auth {
             return Err(ProxyError::BadRequest("Sign out with GET or POST."));
         }
         let mut logout_hint = None;
-        for id in cookies::get_all(req.headers(), self.cookie_name()).filter(|v| super::looks_like_token(v)) {
+        for id in cookies::get_all(req.headers(), self.cookie_name())
+            .filter(|v| super::looks_like_token(v))
+        {
             let key = store_key(id);
             let session = self
                 .sessions
@@ -128,7 +130,10 @@ impl Auth {
         }
         let mut resp = Response::new(body::full("signed out\n"));
         let h = resp.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.append(SET_COOKIE, cookies::clear(self.cookie_name()));
         Ok(resp)

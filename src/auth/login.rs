@@ -65,7 +65,9 @@ impl Auth {
             .unwrap_or_else(|| "/".into());
         // Hints are passed on only when they look like what Entra expects.
         let hint_ok = |h: &String| {
-            h.len() <= 256 && h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+            h.len() <= 256
+                && h.bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
         };
         if !self.provider.is_ready() {
             return Err(ProxyError::ProviderUnavailable);
@@ -116,8 +118,8 @@ impl Auth {
         let mut resp = Response::new(body::empty());
         *resp.status_mut() = StatusCode::FOUND;
         let h = resp.headers_mut();
-        let location = HeaderValue::from_str(url.as_str())
-            .map_err(|_| ProxyError::ProviderUnavailable)?;
+        let location =
+            HeaderValue::from_str(url.as_str()).map_err(|_| ProxyError::ProviderUnavailable)?;
         h.insert(LOCATION, location);
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.append(SET_COOKIE, cookies::set(&name, &value, pending::LIFETIME));

@@ -78,6 +78,9 @@ mod tests {
         assert_eq!(open(&sealer, "not base64!", &a), None);
         let mut tampered = v.into_bytes();
         tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
-        assert_eq!(open(&sealer, std::str::from_utf8(&tampered).unwrap(), &a), None);
+        assert_eq!(
+            open(&sealer, std::str::from_utf8(&tampered).unwrap(), &a),
+            None
+        );
     }
 }

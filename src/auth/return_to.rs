@@ -30,7 +30,9 @@ pub fn safe(target: &str, authority: &str) -> Option<String> {
         target.to_owned()
     };
     if !path.starts_with('/')
-        || path.bytes().any(|b| b == b'\\' || b.is_ascii_control() || b == b' ')
+        || path
+            .bytes()
+            .any(|b| b == b'\\' || b.is_ascii_control() || b == b' ')
     {
         return None;
     }

@@ -41,7 +41,9 @@ pub async fn build(config: &Config) -> Result<Option<Arc<Auth>>, SetupError> {
         let mut key = vec![0u8; 32];
         rand::thread_rng().fill_bytes(&mut key);
         secrets.push(key);
-        tracing::info!("no session secret configured: using a random one; sessions end when the process does");
+        tracing::info!(
+            "no session secret configured: using a random one; sessions end when the process does"
+        );
     }
     let sessions = Sessions::new(config.session.clone(), store, &secrets);
     Ok(Some(Arc::new(Auth::new(provider, sessions, &secrets))))
@@ -59,6 +61,8 @@ async fn store(config: &Config) -> Result<Arc<dyn SessionStore>, StoreError> {
             options.ca_file = r.ca_file.clone();
             Ok(Arc::new(RedisStore::connect(options).await?))
         }
-        _ => Ok(Arc::new(MemoryStore::new(config.session.memory_max_entries))),
+        _ => Ok(Arc::new(MemoryStore::new(
+            config.session.memory_max_entries,
+        ))),
     }
 }

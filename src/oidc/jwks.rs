@@ -157,8 +157,10 @@ mod tests {
     #[test]
     fn a_bad_set_keeps_the_old_one() {
         let j = Jwks::default();
-        j.replace(&set(serde_json::json!([{"kty": "RSA", "kid": "a", "n": "AQAB", "e": "AQAB"}])))
-            .unwrap();
+        j.replace(&set(
+            serde_json::json!([{"kty": "RSA", "kid": "a", "n": "AQAB", "e": "AQAB"}]),
+        ))
+        .unwrap();
         assert!(j.replace(b"not json").is_err());
         assert!(j.replace(&set(serde_json::json!([]))).is_err());
         assert!(matches!(j.lookup("a"), Lookup::Found(_)));

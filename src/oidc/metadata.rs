@@ -97,7 +97,11 @@ pub fn parse(body: &[u8], config: &OidcConfig) -> Result<Metadata, MetadataError
             || (u.scheme() == "http"
                 && matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")))
     };
-    for u in [&raw.authorization_endpoint, &raw.token_endpoint, &raw.jwks_uri] {
+    for u in [
+        &raw.authorization_endpoint,
+        &raw.token_endpoint,
+        &raw.jwks_uri,
+    ] {
         if !secure(u) {
             return Err(MetadataError::Insecure(u.clone()));
         }

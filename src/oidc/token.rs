@@ -12,8 +12,7 @@ use openidconnect::core::{
 use openidconnect::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
     EndpointSet, IssuerUrl, JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse,
-    TokenUrl,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
 };
 use url::Url;
 
@@ -63,8 +62,9 @@ pub struct AuthorizeParams<'a> {
 pub fn authorize_url(client: &Client, config: &OidcConfig, p: &AuthorizeParams<'_>) -> Option<Url> {
     let redirect = RedirectUrl::new(p.redirect_uri.to_owned()).ok()?;
     let (state, nonce) = (p.state.to_owned(), p.nonce.to_owned());
-    let challenge =
-        PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(p.pkce_verifier.to_owned()));
+    let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
+        p.pkce_verifier.to_owned(),
+    ));
     let mut req = client
         .authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
@@ -204,10 +204,7 @@ pub async fn refresh(
     for s in scopes {
         req = req.add_scope(Scope::new(s.clone()));
     }
-    req.request_async(http)
-        .await
-        .map(tokens)
-        .map_err(classify)
+    req.request_async(http).await.map(tokens).map_err(classify)
 }
 
 #[cfg(test)]

@@ -92,12 +92,20 @@ pub fn verify(
     v.leeway = config.clock_skew.as_secs();
     v.validate_exp = true;
     v.validate_nbf = true;
-    v.required_spec_claims = ["exp", "aud", "iss"].iter().map(|s| s.to_string()).collect();
+    v.required_spec_claims = ["exp", "aud", "iss"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let audiences: Vec<&str> = match expect {
         Expect::IdToken { .. } => vec![config.client_id.as_str()],
         Expect::AccessToken => config.audiences.iter().map(String::as_str).collect(),
     };
-    v.aud = Some(audiences.iter().map(|a| a.to_string()).collect::<HashSet<_>>());
+    v.aud = Some(
+        audiences
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<HashSet<_>>(),
+    );
     // The issuer depends on the token's own `tid`: checked below, never skipped.
     v.iss = None;
     let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &v).map_err(|e| {

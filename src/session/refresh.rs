@@ -49,7 +49,11 @@ impl Sessions {
     }
 
     fn backing_off(&self, key: &str) -> bool {
-        let mut b = self.refresh.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        let mut b = self
+            .refresh
+            .backoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         b.retain(|_, until| until.elapsed() < RETRY_AFTER);
         b.contains_key(key)
     }
@@ -144,7 +148,11 @@ impl Sessions {
         let tokens = match provider.refresh(rt).await {
             Ok(t) => t,
             Err(TokenError::Rejected { code, aadsts }) => {
-                tracing::info!(code, aadsts, "refresh refused by the provider; ending the session");
+                tracing::info!(
+                    code,
+                    aadsts,
+                    "refresh refused by the provider; ending the session"
+                );
                 if let Err(e) = self.delete(key, Some(&current)).await {
                     tracing::warn!(error = %e, "could not delete an ended session");
                 }
@@ -163,7 +171,10 @@ impl Sessions {
         };
         let mut next = (*current).clone();
         if let Some(id_token) = tokens.id_token.as_deref() {
-            match provider.verify(id_token, Expect::IdToken { nonce: None }).await {
+            match provider
+                .verify(id_token, Expect::IdToken { nonce: None })
+                .await
+            {
                 // The same user, or the refresh is not to be trusted.
                 Ok(claims) if claims.get("oid") == current.identity.claims.get("oid") => {
                     let mut identity = Identity::from_claims(claims);

@@ -21,7 +21,10 @@ fn oidc(extra: &str) -> String {
     )
 }
 
-fn load_text(text: &str, files: &[(&str, &str)]) -> (TempDir, PathBuf, Result<Config, ConfigError>) {
+fn load_text(
+    text: &str,
+    files: &[(&str, &str)],
+) -> (TempDir, PathBuf, Result<Config, ConfigError>) {
     let dir = TempDir::new().unwrap();
     for (name, content) in files {
         fs::write(dir.path().join(name), content).unwrap();
@@ -53,7 +56,9 @@ fn invalid(text: &str, key: &str, part: &str) -> String {
     let shown = e.to_string();
     assert!(shown.starts_with(&file.display().to_string()), "{shown}");
     match e {
-        ConfigError::Invalid { key: k, expected, .. } => {
+        ConfigError::Invalid {
+            key: k, expected, ..
+        } => {
             assert_eq!(k, key, "{shown}");
             assert!(expected.contains(part), "{part:?} not in {expected:?}");
         }
@@ -135,7 +140,9 @@ fn multi_tenant_authority_needs_allowed_tenants() {
 #[test]
 fn bad_oidc_values_are_refused_by_key() {
     invalid(
-        &main_file("[oidc]\nissuer = \"http://login.microsoftonline.com/x/v2.0\"\nclient_id = \"a\""),
+        &main_file(
+            "[oidc]\nissuer = \"http://login.microsoftonline.com/x/v2.0\"\nclient_id = \"a\"",
+        ),
         "oidc.issuer",
         "https",
     );
@@ -144,16 +151,30 @@ fn bad_oidc_values_are_refused_by_key() {
         "oidc.issuer",
         "consumers",
     );
-    invalid(&main_file(&oidc("allowed_tenants = [\"contoso\"]")), "oidc.allowed_tenants[0]", "GUID");
-    invalid(&main_file(&oidc("scopes = [\"profile\"]")), "oidc.scopes", "openid");
-    invalid(&main_file(&oidc("callback_path = \"callback\"")), "oidc.callback_path", "\"/\"");
+    invalid(
+        &main_file(&oidc("allowed_tenants = [\"contoso\"]")),
+        "oidc.allowed_tenants[0]",
+        "GUID",
+    );
+    invalid(
+        &main_file(&oidc("scopes = [\"profile\"]")),
+        "oidc.scopes",
+        "openid",
+    );
+    invalid(
+        &main_file(&oidc("callback_path = \"callback\"")),
+        "oidc.callback_path",
+        "\"/\"",
+    );
     invalid(
         &main_file(&oidc("post_logout_redirect_uri = \"http://x\"")),
         "oidc.post_logout_redirect_uri",
         "https",
     );
     invalid(
-        &main_file("[oidc]\nissuer = \"https://login.microsoftonline.com/x/v2.0\"\nclient_id = \" \""),
+        &main_file(
+            "[oidc]\nissuer = \"https://login.microsoftonline.com/x/v2.0\"\nclient_id = \" \"",
+        ),
         "oidc.client_id",
         "client) ID",
     );
@@ -173,11 +194,15 @@ fn session_secrets_must_be_long_and_from_one_source() {
         "at least 32 bytes",
     );
     invalid(
-        &main_file(&format!("[session]\nsecret = \"{SECRET}\"\nsecrets = [\"{SECRET}\"]")),
+        &main_file(&format!(
+            "[session]\nsecret = \"{SECRET}\"\nsecrets = [\"{SECRET}\"]"
+        )),
         "session.secret",
         "only one",
     );
-    let c = ok(&main_file(&format!("[session]\nsecrets = [\"{SECRET}\", \"{SECRET}-old\"]")));
+    let c = ok(&main_file(&format!(
+        "[session]\nsecrets = [\"{SECRET}\", \"{SECRET}-old\"]"
+    )));
     assert_eq!(c.session.secrets.len(), 2);
 }
 
@@ -194,7 +219,9 @@ fn secret_file_may_hold_several_secrets_one_per_line() {
 #[test]
 fn redis_store_needs_redis_and_a_shared_secret() {
     invalid(
-        &main_file(&format!("[session]\nstore = \"redis\"\nsecret = \"{SECRET}\"")),
+        &main_file(&format!(
+            "[session]\nstore = \"redis\"\nsecret = \"{SECRET}\""
+        )),
         "redis.url",
         "[redis]",
     );
@@ -214,8 +241,16 @@ fn redis_store_needs_redis_and_a_shared_secret() {
 
 #[test]
 fn bad_session_and_redis_values_are_refused_by_key() {
-    invalid(&main_file("[session]\nstore = \"memcached\""), "session.store", "\"redis\"");
-    invalid(&main_file("[session]\ncookie_name = \"a b\""), "session.cookie_name", "letters");
+    invalid(
+        &main_file("[session]\nstore = \"memcached\""),
+        "session.store",
+        "\"redis\"",
+    );
+    invalid(
+        &main_file("[session]\ncookie_name = \"a b\""),
+        "session.cookie_name",
+        "letters",
+    );
     invalid(
         &main_file("[session]\ncache_ttl = \"2h\"\nidle_timeout = \"1h\""),
         "session.cache_ttl",
@@ -226,8 +261,15 @@ fn bad_session_and_redis_values_are_refused_by_key() {
         "redis.url",
         "redis://",
     );
-    assert!(!shown.contains("hunter2"), "the URL's password must not be echoed: {shown}");
-    invalid(&main_file("[redis]\npool_size = 0"), "redis.pool_size", "greater than 0");
+    assert!(
+        !shown.contains("hunter2"),
+        "the URL's password must not be echoed: {shown}"
+    );
+    invalid(
+        &main_file("[redis]\npool_size = 0"),
+        "redis.pool_size",
+        "greater than 0",
+    );
 }
 
 #[test]

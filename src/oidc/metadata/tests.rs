@@ -67,7 +67,10 @@ fn multi_tenant_authority_accepts_only_the_template() {
 
 #[test]
 fn domain_authority_accepts_a_tenant_id_issuer_on_the_same_host() {
-    let cfg = config("https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0", false);
+    let cfg = config(
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0",
+        false,
+    );
     let iss = format!("https://login.microsoftonline.com/{TID}/v2.0");
     assert!(parse(&doc(&iss, TID), &cfg).is_ok());
     let elsewhere = format!("https://login.evil.example/{TID}/v2.0");
