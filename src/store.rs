@@ -21,18 +21,21 @@
 //! - A store that cannot be reached answers [`StoreError::Unavailable`] quickly instead of
 //!   hanging the request; the proxy maps that to 503 on protected routes and to a failing
 //!   `/readyz` (through [`SessionStore::ping`]).
+//! - A write that failed with `Unavailable` may still take effect: it can have reached Redis
+//!   before the connection died or froze. Treat its outcome as unknown (a lock that `set_nx`
+//!   could not confirm is not known to be free; it expires with its TTL).
 
 pub mod memory;
 pub mod redis;
-mod redis_config;
 mod redis_events;
+mod redis_options;
 
 use std::time::Duration;
 
 pub use self::memory::MemoryStore;
 pub use self::redis::{RedisOptions, RedisStore};
 
-/// Keys given to a store are logical ("session:<64 hex>", "login-state:<hex>", "lock:<hex>", "sid:<hex>");
+/// Keys given to a store are logical (`session:<64 hex>`, `login-state:<hex>`, `lock:<hex>`, `sid:<hex>`);
 /// the Redis store prepends its configured key_prefix. Values are opaque bytes (already encrypted by the caller).
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + 'static {

@@ -15,6 +15,8 @@
 //!   protects the long-lived entries: pending logins (minutes) are evicted before sessions
 //!   (hours), so a flood of anonymous `/login` hits cannot push signed-in users out before it
 //!   has pushed out its own older entries. Replacing an existing key never evicts.
+//! - Invalidations go to this store's own receivers only; there is no connection to lose, so
+//!   [`Invalidation::All`] is never sent.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

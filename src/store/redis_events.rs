@@ -96,7 +96,8 @@ pub(super) fn watch_connection(
                 error = errors.recv() => match error {
                     Ok((error, server)) => {
                         up.store(false, Ordering::Release);
-                        let server = server.map(|s| s.to_string()).unwrap_or_default();
+                        // fred names no server for a failed reconnection.
+                        let server = server.map_or_else(|| "-".to_owned(), |s| s.to_string());
                         if healthy.swap(false, Ordering::Relaxed) {
                             tracing::warn!(%server, %error, "redis connection failed; reconnecting in the background");
                         } else {

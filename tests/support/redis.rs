@@ -3,7 +3,8 @@
 //!
 //! The port is found by binding 127.0.0.1:0 and releasing it, so another process can take it
 //! in between: a server that fails to start is retried on another port. `stop` and `restart`
-//! (same port, same arguments) let tests exercise a Redis that goes away and comes back.
+//! (same port, same arguments) let tests exercise a Redis that goes away and comes back;
+//! `pause` and `resume` one that stops answering.
 //!
 //! `REDIS_SERVER` overrides the binary (default: `redis-server` on `PATH`).
 
@@ -64,9 +65,30 @@ impl RedisServer {
     /// Kills the server (SIGKILL, no goodbye to clients): a Redis that died.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A paused server would still die from SIGKILL; nothing to undo first.
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open and nothing is answered, like a
+    /// Redis behind a dead network path.
+    pub fn pause(&mut self) {
+        self.signal("-STOP");
+    }
+
+    /// Undoes [`pause`](Self::pause) (SIGCONT).
+    pub fn resume(&mut self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("redis-server is not running");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
     }
 
     /// Starts the server again on the same port with the same arguments. The data is gone

@@ -1,14 +1,14 @@
-//! [`RedisOptions`] → a fred [`Builder`]: URL, credentials, TLS trust, and the timeouts and
-//! reconnect policy that keep a dead Redis from hanging requests.
+//! [`RedisOptions`], and how they become a fred [`Builder`]: URL, credentials, TLS trust, and
+//! the timeouts and reconnect policy that keep a dead Redis from hanging requests.
 //!
 //! The choices, and why:
 //!
+//! - A URL ending in `/0` sends no SELECT (database 0 is where connections start), so the
+//!   least-privilege ACL needs no `+select` for it.
 //! - `fail_fast = false`: a Redis that is down at start-up is retried in the background like
 //!   one that went down later, so the proxy starts and serves public routes.
 //! - Reconnect forever with exponential backoff from 10 ms up to 2 s: recovery within about
-//!   two seconds of Redis coming back, without hammering a Redis that stays down. fred keeps
-//!   a dropped connection "connected" until its first retry, so commands sent in those first
-//!   few milliseconds wait out `command_timeout`; a short first delay keeps that window small.
+//!   two seconds of Redis coming back, without hammering a Redis that stays down.
 //! - `command_timeout` bounds each command, the TCP connect with its TLS handshake, and the
 //!   set-up commands (AUTH, SELECT). A connection that leaves a command unanswered that long
 //!   is closed and reconnected, so a half-open connection does not stay "connected".
@@ -17,7 +17,7 @@
 //! - TLS (`rediss://`) uses rustls with the process's one provider (ring), the system trust
 //!   anchors and `ca_file`, never the provider fred would pick by itself.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fred::prelude::*;
@@ -26,8 +26,68 @@ use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-use super::redis::RedisOptions;
 use super::StoreError;
+
+/// How to reach Redis.
+#[derive(Clone)]
+pub struct RedisOptions {
+    /// `redis://`, `rediss://` (TLS), with optional `user:password@` (ACL) and `/db`; also
+    /// `redis-cluster://` and `redis-sentinel://` as fred parses them.
+    pub url: String,
+    /// Overrides the URL's user name.
+    pub username: Option<String>,
+    /// Overrides the URL's password.
+    pub password: Option<String>,
+    /// Prepended to every key, and to the invalidation channel's name.
+    pub key_prefix: String,
+    /// Connections for commands (one more is used for invalidations).
+    pub pool_size: usize,
+    /// Bound on each command, and on connecting: a dead Redis must never hang a request.
+    pub command_timeout: Duration,
+    /// Extra trust anchors (PEM) for `rediss://`, beside the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl RedisOptions {
+    /// Defaults for `url`: prefix `portcullis:`, 4 connections, 2 s timeout.
+    pub fn new(url: impl Into<String>) -> RedisOptions {
+        RedisOptions {
+            url: url.into(),
+            username: None,
+            password: None,
+            key_prefix: "portcullis:".into(),
+            pool_size: 4,
+            command_timeout: Duration::from_secs(2),
+            ca_file: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &redact_url(&self.url))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("key_prefix", &self.key_prefix)
+            .field("pool_size", &self.pool_size)
+            .field("command_timeout", &self.command_timeout)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// The URL without its password, for logs.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable>".into(),
+    }
+}
 
 /// Commands queued per connection beyond which callers get an immediate error instead of
 /// more memory use.
@@ -47,6 +107,11 @@ const SCHEMES: &[&str] = &[
 
 /// The builder for every client of one store (the pool's and the subscriber).
 pub(super) fn builder(options: &RedisOptions) -> Result<Builder, StoreError> {
+    if options.pool_size == 0 {
+        return Err(StoreError::Failed(
+            "redis pool_size must be at least 1".into(),
+        ));
+    }
     if options.command_timeout.is_zero() {
         return Err(StoreError::Failed(
             "redis command_timeout must be positive".into(),
@@ -68,6 +133,10 @@ pub(super) fn builder(options: &RedisOptions) -> Result<Builder, StoreError> {
         config.password = Some(password.clone());
     }
     config.fail_fast = false;
+    // Database 0 is where a new connection starts: skipping its SELECT spares the ACL.
+    if config.database == Some(0) {
+        config.database = None;
+    }
     match (&mut config.tls, &options.ca_file) {
         (Some(tls), ca_file) => *tls = tls_config(ca_file.as_deref())?,
         (None, Some(_)) => {
@@ -130,4 +199,18 @@ fn tls_config(ca_file: Option<&Path>) -> Result<TlsConfig, StoreError> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(TlsConfig::from(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        let mut options = RedisOptions::new("redis://user:hunter2@localhost:6379/0");
+        options.password = Some("hunter3".into());
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert!(shown.contains("user"), "{shown}");
+    }
 }
