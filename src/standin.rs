@@ -219,6 +219,15 @@ impl StandIn {
 
     /// Revokes every refresh token of `username`: their next use is `invalid_grant`
     /// (AADSTS50173).
+    /// The next ID token the token endpoint issues is replaced by what `f` returns, given the
+    /// claims it would have signed: for tests of forged, expired or misdirected ID tokens.
+    pub fn rewrite_next_id_token(
+        &self,
+        f: impl FnOnce(serde_json::Value) -> String + Send + 'static,
+    ) {
+        state::lock(&self.state().controls).id_token_rewrite = Some(state::Rewrite(Box::new(f)));
+    }
+
     pub fn revoke_refresh_tokens(&self, username: &str) {
         let mut grants = lock(&self.state().grants);
         for grant in grants.refresh.values_mut() {

@@ -1,7 +1,9 @@
 //! Test support: a private CA, an upstream test server, and a harness that runs the real
 //! proxy (`portcullis::run`) on 127.0.0.1:0 with generated configuration files.
 
+pub mod browser;
 pub mod redis;
+pub mod signin;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -91,7 +93,7 @@ impl Pki {
 /// A running proxy.
 pub struct Harness {
     pub dir: TempDir,
-    pub pki: Pki,
+    pub pki: Arc<Pki>,
     pub https: SocketAddr,
     pub http: SocketAddr,
     pub admin: SocketAddr,
@@ -109,6 +111,10 @@ pub struct Options {
     /// Extra certificates to generate before start: file stem and names; written as
     /// `{stem}.pem` and `{stem}-key.pem` in the harness directory.
     pub certs: Vec<(&'static str, Vec<&'static str>)>,
+    /// The CA to use (so other servers in the test can share it); a new one if `None`.
+    pub pki: Option<Arc<Pki>>,
+    /// Extra files to write into the harness directory before start.
+    pub files: Vec<(String, String)>,
 }
 
 impl Harness {
@@ -119,7 +125,10 @@ impl Harness {
     pub async fn start_with(routes: &str, options: Options) -> Harness {
         init();
         let dir = TempDir::new().unwrap();
-        let pki = Pki::new();
+        let pki = options.pki.clone().unwrap_or_else(|| Arc::new(Pki::new()));
+        for (name, content) in &options.files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
         let (cert, key) = pki.leaf(CERT_NAMES);
         std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
         std::fs::write(dir.path().join("key.pem"), key).unwrap();

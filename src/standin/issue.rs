@@ -52,6 +52,7 @@ pub(crate) fn issue(
             "There was an error issuing a token.",
         )
     };
+    let mut id_claims = None;
     let (access, id) = {
         let keys = state.keys();
         let header_nonce = (audience == GRAPH_APP_ID).then(|| random(32));
@@ -61,11 +62,19 @@ pub(crate) fn issue(
         let id = if has("openid") {
             let t = Times::from(now, state.config.id_token_lifetime);
             let c = claims::id_token(state, user, client_id, nonce, sid, t);
-            Some(keys.sign(&c, None, None).map_err(signing_failed)?)
+            let signed = keys.sign(&c, None, None).map_err(signing_failed)?;
+            id_claims = Some(c);
+            Some(signed)
         } else {
             None
         };
         (access, id)
+    };
+    // Outside the key lock: the rewrite may sign with `StandIn::mint_token`.
+    let rewrite = lock(&state.controls).id_token_rewrite.take();
+    let id = match (rewrite, id_claims) {
+        (Some(f), Some(c)) => Some((f.0)(c)),
+        _ => id,
     };
     let mut body = Map::new();
     body.insert("token_type".into(), json!("Bearer"));

@@ -111,6 +111,16 @@ impl Grants {
     }
 }
 
+/// Rewrites the next ID token: given the claims the stand-in would sign, returns the token
+/// string to send instead (forged-token tests).
+pub(crate) struct Rewrite(pub Box<dyn FnOnce(serde_json::Value) -> String + Send>);
+
+impl std::fmt::Debug for Rewrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rewrite")
+    }
+}
+
 /// What the test asked the stand-in to do differently.
 #[derive(Debug)]
 pub(crate) struct Controls {
@@ -118,6 +128,7 @@ pub(crate) struct Controls {
     pub authorize_error: Option<(String, String)>,
     pub discovery_up: bool,
     pub delay: Duration,
+    pub id_token_rewrite: Option<Rewrite>,
 }
 
 #[derive(Debug, Default)]
@@ -176,6 +187,7 @@ impl State {
                 authorize_error: None,
                 discovery_up: true,
                 delay: Duration::ZERO,
+                id_token_rewrite: None,
             }),
             grants: Mutex::new(Grants::default()),
             records: Mutex::new(Records::default()),

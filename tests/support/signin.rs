@@ -1,0 +1,207 @@
+//! A sign-in set-up: the stand-in Entra ID over TLS, an echo upstream, and the real proxy
+//! configured against them, with the memory or a spawned Redis store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis::standin::{StandIn, StandInConfig, TestClient, TestUser};
+
+use super::browser::Browser;
+use super::{Harness, Options, Pki, Upstream};
+
+pub const CLIENT_ID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+pub const CLIENT_SECRET: &str = "test-client-secret~value";
+pub const SESSION_SECRET: &str = "a-session-secret-that-is-long-enough-for-aes";
+/// The host most tests use; the test certificate covers `*.example.test`.
+pub const HOST: &str = "app.example.test";
+
+/// What to vary.
+pub struct Setup {
+    pub users: Vec<TestUser>,
+    /// Username the stand-in signs in without asking; first user if `None`.
+    pub default_user: Option<String>,
+    /// The routing file; `{upstream}` is replaced by the echo upstream's URL.
+    pub routes: String,
+    pub oidc: String,
+    pub session: String,
+    /// A Redis URL: `store = "redis"`.
+    pub redis: Option<String>,
+    /// The authority's tenant segment; the stand-in's home tenant if `None`.
+    pub tenant: Option<String>,
+    pub access_token_lifetime: Duration,
+    pub groups_overage_threshold: usize,
+}
+
+impl Default for Setup {
+    fn default() -> Setup {
+        Setup {
+            users: vec![alice()],
+            default_user: None,
+            routes: login_route("app", HOST, ""),
+            oidc: String::new(),
+            session: String::new(),
+            redis: None,
+            tenant: None,
+            access_token_lifetime: Duration::from_secs(3600),
+            groups_overage_threshold: 200,
+        }
+    }
+}
+
+pub const GROUP_STAFF: &str = "0b2c3d4e-1111-4a5b-8c6d-7e8f90a1b2c3";
+pub const GROUP_ADMINS: &str = "9f8e7d6c-2222-4b5a-9c8d-1e2f3a4b5c6d";
+
+pub fn alice() -> TestUser {
+    let mut u = TestUser::new("alice@contoso.example", "Alice Example");
+    u.groups = vec![GROUP_STAFF.into()];
+    u.roles = vec!["Wiki.Read".into()];
+    u
+}
+
+pub fn jose() -> TestUser {
+    let mut u = TestUser::new("jose@contoso.example", "José Núñez");
+    u.groups = vec![GROUP_STAFF.into(), GROUP_ADMINS.into()];
+    u.roles = vec!["Wiki.Read".into(), "Wiki.Admin".into()];
+    u
+}
+
+/// A `[[route]]` with `auth = "login"` to the echo upstream, plus `extra` lines.
+pub fn login_route(name: &str, host: &str, extra: &str) -> String {
+    format!(
+        "[[route]]\nname = \"{name}\"\nhost = \"{host}\"\nupstream = \"{{upstream}}\"\nauth = \"login\"\n{extra}\n"
+    )
+}
+
+pub struct SignIn {
+    pub idp: StandIn,
+    pub proxy: Harness,
+    pub upstream: Upstream,
+    pki: Arc<Pki>,
+    config: (String, String),
+}
+
+impl SignIn {
+    pub async fn start(setup: Setup) -> SignIn {
+        super::init();
+        let pki = Arc::new(Pki::new());
+        let (cert, key) = pki.leaf(&["127.0.0.1", "localhost"]);
+        let idp = StandIn::start(StandInConfig {
+            users: setup.users.clone(),
+            clients: vec![TestClient::new(CLIENT_ID, Some(CLIENT_SECRET))],
+            default_user: setup
+                .default_user
+                .clone()
+                .or_else(|| setup.users.first().map(|u| u.username.clone())),
+            access_token_lifetime: setup.access_token_lifetime,
+            tls: Some((cert, key)),
+            groups_overage_threshold: setup.groups_overage_threshold,
+            ..StandInConfig::default()
+        })
+        .await
+        .unwrap();
+        let upstream = Upstream::start("app").await;
+        let routes = setup.routes.replace("{upstream}", &upstream.url());
+        let tenant = setup
+            .tenant
+            .clone()
+            .unwrap_or_else(|| idp.tenant_id().to_owned());
+        let store = match &setup.redis {
+            Some(url) => {
+                format!("store = \"redis\"\n[redis]\nurl = \"{url}\"\nkey_prefix = \"pc-test:\"\n")
+            }
+            None => String::new(),
+        };
+        let extra = format!(
+            "[oidc]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
+             ca_file = \"ca.pem\"\ngraph_url = \"{}\"\n{}\n\n[session]\nsecret = \"{SESSION_SECRET}\"\n{}\n{store}\n",
+            idp.authority(&tenant),
+            idp.graph_url(),
+            setup.oidc,
+            setup.session,
+        );
+        let proxy = start_proxy(&routes, &extra, pki.clone()).await;
+        let s = SignIn {
+            idp,
+            proxy,
+            upstream,
+            pki,
+            config: (routes, extra),
+        };
+        s.wait_ready().await;
+        s
+    }
+
+    /// Waits (bounded) until the proxy has loaded the provider's metadata: `/.auth/login`
+    /// answers 302 instead of 503.
+    pub async fn wait_ready(&self) {
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.pki.ca_pem.as_bytes()).unwrap(),
+            )
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(HOST, self.proxy.https)
+            .build()
+            .unwrap();
+        let url = self.url("/.auth/login");
+        let ready = super::eventually(Duration::from_secs(15), || {
+            let (c, u) = (client.clone(), url.clone());
+            async move { c.get(&u).send().await.is_ok_and(|r| r.status() == 302) }
+        })
+        .await;
+        assert!(ready, "the proxy did not load the stand-in's metadata");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        self.proxy.url(HOST, path)
+    }
+
+    pub fn url_on(&self, host: &str, path: &str) -> String {
+        self.proxy.url(host, path)
+    }
+
+    /// A browser that reaches the proxy under the test host names.
+    pub fn browser(&self) -> Browser {
+        Browser::new(
+            &self.pki.ca_pem,
+            self.proxy.https,
+            &[
+                HOST,
+                "other.example.test",
+                "admin.example.test",
+                "example.test",
+            ],
+        )
+    }
+
+    /// Stops the proxy and starts a new one with the same configuration (and the same
+    /// stand-in, upstream and store).
+    pub async fn restart_proxy(self) -> SignIn {
+        let s = self.restart_proxy_without_waiting().await;
+        s.wait_ready().await;
+        s
+    }
+
+    /// As [`SignIn::restart_proxy`], without waiting for discovery.
+    pub async fn restart_proxy_without_waiting(mut self) -> SignIn {
+        let old = std::mem::replace(
+            &mut self.proxy,
+            start_proxy(&self.config.0, &self.config.1, self.pki.clone()).await,
+        );
+        old.stop().await.unwrap();
+        self
+    }
+}
+
+async fn start_proxy(routes: &str, extra: &str, pki: Arc<Pki>) -> Harness {
+    Harness::start_with(
+        routes,
+        Options {
+            extra: extra.to_owned(),
+            pki: Some(pki),
+            ..Options::default()
+        },
+    )
+    .await
+}
