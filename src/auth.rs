@@ -110,6 +110,7 @@ impl SignInError {
             SignInError::Redeem(TokenError::Rejected { .. }) => S::BAD_REQUEST,
             SignInError::Redeem(TokenError::Misconfigured { .. }) => S::BAD_GATEWAY,
             SignInError::Redeem(TokenError::Unavailable(_)) => S::SERVICE_UNAVAILABLE,
+            SignInError::Redeem(TokenError::Malformed(_)) => S::BAD_GATEWAY,
             SignInError::NoIdToken => S::BAD_GATEWAY,
             SignInError::IdToken(VerifyError::Tenant) => S::FORBIDDEN,
             SignInError::IdToken(VerifyError::KeysUnavailable) => S::SERVICE_UNAVAILABLE,

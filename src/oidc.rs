@@ -165,7 +165,6 @@ impl Provider {
 
     async fn fetch_keys(&self) -> Result<(), String> {
         let loaded = self.loaded.load_full().ok_or("no metadata")?;
-        self.jwks.mark_fetched();
         let body = self.get(loaded.metadata.jwks_uri.as_str()).await?;
         let n = self.jwks.replace(&body).map_err(|e| e.to_string())?;
         tracing::debug!(keys = n, "signing keys fetched");
@@ -218,6 +217,7 @@ impl Provider {
                     Lookup::Found(k) => k,
                     Lookup::Unknown => return Err(VerifyError::UnknownKey),
                     Lookup::Refetch => {
+                        self.jwks.mark_refetched();
                         if let Err(e) = self.fetch_keys().await {
                             tracing::warn!(error = %e, "signing key refetch for an unknown key ID failed");
                         }

@@ -18,4 +18,5 @@ mod routing;
 mod shutdown;
 mod store;
 mod streaming;
+mod tokens;
 mod websocket;

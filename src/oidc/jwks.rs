@@ -26,7 +26,8 @@ struct KeySet {
 pub struct Jwks {
     set: ArcSwap<KeySet>,
     loaded: std::sync::atomic::AtomicBool,
-    last_fetch: Mutex<Option<Instant>>,
+    /// The last fetch caused by an unknown `kid` (background refreshes do not count).
+    last_refetch: Mutex<Option<Instant>>,
     fetching: tokio::sync::Mutex<()>,
 }
 
@@ -68,7 +69,7 @@ impl Default for Jwks {
         Jwks {
             set: ArcSwap::from_pointee(KeySet::default()),
             loaded: false.into(),
-            last_fetch: Mutex::new(None),
+            last_refetch: Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
         }
     }
@@ -83,7 +84,7 @@ impl Jwks {
         if let Some(k) = self.set.load().keys.get(kid) {
             return Lookup::Found(k.clone());
         }
-        let last = *self.last_fetch.lock().unwrap_or_else(|p| p.into_inner());
+        let last = *self.last_refetch.lock().unwrap_or_else(|p| p.into_inner());
         match last {
             Some(t) if t.elapsed() < UNKNOWN_KID_REFETCH => Lookup::Unknown,
             _ => Lookup::Refetch,
@@ -96,9 +97,9 @@ impl Jwks {
         self.fetching.lock().await
     }
 
-    /// Records a fetch attempt (successful or not), for the refetch limit.
-    pub fn mark_fetched(&self) {
-        *self.last_fetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    /// Records a refetch for an unknown `kid` (successful or not), for the rate limit.
+    pub fn mark_refetched(&self) {
+        *self.last_refetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     }
 
     /// Replaces the set with `body`'s keys. On error the old set stays.
@@ -170,7 +171,7 @@ mod tests {
     fn unknown_kid_refetch_is_rate_limited() {
         let j = Jwks::default();
         assert!(matches!(j.lookup("x"), Lookup::Refetch));
-        j.mark_fetched();
+        j.mark_refetched();
         assert!(matches!(j.lookup("x"), Lookup::Unknown));
     }
 }

@@ -115,9 +115,12 @@ pub enum TokenError {
     /// doing: sessions are kept and operators are alerted through the log.
     #[error("the provider refused the client: {code}{}", aadsts.map(|c| format!(" (AADSTS{c})")).unwrap_or_default())]
     Misconfigured { code: String, aadsts: Option<u32> },
-    /// Try again later (`temporarily_unavailable`, `server_error`, network, a non-JSON answer).
+    /// Try again later (`temporarily_unavailable`, `server_error`, network, a 5xx page).
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),
+    /// A success answer that does not parse (a token that is not a well-formed JWT, …).
+    #[error("the provider's answer is malformed: {0}")]
+    Malformed(String),
 }
 
 impl TokenError {
@@ -126,6 +129,7 @@ impl TokenError {
             TokenError::Rejected { .. } => "rejected",
             TokenError::Misconfigured { .. } => "misconfigured",
             TokenError::Unavailable(_) => "unavailable",
+            TokenError::Malformed(_) => "malformed",
         }
     }
 }
@@ -158,9 +162,16 @@ fn classify(e: RequestError) -> TokenError {
                 _ => TokenError::Misconfigured { code, aadsts },
             }
         }
-        // Never include the body: on a success that failed to parse it holds tokens.
-        RequestTokenError::Parse(e, _) => {
-            TokenError::Unavailable(format!("unreadable answer at {}", e.path()))
+        // Never include the body: on a success that failed to parse it holds tokens. An error
+        // status with a body that is not OAuth JSON is a gateway's page: transient.
+        RequestTokenError::Parse(e, body) => {
+            let is_token_answer = serde_json::from_slice::<serde_json::Value>(&body)
+                .is_ok_and(|v| v.get("access_token").is_some());
+            if is_token_answer {
+                TokenError::Malformed(format!("unreadable token answer ({})", e.path()))
+            } else {
+                TokenError::Unavailable("the answer is not OAuth JSON".to_owned())
+            }
         }
         RequestTokenError::Request(e) => TokenError::Unavailable(format!("request failed: {e}")),
         RequestTokenError::Other(s) => TokenError::Unavailable(s),

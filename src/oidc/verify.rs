@@ -140,11 +140,12 @@ pub fn verify(
         Some(expected) if expected == iss => {}
         _ => return Err(VerifyError::Issuer),
     }
-    // A single-tenant issuer names its one tenant; `allowed_tenants` narrows further (and is
-    // required for multi-tenant authorities).
-    let issuer_tenant_ok = metadata.tenant().is_none_or(|t| t == tid);
-    let list_ok = config.allowed_tenants.is_empty() || config.allowed_tenants.contains(&tid);
-    if !(issuer_tenant_ok && list_ok) {
+    // A single-tenant issuer names its one tenant: a `tid` that disagrees is an inconsistent
+    // token. `allowed_tenants` then narrows (and is required for multi-tenant authorities).
+    if metadata.tenant().is_some_and(|t| t != tid) {
+        return Err(VerifyError::Issuer);
+    }
+    if !config.allowed_tenants.is_empty() && !config.allowed_tenants.contains(&tid) {
         return Err(VerifyError::Tenant);
     }
 

@@ -163,7 +163,7 @@ impl Sessions {
                 self.back_off(key);
                 return Self::keep(current, e.to_string());
             }
-            Err(e @ TokenError::Unavailable(_)) => {
+            Err(e @ (TokenError::Unavailable(_) | TokenError::Malformed(_))) => {
                 tracing::warn!(error = %e, retry_in = ?RETRY_AFTER, "refresh failed; keeping the session");
                 self.back_off(key);
                 return Self::keep(current, e.to_string());

@@ -28,6 +28,8 @@ pub struct Setup {
     pub redis: Option<String>,
     /// The authority's tenant segment; the stand-in's home tenant if `None`.
     pub tenant: Option<String>,
+    /// The stand-in's home tenant ID; random if `None`.
+    pub tenant_id: Option<String>,
     pub access_token_lifetime: Duration,
     pub groups_overage_threshold: usize,
 }
@@ -42,6 +44,7 @@ impl Default for Setup {
             session: String::new(),
             redis: None,
             tenant: None,
+            tenant_id: None,
             access_token_lifetime: Duration::from_secs(3600),
             groups_overage_threshold: 200,
         }
@@ -85,7 +88,9 @@ impl SignIn {
         super::init();
         let pki = Arc::new(Pki::new());
         let (cert, key) = pki.leaf(&["127.0.0.1", "localhost"]);
+        let defaults = StandInConfig::default();
         let idp = StandIn::start(StandInConfig {
+            tenant_id: setup.tenant_id.clone().unwrap_or(defaults.tenant_id.clone()),
             users: setup.users.clone(),
             clients: vec![TestClient::new(CLIENT_ID, Some(CLIENT_SECRET))],
             default_user: setup
@@ -95,7 +100,7 @@ impl SignIn {
             access_token_lifetime: setup.access_token_lifetime,
             tls: Some((cert, key)),
             groups_overage_threshold: setup.groups_overage_threshold,
-            ..StandInConfig::default()
+            ..defaults
         })
         .await
         .unwrap();
