@@ -15,6 +15,7 @@ mod login;
 mod protocols;
 mod reload;
 mod routing;
+mod sessions;
 mod shutdown;
 mod store;
 mod streaming;

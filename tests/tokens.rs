@@ -6,8 +6,8 @@ use portcullis::standin::StandIn;
 use serde_json::{json, Value};
 
 use crate::support::browser::Hop;
-use crate::support::signin::{alice, login_route, SignIn, Setup, CLIENT_ID, HOST};
 use crate::support::seen;
+use crate::support::signin::{alice, login_route, Setup, SignIn, CLIENT_ID, HOST};
 
 /// Signs in, with the stand-in's ID token replaced by `forge(stand-in, claims)`; returns the
 /// callback's answer.
@@ -16,7 +16,8 @@ async fn callback_with(
     forge: impl FnOnce(&StandIn, Value) -> String + Send + 'static,
 ) -> Hop {
     let idp = s.idp.clone();
-    s.idp.rewrite_next_id_token(move |claims| forge(&idp, claims));
+    s.idp
+        .rewrite_next_id_token(move |claims| forge(&idp, claims));
     let mut b = s.browser();
     let hops = b.navigate(&s.url("/")).await;
     hops.into_iter()
@@ -57,9 +58,21 @@ async fn id_tokens_with_wrong_claims_are_refused() {
     let cases: Vec<(&str, Value, u16)> = vec![
         ("wrong nonce", json!({"nonce": "not-the-one-we-sent"}), 401),
         ("no nonce", json!({"nonce": null}), 401),
-        ("wrong audience", json!({"aud": "00000000-0000-0000-0000-000000000001"}), 401),
-        ("wrong issuer", json!({"iss": "https://login.evil.example/x/v2.0"}), 401),
-        ("expired", json!({"exp": now() - 3600, "iat": now() - 7200, "nbf": now() - 7200}), 401),
+        (
+            "wrong audience",
+            json!({"aud": "00000000-0000-0000-0000-000000000001"}),
+            401,
+        ),
+        (
+            "wrong issuer",
+            json!({"iss": "https://login.evil.example/x/v2.0"}),
+            401,
+        ),
+        (
+            "expired",
+            json!({"exp": now() - 3600, "iat": now() - 7200, "nbf": now() - 7200}),
+            401,
+        ),
         ("not yet valid", json!({"nbf": now() + 3600}), 401),
         ("issued in the future", json!({"iat": now() + 3600}), 401),
         // A token from another tenant, with an issuer that matches its own tid: a single-
@@ -76,7 +89,9 @@ async fn id_tokens_with_wrong_claims_are_refused() {
         assert_eq!(hop.status, status, "{what}: {}", hop.body);
         assert!(hop.body.contains("Request ID"), "{what}: friendly page");
         assert!(
-            !hop.set_cookies().iter().any(|c| c.starts_with("__Host-portcullis=")),
+            !hop.set_cookies()
+                .iter()
+                .any(|c| c.starts_with("__Host-portcullis=")),
             "{what}: no session cookie"
         );
     }
@@ -131,7 +146,11 @@ async fn an_unknown_kid_refetches_the_keys_and_rotation_is_followed() {
     // Entra rolls its keys over: new tokens are signed by a key the proxy has not seen.
     s.idp.rotate_keys();
     let hop = callback_with(&s, |idp, c| idp.mint_token(c, None)).await;
-    assert_eq!(hop.status, 302, "a rotated key is fetched and trusted: {}", hop.body);
+    assert_eq!(
+        hop.status, 302,
+        "a rotated key is fetched and trusted: {}",
+        hop.body
+    );
     assert_eq!(s.idp.jwks_fetches(), before + 1, "exactly one refetch");
 
     // A kid the provider does not publish at all: one more refetch would be pointless within
@@ -140,7 +159,11 @@ async fn an_unknown_kid_refetches_the_keys_and_rotation_is_followed() {
     assert_eq!(forged.status, 401, "{}", forged.body);
     let again = callback_with(&s, |idp, c| idp.mint_token(c, Some("another-made-up-kid"))).await;
     assert_eq!(again.status, 401);
-    assert_eq!(s.idp.jwks_fetches(), before + 1, "unknown kids are rate-limited");
+    assert_eq!(
+        s.idp.jwks_fetches(),
+        before + 1,
+        "unknown kids are rate-limited"
+    );
 }
 
 #[tokio::test]
@@ -163,7 +186,10 @@ async fn multi_tenant_authority_checks_the_issuer_against_tid_and_the_allow_list
         let hint: String = url::form_urlencoded::byte_serialize(user.as_bytes()).collect();
         s.url(&format!("/.auth/login?rd=%2F&login_hint={hint}"))
     };
-    for (user, tid) in [("alice@contoso.example", HOME), ("jose@contoso.example", GUEST)] {
+    for (user, tid) in [
+        ("alice@contoso.example", HOME),
+        ("jose@contoso.example", GUEST),
+    ] {
         let mut b = s.browser();
         let hops = b.navigate(&login_as(user)).await;
         let last = hops.last().unwrap();
@@ -208,34 +234,55 @@ async fn bearer_routes_accept_access_tokens_for_this_app_only() {
     };
     let client = s.proxy.client(&[HOST]);
     let call = |token: Option<String>| {
-        let mut r = client.get(s.url("/items")).header("accept", "application/json");
+        let mut r = client
+            .get(s.url("/items"))
+            .header("accept", "application/json");
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }
         r.send()
     };
 
-    let ok = call(Some(s.idp.mint_token(base(CLIENT_ID), None))).await.unwrap();
+    let ok = call(Some(s.idp.mint_token(base(CLIENT_ID), None)))
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     let echo = crate::support::echo_json(ok).await;
     assert_eq!(seen(&echo, "x-auth-request-oid"), [user.oid.clone()]);
     let api_uri = format!("api://{CLIENT_ID}");
-    let ok = call(Some(s.idp.mint_token(base(&api_uri), None))).await.unwrap();
+    let ok = call(Some(s.idp.mint_token(base(&api_uri), None)))
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
 
     let missing = call(None).await.unwrap();
     assert_eq!(missing.status(), 401);
-    assert_eq!(missing.headers()["www-authenticate"], "Bearer realm=\"portcullis\"");
+    assert_eq!(
+        missing.headers()["www-authenticate"],
+        "Bearer realm=\"portcullis\""
+    );
 
     for (what, claims) in [
         ("Graph token", base("00000003-0000-0000-c000-000000000000")),
-        ("expired", with(base(CLIENT_ID), json!({"exp": now() - 900}))),
-        ("other issuer", with(base(CLIENT_ID), json!({"iss": "https://sts.windows.net/x/"}))),
+        (
+            "expired",
+            with(base(CLIENT_ID), json!({"exp": now() - 900})),
+        ),
+        (
+            "other issuer",
+            with(
+                base(CLIENT_ID),
+                json!({"iss": "https://sts.windows.net/x/"}),
+            ),
+        ),
     ] {
         let r = call(Some(s.idp.mint_token(claims, None))).await.unwrap();
         assert_eq!(r.status(), 401, "{what}");
         let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
-        assert!(challenge.contains("error=\"invalid_token\""), "{what}: {challenge}");
+        assert!(
+            challenge.contains("error=\"invalid_token\""),
+            "{what}: {challenge}"
+        );
     }
     // Valid token, but the route's policy wants a role the user lacks.
     let no_role = with(base(CLIENT_ID), json!({"roles": ["Other"]}));

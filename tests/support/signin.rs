@@ -90,7 +90,10 @@ impl SignIn {
         let (cert, key) = pki.leaf(&["127.0.0.1", "localhost"]);
         let defaults = StandInConfig::default();
         let idp = StandIn::start(StandInConfig {
-            tenant_id: setup.tenant_id.clone().unwrap_or(defaults.tenant_id.clone()),
+            tenant_id: setup
+                .tenant_id
+                .clone()
+                .unwrap_or(defaults.tenant_id.clone()),
             users: setup.users.clone(),
             clients: vec![TestClient::new(CLIENT_ID, Some(CLIENT_SECRET))],
             default_user: setup
