@@ -48,7 +48,7 @@ async fn browser_signs_in_and_the_upstream_sees_the_user_with_the_memory_store()
     let mut b = s.browser();
     let echo = sign_in(&s, &mut b, "/wiki/page?x=1").await;
     let user = s.idp.user("alice@contoso.example").unwrap();
-    assert_eq!(seen(&echo, "x-auth-request-oid"), [user.oid.clone()]);
+    assert_eq!(seen(&echo, "x-auth-request-oid"), [user.oid.as_str()]);
     assert_eq!(
         seen(&echo, "x-auth-request-tid"),
         [s.idp.tenant_id().to_owned()]
@@ -251,7 +251,6 @@ async fn tampered_missing_or_foreign_state_is_refused_with_400() {
         name.clone(),
         crate::support::browser::Cookie {
             value: String::from_utf8(bytes).unwrap(),
-            attributes: String::new(),
         },
     );
     assert_eq!(forged.get(cb.as_str()).await.status, 400);

@@ -217,10 +217,7 @@ async fn sign_out_deletes_the_session_and_ends_the_entra_session() {
     let mut replay = s.browser();
     replay.jar.entry(HOST.into()).or_default().insert(
         COOKIE.into(),
-        crate::support::browser::Cookie {
-            value: old,
-            attributes: String::new(),
-        },
+        crate::support::browser::Cookie { value: old },
     );
     assert_eq!(replay.api(&s.url("/")).await.status, 401);
 }

@@ -589,6 +589,14 @@ mod redis_only {
             .await,
             "never recovered"
         );
+        // Every pooled connection is replaced in its own time: wait until reads work too.
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                store.get(&k).await.is_ok() && store.set(&key("probe"), b"p", HOUR).await.is_ok()
+            })
+            .await,
+            "reads and writes never recovered"
+        );
         // The SET that timed out had reached Redis's socket and may have been applied on
         // resuming: a failed write is "unknown", never "not done".
         let value = store.get(&k).await.unwrap();

@@ -11,6 +11,7 @@ mod admin;
 mod cli;
 mod errors;
 mod headers;
+mod identity;
 mod login;
 mod protocols;
 mod reload;

@@ -248,7 +248,7 @@ async fn bearer_routes_accept_access_tokens_for_this_app_only() {
         .unwrap();
     assert_eq!(ok.status(), 200);
     let echo = crate::support::echo_json(ok).await;
-    assert_eq!(seen(&echo, "x-auth-request-oid"), [user.oid.clone()]);
+    assert_eq!(seen(&echo, "x-auth-request-oid"), [user.oid.as_str()]);
     let api_uri = format!("api://{CLIENT_ID}");
     let ok = call(Some(s.idp.mint_token(base(&api_uri), None)))
         .await

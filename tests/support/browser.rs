@@ -39,11 +39,10 @@ impl Hop {
     }
 }
 
-/// A cookie as the jar keeps it.
+/// A cookie as the jar keeps it (attributes are checked when it is set).
 #[derive(Debug, Clone)]
 pub struct Cookie {
     pub value: String,
-    pub attributes: String,
 }
 
 pub struct Browser {
@@ -116,7 +115,6 @@ impl Browser {
                     name.trim().to_owned(),
                     Cookie {
                         value: value.trim().to_owned(),
-                        attributes: attributes.trim().to_owned(),
                     },
                 );
             }

@@ -78,7 +78,8 @@ pub fn login_route(name: &str, host: &str, extra: &str) -> String {
 pub struct SignIn {
     pub idp: StandIn,
     pub proxy: Harness,
-    pub upstream: Upstream,
+    /// Kept alive for the proxy's routes.
+    _upstream: Upstream,
     pki: Arc<Pki>,
     config: (String, String),
 }
@@ -119,11 +120,15 @@ impl SignIn {
             }
             None => String::new(),
         };
+        let graph = if setup.oidc.contains("graph_url") {
+            String::new()
+        } else {
+            format!("graph_url = \"{}\"\n", idp.graph_url())
+        };
         let extra = format!(
             "[oidc]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
-             ca_file = \"ca.pem\"\ngraph_url = \"{}\"\n{}\n\n[session]\nsecret = \"{SESSION_SECRET}\"\n{}\n{store}\n",
+             ca_file = \"ca.pem\"\n{graph}{}\n\n[session]\nsecret = \"{SESSION_SECRET}\"\n{}\n{store}\n",
             idp.authority(&tenant),
-            idp.graph_url(),
             setup.oidc,
             setup.session,
         );
@@ -131,7 +136,7 @@ impl SignIn {
         let s = SignIn {
             idp,
             proxy,
-            upstream,
+            _upstream: upstream,
             pki,
             config: (routes, extra),
         };
