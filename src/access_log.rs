@@ -73,6 +73,9 @@ impl AccessLog {
     }
 
     fn emit(&self, bytes: u64, complete: bool) {
+        if !tracing::enabled!(target: "portcullis::access", tracing::Level::INFO) {
+            return;
+        }
         let (route, upstream) = match &self.route {
             Some(r) => (r.name.as_str(), r.upstream.to_string()),
             None => ("", String::new()),

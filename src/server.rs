@@ -32,7 +32,10 @@ fn http_builder(limits: &ServerConfig) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes);
+        .max_buf_size(limits.max_header_bytes)
+        // Flatten head and body into one buffer: rustls turns each slice of a vectored write
+        // into its own TLS record, so a small response would cost two records and two seals.
+        .writev(false);
     builder
         .http2()
         .timer(TokioTimer::new())
