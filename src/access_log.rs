@@ -33,18 +33,21 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
+    /// `host` and `path` are copied only when the access log is on.
     pub fn start(
         method: Method,
-        host: String,
-        path: String,
+        host: &str,
+        path: &str,
         client: IpAddr,
         request_id: HeaderValue,
     ) -> AccessLog {
+        let on = tracing::enabled!(target: "portcullis::access", tracing::Level::INFO);
+        let copy = |s: &str| if on { s.to_owned() } else { String::new() };
         AccessLog {
             start: Instant::now(),
             method,
-            host,
-            path,
+            host: copy(host),
+            path: copy(path),
             client,
             request_id,
             route: None,

@@ -134,6 +134,8 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 pub fn set_forwarded(headers: &mut HeaderMap, addr: &ClientAddr, host: &str) {
     let peer = HeaderValue::from_str(&addr.peer.to_string())
         .unwrap_or(HeaderValue::from_static("unknown"));
+    // HeaderValue clones share their bytes.
+    let peer_value = peer.clone();
     if addr.trusted {
         let chain = headers
             .get_all(X_FORWARDED_FOR)
@@ -159,7 +161,12 @@ pub fn set_forwarded(headers: &mut HeaderMap, addr: &ClientAddr, host: &str) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
         set_host(headers, host);
     }
-    if let Ok(v) = HeaderValue::from_str(&addr.client.to_string()) {
+    let real = if addr.client == addr.peer {
+        Some(peer_value)
+    } else {
+        HeaderValue::from_str(&addr.client.to_string()).ok()
+    };
+    if let Some(v) = real {
         headers.insert(X_REAL_IP, v);
     }
 }

@@ -60,12 +60,11 @@ impl Proxy {
             .authority()
             .map(|a| a.as_str())
             .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()))
-            .unwrap_or("")
-            .to_owned();
+            .unwrap_or("");
         let mut log = AccessLog::start(
             req.method().clone(),
             host,
-            req.uri().path().to_owned(),
+            req.uri().path(),
             addr.client,
             request_id.clone(),
         );
@@ -183,16 +182,24 @@ fn to_upstream(
     upgrade: Option<HeaderValue>,
 ) -> Result<Request<Incoming>, ProxyError> {
     let (mut parts, body) = req.into_parts();
-    let mut path = route.upstream_path(parts.uri.path());
-    if let Some(q) = parts.uri.query() {
-        path.push('?');
-        path.push_str(q);
-    }
-    parts.uri = Uri::builder()
-        .scheme(route.upstream.scheme.clone())
-        .authority(route.upstream.authority.clone())
-        .path_and_query(path)
-        .build()
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(route.upstream.scheme.clone());
+    uri.authority = Some(route.upstream.authority.clone());
+    uri.path_and_query = if route.rewrites_path() {
+        let mut path = route.upstream_path(parts.uri.path());
+        if let Some(q) = parts.uri.query() {
+            path.push('?');
+            path.push_str(q);
+        }
+        Some(
+            http::uri::PathAndQuery::try_from(path)
+                .map_err(|_| ProxyError::BadRequest("The request target is malformed."))?,
+        )
+    } else {
+        // Unchanged: share the client's bytes instead of re-parsing them.
+        parts.uri.path_and_query().cloned()
+    };
+    parts.uri = Uri::from_parts(uri)
         .map_err(|_| ProxyError::BadRequest("The request target is malformed."))?;
     if parts.version == Version::HTTP_2 {
         join_cookies(&mut parts.headers);

@@ -34,6 +34,11 @@ pub struct Route {
 }
 
 impl Route {
+    /// Whether the upstream path differs from the request path.
+    pub fn rewrites_path(&self) -> bool {
+        self.strip_prefix || !self.upstream.base_path.is_empty()
+    }
+
     /// The path the upstream sees: the request path with the prefix stripped if configured,
     /// under the upstream URL's base path.
     pub fn upstream_path(&self, path: &str) -> String {
