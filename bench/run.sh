@@ -10,6 +10,12 @@
 #   nginx       nginx terminating TLS and proxy_pass-ing to the upstream: the reference
 #   portcullis  Portcullis terminating TLS and proxying to the same upstream
 #   portcullis+log  (BENCH_ACCESS_LOG=1 only) the same with the per-request access log on
+#   public-lua / auth-memory / auth-redis / auth-redis-nocache  (BENCH_SIGNIN=1, the default)
+#               signed-in requests: SESSIONS sessions are created up front through the stand-in
+#               Entra ID, and a wrk Lua script rotates their cookies over the requests; the
+#               public-lua row sends the same script to a public route, for a like-for-like
+#               ratio. Stores: memory, Redis (default per-instance cache), Redis with the
+#               cache off (every request reads Redis).
 #
 # Usage: bench/run.sh [--conns N] [--duration 10s] [--rounds N] [--threads N] [--access-log]
 # Every option has an environment twin (CONNS, DURATION, ROUNDS, THREADS, BENCH_ACCESS_LOG);
@@ -30,6 +36,8 @@ ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-2s}
 BENCH_ACCESS_LOG=${BENCH_ACCESS_LOG:-0}
+BENCH_SIGNIN=${BENCH_SIGNIN:-1}
+SESSIONS=${SESSIONS:-1000}
 # Portcullis runs a tokio multi-thread runtime with one worker per core; the nginx proxy gets
 # the same number of worker processes so both proxies have the same parallelism.
 PROXY_WORKERS=${PROXY_WORKERS:-$(nproc)}
@@ -123,9 +131,13 @@ EOF
 
 ensure_packages() {
     local missing=() cmd
-    for cmd in nginx wrk openssl curl python3; do
-        command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")  # package name = command name
+    local -a cmds=(nginx wrk openssl curl python3)
+    [[ $BENCH_SIGNIN == 1 ]] && cmds+=(redis-server redis-cli)
+    for cmd in "${cmds[@]}"; do
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
     done
+    # Package names are the command names, except redis-cli, which comes with redis-tools.
+    missing=("${missing[@]/redis-cli/redis-tools}")
     [[ ${#missing[@]} -eq 0 ]] && return 0
     [[ $(id -u) -eq 0 ]] || die "missing ${missing[*]}; install them or run as root"
     say "installing ${missing[*]}"
@@ -138,12 +150,14 @@ ensure_packages() {
 # itself, so CARGO_TARGET_DIR or a .cargo/config `build.target-dir` is honoured.
 build_portcullis() {
     say "cargo build --release (target dir: ${CARGO_TARGET_DIR:-default})"
-    (cd "$REPO" && cargo build --release --quiet)
+    (cd "$REPO" && cargo build --release --quiet --bin portcullis --example bench-signin)
     local target_dir
     target_dir=$(cd "$REPO" && cargo metadata --format-version 1 --no-deps \
         | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
     PORTCULLIS_BIN="$target_dir/release/portcullis"
+    SIGNIN_BIN="$target_dir/release/examples/bench-signin"
     [[ -x $PORTCULLIS_BIN ]] || die "no binary at $PORTCULLIS_BIN after the build"
+    [[ -x $SIGNIN_BIN ]] || die "no binary at $SIGNIN_BIN after the build"
 }
 
 PIDS=()  # every long-running process this script started; the EXIT trap stops them
@@ -310,7 +324,7 @@ EOF
 # $WORK/NAME, validates them with `portcullis check`, starts `portcullis run` with stderr to
 # $WORK/NAME/stderr.log and waits for /readyz.
 start_portcullis() {
-    local name=$1 port=$2 admin=$3 level=$4 dir="$WORK/$1"
+    local name=$1 port=$2 admin=$3 level=$4 store=${5:-} dir="$WORK/$1"
     mkdir -p "$dir"
     cp "$WORK/cert.pem" "$WORK/key.pem" "$dir/"
     cat >"$dir/portcullis.toml" <<EOF
@@ -329,6 +343,7 @@ file = "routes.toml"
 [log]
 level = "$level"
 EOF
+    if [[ -n $store ]]; then signin_config "$store" >>"$dir/portcullis.toml"; fi
     cat >"$dir/routes.toml" <<EOF
 [[route]]
 name = "bench"
@@ -337,6 +352,17 @@ path_prefix = "/"
 upstream = "http://127.0.0.1:$UPSTREAM_PORT"
 auth = "public"
 EOF
+    if [[ -n $store ]]; then cat >>"$dir/routes.toml" <<EOF
+
+[[route]]
+name = "bench-auth"
+host = "$HOST_HEADER"
+path_prefix = "/auth"
+upstream = "http://127.0.0.1:$UPSTREAM_PORT"
+auth = "login"
+allowed_groups = ["0b2c3d4e-1111-4a5b-8c6d-7e8f90a1b2c3"]
+EOF
+    fi
     # RUST_LOG would override log.level and PORTCULLIS__* any key of the generated config.
     local -a clean_env=(env -u RUST_LOG)
     local v
@@ -368,6 +394,73 @@ EOF
 }
 
 # ---------------------------------------------------------------------------------------------
+# Sign-in set-up (BENCH_SIGNIN=1)
+# ---------------------------------------------------------------------------------------------
+
+# The stand-in Entra ID (bench/signin.rs), HTTPS on 127.0.0.1; stops by itself after an hour.
+start_idp() {
+    mkdir -p "$WORK/idp"
+    "$SIGNIN_BIN" serve "$WORK/idp" 3600 >"$WORK/idp/stdout.log" 2>"$WORK/idp/stderr.log" &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_until "stand-in Entra ID" "$pid" "$WORK/idp/stderr.log" test -s "$WORK/idp/issuer"
+}
+
+start_redis() {
+    mkdir -p "$WORK/redis"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$WORK/redis" --logfile "$WORK/redis/redis.log" &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_until "redis-server" "$pid" "$WORK/redis/redis.log" redis-cli -p "$REDIS_PORT" ping
+}
+
+# signin_config STORE: the [oidc]/[session]/[redis] sections (STORE memory|redis|redis-nocache).
+signin_config() {
+    cat <<EOF
+
+[oidc]
+issuer = "$(cat "$WORK/idp/issuer")"
+client_id = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+client_secret = "bench-client-secret"
+ca_file = "$WORK/idp/idp-ca.pem"
+
+[session]
+secret = "a-benchmark-session-secret-of-more-than-32-bytes"
+EOF
+    case $1 in
+        memory) echo 'store = "memory"' ;;
+        redis) printf 'store = "redis"\n[redis]\nurl = "redis://127.0.0.1:%s/0"\n' "$REDIS_PORT" ;;
+        redis-nocache) printf 'store = "redis"\ncache_ttl = "1ms"\n[redis]\nurl = "redis://127.0.0.1:%s/0"\nkey_prefix = "nocache:"\n' "$REDIS_PORT" ;;
+    esac
+}
+
+# make_sessions NAME PORT: SESSIONS sign-ins through that instance; cookies in $WORK/NAME/cookies.
+make_sessions() {
+    local name=$1 port=$2
+    say "signing in $SESSIONS session(s) through $name"
+    timeout 300 "$SIGNIN_BIN" sessions "127.0.0.1:$port" "$HOST_HEADER" /auth/ "$SESSIONS" \
+        "$WORK/$name/cookies" 2>>"$WORK/$name/signin.log" \
+        || { cat "$WORK/$name/signin.log" >&2; die "sign-ins through $name failed"; }
+}
+
+# Cookies of the same length that name no session, for the public-route Lua row.
+make_dummy_cookies() {
+    python3 -c 'import secrets, sys
+for _ in range(int(sys.argv[1])): print(secrets.token_urlsafe(32))' "$SESSIONS" >"$WORK/dummy-cookies"
+}
+
+# Bytes Redis holds per session: MEMORY USAGE and value size, averaged over session keys.
+redis_bytes() {
+    local prefix=$1
+    redis-cli -p "$REDIS_PORT" --scan --pattern "${prefix}session:*" | head -n 200 | while read -r k; do
+        echo "$(redis-cli -p "$REDIS_PORT" memory usage "$k") $(redis-cli -p "$REDIS_PORT" strlen "$k")"
+    done | awk '{ m += $1; v += $2; n++ } END {
+        if (n) printf "%d session key(s) sampled: MEMORY USAGE %.0f bytes, value %.0f bytes (sealed JSON)", n, m / n, v / n
+        else printf "no session keys found" }'
+}
+
+# ---------------------------------------------------------------------------------------------
 # Measuring
 # ---------------------------------------------------------------------------------------------
 
@@ -375,6 +468,7 @@ TARGETS=()      # names, in run order
 declare -A URL  # name -> URL
 declare -A LABEL
 
+declare -A LUA  # target -> "path cookie-file" for bench/rotate.lua
 add_target() { TARGETS+=("$1"); URL[$1]=$2; LABEL[$1]=$3; }
 
 # run_wrk NAME DURATION OUTFILE: one wrk run. The HTTPS URLs carry 127.0.0.1, so wrk sends
@@ -385,9 +479,15 @@ run_wrk() {
     limit=$(( $(seconds_of "$duration") + 30 ))  # watchdog: wrk must never hang the script
     local -a args=(-t"$THREADS" -c"$CONNS" -d"$duration" --latency)
     [[ ${URL[$name]} == https://* ]] && args+=(-H "Host: $HOST_HEADER")
+    local -a tail=()
+    if [[ -n ${LUA[$name]:-} ]]; then
+        args+=(-s "$BENCH_DIR/rotate.lua")
+        # shellcheck disable=SC2206  # "path cookie-file", split on purpose
+        tail=(-- ${LUA[$name]})
+    fi
     # In the background plus `wait`, because bash runs a trap only once the foreground command
     # ends: this way SIGTERM/SIGINT stop the benchmark at once, not after the current run.
-    timeout --kill-after=5 "$limit" wrk "${args[@]}" "${URL[$name]}" >"$out" 2>&1 &
+    timeout --kill-after=5 "$limit" wrk "${args[@]}" "${URL[$name]}" "${tail[@]}" >"$out" 2>&1 &
     WRK_PID=$!
     if ! wait "$WRK_PID"; then
         echo "run.sh: wrk failed against $name; output in $out" >&2
@@ -561,6 +661,26 @@ print_table() {
     echo "load avg:   $(cut -d' ' -f1 /proc/loadavg) (1 min, after the runs; includes the benchmark's own load, ~$(( $(nproc) + 1 )) expected)"
 }
 
+# The sign-in rows against the public route under the same Lua cookie rotation, and Redis size.
+print_signin() {
+    local pub pub99 name rps p99
+    pub=$(awk '$2 == "public-lua" { print $3 }' "$OUT/results.tsv" | median)
+    pub99=$(awk '$2 == "public-lua" { print $5 }' "$OUT/results.tsv" | median)
+    echo "Signed-in routes ($SESSIONS sessions each, cookie rotated per request) against the public"
+    echo "route under the same wrk Lua script (rps: higher is better, p99: lower is better):"
+    for name in auth-memory auth-redis auth-redis-nocache; do
+        rps=$(awk -v n="$name" '$2 == n { print $3 }' "$OUT/results.tsv" | median)
+        p99=$(awk -v n="$name" '$2 == n { print $5 }' "$OUT/results.tsv" | median)
+        awk -v n="${LABEL[$name]}" -v r="$rps" -v p="$pub" -v l="$p99" -v q="$pub99" 'BEGIN {
+            printf "  %-40s rps/public %s   p99/public %s\n", n,
+                (r == "-" || p == "-" || p == 0) ? "-" : sprintf("%.2fx", r / p),
+                (l == "-" || q == "-" || q == 0) ? "-" : sprintf("%.2fx", l / q) }'
+    done
+    echo "Redis per session (key prefix portcullis:): $(redis_bytes portcullis:)"
+    echo "Redis used_memory grew by $(( (REDIS_MEM_AFTER - REDIS_MEM_BEFORE) / SESSIONS )) bytes per session over $SESSIONS sign-ins"
+    echo
+}
+
 # Log text without colour codes (the text format colours its output even into a file).
 strip_ansi() { sed 's/\x1b\[[0-9;]*m//g'; }
 
@@ -599,7 +719,7 @@ main() {
     make_certificate
 
     read -r UPSTREAM_PORT NGINX_PORT PORTCULLIS_PORT ADMIN_PORT LOG_PORT LOG_ADMIN_PORT \
-        < <(free_ports 6)
+        MEM_PORT MEM_ADMIN RED_PORT RED_ADMIN NOC_PORT NOC_ADMIN REDIS_PORT < <(free_ports 13)
 
     say "starting nginx upstream on 127.0.0.1:$UPSTREAM_PORT"
     start_upstream
@@ -617,6 +737,28 @@ main() {
         start_portcullis portcullis-log "$LOG_PORT" "$LOG_ADMIN_PORT" info
         add_target portcullis-log "https://127.0.0.1:$LOG_PORT/" "portcullis+log (https, log info)"
     fi
+    if [[ $BENCH_SIGNIN == 1 ]]; then
+        say "starting the stand-in Entra ID and redis-server on 127.0.0.1:$REDIS_PORT"
+        start_idp
+        start_redis
+        start_portcullis auth-memory "$MEM_PORT" "$MEM_ADMIN" warn memory
+        start_portcullis auth-redis "$RED_PORT" "$RED_ADMIN" warn redis
+        start_portcullis auth-redis-nocache "$NOC_PORT" "$NOC_ADMIN" warn redis-nocache
+        REDIS_MEM_BEFORE=$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ { print $2 + 0 }')
+        make_sessions auth-redis "$RED_PORT"
+        REDIS_MEM_AFTER=$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ { print $2 + 0 }')
+        make_sessions auth-memory "$MEM_PORT"
+        make_sessions auth-redis-nocache "$NOC_PORT"
+        make_dummy_cookies
+        add_target public-lua "https://127.0.0.1:$MEM_PORT/" "portcullis public, cookie rotation"
+        LUA[public-lua]="/ $WORK/dummy-cookies"
+        add_target auth-memory "https://127.0.0.1:$MEM_PORT/auth/" "portcullis signed-in, memory"
+        LUA[auth-memory]="/auth/ $WORK/auth-memory/cookies"
+        add_target auth-redis "https://127.0.0.1:$RED_PORT/auth/" "portcullis signed-in, redis"
+        LUA[auth-redis]="/auth/ $WORK/auth-redis/cookies"
+        add_target auth-redis-nocache "https://127.0.0.1:$NOC_PORT/auth/" "portcullis signed-in, redis, no cache"
+        LUA[auth-redis-nocache]="/auth/ $WORK/auth-redis-nocache/cookies"
+    fi
 
     OUT="$BENCH_DIR/out/$(date -u +%Y%m%dT%H%M%SZ)"
     mkdir -p "$OUT"
@@ -629,6 +771,7 @@ main() {
     measure
     {
         print_table
+        if [[ $BENCH_SIGNIN == 1 ]]; then print_signin; fi
         print_portcullis_logs
         echo
         echo "raw wrk output: $OUT"
