@@ -44,7 +44,9 @@ async fn main() -> Result<(), Error> {
             let count: usize = args[4].parse()?;
             sessions(proxy, &args[2], &args[3], count, &args[5]).await
         }
-        _ => Err("usage: bench-signin serve DIR [LIFETIME] | sessions PROXY HOST PATH COUNT OUT".into()),
+        _ => Err(
+            "usage: bench-signin serve DIR [LIFETIME] | sessions PROXY HOST PATH COUNT OUT".into(),
+        ),
     }
 }
 
@@ -60,7 +62,10 @@ async fn serve(dir: PathBuf, lifetime: Duration) -> Result<(), Error> {
 
     let mut users = Vec::new();
     for i in 0..8 {
-        let mut u = TestUser::new(&format!("user{i}@bench.example"), &format!("Bench User {i}"));
+        let mut u = TestUser::new(
+            &format!("user{i}@bench.example"),
+            &format!("Bench User {i}"),
+        );
         u.groups = vec!["0b2c3d4e-1111-4a5b-8c6d-7e8f90a1b2c3".into()];
         u.roles = vec!["Bench.Read".into()];
         users.push(u);
@@ -117,7 +122,10 @@ async fn sessions(
         cookies.push(r??);
     }
     std::fs::write(out, cookies.join("\n") + "\n")?;
-    eprintln!("bench-signin: {} session(s) written to {out}", cookies.len());
+    eprintln!(
+        "bench-signin: {} session(s) written to {out}",
+        cookies.len()
+    );
     Ok(())
 }
 

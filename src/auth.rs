@@ -49,6 +49,29 @@ impl Principal {
         }
     }
 
+    /// The route preset's identity headers: built once per session value, or now for a
+    /// bearer token.
+    pub fn preset_headers(
+        &self,
+        preset: crate::config::HeaderPreset,
+    ) -> std::borrow::Cow<'_, [(http::HeaderName, http::HeaderValue)]> {
+        use crate::config::HeaderPreset;
+        use crate::identity::preset_headers;
+        let slot = match preset {
+            HeaderPreset::OAuth2Proxy => 0,
+            HeaderPreset::EasyAuth => 1,
+            HeaderPreset::None => return std::borrow::Cow::Borrowed(&[]),
+        };
+        match self {
+            Principal::Session(s) => std::borrow::Cow::Borrowed(
+                s.memo.headers[slot].get_or_init(|| preset_headers(&s.identity, preset)),
+            ),
+            Principal::Bearer { identity, .. } => {
+                std::borrow::Cow::Owned(preset_headers(identity, preset))
+            }
+        }
+    }
+
     pub fn access_token(&self) -> Option<&str> {
         match self {
             Principal::Session(s) => s.access_token.as_deref(),

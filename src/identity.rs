@@ -71,12 +71,17 @@ impl Identity {
     }
 
     /// The values of a claim as strings: one for a string, each string of an array.
+    pub fn iter<'a>(&'a self, claim: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let (one, many) = match self.claims.get(claim) {
+            Some(Value::String(s)) => (Some(s.as_str()), None),
+            Some(Value::Array(a)) => (None, Some(a.iter().filter_map(Value::as_str))),
+            _ => (None, None),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
     pub fn values(&self, claim: &str) -> Vec<&str> {
-        match self.claims.get(claim) {
-            Some(Value::String(s)) => vec![s.as_str()],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        }
+        self.iter(claim).collect()
     }
 
     pub fn groups(&self) -> Vec<&str> {
@@ -160,22 +165,20 @@ pub fn strip(headers: &mut HeaderMap, extra: &[HeaderName], strip_authorization:
     }
 }
 
-/// What a route sends upstream about the user.
-pub struct Injection<'a> {
-    pub preset: HeaderPreset,
-    pub claims_headers: &'a [(HeaderName, String)],
-    /// `Some(token)` when the route passes the access token.
-    pub access_token: Option<&'a str>,
-}
+/// Identity headers ready to send, built once per session value (`session::Memo`).
+pub type Headers = Vec<(HeaderName, HeaderValue)>;
 
-/// Adds the identity headers for `id`. Call after [`strip`].
-pub fn inject(headers: &mut HeaderMap, id: &Identity, how: &Injection<'_>) {
+/// The preset's headers for `id`.
+pub fn preset_headers(id: &Identity, preset: HeaderPreset) -> Headers {
+    let mut out = Headers::new();
     let mut put = |name: &'static str, value: Option<String>| {
         if let Some(v) = value.filter(|v| !v.is_empty()) {
-            insert(headers, HeaderName::from_static(name), &v);
+            if let Some(v) = header_value(name, &v) {
+                out.push((HeaderName::from_static(name), v));
+            }
         }
     };
-    match how.preset {
+    match preset {
         HeaderPreset::OAuth2Proxy => {
             put("x-auth-request-user", Some(id.username().to_owned()));
             put("x-auth-request-email", id.rendered("email"));
@@ -197,25 +200,60 @@ pub fn inject(headers: &mut HeaderMap, id: &Identity, how: &Injection<'_>) {
         }
         HeaderPreset::None => {}
     }
-    for (header, claim) in how.claims_headers {
-        if let Some(v) = id.rendered(claim) {
-            insert(headers, header.clone(), &v);
+    out
+}
+
+/// Adds prepared preset headers, then the route's claims headers and access token.
+pub fn inject_prepared(
+    headers: &mut HeaderMap,
+    id: &Identity,
+    preset: &[(HeaderName, HeaderValue)],
+    claims_headers: &[(HeaderName, String)],
+    access_token: Option<&str>,
+) {
+    for (name, value) in preset {
+        headers.insert(name.clone(), value.clone());
+    }
+    for (header, claim) in claims_headers {
+        if let Some(v) = id
+            .rendered(claim)
+            .and_then(|v| header_value(header.as_str(), &v))
+        {
+            headers.insert(header.clone(), v);
         }
     }
-    if let Some(token) = how.access_token {
-        insert(headers, AUTHORIZATION, &format!("Bearer {token}"));
+    if let Some(token) = access_token {
+        if let Some(v) = header_value("authorization", &format!("Bearer {token}")) {
+            headers.insert(AUTHORIZATION, v);
+        }
     }
 }
 
-fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+/// What a route sends upstream about the user.
+pub struct Injection<'a> {
+    pub preset: HeaderPreset,
+    pub claims_headers: &'a [(HeaderName, String)],
+    /// `Some(token)` when the route passes the access token.
+    pub access_token: Option<&'a str>,
+}
+
+/// Adds the identity headers for `id`. Call after [`strip`].
+pub fn inject(headers: &mut HeaderMap, id: &Identity, how: &Injection<'_>) {
+    let preset = preset_headers(id, how.preset);
+    inject_prepared(headers, id, &preset, how.claims_headers, how.access_token);
+}
+
+/// A header value, or `None` (logged) for a value with a control character.
+fn header_value(name: &str, value: &str) -> Option<HeaderValue> {
     match HeaderValue::from_bytes(value.as_bytes()) {
-        Ok(v) => {
-            headers.insert(name, v);
+        Ok(v) => Some(v),
+        Err(_) => {
+            tracing::warn!(
+                header = name,
+                "identity header left out: the claim value holds a control character"
+            );
+            None
         }
-        Err(_) => tracing::warn!(
-            header = %name,
-            "identity header left out: the claim value holds a control character"
-        ),
     }
 }
 

@@ -56,11 +56,11 @@ pub fn authorize(spec: &PolicySpec, id: &Identity) -> Result<(), Denied> {
         if id.groups_unresolved {
             return Err(Denied::GroupsUnresolved);
         }
-        if !id.groups().iter().any(|g| contains_ci(&spec.groups, g)) {
+        if !id.iter("groups").any(|g| contains_ci(&spec.groups, g)) {
             return Err(Denied::Groups);
         }
     }
-    if !spec.roles.is_empty() && !id.roles().iter().any(|r| spec.roles.iter().any(|a| a == r)) {
+    if !spec.roles.is_empty() && !id.iter("roles").any(|r| spec.roles.iter().any(|a| a == r)) {
         return Err(Denied::Roles);
     }
     if !spec.email_domains.is_empty() {

@@ -34,7 +34,7 @@ use crate::body::Body;
 use crate::error::{Format, ProxyError};
 use crate::forward::{self, Clients};
 use crate::headers::{self, ClientAddr, X_REQUEST_ID};
-use crate::identity::{self, Injection};
+use crate::identity;
 use crate::policy;
 use crate::request::Target;
 use crate::route::{Route, RouteTable};
@@ -129,14 +129,12 @@ impl Proxy {
         };
         if let Some(p) = &principal {
             authorize(&route, p)?;
-            identity::inject(
+            identity::inject_prepared(
                 req.headers_mut(),
                 p.identity(),
-                &Injection {
-                    preset: route.headers,
-                    claims_headers: &route.claims_headers,
-                    access_token: p.access_token().filter(|_| route.pass_access_token),
-                },
+                &p.preset_headers(route.headers),
+                &route.claims_headers,
+                p.access_token().filter(|_| route.pass_access_token),
             );
         }
         if let Some(auth) = &self.auth {

@@ -45,6 +45,31 @@ pub struct Session {
     /// Entra's `login_hint` claim, passed back as `logout_hint` on sign-out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_hint: Option<String>,
+    /// Per-instance memo, never stored: identity headers built once, not per request.
+    #[serde(skip)]
+    pub memo: Memo,
+}
+
+/// Work done once per session value in this process rather than once per request.
+#[derive(Default)]
+pub struct Memo {
+    /// Unix seconds when this instance last pushed the idle timeout forward in the store.
+    pub(crate) touched: std::sync::atomic::AtomicU64,
+    /// Identity headers per preset (`oauth2-proxy`, `easy-auth`).
+    pub headers: [std::sync::OnceLock<crate::identity::Headers>; 2],
+}
+
+/// A changed session starts with an empty memo.
+impl Clone for Memo {
+    fn clone(&self) -> Memo {
+        Memo::default()
+    }
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memo")
+    }
 }
 
 impl Session {
@@ -114,7 +139,7 @@ impl Sessions {
         store: Arc<dyn SessionStore>,
         secrets: &[Vec<u8>],
     ) -> Arc<Sessions> {
-        let cache = cache::Cache::new(config.cache_ttl, config.idle_timeout);
+        let cache = cache::Cache::new(config.cache_ttl);
         let sessions = Arc::new(Sessions {
             sealer: Sealer::new(secrets, Purpose::Session),
             cache,
@@ -192,7 +217,7 @@ impl Sessions {
             self.cache.remove(&key).await;
             return Ok(None);
         }
-        if self.cache.should_touch(&key).await {
+        if self.should_touch(&session, now) {
             if let Some(ttl) = self.ttl(&session, now) {
                 match self.store.expire(&key, ttl).await {
                     Ok(true) => {}
@@ -208,6 +233,19 @@ impl Sessions {
             }
         }
         Ok(Some(Loaded { key, session }))
+    }
+
+    /// True at most once per `idle_timeout / 20` (at least 1 s) per session value: a busy
+    /// session costs one `PEXPIRE` per interval, not one per request.
+    fn should_touch(&self, s: &Session, now: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        let every = (self.config.idle_timeout.as_secs() / 20).max(1);
+        let last = s.memo.touched.load(Ordering::Relaxed);
+        now >= last + every
+            && s.memo
+                .touched
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Replaces a session's value (after a refresh) and tells the other instances.

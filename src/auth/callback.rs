@@ -112,6 +112,7 @@ impl Auth {
             access_expires_at,
             created_at: now,
             expires_at,
+            memo: Default::default(),
         };
         let (oid, tid) = (
             session.identity.oid().to_owned(),

@@ -5,12 +5,9 @@
 //! (`SessionStore::publish_invalidation`), and a listener task drops the named entry — or
 //! everything, when the store reports that messages may have been missed (`Invalidation::All`
 //! after a reconnect). The TTL only bounds the damage of a lost message.
-//!
-//! The cache also remembers when this instance last pushed a session's idle timeout forward in
-//! the store, so a busy session costs one `PEXPIRE` per interval rather than one per request.
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Session, Sessions};
 use crate::store::Invalidation;
@@ -20,22 +17,14 @@ const CAPACITY: u64 = 200_000;
 
 pub(super) struct Cache {
     sessions: moka::future::Cache<String, Arc<Session>>,
-    touched: moka::future::Cache<String, Instant>,
 }
 
 impl Cache {
-    pub(super) fn new(ttl: Duration, idle_timeout: Duration) -> Cache {
-        // Extending the idle timeout a twentieth of it early is precise enough (3 minutes of
-        // a 1 h timeout) and keeps store writes rare.
-        let touch_every = (idle_timeout / 20).max(Duration::from_secs(1));
+    pub(super) fn new(ttl: Duration) -> Cache {
         Cache {
             sessions: moka::future::Cache::builder()
                 .max_capacity(CAPACITY)
                 .time_to_live(ttl)
-                .build(),
-            touched: moka::future::Cache::builder()
-                .max_capacity(CAPACITY)
-                .time_to_live(touch_every)
                 .build(),
         }
     }
@@ -50,21 +39,10 @@ impl Cache {
 
     pub(super) async fn remove(&self, key: &str) {
         self.sessions.invalidate(key).await;
-        self.touched.invalidate(key).await;
-    }
-
-    /// True at most once per `touch_every` per key.
-    pub(super) async fn should_touch(&self, key: &str) -> bool {
-        self.touched
-            .entry(key.to_owned())
-            .or_insert_with(async { Instant::now() })
-            .await
-            .is_fresh()
     }
 
     fn clear(&self) {
         self.sessions.invalidate_all();
-        self.touched.invalidate_all();
     }
 }
 
