@@ -60,6 +60,11 @@ impl AccessLog {
         self.route = Some(route.clone());
     }
 
+    /// The matched route's name, or "" before routing.
+    pub fn route_name(&self) -> &str {
+        self.route.as_deref().map_or("", |r| r.name.as_str())
+    }
+
     pub fn error(&mut self, kind: &'static str) {
         self.error = Some(kind);
     }
@@ -76,6 +81,9 @@ impl AccessLog {
     }
 
     fn emit(&self, bytes: u64, complete: bool) {
+        let elapsed = self.start.elapsed();
+        let route_name = self.route.as_deref().map_or("", |r| r.name.as_str());
+        crate::metrics::request(route_name, &self.method, self.status.as_u16(), elapsed);
         if !tracing::enabled!(target: "portcullis::access", tracing::Level::INFO) {
             return;
         }
@@ -90,7 +98,7 @@ impl AccessLog {
             path = %self.path,
             status = self.status.as_u16(),
             bytes,
-            duration_ms = self.start.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
             route,
             upstream = %upstream,
             request_id = self.request_id.to_str().unwrap_or(""),

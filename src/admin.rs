@@ -21,6 +21,14 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>) -> Response<Body>
     }
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n".to_owned()),
+        "/metrics" => {
+            let mut resp = text(StatusCode::OK, crate::metrics::render());
+            resp.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
         "/readyz" => match readiness(&proxy).await {
             Ok(status) => text(StatusCode::OK, format!("ready\n{status}")),
             Err(why) => text(

@@ -21,6 +21,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod error;
 pub mod forward;
 pub mod headers;
 pub mod identity;
+pub mod metrics;
 pub mod oidc;
 pub mod policy;
 pub mod proxy;
@@ -110,6 +112,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    metrics::install();
     let specs = config::routes::load(&config.routes_file)?;
     config::routes::require_oidc(&specs, &config.routes_file, config.oidc.is_some())?;
     let clients = Clients::new(config.upstream.clone());
@@ -139,6 +142,7 @@ pub async fn run(
         let p = proxy.clone();
         let handler = move |_, req| admin::handle(p.clone(), req);
         tasks.spawn(server::serve_plain(
+            "admin",
             listener,
             config.server.clone(),
             stop.clone(),
@@ -150,6 +154,7 @@ pub async fn run(
         let port = config.server.https_port;
         let handler = move |_, req| redirect::handle(p.clone(), port, req);
         tasks.spawn(server::serve_plain(
+            "http",
             listener,
             config.server.clone(),
             stop.clone(),

@@ -39,6 +39,7 @@ use crate::policy;
 use crate::request::Target;
 use crate::route::{Route, RouteTable};
 use crate::upgrade;
+use crate::{audit, metrics};
 
 /// Everything the request path reads: the live route table, the upstream clients and, when
 /// `[oidc]` is configured, sign-in.
@@ -69,7 +70,15 @@ impl Proxy {
             request_id.clone(),
         );
 
-        let mut resp = match self.proxy(req, &addr, &request_id, &mut log).await {
+        let answer = audit::scope(&request_id, async {
+            let r = self.proxy(req, &addr, &request_id, &mut log).await;
+            if let Err(e) = &r {
+                account(e, log.route_name());
+            }
+            r
+        })
+        .await;
+        let mut resp = match answer {
             Ok(resp) => resp,
             Err(err) => {
                 log.error(err.kind());
@@ -109,6 +118,7 @@ impl Proxy {
             .cloned()
             .ok_or(ProxyError::NoRoute)?;
         log.route(&route);
+        audit::set_route(&route);
 
         // A login route that passes the access token owns `Authorization`; a bearer route
         // reads the client's.
@@ -165,9 +175,25 @@ impl Proxy {
 fn authorize(route: &Route, p: &Principal) -> Result<(), ProxyError> {
     policy::authorize(&route.policy, p.identity()).map_err(|denied| {
         let id = p.identity();
-        tracing::info!(route = %route.name, oid = id.oid(), tid = id.tid(), requirement = denied.requirement(), "access denied by policy");
+        audit::record(
+            audit::Event::PolicyDenied,
+            id.oid(),
+            id.tid(),
+            denied.requirement(),
+        );
         ProxyError::Forbidden(denied)
     })
+}
+
+/// Metrics and audit events for a failed request.
+fn account(e: &ProxyError, route: &str) {
+    match e {
+        ProxyError::UpstreamUnreachable(_) => metrics::upstream_error(route, "unreachable"),
+        ProxyError::UpstreamFailed(_) => metrics::upstream_error(route, "failed"),
+        ProxyError::UpstreamTimeout(_) => metrics::upstream_error(route, "timeout"),
+        ProxyError::SignIn(s) => audit::record(audit::Event::SignInFailed, "", "", s.kind()),
+        _ => {}
+    }
 }
 
 /// Rewrites a client request for the route's upstream.

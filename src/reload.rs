@@ -77,9 +77,11 @@ pub async fn run(
                 Ok(n) => {
                     last = now;
                     tracing::info!(file = %routes_file.display(), routes = n, "routing file reloaded");
+                    reloaded(true, "routes");
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "routing file rejected; the previous routes keep serving")
+                    tracing::error!(error = %e, "routing file rejected; the previous routes keep serving");
+                    reloaded(false, "routes");
                 }
             }
         }
@@ -89,13 +91,26 @@ pub async fn run(
                 Ok(()) => {
                     last_certs = now_certs;
                     tracing::info!("TLS certificates reloaded");
+                    reloaded(true, "certificates");
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "certificates rejected; the previous certificates keep serving")
+                    tracing::error!(error = %e, "certificates rejected; the previous certificates keep serving");
+                    reloaded(false, "certificates");
                 }
             }
         }
     }
+}
+
+fn reloaded(ok: bool, what: &'static str) {
+    use crate::audit::{record, Event};
+    crate::metrics::reload(ok);
+    let event = if ok {
+        Event::ConfigReload
+    } else {
+        Event::ConfigReloadFailed
+    };
+    record(event, "", "", what);
 }
 
 fn read_all(files: &[PathBuf]) -> Vec<Option<Vec<u8>>> {

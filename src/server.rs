@@ -56,6 +56,7 @@ pub async fn serve_https(
     let builder = http_builder(&limits);
     let handshake_timeout = limits.handshake_timeout;
     accept_loop(
+        "https",
         listener,
         limits.max_connections,
         limits.shutdown_grace,
@@ -89,6 +90,7 @@ pub async fn serve_https(
 
 /// Serves plain HTTP/1.1 (admin endpoints, the HTTPS redirect) until `stop` flips.
 pub async fn serve_plain<F, Fut, B>(
+    name: &'static str,
     listener: TcpListener,
     limits: ServerConfig,
     stop: watch::Receiver<bool>,
@@ -106,6 +108,7 @@ pub async fn serve_plain<F, Fut, B>(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes);
     accept_loop(
+        name,
         listener,
         limits.max_connections,
         limits.shutdown_grace,
@@ -133,6 +136,7 @@ pub async fn serve_plain<F, Fut, B>(
 /// Accepts connections within the connection cap and hands each to `serve` on its own task;
 /// when `stop` flips, stops accepting and waits up to `grace` for the watched connections.
 async fn accept_loop<F, Fut>(
+    name: &'static str,
     listener: TcpListener,
     max_connections: usize,
     grace: Duration,
@@ -163,8 +167,10 @@ async fn accept_loop<F, Fut>(
         };
         let _ = tcp.set_nodelay(true);
         let fut = serve(tcp, peer, graceful.watcher());
+        let open = crate::metrics::Connection::open(name);
         tokio::spawn(async move {
             fut.await;
+            drop(open);
             drop(permit);
         });
     }

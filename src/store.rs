@@ -25,6 +25,7 @@
 //!   before the connection died or froze. Treat its outcome as unknown (a lock that `set_nx`
 //!   could not confirm is not known to be free; it expires with its TTL).
 
+pub mod instrumented;
 pub mod memory;
 pub mod redis;
 mod redis_events;

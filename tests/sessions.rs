@@ -65,14 +65,18 @@ async fn access_tokens_are_refreshed_before_expiry_and_rotated_refresh_tokens_ke
 #[tokio::test]
 async fn concurrent_requests_during_a_refresh_make_exactly_one_token_call() {
     let redis = RedisServer::start();
-    let s = SignIn::start(short_tokens(Setup {
+    // Tokens live 10 s and are due 7 s before expiry: due 3 s after issue, then fresh for 3 s
+    // after the refresh, so a slow machine serving the burst does not make a second one due.
+    let s = SignIn::start(Setup {
         redis: Some(redis.url()),
+        access_token_lifetime: Duration::from_secs(10),
+        session: "refresh_before = \"7s\"".into(),
         ..Setup::default()
-    }))
+    })
     .await;
     let b = signed_in(&s).await;
     let cookie = b.cookie(HOST, COOKIE).unwrap().value.clone();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     // The token endpoint is slow, so every request arrives while the refresh is in flight.
     s.idp.set_delay(Duration::from_millis(400));
     let client = s.proxy.client(&[HOST]);

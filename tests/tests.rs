@@ -13,6 +13,7 @@ mod errors;
 mod headers;
 mod identity;
 mod login;
+mod observability;
 mod protocols;
 mod reload;
 mod routing;

@@ -123,7 +123,7 @@ impl Auth {
             .create(session)
             .await
             .map_err(ProxyError::StoreUnavailable)?;
-        tracing::info!(oid, tid, "signed in");
+        crate::audit::record(crate::audit::Event::SignIn, &oid, &tid, "");
 
         let mut resp = Response::new(body::empty());
         *resp.status_mut() = StatusCode::FOUND;

@@ -37,11 +37,8 @@ impl Auth {
                 .map_err(ProxyError::StoreUnavailable)?;
             if let Some(l) = &session {
                 logout_hint = l.session.login_hint.clone();
-                tracing::info!(
-                    oid = l.session.identity.oid(),
-                    tid = l.session.identity.tid(),
-                    "signed out"
-                );
+                let id = &l.session.identity;
+                crate::audit::record(crate::audit::Event::SignOut, id.oid(), id.tid(), "user");
             }
             self.sessions
                 .delete(&key, session.as_ref().map(|l| &*l.session))
@@ -123,7 +120,9 @@ impl Auth {
             .map(|(_, v)| v.into_owned());
         if let Some(sid) = sid.filter(|s| !s.is_empty() && s.len() <= 256) {
             match self.sessions.delete_by_sid(&sid).await {
-                Ok(true) => tracing::info!("signed out by the identity provider (front-channel)"),
+                Ok(true) => {
+                    crate::audit::record(crate::audit::Event::SignOut, "", "", "front_channel")
+                }
                 Ok(false) => {}
                 Err(e) => return Err(ProxyError::StoreUnavailable(e)),
             }

@@ -129,6 +129,7 @@ impl Auth {
             h.append(SET_COOKIE, cookies::clear(stale));
         }
         tracing::debug!(return_to = %p.return_to, "sign-in started");
+        crate::audit::sign_in_started();
         Ok(resp)
     }
 }

@@ -9,6 +9,7 @@ use super::Auth;
 use crate::config::{Config, StoreKind};
 use crate::oidc::{OidcError, Provider};
 use crate::session::Sessions;
+use crate::store::instrumented::Instrumented;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisOptions, RedisStore};
 use crate::store::{SessionStore, StoreError};
@@ -59,10 +60,12 @@ async fn store(config: &Config) -> Result<Arc<dyn SessionStore>, StoreError> {
             options.pool_size = r.pool_size;
             options.command_timeout = r.command_timeout;
             options.ca_file = r.ca_file.clone();
-            Ok(Arc::new(RedisStore::connect(options).await?))
+            Ok(Arc::new(Instrumented::new(
+                RedisStore::connect(options).await?,
+            )))
         }
-        _ => Ok(Arc::new(MemoryStore::new(
+        _ => Ok(Arc::new(Instrumented::new(MemoryStore::new(
             config.session.memory_max_entries,
-        ))),
+        )))),
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{now, random_token, Loaded, Session, Sessions};
+use crate::audit::{self, Event};
 use crate::identity::Identity;
 use crate::oidc::{Expect, Provider, TokenError};
 
@@ -148,6 +149,8 @@ impl Sessions {
         let tokens = match provider.refresh(rt).await {
             Ok(t) => t,
             Err(TokenError::Rejected { code, aadsts }) => {
+                let id = &current.identity;
+                audit::record(Event::SessionEnded, id.oid(), id.tid(), end_reason(&code));
                 tracing::info!(
                     code,
                     aadsts,
@@ -159,11 +162,15 @@ impl Sessions {
                 return Outcome::Ended(code);
             }
             Err(e @ TokenError::Misconfigured { .. }) => {
+                let id = &current.identity;
+                audit::record(Event::RefreshFailed, id.oid(), id.tid(), e.kind());
                 tracing::error!(error = %e, "refresh failed because of the client's configuration (client secret, app registration); sessions are kept");
                 self.back_off(key);
                 return Self::keep(current, e.to_string());
             }
             Err(e @ (TokenError::Unavailable(_) | TokenError::Malformed(_))) => {
+                let id = &current.identity;
+                audit::record(Event::RefreshFailed, id.oid(), id.tid(), e.kind());
                 tracing::warn!(error = %e, retry_in = ?RETRY_AFTER, "refresh failed; keeping the session");
                 self.back_off(key);
                 return Self::keep(current, e.to_string());
@@ -193,6 +200,8 @@ impl Sessions {
                 }
                 Ok(_) | Err(_) => {
                     tracing::warn!("refreshed ID token failed validation; ending the session");
+                    let id = &current.identity;
+                    audit::record(Event::SessionEnded, id.oid(), id.tid(), "invalid_id_token");
                     let _ = self.delete(key, Some(&current)).await;
                     return Outcome::Ended("invalid_id_token".into());
                 }
@@ -207,7 +216,7 @@ impl Sessions {
         let renewed = Arc::new(next.clone());
         match self.save(key, next).await {
             Ok(s) => {
-                tracing::debug!("session refreshed");
+                audit::record(Event::Refresh, s.identity.oid(), s.identity.tid(), "");
                 Outcome::Valid(s)
             }
             Err(e) => {
@@ -218,5 +227,16 @@ impl Sessions {
                 Outcome::Valid(renewed)
             }
         }
+    }
+}
+
+/// The OAuth error code as a metrics label (a fixed set, never provider-chosen text).
+fn end_reason(code: &str) -> &'static str {
+    match code {
+        "invalid_grant" => "invalid_grant",
+        "interaction_required" => "interaction_required",
+        "login_required" => "login_required",
+        "consent_required" => "consent_required",
+        _ => "rejected",
     }
 }

@@ -1,0 +1,143 @@
+//! Prometheus metrics, served by the admin listener at `/metrics`.
+//!
+//! One process-wide recorder (the `metrics` facade with the Prometheus exporter, rendered by
+//! our own admin route rather than the exporter's listener). Label values are bounded: route
+//! names come from the routing file, methods are folded to the standard set, reasons and kinds
+//! are the code's own `&'static str` labels — never anything a client can choose.
+//!
+//! | metric | labels |
+//! |---|---|
+//! | `portcullis_requests_total` (counter) | `route`, `method`, `status` |
+//! | `portcullis_request_duration_seconds` (histogram) | `route` |
+//! | `portcullis_upstream_errors_total` (counter) | `route`, `kind` |
+//! | `portcullis_auth_events_total` (counter) | `event`, `reason` |
+//! | `portcullis_session_store_duration_seconds` (histogram) | `store`, `op` |
+//! | `portcullis_session_store_errors_total` (counter) | `store`, `op` |
+//! | `portcullis_config_reloads_total` (counter) | `result` |
+//! | `portcullis_open_connections` (gauge) | `listener` |
+//! | `portcullis_build_info` (gauge, 1) | `version` |
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use http::Method;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the recorder (once per process; later calls reuse it).
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let latency = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0, 60.0,
+            ];
+            let store = [
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+                2.0,
+            ];
+            let built = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("portcullis_request_duration_seconds".into()),
+                    &latency,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("portcullis_session_store_duration_seconds".into()),
+                        &store,
+                    )
+                })
+                .and_then(|b| b.install_recorder());
+            match built {
+                Ok(h) => {
+                    metrics::gauge!("portcullis_build_info", "version" => env!("CARGO_PKG_VERSION"))
+                        .set(1.0);
+                    Some(h)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    match install() {
+        Some(h) => {
+            h.run_upkeep();
+            h.render()
+        }
+        None => String::new(),
+    }
+}
+
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// One finished request.
+pub fn request(route: &str, method: &Method, status: u16, elapsed: Duration) {
+    metrics::counter!(
+        "portcullis_requests_total",
+        "route" => route.to_owned(),
+        "method" => method_label(method),
+        "status" => status.to_string(),
+    )
+    .increment(1);
+    metrics::histogram!("portcullis_request_duration_seconds", "route" => route.to_owned())
+        .record(elapsed.as_secs_f64());
+}
+
+pub fn upstream_error(route: &str, kind: &'static str) {
+    metrics::counter!("portcullis_upstream_errors_total", "route" => route.to_owned(), "kind" => kind)
+        .increment(1);
+}
+
+/// Authentication events (see `audit.rs` for the matching log events).
+pub fn auth(event: &'static str, reason: &'static str) {
+    metrics::counter!("portcullis_auth_events_total", "event" => event, "reason" => reason)
+        .increment(1);
+}
+
+pub fn store_op(store: &'static str, op: &'static str, elapsed: Duration, ok: bool) {
+    metrics::histogram!("portcullis_session_store_duration_seconds", "store" => store, "op" => op)
+        .record(elapsed.as_secs_f64());
+    if !ok {
+        metrics::counter!("portcullis_session_store_errors_total", "store" => store, "op" => op)
+            .increment(1);
+    }
+}
+
+pub fn reload(ok: bool) {
+    metrics::counter!("portcullis_config_reloads_total", "result" => if ok { "ok" } else { "failed" })
+        .increment(1);
+}
+
+/// Counts an open connection on `listener` until dropped.
+pub struct Connection(&'static str);
+
+impl Connection {
+    pub fn open(listener: &'static str) -> Connection {
+        metrics::gauge!("portcullis_open_connections", "listener" => listener).increment(1.0);
+        Connection(listener)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        metrics::gauge!("portcullis_open_connections", "listener" => self.0).decrement(1.0);
+    }
+}

@@ -1,0 +1,118 @@
+//! Metrics and the audit log for a real sign-in, policy deny and sign-out.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::Layer;
+
+use crate::support::signin::{login_route, Setup, SignIn, GROUP_ADMINS, HOST};
+
+type Events = Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>;
+
+/// Records every event's target and fields.
+struct Collect(Events);
+
+struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for Collect {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let mut fields = BTreeMap::new();
+        event.record(&mut Fields(&mut fields));
+        self.0
+            .lock()
+            .unwrap()
+            .push((event.metadata().target().to_owned(), fields));
+    }
+}
+
+#[tokio::test]
+async fn audit_events_and_metrics_follow_a_real_sign_in() {
+    let events: Events = Arc::default();
+    // #[tokio::test] runs every task on this thread, so a thread-local subscriber sees the
+    // proxy's events too.
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(Collect(events.clone())),
+    );
+    let s = SignIn::start(Setup {
+        routes: format!(
+            "{}{}",
+            login_route("home", HOST, ""),
+            login_route(
+                "admin",
+                HOST,
+                &format!("path_prefix = \"/admin\"\nallowed_groups = [\"{GROUP_ADMINS}\"]")
+            ),
+        ),
+        ..Setup::default()
+    })
+    .await;
+    let mut b = s.browser();
+    let hops = b.navigate(&s.url("/")).await;
+    assert_eq!(hops.last().unwrap().status, 200);
+    let cookie = b.cookie(HOST, "__Host-portcullis").unwrap().value.clone();
+    let denied = b.get(&s.url("/admin")).await;
+    assert_eq!(denied.status, 403);
+    let denied_id = denied.headers["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(b.get(&s.url("/.auth/logout")).await.status, 302);
+
+    let user = s.idp.user("alice@contoso.example").unwrap();
+    let audit: Vec<BTreeMap<String, String>> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _)| t == "portcullis::audit")
+        .map(|(_, f)| f.clone())
+        .collect();
+    let kinds: Vec<&str> = audit.iter().map(|f| f["event"].as_str()).collect();
+    assert_eq!(kinds, ["sign_in", "policy_denied", "sign_out"], "{audit:?}");
+    for f in &audit {
+        assert_eq!(f["oid"], user.oid);
+        assert_eq!(f["tid"], s.idp.tenant_id());
+        assert!(!f["request_id"].is_empty());
+    }
+    assert_eq!(audit[1]["reason"], "allowed_groups");
+    assert_eq!(audit[1]["route"], "admin");
+    assert_eq!(audit[1]["request_id"], denied_id);
+    // Nothing secret in any event, audit or not.
+    for (_, f) in events.lock().unwrap().iter() {
+        for v in f.values() {
+            assert!(!v.contains(&cookie), "session ID in a log event: {f:?}");
+            assert!(!v.contains("eyJ"), "token in a log event: {f:?}");
+            assert!(!v.contains(crate::support::signin::CLIENT_SECRET));
+        }
+    }
+
+    let metrics = reqwest::get(format!("http://{}/metrics", s.proxy.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for want in [
+        "portcullis_auth_events_total{event=\"sign_in_started\"",
+        "portcullis_auth_events_total{event=\"sign_in_completed\"",
+        "portcullis_auth_events_total{event=\"policy_denied\",reason=\"allowed_groups\"}",
+        "portcullis_auth_events_total{event=\"sign_out\"",
+        "portcullis_requests_total{route=\"admin\",method=\"GET\",status=\"403\"}",
+        "portcullis_request_duration_seconds_bucket{route=\"home\"",
+        "portcullis_session_store_duration_seconds_bucket{store=\"memory\",op=\"set\"",
+        "portcullis_open_connections{listener=\"https\"}",
+        "portcullis_build_info{version=",
+    ] {
+        assert!(
+            metrics.contains(want),
+            "{want} missing from /metrics:\n{metrics}"
+        );
+    }
+}
