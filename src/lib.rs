@@ -25,6 +25,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod forward;
 pub mod headers;

@@ -35,6 +35,16 @@ enum Command {
         )]
         config: PathBuf,
     },
+    /// Try it on localhost: a stand-in Entra ID with demo users, a "whoami" app and the proxy
+    /// in front of it, in one process. Not for production.
+    Demo {
+        /// HTTPS port on 127.0.0.1 (open https://localhost:PORT/).
+        #[arg(long, default_value_t = 8443)]
+        port: u16,
+        /// Admin port on 127.0.0.1 (/metrics, /readyz).
+        #[arg(long, default_value_t = 9090)]
+        admin_port: u16,
+    },
     /// Validate the configuration and the routing file, and print the route table.
     Check {
         /// The main configuration file.
@@ -54,6 +64,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { config } => check(&config),
+        Command::Demo { port, admin_port } => demo(port, admin_port),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,6 +87,40 @@ fn run(path: &Path) -> anyhow::Result<()> {
         portcullis::run(config, listeners, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+fn demo(port: u16, admin_port: u16) -> anyhow::Result<()> {
+    portcullis::telemetry::init(&portcullis::config::LogConfig {
+        format: portcullis::config::LogFormat::Text,
+        level: "info".to_owned(),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let options = portcullis::demo::DemoOptions { port, admin_port };
+    runtime.block_on(portcullis::demo::run(options, shutdown_signal(), |url| {
+        let users: Vec<String> = portcullis::demo::users()
+            .iter()
+            .map(|u| {
+                let groups = if u.groups.iter().any(|g| g == portcullis::demo::GROUP_ADMINS) {
+                    "Staff, Admins"
+                } else if u.groups.is_empty() {
+                    "no groups"
+                } else {
+                    "Staff"
+                };
+                format!("    {:<22} {:<14} ({groups})", u.username, u.name)
+            })
+            .collect();
+        println!(
+            "\nPortcullis demo is running.\n\n  Open {url}\n  (a certificate made just now for localhost: accept the browser's warning)\n\n\
+             Sign in as one of:\n{}\n\n  {url} is open to every demo user; {url}admin only to the Admins group.\n\
+             Metrics: http://127.0.0.1:{admin_port}/metrics\n\nCtrl-C stops the demo.\n",
+            users.join("\n")
+        );
+    }))?;
+    Ok(())
 }
 
 fn check(path: &Path) -> anyhow::Result<()> {

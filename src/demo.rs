@@ -1,0 +1,145 @@
+//! `portcullis demo`: the whole product on localhost in one process, for a first look.
+//!
+//! Starts the stand-in Entra ID (plain HTTP on loopback) with three demo users, a "whoami"
+//! upstream that shows the identity headers it receives, and the real proxy (`crate::run`)
+//! with the memory store, a freshly generated self-signed certificate for `localhost`, and two
+//! routes: `/` for every demo user and `/admin` for the Admins group only. Ctrl-C stops all of
+//! it. Nothing here is reachable from `portcullis run`.
+
+mod whoami;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::standin::{StandIn, StandInConfig, TestClient, TestUser};
+
+pub const GROUP_STAFF: &str = "5a0b6e5c-0d6f-4c1e-9a53-7d2f4b8c1e01";
+pub const GROUP_ADMINS: &str = "8c3d2e1f-7a6b-4d5c-8e9f-0a1b2c3d4e02";
+const CLIENT_ID: &str = "7f3e2d1c-0b9a-4e8d-8c7b-6a5f4e3d2c10";
+
+/// Where the demo listens.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// HTTPS port on 127.0.0.1 (the browser opens `https://localhost:<port>/`).
+    pub port: u16,
+    /// Admin port on 127.0.0.1 (`/metrics`, `/readyz`).
+    pub admin_port: u16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("demo set-up: {0}")]
+    Setup(String),
+    #[error(transparent)]
+    Run(#[from] crate::RunError),
+}
+
+fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
+    move |e| DemoError::Setup(format!("{what}: {e}"))
+}
+
+/// The demo's users: who they are decides what they may open.
+pub fn users() -> Vec<TestUser> {
+    let mut alice = TestUser::new("alice@demo.example", "Alice Anderson");
+    alice.groups = vec![GROUP_STAFF.into()];
+    alice.roles = vec!["Wiki.Read".into()];
+    let mut bob = TestUser::new("bob@demo.example", "Bob Brown");
+    bob.groups = vec![GROUP_STAFF.into(), GROUP_ADMINS.into()];
+    bob.roles = vec!["Wiki.Read".into(), "Wiki.Admin".into()];
+    let chloe = TestUser::new("chloe@demo.example", "Chloé Núñez");
+    vec![alice, bob, chloe]
+}
+
+/// Runs the demo until `shutdown` completes. `ready` is called with the URL to open once
+/// everything serves.
+pub async fn run(
+    options: DemoOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+    ready: impl FnOnce(&str),
+) -> Result<(), DemoError> {
+    let dir = tempfile::TempDir::new().map_err(setup("temporary directory"))?;
+    let url = format!("https://localhost:{}/", options.port);
+    let origin = format!("https://localhost:{}", options.port);
+
+    let idp = StandIn::start(StandInConfig {
+        users: users(),
+        clients: vec![TestClient {
+            client_id: CLIENT_ID.into(),
+            secret: Some("demo-client-secret".into()),
+            redirect_uris: vec![format!("{origin}/.auth/callback")],
+            post_logout_redirect_uris: vec![format!("{origin}/")],
+        }],
+        default_user: None,
+        ..StandInConfig::default()
+    })
+    .await
+    .map_err(setup("stand-in Entra ID"))?;
+    let upstream = whoami::start().await.map_err(setup("whoami upstream"))?;
+
+    write_certificate(dir.path())?;
+    let main = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nshutdown_grace = \"2s\"\n\n\
+         [tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n\n[routes]\nfile = \"routes.toml\"\n\n\
+         [log]\nlevel = \"info\"\n\n\
+         [oidc]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"demo-client-secret\"\n\
+         graph_url = \"{graph}\"\npost_logout_redirect_uri = \"/\"\n\n[session]\nstore = \"memory\"\n",
+        port = options.port,
+        admin = options.admin_port,
+        issuer = idp.issuer(),
+        graph = idp.graph_url(),
+    );
+    let routes = format!(
+        "[[route]]\nname = \"whoami\"\nhost = \"localhost\"\nupstream = \"http://{up}\"\nauth = \"login\"\n\n\
+         [[route]]\nname = \"admin\"\nhost = \"localhost\"\npath_prefix = \"/admin\"\nupstream = \"http://{up}\"\n\
+         auth = \"login\"\nallowed_groups = [\"{GROUP_ADMINS}\"]\n",
+        up = upstream.addr,
+    );
+    std::fs::write(dir.path().join("portcullis.toml"), main).map_err(setup("config"))?;
+    std::fs::write(dir.path().join("routes.toml"), routes).map_err(setup("routes"))?;
+    let config = crate::config::load(&dir.path().join("portcullis.toml"))
+        .map_err(setup("generated config"))?;
+    let listeners = crate::Listeners::bind(&config)
+        .await
+        .map_err(setup("listen (is another demo running? try --port)"))?;
+
+    let proxy = crate::run(config, listeners, shutdown);
+    tokio::pin!(proxy);
+    // Report readiness once the provider's metadata has loaded (or the proxy stopped).
+    let admin: SocketAddr = ([127, 0, 0, 1], options.admin_port).into();
+    let mut ready = Some(ready);
+    loop {
+        tokio::select! {
+            r = &mut proxy => { r?; break; }
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)), if ready.is_some() => {
+                if provider_loaded(admin).await {
+                    if let Some(f) = ready.take() {
+                        f(&url);
+                    }
+                }
+            }
+        }
+    }
+    drop(upstream);
+    idp.shutdown().await;
+    Ok(())
+}
+
+/// `/readyz` says the identity provider is loaded.
+async fn provider_loaded(admin: SocketAddr) -> bool {
+    let Ok(resp) = reqwest::get(format!("http://{admin}/readyz")).await else {
+        return false;
+    };
+    resp.text()
+        .await
+        .is_ok_and(|t| t.contains("identity provider: loaded"))
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1, made now.
+fn write_certificate(dir: &Path) -> Result<(), DemoError> {
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let cert = rcgen::generate_simple_self_signed(names).map_err(setup("certificate"))?;
+    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).map_err(setup("certificate"))?;
+    std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem())
+        .map_err(setup("certificate"))?;
+    Ok(())
+}
