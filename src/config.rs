@@ -43,6 +43,16 @@ pub struct Config {
     pub oidc: Option<OidcConfig>,
     pub session: SessionConfig,
     pub redis: Option<RedisConfig>,
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: OpenTelemetry trace export.
+#[derive(Debug, Clone, Default)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP base URL (`http://otel-collector:4318`); traces go to `<it>/v1/traces`.
+    /// `None`: no export (W3C `traceparent` from clients still reaches upstreams unchanged).
+    pub otlp_endpoint: Option<String>,
+    pub service_name: String,
 }
 
 #[derive(Debug, Clone)]
@@ -309,6 +319,29 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
     let oidc = raw.oidc.map(|o| auth::oidc(o, file, &base)).transpose()?;
     let session = auth::session(raw.session, file, &base)?;
     let redis = raw.redis.map(|r| auth::redis(r, file, &base)).transpose()?;
+    let otlp_endpoint = match raw.telemetry.otlp_endpoint.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(u) => match url::Url::parse(u) {
+            Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {
+                Some(u.trim_end_matches('/').to_owned())
+            }
+            _ => {
+                return Err(ConfigError::invalid(
+                    file,
+                    "telemetry.otlp_endpoint",
+                    format!("an OTLP/HTTP URL like \"http://otel-collector:4318\", got {u:?}"),
+                ))
+            }
+        },
+    };
+    let telemetry = TelemetryConfig {
+        otlp_endpoint,
+        service_name: raw
+            .telemetry
+            .service_name
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "portcullis".to_owned()),
+    };
     if session.store == StoreKind::Redis && redis.is_none() {
         return Err(ConfigError::invalid(
             file,
@@ -327,6 +360,7 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
         oidc,
         session,
         redis,
+        telemetry,
     })
 }
 

@@ -45,6 +45,7 @@ pub mod standin;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod trace;
 pub mod upgrade;
 pub mod watch;
 
@@ -124,6 +125,7 @@ pub async fn run(
         clients,
         trusted_proxies: config.server.trusted_proxies.clone(),
         auth: auth.clone(),
+        traced: config.telemetry.otlp_endpoint.is_some(),
     });
     let certs = Arc::new(CertResolver::new(config.tls.clone())?);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(certs.clone())?));

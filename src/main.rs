@@ -77,7 +77,8 @@ fn main() -> ExitCode {
 
 fn run(path: &Path) -> anyhow::Result<()> {
     let config = portcullis::config::load(path)?;
-    portcullis::telemetry::init(&config.log);
+    // Dropped after the runtime, outside any async context: flushes the last spans.
+    let _traces = portcullis::telemetry::init_with(&config.log, &config.telemetry);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -48,6 +48,8 @@ pub struct Proxy {
     pub clients: Clients,
     pub trusted_proxies: Vec<IpNet>,
     pub auth: Option<Arc<Auth>>,
+    /// Request spans and `traceparent` to upstreams (`telemetry.otlp_endpoint` is set).
+    pub traced: bool,
 }
 
 impl Proxy {
@@ -70,14 +72,28 @@ impl Proxy {
             request_id.clone(),
         );
 
-        let answer = audit::scope(&request_id, async {
+        let span = self
+            .traced
+            .then(|| crate::trace::request_span(req.method(), req.uri().path(), req.headers()));
+        let work = audit::scope(&request_id, async {
             let r = self.proxy(req, &addr, &request_id, &mut log).await;
             if let Err(e) = &r {
                 account(e, log.route_name());
             }
             r
-        })
-        .await;
+        });
+        let answer = match &span {
+            Some(span) => {
+                use tracing::Instrument;
+                work.instrument(span.clone()).await
+            }
+            None => work.await,
+        };
+        if let Some(span) = &span {
+            span.record("http.route", log.route_name());
+            let status = answer.as_ref().map_or_else(|e| e.status(), |r| r.status());
+            span.record("http.response.status_code", i64::from(status.as_u16()));
+        }
         let mut resp = match answer {
             Ok(resp) => resp,
             Err(err) => {
@@ -151,6 +167,9 @@ impl Proxy {
             crate::auth::cookies::strip_own(req.headers_mut(), &auth.sessions.config.cookie_name);
         }
 
+        if self.traced {
+            crate::trace::inject(req.headers_mut());
+        }
         let upgrade = upgrade::requested(&req);
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let req = to_upstream(req, &route, &target, addr, request_id, upgrade)?;

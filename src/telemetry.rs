@@ -1,26 +1,102 @@
-//! Logging set-up: human-readable text or one JSON object per line, filtered by `log.level`
-//! (or `RUST_LOG`, which wins when set).
+//! Logging and tracing set-up: human-readable text or one JSON object per line, filtered by
+//! `log.level` (or `RUST_LOG`, which wins when set), and — with `telemetry.otlp_endpoint` —
+//! OpenTelemetry spans exported over OTLP/HTTP.
+//!
+//! The span exporter has its own filter (Portcullis's request spans), independent of the log
+//! level, so `level = "warn"` quiets the logs without losing traces. Spans are batched on a
+//! background thread; [`Guard`] flushes them at exit.
 
-use tracing_subscriber::EnvFilter;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
 
-use crate::config::{LogConfig, LogFormat};
+use crate::config::{LogConfig, LogFormat, TelemetryConfig};
 
-/// Installs the global subscriber. Calling it twice is harmless (the second call is ignored).
-pub fn init(config: &LogConfig) {
-    let filter = std::env::var("RUST_LOG")
+/// The tracing target of request spans (see `trace.rs`).
+pub const SPAN_TARGET: &str = "portcullis::trace";
+
+/// Flushes and stops the span exporter when dropped. Drop it outside the async runtime.
+#[must_use]
+pub struct Guard(Option<SdkTracerProvider>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            if let Err(e) = p.shutdown() {
+                eprintln!("portcullis: flushing traces: {e}");
+            }
+        }
+    }
+}
+
+fn filter(config: &LogConfig) -> EnvFilter {
+    std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
         .or_else(|| EnvFilter::try_new(&config.level).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match config.format {
-        LogFormat::Json => builder
+        .unwrap_or_else(|| EnvFilter::new("info"))
+}
+
+/// Installs the global subscriber. Calling it twice is harmless (the second call is ignored).
+pub fn init(config: &LogConfig) {
+    let _ = init_with(config, &TelemetryConfig::default());
+}
+
+/// [`init`], plus OTLP trace export when configured.
+pub fn init_with(config: &LogConfig, telemetry: &TelemetryConfig) -> Guard {
+    let fmt: Box<dyn Layer<Registry> + Send + Sync> = match config.format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
+            .with_writer(std::io::stderr)
+            .with_filter(filter(config))
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter(config))
+            .boxed(),
     };
+    let provider = telemetry.otlp_endpoint.as_deref().and_then(|endpoint| {
+        match tracer_provider(endpoint, &telemetry.service_name) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("portcullis: traces will not be exported: {e}");
+                None
+            }
+        }
+    });
+    let otel = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("portcullis"))
+            .with_filter(Targets::new().with_target(SPAN_TARGET, tracing::Level::INFO))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    Guard(provider)
+}
+
+/// An OTLP/HTTP (protobuf) exporter to `<endpoint>/v1/traces`, batched.
+pub fn tracer_provider(endpoint: &str, service_name: &str) -> Result<SdkTracerProvider, String> {
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
 }

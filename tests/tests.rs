@@ -22,4 +22,5 @@ mod shutdown;
 mod store;
 mod streaming;
 mod tokens;
+mod traces;
 mod websocket;

@@ -1,0 +1,166 @@
+//! W3C trace context and OTLP export: a client's `traceparent` reaches the upstream, and with
+//! `telemetry.otlp_endpoint` the proxy's own span sits between them and is exported.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Layer;
+
+use crate::support::{echo_json, eventually, full, seen, Harness, Options, Upstream};
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
+fn route(upstream: &Upstream) -> String {
+    format!(
+        "[[route]]\nname = \"app\"\nhost = \"app.example.test\"\nupstream = \"{}\"\nauth = \"public\"\n",
+        upstream.url()
+    )
+}
+
+/// An OTLP/HTTP collector on 127.0.0.1:0 that keeps every span it receives.
+async fn collector() -> (String, Arc<Mutex<Vec<Span>>>) {
+    let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let keep = spans.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let keep = keep.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let keep = keep.clone();
+                    async move {
+                        let path = req.uri().path().to_owned();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        if path == "/v1/traces" {
+                            let export = ExportTraceServiceRequest::decode(body).unwrap();
+                            for rs in export.resource_spans {
+                                for ss in rs.scope_spans {
+                                    keep.lock().unwrap().extend(ss.spans);
+                                }
+                            }
+                        }
+                        Ok::<_, Infallible>(http::Response::new(full("")))
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    (url, spans)
+}
+
+#[tokio::test]
+async fn a_client_traceparent_reaches_the_upstream_unchanged_without_telemetry() {
+    let up = Upstream::start("app").await;
+    let h = Harness::start(&route(&up)).await;
+    let parent = format!("00-{TRACE_ID}-{CLIENT_SPAN}-01");
+    let resp = h
+        .client(&["app.example.test"])
+        .get(h.url("app.example.test", "/"))
+        .header("traceparent", &parent)
+        .header("tracestate", "vendor=1")
+        .send()
+        .await
+        .unwrap();
+    let echo = echo_json(resp).await;
+    assert_eq!(seen(&echo, "traceparent"), [parent]);
+    assert_eq!(seen(&echo, "tracestate"), ["vendor=1"]);
+}
+
+#[tokio::test]
+async fn with_otlp_the_proxy_span_is_exported_and_parents_the_upstream_request() {
+    let (collector_url, spans) = collector().await;
+    // The exporter's HTTP client is a blocking one: build and stop it off the async threads.
+    let endpoint = collector_url.clone();
+    let provider = tokio::task::spawn_blocking(move || {
+        portcullis::telemetry::tracer_provider(&endpoint, "portcullis-test").unwrap()
+    })
+    .await
+    .unwrap();
+    // #[tokio::test] runs every task on this thread: a thread-local subscriber sees the proxy.
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("portcullis"))
+        .with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target(portcullis::telemetry::SPAN_TARGET, tracing::Level::INFO),
+        );
+    let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+
+    let up = Upstream::start("app").await;
+    let h = Harness::start_with(
+        &route(&up),
+        Options {
+            extra: format!("[telemetry]\notlp_endpoint = \"{collector_url}\"\nservice_name = \"portcullis-test\"\n"),
+            ..Options::default()
+        },
+    )
+    .await;
+    let resp = h
+        .client(&["app.example.test"])
+        .get(h.url("app.example.test", "/traced"))
+        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echo = echo_json(resp).await;
+    let forwarded = seen(&echo, "traceparent");
+    assert_eq!(forwarded.len(), 1, "{forwarded:?}");
+    let parts: Vec<&str> = forwarded[0].split('-').collect();
+    assert_eq!(parts[1], TRACE_ID, "same trace");
+    assert_ne!(
+        parts[2], CLIENT_SPAN,
+        "the upstream's parent is the proxy's span"
+    );
+    let proxy_span = parts[2].to_owned();
+
+    drop(guard);
+    tokio::task::spawn_blocking(move || {
+        provider.force_flush().unwrap();
+        provider.shutdown().unwrap();
+    })
+    .await
+    .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            !spans.lock().unwrap().is_empty()
+        })
+        .await,
+        "no span reached the collector"
+    );
+    let spans = spans.lock().unwrap();
+    let span = spans
+        .iter()
+        .find(|s| hex::encode(&s.span_id) == proxy_span)
+        .unwrap_or_else(|| panic!("span {proxy_span} not exported: {spans:?}"));
+    assert_eq!(hex::encode(&span.trace_id), TRACE_ID);
+    assert_eq!(hex::encode(&span.parent_span_id), CLIENT_SPAN);
+    assert_eq!(span.name, "GET");
+    let attr = |k: &str| {
+        span.attributes
+            .iter()
+            .find(|a| a.key == k)
+            .and_then(|a| a.value.clone())
+            .and_then(|v| v.value)
+    };
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    assert_eq!(attr("http.route"), Some(Value::StringValue("app".into())));
+    assert_eq!(
+        attr("http.response.status_code"),
+        Some(Value::IntValue(200))
+    );
+    assert_eq!(attr("url.path"), Some(Value::StringValue("/traced".into())));
+}
