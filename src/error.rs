@@ -5,14 +5,13 @@
 //! the request ID; the cause chain goes to the log only. No variant maps to 500: nothing a
 //! client sends is an internal error.
 
-use http::header::{
-    HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
-};
-use http::{HeaderMap, Response, StatusCode};
+use http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{Response, StatusCode};
 
 use crate::auth::SignInError;
 use crate::body::Body;
 use crate::oidc::VerifyError;
+pub use crate::pages::{escape, page, page_with, Action, Format};
 use crate::policy::Denied;
 use crate::store::StoreError;
 
@@ -137,17 +136,27 @@ impl ProxyError {
 
     /// Renders the answer in the client's preferred format.
     pub fn to_response(&self, format: Format, request_id: &str) -> Response<Body> {
-        let login_url = match self {
-            ProxyError::SignInRequired { login_url } => Some(login_url.as_str()),
-            ProxyError::SignIn(e) if e.retryable() => Some("/.auth/login"),
-            _ => None,
+        let action = match self {
+            ProxyError::SignInRequired { login_url } => Some(Action::SignIn(login_url.as_str())),
+            ProxyError::SignIn(e) if e.retryable() => Some(Action::SignIn("/.auth/login")),
+            ProxyError::Forbidden(_) => Some(Action::SwitchAccount),
+            ProxyError::UpstreamUnreachable(_)
+            | ProxyError::UpstreamFailed(_)
+            | ProxyError::UpstreamTimeout(_)
+            | ProxyError::ProviderUnavailable
+            | ProxyError::StoreUnavailable(_)
+            | ProxyError::RenewalUnavailable(_) => Some(Action::Retry),
+            ProxyError::BadRequest(_)
+            | ProxyError::NoRoute
+            | ProxyError::BearerRequired(_)
+            | ProxyError::SignIn(_) => None,
         };
         let mut resp = page_with(
             self.status(),
             &self.public_message(),
             format,
             request_id,
-            login_url,
+            action,
         );
         let h = resp.headers_mut();
         match self {
@@ -185,121 +194,18 @@ impl ProxyError {
     }
 }
 
-/// The body formats clients can get, chosen from `Accept`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Html,
-    Json,
-    Text,
-}
-
-impl Format {
-    pub fn from_headers(headers: &HeaderMap) -> Format {
-        let accept = headers
-            .get(ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if accept.contains("text/html") {
-            Format::Html
-        } else if accept.contains("application/json") || accept.contains("+json") {
-            Format::Json
-        } else {
-            Format::Text
-        }
-    }
-}
-
-/// A small answer page in the client's format. `message` must be safe to show anyone.
-pub fn page(status: StatusCode, message: &str, format: Format, request_id: &str) -> Response<Body> {
-    page_with(status, message, format, request_id, None)
-}
-
-/// [`page`], with a sign-in link where signing in (again) is the way out.
-pub fn page_with(
-    status: StatusCode,
-    message: &str,
-    format: Format,
-    request_id: &str,
-    login_url: Option<&str>,
-) -> Response<Body> {
-    let title = status.canonical_reason().unwrap_or("Error");
-    let (content_type, body) = match format {
-        Format::Json => {
-            let mut v = serde_json::json!({
-                "error": title,
-                "status": status.as_u16(),
-                "message": message,
-                "request_id": request_id,
-            });
-            if let Some(l) = login_url {
-                v["login_url"] = l.into();
-            }
-            ("application/json", v.to_string())
-        }
-        Format::Html => (
-            "text/html; charset=utf-8",
-            html(status, title, message, request_id, login_url),
-        ),
-        Format::Text => (
-            "text/plain; charset=utf-8",
-            format!(
-                "{} {title}\n{message}\nRequest ID: {request_id}\n",
-                status.as_u16()
-            ),
-        ),
-    };
-    let mut resp = Response::new(crate::body::full(body));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-fn html(
-    status: StatusCode,
-    title: &str,
-    message: &str,
-    request_id: &str,
-    login_url: Option<&str>,
-) -> String {
-    let link = login_url.map_or(String::new(), |l| {
-        format!("<p><a href=\"{}\">Sign in</a></p>", escape(l))
-    });
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} {title}</title>\
-<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><style>\
-body{{font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;color:#1f2328;margin:0}}\
-main{{max-width:36rem;margin:12vh auto;background:#fff;border-radius:8px;padding:2rem 2.5rem;box-shadow:0 1px 3px #0002}}\
-h1{{font-size:1.4rem;margin:0 0 .5rem}}p{{margin:.5rem 0}}.id{{color:#656d76;font-size:.85rem;font-family:ui-monospace,monospace}}\
-</style></head><body><main><h1>{code} {title}</h1><p>{message}</p>{link}<p class=\"id\">Request ID: {id}</p></main></body></html>",
-        code = status.as_u16(),
-        title = escape(title),
-        message = escape(message),
-        id = escape(request_id),
-    )
-}
-
-/// Minimal HTML escaping for text placed in element content.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_internals_reach_the_client() {
+        let e =
+            ProxyError::StoreUnavailable(StoreError::Unavailable("redis://:pw@10.0.0.9".into()));
+        assert!(!e.public_message().contains("10.0.0.9"));
+        let e = ProxyError::UpstreamUnreachable("connect to 10.1.2.3:8080 refused".into());
+        assert!(!e.public_message().contains("10.1.2.3"));
+    }
 
     #[test]
     fn every_variant_has_a_client_or_gateway_status() {
@@ -309,28 +215,24 @@ mod tests {
             ProxyError::UpstreamUnreachable("refused".into()),
             ProxyError::UpstreamFailed("reset".into()),
             ProxyError::UpstreamTimeout(std::time::Duration::from_secs(1)),
+            ProxyError::SignInRequired {
+                login_url: "/.auth/login".into(),
+            },
+            ProxyError::BearerRequired(None),
+            ProxyError::Forbidden(Denied::Groups),
+            ProxyError::SignIn(SignInError::Replayed),
+            ProxyError::ProviderUnavailable,
+            ProxyError::StoreUnavailable(StoreError::Unavailable("down".into())),
+            ProxyError::RenewalUnavailable("later".into()),
         ];
         let statuses: Vec<u16> = errors.iter().map(|e| e.status().as_u16()).collect();
-        assert_eq!(statuses, [400, 404, 502, 502, 504]);
-    }
-
-    #[test]
-    fn format_follows_accept() {
-        let mut h = HeaderMap::new();
-        assert_eq!(Format::from_headers(&h), Format::Text);
-        h.insert(
-            ACCEPT,
-            HeaderValue::from_static("text/html,application/xhtml+xml,*/*;q=0.8"),
+        assert_eq!(
+            statuses,
+            [400, 404, 502, 502, 504, 401, 401, 403, 400, 503, 503, 503]
         );
-        assert_eq!(Format::from_headers(&h), Format::Html);
-        h.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        assert_eq!(Format::from_headers(&h), Format::Json);
-    }
-
-    #[test]
-    fn html_escapes_the_request_id() {
-        let page = html(StatusCode::NOT_FOUND, "Not Found", "m", "<script>", None);
-        assert!(page.contains("&lt;script&gt;"));
-        assert!(!page.contains("<script>"));
+        for e in &errors {
+            let resp = e.to_response(Format::Json, "rid");
+            assert_eq!(resp.status(), e.status());
+        }
     }
 }

@@ -32,6 +32,7 @@ pub mod headers;
 pub mod identity;
 pub mod metrics;
 pub mod oidc;
+pub mod pages;
 pub mod policy;
 pub mod proxy;
 pub mod redirect;

@@ -1,0 +1,202 @@
+//! The pages the proxy answers with itself: one look for every sign-in error, access denial,
+//! unavailable upstream or provider, in HTML for browsers, JSON for API clients and text for
+//! everything else (`Accept`). Inline CSS only (no requests to anywhere), the request ID on
+//! each, and one way out where there is one (sign in, use another account, try again).
+//! Messages are the code's own text or escaped; nothing a client sent is echoed unescaped.
+
+use http::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderMap, Response, StatusCode};
+
+use crate::body::Body;
+
+/// The body formats clients can get, chosen from `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Html,
+    Json,
+    Text,
+}
+
+impl Format {
+    pub fn from_headers(headers: &HeaderMap) -> Format {
+        let accept = headers
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if accept.contains("text/html") {
+            Format::Html
+        } else if accept.contains("application/json") || accept.contains("+json") {
+            Format::Json
+        } else {
+            Format::Text
+        }
+    }
+}
+
+/// The one thing a page offers the reader to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// Sign in (again), through this URL.
+    SignIn(&'a str),
+    /// Sign out, to sign in as someone else.
+    SwitchAccount,
+    /// The fault is passing: load the page again.
+    Retry,
+}
+
+impl Action<'_> {
+    fn link(self) -> (&'static str, String) {
+        match self {
+            Action::SignIn(url) => ("Sign in", url.to_owned()),
+            Action::SwitchAccount => ("Sign in with another account", "/.auth/logout".to_owned()),
+            Action::Retry => ("Try again", String::new()),
+        }
+    }
+}
+
+/// A small answer page in the client's format. `message` must be safe to show anyone.
+pub fn page(status: StatusCode, message: &str, format: Format, request_id: &str) -> Response<Body> {
+    page_with(status, message, format, request_id, None)
+}
+
+/// [`page`], with a way out.
+pub fn page_with(
+    status: StatusCode,
+    message: &str,
+    format: Format,
+    request_id: &str,
+    action: Option<Action<'_>>,
+) -> Response<Body> {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let (content_type, body) = match format {
+        Format::Json => {
+            let mut v = serde_json::json!({
+                "error": title,
+                "status": status.as_u16(),
+                "message": message,
+                "request_id": request_id,
+            });
+            if let Some(Action::SignIn(l)) = action {
+                v["login_url"] = l.into();
+            }
+            ("application/json", v.to_string())
+        }
+        Format::Html => (
+            "text/html; charset=utf-8",
+            html(status, title, message, request_id, action),
+        ),
+        Format::Text => (
+            "text/plain; charset=utf-8",
+            format!(
+                "{} {title}\n{message}\nRequest ID: {request_id}\n",
+                status.as_u16()
+            ),
+        ),
+    };
+    let mut resp = Response::new(crate::body::full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn html(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    request_id: &str,
+    action: Option<Action<'_>>,
+) -> String {
+    let link = action.map_or(String::new(), |a| {
+        let (label, href) = a.link();
+        format!(
+            "<p><a class=\"action\" href=\"{}\">{label}</a></p>",
+            escape(&href)
+        )
+    });
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} {title}</title>\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><style>\
+body{{font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;color:#1f2328;margin:0}}\
+main{{max-width:36rem;margin:12vh auto;background:#fff;border-radius:8px;padding:2rem 2.5rem;box-shadow:0 1px 3px #0002}}\
+h1{{font-size:1.4rem;margin:0 0 .5rem}}p{{margin:.5rem 0}}.id{{color:#656d76;font-size:.85rem;font-family:ui-monospace,monospace}}\
+.brand{{color:#656d76;font-size:.8rem;letter-spacing:.08em;text-transform:uppercase;margin:0 0 1.2rem}}\
+a.action{{display:inline-block;margin-top:.5rem;padding:.45rem 1rem;border-radius:6px;background:#0969da;color:#fff;text-decoration:none}}\
+</style></head><body><main><p class=\"brand\">Portcullis</p><h1>{code} {title}</h1><p>{message}</p>{link}<p class=\"id\">Request ID: {id}</p></main></body></html>",
+        code = status.as_u16(),
+        title = escape(title),
+        message = escape(message),
+        id = escape(request_id),
+    )
+}
+
+/// Minimal HTML escaping for text placed in element content.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_follows_accept() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Format::from_headers(&h), Format::Text);
+        h.insert(
+            ACCEPT,
+            HeaderValue::from_static("text/html,application/xhtml+xml,*/*;q=0.8"),
+        );
+        assert_eq!(Format::from_headers(&h), Format::Html);
+        h.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        assert_eq!(Format::from_headers(&h), Format::Json);
+    }
+
+    #[test]
+    fn html_escapes_the_request_id() {
+        let page = html(StatusCode::NOT_FOUND, "Not Found", "m", "<script>", None);
+        assert!(page.contains("&lt;script&gt;"));
+        assert!(!page.contains("<script>"));
+    }
+
+    #[test]
+    fn each_action_offers_its_link() {
+        let p = html(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "m",
+            "id",
+            Some(Action::SwitchAccount),
+        );
+        assert!(p.contains("href=\"/.auth/logout\""));
+        let p = html(
+            StatusCode::BAD_GATEWAY,
+            "Bad Gateway",
+            "m",
+            "id",
+            Some(Action::Retry),
+        );
+        assert!(p.contains("Try again"));
+        let p = html(
+            StatusCode::UNAUTHORIZED,
+            "x",
+            "m",
+            "id",
+            Some(Action::SignIn("/.auth/login?rd=%2F\"x")),
+        );
+        assert!(p.contains("/.auth/login?rd=%2F&quot;x"), "{p}");
+    }
+}
