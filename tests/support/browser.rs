@@ -55,10 +55,24 @@ pub struct Browser {
 impl Browser {
     /// `hosts` resolve to `proxy`; everything else (the stand-in on 127.0.0.1) directly.
     pub fn new(ca_pem: &str, proxy: SocketAddr, hosts: &[&str]) -> Browser {
-        let mut b = reqwest::Client::builder()
+        let b = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+            .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap());
+        Browser::with(b, proxy, hosts)
+    }
+
+    /// As a user who clicked through the warning for a self-signed certificate
+    /// (`portcullis demo`).
+    pub fn accepting_any_certificate(proxy: SocketAddr, hosts: &[&str]) -> Browser {
+        let b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .danger_accept_invalid_certs(true);
+        Browser::with(b, proxy, hosts)
+    }
+
+    fn with(b: reqwest::ClientBuilder, proxy: SocketAddr, hosts: &[&str]) -> Browser {
+        let mut b = b
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30));
         for h in hosts {
