@@ -132,9 +132,10 @@ fn check(path: &Path) -> anyhow::Result<()> {
     println!("{}: ok", config.file.display());
     match &config.oidc {
         Some(o) => println!(
-            "sign-in: {} (client {}{}), sessions in {}",
+            "sign-in: {} (client {}, {}{}), sessions in {}",
             o.issuer,
             o.client_id,
+            o.credential.as_str(),
             if o.multi_tenant {
                 format!(", {} allowed tenant(s)", o.allowed_tenants.len())
             } else {

@@ -9,6 +9,7 @@
 //! Files: `metadata.rs` (discovery, issuer rules), `jwks.rs` (key cache), `verify.rs` (token
 //! checks), `token.rs` (openidconnect calls, error classes), `graph.rs` (overage).
 
+pub mod credential;
 pub mod graph;
 pub mod jwks;
 pub mod metadata;
@@ -190,14 +191,47 @@ impl Provider {
         let l = self
             .loaded()
             .map_err(|e| TokenError::Unavailable(e.to_string()))?;
-        token::redeem(&l.client, &self.http, code, verifier, redirect_uri).await
+        let assertion = self.assertion(&l)?;
+        token::redeem(
+            &l.client,
+            &self.http,
+            code,
+            verifier,
+            redirect_uri,
+            assertion,
+        )
+        .await
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, TokenError> {
         let l = self
             .loaded()
             .map_err(|e| TokenError::Unavailable(e.to_string()))?;
-        token::refresh(&l.client, &self.http, refresh_token, &self.config.scopes).await
+        let assertion = self.assertion(&l)?;
+        token::refresh(
+            &l.client,
+            &self.http,
+            refresh_token,
+            &self.config.scopes,
+            assertion,
+        )
+        .await
+    }
+
+    /// The client assertion for the next token request (certificate or federated token).
+    fn assertion(&self, l: &Loaded) -> Result<Option<String>, TokenError> {
+        credential::assertion(
+            &self.config.credential,
+            &self.config.client_id,
+            l.metadata.token_endpoint.as_str(),
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "the client credential could not be prepared");
+            TokenError::Misconfigured {
+                code: "client_credential".to_owned(),
+                aadsts: None,
+            }
+        })
     }
 
     /// Validates a token; an unknown `kid` refetches the keys once (rate-limited).

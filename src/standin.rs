@@ -28,6 +28,7 @@
 //! - `aadsts`: Entra's error format; `pages`: the HTML; `http`, `state`: plumbing.
 
 mod aadsts;
+mod assertion;
 mod authorize;
 mod claims;
 mod client_auth;
@@ -57,7 +58,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{StandInConfig, TestClient, TestUser};
+pub use config::{AssertionKey, StandInConfig, TestClient, TestUser};
 pub use controls::{LogoutRecord, TokenCalls, TokenFailure};
 pub use keys::KeyError;
 

@@ -9,6 +9,7 @@ mod upstream;
 
 mod admin;
 mod cli;
+mod credentials;
 mod demo;
 mod errors;
 mod headers;

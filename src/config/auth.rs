@@ -40,7 +40,8 @@ pub struct OidcConfig {
     /// issuer is checked by substituting `tid` into the metadata's `{tenantid}` template.
     pub multi_tenant: bool,
     pub client_id: String,
-    pub client_secret: Option<Secret>,
+    /// How the proxy proves it is the application at the token endpoint.
+    pub credential: Credential,
     pub scopes: Vec<String>,
     /// Lower-case tenant IDs accepted; empty means "the issuer's tenant" (single tenant only).
     pub allowed_tenants: Vec<String>,
@@ -55,6 +56,35 @@ pub struct OidcConfig {
     pub clock_skew: Duration,
     pub jwks_refresh: Duration,
     pub http_timeout: Duration,
+}
+
+/// The client credential (ENTRA.md §7). Certificates and federated tokens are read from their
+/// files at every token request, so rotated files take effect without a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A public client (no credential): only for apps registered as such.
+    None,
+    /// `client_secret_post`.
+    Secret(Secret),
+    /// `private_key_jwt` signed with a certificate's key (PS256, `x5t#S256`).
+    Certificate {
+        cert_file: PathBuf,
+        key_file: PathBuf,
+    },
+    /// A federated token (workload identity federation: AKS writes it to
+    /// `AZURE_FEDERATED_TOKEN_FILE`) sent as the client assertion.
+    FederatedToken { file: PathBuf },
+}
+
+impl Credential {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Credential::None => "none",
+            Credential::Secret(_) => "client secret",
+            Credential::Certificate { .. } => "certificate",
+            Credential::FederatedToken { .. } => "federated token",
+        }
+    }
 }
 
 /// Where sessions are kept.
@@ -172,6 +202,43 @@ pub(super) fn oidc(raw: RawOidc, file: &Path, base: &Path) -> Result<OidcConfig,
         raw.client_secret,
         raw.client_secret_file,
     )?;
+    let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let cert = nonempty(raw.client_certificate_file);
+    let key = nonempty(raw.client_key_file);
+    let assertion = nonempty(raw.client_assertion_file);
+    let given = [
+        client_secret.is_some(),
+        cert.is_some() || key.is_some(),
+        assertion.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(bad(
+            "oidc.client_secret",
+            "one credential: a client secret, a certificate (client_certificate_file + client_key_file) or a federated token (client_assertion_file)".to_owned(),
+        ));
+    }
+    let credential = match (client_secret, cert, key, assertion) {
+        (Some(s), _, _, _) => Credential::Secret(s),
+        (None, Some(c), Some(k), _) => Credential::Certificate {
+            cert_file: base.join(c),
+            key_file: base.join(k),
+        },
+        (None, Some(_), None, _) => {
+            return Err(bad(
+                "oidc.client_key_file",
+                "the certificate's private key (PEM) to go with oidc.client_certificate_file"
+                    .to_owned(),
+            ))
+        }
+        (None, None, Some(_), _) => {
+            return Err(bad(
+                "oidc.client_certificate_file",
+                "the certificate (PEM) to go with oidc.client_key_file".to_owned(),
+            ))
+        }
+        (None, None, None, Some(a)) => Credential::FederatedToken { file: base.join(a) },
+        (None, None, None, None) => Credential::None,
+    };
     let scopes = raw.scopes.unwrap_or_else(|| {
         ["openid", "profile", "email", "offline_access"]
             .map(String::from)
@@ -221,7 +288,7 @@ pub(super) fn oidc(raw: RawOidc, file: &Path, base: &Path) -> Result<OidcConfig,
         issuer,
         multi_tenant,
         client_id,
-        client_secret,
+        credential,
         scopes,
         allowed_tenants,
         ca_file: raw.ca_file.filter(|f| !f.is_empty()).map(|f| base.join(f)),

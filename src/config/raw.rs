@@ -38,6 +38,9 @@ pub struct RawOidc {
     pub client_id: String,
     pub client_secret: Option<String>,
     pub client_secret_file: Option<String>,
+    pub client_certificate_file: Option<String>,
+    pub client_key_file: Option<String>,
+    pub client_assertion_file: Option<String>,
     pub scopes: Option<Vec<String>>,
     #[serde(default)]
     pub allowed_tenants: Vec<String>,

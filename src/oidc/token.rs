@@ -41,9 +41,10 @@ pub fn client(config: &OidcConfig, metadata: &Metadata) -> Option<Client> {
     )
     .set_auth_uri(AuthUrl::from_url(metadata.authorization_endpoint.clone()))
     .set_token_uri(TokenUrl::from_url(metadata.token_endpoint.clone()))
-    // client_secret_post, as Microsoft's own samples use.
+    // client_secret_post, as Microsoft's own samples use; client_id alone in the body for
+    // the assertion credentials (added per request).
     .set_auth_type(AuthType::RequestBody);
-    if let Some(secret) = &config.client_secret {
+    if let crate::config::auth::Credential::Secret(secret) = &config.credential {
         c = c.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
     }
     Some(c)
@@ -191,17 +192,20 @@ pub async fn redeem(
     code: &str,
     verifier: &str,
     redirect_uri: &str,
+    assertion: Option<String>,
 ) -> Result<Tokens, TokenError> {
     let redirect = RedirectUrl::new(redirect_uri.to_owned())
         .map_err(|_| TokenError::Unavailable("bad redirect URI".to_owned()))?;
-    client
+    let mut req = client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()))
-        .set_redirect_uri(Cow::Owned(redirect))
-        .request_async(http)
-        .await
-        .map(tokens)
-        .map_err(classify)
+        .set_redirect_uri(Cow::Owned(redirect));
+    if let Some(a) = assertion {
+        req = req
+            .add_extra_param("client_assertion_type", super::credential::ASSERTION_TYPE)
+            .add_extra_param("client_assertion", a);
+    }
+    req.request_async(http).await.map(tokens).map_err(classify)
 }
 
 pub async fn refresh(
@@ -209,11 +213,17 @@ pub async fn refresh(
     http: &openidconnect::reqwest::Client,
     refresh_token: &str,
     scopes: &[String],
+    assertion: Option<String>,
 ) -> Result<Tokens, TokenError> {
     let rt = RefreshToken::new(refresh_token.to_owned());
     let mut req = client.exchange_refresh_token(&rt);
     for s in scopes {
         req = req.add_scope(Scope::new(s.clone()));
+    }
+    if let Some(a) = assertion {
+        req = req
+            .add_extra_param("client_assertion_type", super::credential::ASSERTION_TYPE)
+            .add_extra_param("client_assertion", a);
     }
     req.request_async(http).await.map(tokens).map_err(classify)
 }

@@ -4,8 +4,9 @@
 //! ID and secret are form-urlencoded *before* base64 — RFC 6749 §2.3.1, a step many clients
 //! skip), and nothing at all for a public client. A public client presenting a secret is
 //! refused (AADSTS700025), as is a confidential client presenting none (AADSTS7000218).
-//! `private_key_jwt` is advertised like Entra does, but no client has a certificate here, so
-//! an assertion fails signature validation (AADSTS700027).
+//! `private_key_jwt` (`client_assertion`) is checked against the client's
+//! [`AssertionKey`]s: a certificate's thumbprint and key, or a federated identity's issuer,
+//! subject and key (`assertion.rs`).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -49,6 +50,30 @@ pub(crate) fn authenticate<'a>(
         return Err(AadError::app_not_found(client_id, tenant));
     };
     let presented = basic.as_ref().map(|(_, s)| s.as_str()).or(body_secret);
+    if let Some(a) = assertion {
+        if presented.is_some() {
+            return Err(AadError::malformed());
+        }
+        if client.assertion_keys.is_empty() {
+            return Err(AadError::invalid_client(
+                700027,
+                "Client assertion failed signature validation.",
+            ));
+        }
+        let endpoint = format!("{}/{tenant}/oauth2/v2.0/token", state.base_url);
+        super::assertion::check(client, a, form.get("client_assertion_type"), &endpoint)?;
+        return Ok(Authenticated {
+            client,
+            confidential: true,
+        });
+    }
+    if client.secret.is_none() && !client.assertion_keys.is_empty() {
+        return Err(AadError::invalid_client(
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or \
+                'client_secret'.",
+        ));
+    }
     match (&client.secret, presented, assertion) {
         (None, None, None) => Ok(Authenticated {
             client,

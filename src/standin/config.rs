@@ -112,6 +112,26 @@ pub struct TestClient {
     pub redirect_uris: Vec<String>,
     /// Same rule as `redirect_uris`.
     pub post_logout_redirect_uris: Vec<String>,
+    /// Credentials accepted as `private_key_jwt` client assertions.
+    pub assertion_keys: Vec<AssertionKey>,
+}
+
+/// A credential that signs client assertions (ENTRA.md §7).
+#[derive(Clone, PartialEq, Eq)]
+pub enum AssertionKey {
+    /// A certificate credential: assertions carry the certificate's `x5t#S256` and are signed
+    /// (PS256 or RS256) by its key. `public_key_pem` is the certificate's key (SPKI PEM).
+    Certificate {
+        cert_pem: String,
+        public_key_pem: String,
+    },
+    /// A federated identity credential: tokens from `issuer` about `subject` with audience
+    /// `api://AzureADTokenExchange`, signed (RS256) by `public_key_pem`.
+    Federated {
+        issuer: String,
+        subject: String,
+        public_key_pem: String,
+    },
 }
 
 impl TestClient {
@@ -132,6 +152,7 @@ impl fmt::Debug for TestClient {
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("redirect_uris", &self.redirect_uris)
             .field("post_logout_redirect_uris", &self.post_logout_redirect_uris)
+            .field("assertion_keys", &self.assertion_keys.len())
             .finish()
     }
 }

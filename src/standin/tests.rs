@@ -42,6 +42,7 @@ pub(super) fn config() -> StandInConfig {
                 secret: Some(SECRET.into()),
                 redirect_uris: vec![REDIRECT.into()],
                 post_logout_redirect_uris: vec![LOGOUT_REDIRECT.into()],
+                assertion_keys: Vec::new(),
             },
             TestClient::new(PUBLIC_CLIENT, None),
         ],

@@ -32,6 +32,12 @@ pub struct Setup {
     pub tenant_id: Option<String>,
     pub access_token_lifetime: Duration,
     pub groups_overage_threshold: usize,
+    /// The app registration at the stand-in; a confidential client with CLIENT_SECRET if `None`.
+    pub client: Option<TestClient>,
+    /// The `[oidc]` credential lines; `client_secret = CLIENT_SECRET` if `None`.
+    pub credential: Option<String>,
+    /// Files written next to the proxy's configuration (name, content).
+    pub files: Vec<(String, String)>,
 }
 
 impl Default for Setup {
@@ -47,6 +53,9 @@ impl Default for Setup {
             tenant_id: None,
             access_token_lifetime: Duration::from_secs(3600),
             groups_overage_threshold: 200,
+            client: None,
+            credential: None,
+            files: Vec::new(),
         }
     }
 }
@@ -82,6 +91,7 @@ pub struct SignIn {
     _upstream: Upstream,
     pki: Arc<Pki>,
     config: (String, String),
+    files: Vec<(String, String)>,
 }
 
 impl SignIn {
@@ -96,7 +106,10 @@ impl SignIn {
                 .clone()
                 .unwrap_or(defaults.tenant_id.clone()),
             users: setup.users.clone(),
-            clients: vec![TestClient::new(CLIENT_ID, Some(CLIENT_SECRET))],
+            clients: vec![setup
+                .client
+                .clone()
+                .unwrap_or_else(|| TestClient::new(CLIENT_ID, Some(CLIENT_SECRET)))],
             default_user: setup
                 .default_user
                 .clone()
@@ -120,25 +133,30 @@ impl SignIn {
             }
             None => String::new(),
         };
+        let credential = setup
+            .credential
+            .clone()
+            .unwrap_or_else(|| format!("client_secret = \"{CLIENT_SECRET}\""));
         let graph = if setup.oidc.contains("graph_url") {
             String::new()
         } else {
             format!("graph_url = \"{}\"\n", idp.graph_url())
         };
         let extra = format!(
-            "[oidc]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
+            "[oidc]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\n{credential}\n\
              ca_file = \"ca.pem\"\n{graph}{}\n\n[session]\nsecret = \"{SESSION_SECRET}\"\n{}\n{store}\n",
             idp.authority(&tenant),
             setup.oidc,
             setup.session,
         );
-        let proxy = start_proxy(&routes, &extra, pki.clone()).await;
+        let proxy = start_proxy(&routes, &extra, pki.clone(), &setup.files).await;
         let s = SignIn {
             idp,
             proxy,
             _upstream: upstream,
             pki,
             config: (routes, extra),
+            files: setup.files,
         };
         s.wait_ready().await;
         s
@@ -200,21 +218,40 @@ impl SignIn {
     pub async fn restart_proxy_without_waiting(mut self) -> SignIn {
         let old = std::mem::replace(
             &mut self.proxy,
-            start_proxy(&self.config.0, &self.config.1, self.pki.clone()).await,
+            start_proxy(
+                &self.config.0,
+                &self.config.1,
+                self.pki.clone(),
+                &self.files,
+            )
+            .await,
         );
         old.stop().await.unwrap();
         self
     }
 }
 
-async fn start_proxy(routes: &str, extra: &str, pki: Arc<Pki>) -> Harness {
+async fn start_proxy(
+    routes: &str,
+    extra: &str,
+    pki: Arc<Pki>,
+    files: &[(String, String)],
+) -> Harness {
     Harness::start_with(
         routes,
         Options {
             extra: extra.to_owned(),
             pki: Some(pki),
+            files: files.to_vec(),
             ..Options::default()
         },
     )
     .await
+}
+
+impl SignIn {
+    /// The directory holding the proxy's configuration (and `Setup::files`).
+    pub fn dir(&self) -> std::path::PathBuf {
+        self.proxy.dir.path().to_owned()
+    }
 }

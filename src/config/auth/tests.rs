@@ -89,7 +89,7 @@ fn oidc_defaults_follow_the_documentation() {
     assert_eq!(o.audiences, ["app", "api://app"]);
     assert_eq!(o.clock_skew, Duration::from_secs(300));
     assert_eq!(o.graph_url, "https://graph.microsoft.com");
-    assert!(o.client_secret.is_none());
+    assert_eq!(o.credential, Credential::None);
 }
 
 #[test]
@@ -99,7 +99,10 @@ fn client_secret_comes_from_a_file_and_is_never_printed() {
         &[("secret.txt", "s3cr3t-value\n")],
     );
     let o = c.oidc.unwrap();
-    assert_eq!(o.client_secret.as_ref().unwrap().expose(), "s3cr3t-value");
+    assert_eq!(
+        o.credential,
+        Credential::Secret(Secret::new("s3cr3t-value"))
+    );
     assert!(!format!("{o:?}").contains("s3cr3t"));
 }
 
@@ -119,6 +122,53 @@ fn secret_and_secret_file_together_are_refused() {
         &main_file(&oidc("client_secret = \"a\"\nclient_secret_file = \"b\"")),
         "oidc.client_secret",
         "not both",
+    );
+}
+
+#[test]
+fn certificate_and_federated_credentials_resolve_their_files() {
+    let c = ok(&main_file(&oidc(
+        "client_certificate_file = \"c.pem\"\nclient_key_file = \"/k.pem\"",
+    )));
+    match c.oidc.unwrap().credential {
+        Credential::Certificate {
+            cert_file,
+            key_file,
+        } => {
+            assert!(cert_file.ends_with("c.pem") && cert_file.is_absolute());
+            assert_eq!(key_file, PathBuf::from("/k.pem"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let c = ok(&main_file(&oidc(
+        "client_assertion_file = \"/var/run/secrets/azure/tokens/azure-identity-token\"",
+    )));
+    assert_eq!(
+        c.oidc.unwrap().credential,
+        Credential::FederatedToken {
+            file: "/var/run/secrets/azure/tokens/azure-identity-token".into()
+        }
+    );
+}
+
+#[test]
+fn one_credential_at_most_and_certificates_come_with_keys() {
+    invalid(
+        &main_file(&oidc(
+            "client_secret = \"s\"\nclient_assertion_file = \"t\"",
+        )),
+        "oidc.client_secret",
+        "one credential",
+    );
+    invalid(
+        &main_file(&oidc("client_certificate_file = \"c.pem\"")),
+        "oidc.client_key_file",
+        "private key",
+    );
+    invalid(
+        &main_file(&oidc("client_key_file = \"k.pem\"")),
+        "oidc.client_certificate_file",
+        "certificate",
     );
 }
 

@@ -9,7 +9,7 @@ fn config(issuer: &str, multi_tenant: bool) -> OidcConfig {
         issuer: issuer.to_owned(),
         multi_tenant,
         client_id: "c".into(),
-        client_secret: None,
+        credential: crate::config::auth::Credential::None,
         scopes: vec!["openid".into()],
         allowed_tenants: vec![],
         ca_file: None,
