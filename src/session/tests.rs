@@ -1,1 +1,124 @@
+use super::*;
 
+use crate::config::{SessionConfig, StoreKind};
+use crate::store::MemoryStore;
+
+fn config() -> SessionConfig {
+    SessionConfig {
+        store: StoreKind::Memory,
+        secrets: Vec::new(),
+        cookie_name: "__Host-portcullis".into(),
+        max_lifetime: Duration::from_secs(12 * 3600),
+        idle_timeout: Duration::from_secs(3600),
+        refresh_before: Duration::from_secs(300),
+        cache_ttl: Duration::from_secs(10),
+        memory_max_entries: 100,
+    }
+}
+
+fn sessions() -> (Arc<Sessions>, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new(100));
+    let s = Sessions::new(config(), store.clone(), &[b"k".repeat(32)]);
+    (s, store)
+}
+
+fn session(expires_in: u64) -> Session {
+    let now = now();
+    let mut claims = serde_json::Map::new();
+    claims.insert("oid".into(), "o-1".into());
+    Session {
+        identity: Identity::from_claims(claims),
+        access_token: Some("at".into()),
+        refresh_token: Some("rt".into()),
+        access_expires_at: now + 3600,
+        created_at: now,
+        expires_at: now + expires_in,
+        sid: Some("sid-1".into()),
+        login_hint: None,
+        memo: Memo::default(),
+    }
+}
+
+#[tokio::test]
+async fn a_created_session_loads_by_its_cookie_value_only() {
+    let (s, store) = sessions();
+    let id = s.create(session(3600)).await.unwrap();
+    assert_eq!(id.len(), 43);
+    let loaded = s.load(&id).await.unwrap().unwrap();
+    assert_eq!(loaded.key, store_key(&id));
+    assert_eq!(loaded.session.identity.oid(), "o-1");
+    assert!(s.load(&random_token()).await.unwrap().is_none());
+    // The stored value is sealed: no claim or token in the clear, and not under the raw ID.
+    let raw = store.get(&store_key(&id)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(!text.contains("o-1") && !text.contains("rt"));
+    assert!(store.get(&id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_store_ttl_is_the_idle_timeout_capped_by_the_hard_end() {
+    let (s, store) = sessions();
+    let long = s.create(session(12 * 3600)).await.unwrap();
+    let ttl = store.ttl(&store_key(&long)).await.unwrap().unwrap();
+    assert!(ttl <= Duration::from_secs(3600) && ttl > Duration::from_secs(3590));
+    let short = s.create(session(120)).await.unwrap();
+    let ttl = store.ttl(&store_key(&short)).await.unwrap().unwrap();
+    assert!(ttl <= Duration::from_secs(120));
+    assert!(
+        s.create(session(0)).await.is_err(),
+        "an already ended session is not stored"
+    );
+}
+
+#[tokio::test]
+async fn a_value_moved_to_another_key_or_sealed_with_another_secret_does_not_load() {
+    let (s, store) = sessions();
+    let a = s.create(session(3600)).await.unwrap();
+    let b = random_token();
+    let sealed = store.get(&store_key(&a)).await.unwrap().unwrap();
+    store
+        .set(&store_key(&b), &sealed, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(s.load(&b).await.unwrap().is_none());
+    let other = Sessions::new(config(), store.clone(), &[b"z".repeat(32)]);
+    assert!(other.load(&a).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn delete_by_sid_ends_the_session_everywhere() {
+    let (s, _) = sessions();
+    let id = s.create(session(3600)).await.unwrap();
+    assert!(s.load(&id).await.unwrap().is_some());
+    assert!(s.delete_by_sid("sid-1").await.unwrap());
+    assert!(
+        s.load(&id).await.unwrap().is_none(),
+        "the cached copy went too"
+    );
+    assert!(!s.delete_by_sid("sid-1").await.unwrap());
+}
+
+#[test]
+fn the_idle_timeout_is_pushed_forward_once_per_interval() {
+    let store = Arc::new(MemoryStore::new(10));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _g = rt.enter();
+    let s = Sessions::new(config(), store, &[b"k".repeat(32)]);
+    let v = session(3600);
+    let now = now();
+    assert!(s.should_touch(&v, now));
+    assert!(!s.should_touch(&v, now + 1));
+    // idle_timeout 1 h: every 3 minutes.
+    assert!(s.should_touch(&v, now + 180));
+    // A changed (cloned) session value starts with a fresh memo.
+    assert_eq!(
+        v.clone()
+            .memo
+            .touched
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
