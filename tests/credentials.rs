@@ -69,14 +69,15 @@ async fn a_certificate_credential_signs_in_and_refreshes() {
             ("client.crt".into(), cert),
             ("client.key".into(), key.private_pem.clone()),
         ],
-        access_token_lifetime: Duration::from_secs(6),
-        session: "refresh_before = \"5s\"".into(),
+        // Due for renewal 3 s after issue at the latest, not within the first 2 s.
+        access_token_lifetime: Duration::from_secs(10),
+        session: "refresh_before = \"7s\"".into(),
         ..Setup::default()
     })
     .await;
     let mut b = s.browser();
     assert_eq!(b.navigate(&s.url("/")).await.last().unwrap().status, 200);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(b.api(&s.url("/after-refresh")).await.status, 200);
     let calls = s.idp.token_calls();
     assert_eq!(

@@ -14,6 +14,9 @@ use crate::support::signin::{login_route, Setup, SignIn, HOST};
 
 const COOKIE: &str = "__Host-portcullis";
 
+/// How long after issue a `short_tokens` access token is due for renewal, for sure.
+pub const DUE: Duration = Duration::from_millis(3100);
+
 async fn signed_in(s: &SignIn) -> Browser {
     let mut b = s.browser();
     let hops = b.navigate(&s.url("/")).await;
@@ -22,11 +25,13 @@ async fn signed_in(s: &SignIn) -> Browser {
     b
 }
 
-/// Access tokens live 6 s and are renewed when 5 s or less remain: due a second after issue.
+/// Access tokens live 10 s and are renewed when 7 s or less remain. Session times have
+/// one-second resolution, so a token is certainly not due for the first 2 s after issue and
+/// certainly due after [`DUE`].
 fn short_tokens(extra: Setup) -> Setup {
     Setup {
-        access_token_lifetime: Duration::from_secs(6),
-        session: "refresh_before = \"5s\"".into(),
+        access_token_lifetime: Duration::from_secs(10),
+        session: "refresh_before = \"7s\"".into(),
         routes: login_route("app", HOST, "pass_access_token = true"),
         ..extra
     }
@@ -47,14 +52,14 @@ async fn access_tokens_are_refreshed_before_expiry_and_rotated_refresh_tokens_ke
     let first = access_token_seen(&mut b, &s).await;
     assert_eq!(s.idp.token_calls().refresh_token, 0, "not due yet");
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(DUE).await;
     let second = access_token_seen(&mut b, &s).await;
     assert_ne!(first, second, "a new access token went upstream");
     assert_eq!(s.idp.token_calls().refresh_token, 1);
 
     // The stand-in refuses a refresh token once used: a second refresh only works if the
     // rotated one was stored.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(DUE).await;
     let third = access_token_seen(&mut b, &s).await;
     assert_ne!(second, third);
     let calls = s.idp.token_calls();
@@ -65,18 +70,16 @@ async fn access_tokens_are_refreshed_before_expiry_and_rotated_refresh_tokens_ke
 #[tokio::test]
 async fn concurrent_requests_during_a_refresh_make_exactly_one_token_call() {
     let redis = RedisServer::start();
-    // Tokens live 10 s and are due 7 s before expiry: due 3 s after issue, then fresh for 3 s
-    // after the refresh, so a slow machine serving the burst does not make a second one due.
-    let s = SignIn::start(Setup {
+    // Fresh for at least 2 s after the refresh: a slow machine serving the burst does not make
+    // a second one due.
+    let s = SignIn::start(short_tokens(Setup {
         redis: Some(redis.url()),
-        access_token_lifetime: Duration::from_secs(10),
-        session: "refresh_before = \"7s\"".into(),
         ..Setup::default()
-    })
+    }))
     .await;
     let b = signed_in(&s).await;
     let cookie = b.cookie(HOST, COOKIE).unwrap().value.clone();
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    tokio::time::sleep(DUE).await;
     // The token endpoint is slow, so every request arrives while the refresh is in flight.
     s.idp.set_delay(Duration::from_millis(400));
     let client = s.proxy.client(&[HOST]);
@@ -101,7 +104,7 @@ async fn a_refused_refresh_ends_the_session() {
     let s = SignIn::start(short_tokens(Setup::default())).await;
     let mut b = signed_in(&s).await;
     s.idp.revoke_refresh_tokens("alice@contoso.example");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(DUE).await;
     let api = b.api(&s.url("/data")).await;
     assert_eq!(api.status, 401, "{}", api.body);
     // The session is gone for good, not just for this request.
@@ -116,32 +119,43 @@ async fn a_refused_refresh_ends_the_session() {
 
 #[tokio::test]
 async fn every_session_ending_refresh_error_ends_the_session() {
+    let mut cases = Vec::new();
     for failure in [
         TokenFailure::InvalidGrant,
         TokenFailure::InteractionRequired,
         TokenFailure::LoginRequired,
         TokenFailure::ConsentRequired,
     ] {
-        let s = SignIn::start(short_tokens(Setup::default())).await;
-        let mut b = signed_in(&s).await;
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        cases.push(signed_in_case(failure).await);
+    }
+    // One wait for all: every token is due now, and none has expired.
+    tokio::time::sleep(DUE).await;
+    for (failure, s, mut b) in cases {
         s.idp.fail_next_token_requests(1, failure);
         let api = b.api(&s.url("/data")).await;
         assert_eq!(api.status, 401, "{failure:?}: {}", api.body);
     }
 }
 
+async fn signed_in_case(failure: TokenFailure) -> (TokenFailure, SignIn, Browser) {
+    let s = SignIn::start(short_tokens(Setup::default())).await;
+    let b = signed_in(&s).await;
+    (failure, s, b)
+}
+
 #[tokio::test]
 async fn a_transient_refresh_failure_keeps_the_session() {
+    let mut cases = Vec::new();
     for failure in [
         TokenFailure::TemporarilyUnavailable,
         TokenFailure::ServerError,
         TokenFailure::ConnectionReset,
         TokenFailure::InvalidClient,
     ] {
-        let s = SignIn::start(short_tokens(Setup::default())).await;
-        let mut b = signed_in(&s).await;
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        cases.push(signed_in_case(failure).await);
+    }
+    tokio::time::sleep(DUE).await;
+    for (failure, s, mut b) in cases {
         s.idp.fail_next_token_requests(1, failure);
         // The token is still valid: the request is served, the user stays signed in.
         let hop = b.api(&s.url("/data")).await;
