@@ -82,8 +82,12 @@ impl AccessLog {
 
     fn emit(&self, bytes: u64, complete: bool) {
         let elapsed = self.start.elapsed();
-        let route_name = self.route.as_deref().map_or("", |r| r.name.as_str());
-        crate::metrics::request(route_name, &self.method, self.status.as_u16(), elapsed);
+        crate::metrics::request(
+            self.route_name(),
+            &self.method,
+            self.status.as_u16(),
+            elapsed,
+        );
         if !tracing::enabled!(target: "portcullis::access", tracing::Level::INFO) {
             return;
         }

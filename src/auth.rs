@@ -227,7 +227,7 @@ impl Auth {
     ) -> Option<Result<Response<Body>, ProxyError>> {
         let path = req.uri().path();
         if path == self.provider.config.callback_path {
-            return Some(self.callback(req, target).await);
+            return Some(self.callback(req).await);
         }
         Some(match path {
             "/.auth/login" => self.login_endpoint(req, target),

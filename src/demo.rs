@@ -107,12 +107,13 @@ pub async fn run(
     tokio::pin!(proxy);
     // Report readiness once the provider's metadata has loaded (or the proxy stopped).
     let admin: SocketAddr = ([127, 0, 0, 1], options.admin_port).into();
+    let http = reqwest::Client::new();
     let mut ready = Some(ready);
     loop {
         tokio::select! {
             r = &mut proxy => { r?; break; }
             _ = tokio::time::sleep(std::time::Duration::from_millis(100)), if ready.is_some() => {
-                if provider_loaded(admin).await {
+                if provider_loaded(&http, admin).await {
                     if let Some(f) = ready.take() {
                         f(&url);
                     }
@@ -126,8 +127,8 @@ pub async fn run(
 }
 
 /// `/readyz` says the identity provider is loaded.
-async fn provider_loaded(admin: SocketAddr) -> bool {
-    let Ok(resp) = reqwest::get(format!("http://{admin}/readyz")).await else {
+async fn provider_loaded(http: &reqwest::Client, admin: SocketAddr) -> bool {
+    let Ok(resp) = http.get(format!("http://{admin}/readyz")).send().await else {
         return false;
     };
     resp.text()

@@ -203,8 +203,9 @@ pub fn preset_headers(id: &Identity, preset: HeaderPreset) -> Headers {
     out
 }
 
-/// Adds prepared preset headers, then the route's claims headers and access token.
-pub fn inject_prepared(
+/// Adds the preset's headers (from [`preset_headers`], built once per session), then the
+/// route's claims headers and the access token. Call after [`strip`].
+pub fn inject(
     headers: &mut HeaderMap,
     id: &Identity,
     preset: &[(HeaderName, HeaderValue)],
@@ -227,20 +228,6 @@ pub fn inject_prepared(
             headers.insert(AUTHORIZATION, v);
         }
     }
-}
-
-/// What a route sends upstream about the user.
-pub struct Injection<'a> {
-    pub preset: HeaderPreset,
-    pub claims_headers: &'a [(HeaderName, String)],
-    /// `Some(token)` when the route passes the access token.
-    pub access_token: Option<&'a str>,
-}
-
-/// Adds the identity headers for `id`. Call after [`strip`].
-pub fn inject(headers: &mut HeaderMap, id: &Identity, how: &Injection<'_>) {
-    let preset = preset_headers(id, how.preset);
-    inject_prepared(headers, id, &preset, how.claims_headers, how.access_token);
 }
 
 /// A header value, or `None` (logged) for a value with a control character.

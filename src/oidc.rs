@@ -245,25 +245,25 @@ impl Provider {
         let key = match self.jwks.lookup(&kid) {
             Lookup::Found(k) => k,
             Lookup::Unknown => return Err(VerifyError::UnknownKey),
-            Lookup::Refetch => {
-                let _guard = self.jwks.fetch_guard().await;
-                match self.jwks.lookup(&kid) {
-                    Lookup::Found(k) => k,
-                    Lookup::Unknown => return Err(VerifyError::UnknownKey),
-                    Lookup::Refetch => {
-                        self.jwks.mark_refetched();
-                        if let Err(e) = self.fetch_keys().await {
-                            tracing::warn!(error = %e, "signing key refetch for an unknown key ID failed");
-                        }
-                        match self.jwks.lookup(&kid) {
-                            Lookup::Found(k) => k,
-                            _ => return Err(VerifyError::UnknownKey),
-                        }
-                    }
-                }
-            }
+            Lookup::Refetch => self.refetch_for(&kid).await?,
         };
         verify::verify(token, &key, &expect, &self.config, &l.metadata)
+    }
+
+    /// Fetches the keys again for an unknown `kid` (one fetch at a time; the rate limit is
+    /// checked again once the fetch lock is held, as another task may just have fetched).
+    async fn refetch_for(&self, kid: &str) -> Result<Arc<jsonwebtoken::DecodingKey>, VerifyError> {
+        let _guard = self.jwks.fetch_guard().await;
+        if let Lookup::Refetch = self.jwks.lookup(kid) {
+            self.jwks.mark_refetched();
+            if let Err(e) = self.fetch_keys().await {
+                tracing::warn!(error = %e, "signing key refetch for an unknown key ID failed");
+            }
+        }
+        match self.jwks.lookup(kid) {
+            Lookup::Found(k) => Ok(k),
+            _ => Err(VerifyError::UnknownKey),
+        }
     }
 
     /// Where to send the browser after a local sign-out, if the provider has an end-session

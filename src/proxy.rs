@@ -31,6 +31,7 @@ use ipnet::IpNet;
 use crate::access_log::{AccessLog, LoggedBody};
 use crate::auth::{Auth, Decision, Principal};
 use crate::body::Body;
+use crate::config::AuthMode;
 use crate::error::{Format, ProxyError};
 use crate::forward::{self, Clients};
 use crate::headers::{self, ClientAddr, X_REQUEST_ID};
@@ -141,11 +142,11 @@ impl Proxy {
         identity::strip(
             req.headers_mut(),
             table.injectable(),
-            route.pass_access_token && route.auth == crate::config::AuthMode::Login,
+            route.pass_access_token && route.auth == AuthMode::Login,
         );
         drop(table);
         let principal = match (&self.auth, route.auth) {
-            (_, crate::config::AuthMode::Public) => None,
+            (_, AuthMode::Public) => None,
             (Some(auth), mode) => match auth.authenticate(mode, &req, &target).await? {
                 Decision::Proceed(p) => p,
                 Decision::Respond(resp) => return Ok(resp),
@@ -155,7 +156,7 @@ impl Proxy {
         };
         if let Some(p) = &principal {
             authorize(&route, p)?;
-            identity::inject_prepared(
+            identity::inject(
                 req.headers_mut(),
                 p.identity(),
                 &p.preset_headers(route.headers),

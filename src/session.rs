@@ -179,8 +179,9 @@ impl Sessions {
         Ok(self.sealer.seal(&json, key.as_bytes()))
     }
 
-    /// Reads from the store, bypassing the cache. `None` for absent, expired or unreadable.
-    async fn read(&self, key: &str) -> Result<Option<Arc<Session>>, StoreError> {
+    /// Reads from the store, bypassing the cache (and not extending the idle timeout). `None`
+    /// for absent, expired or unreadable.
+    pub(crate) async fn read(&self, key: &str) -> Result<Option<Arc<Session>>, StoreError> {
         let Some(bytes) = self.store.get(key).await? else {
             return Ok(None);
         };
@@ -283,7 +284,10 @@ impl Sessions {
         let key = String::from_utf8_lossy(&key).into_owned();
         let session = self.read(&key).await?;
         self.delete(&key, session.as_deref()).await?;
-        self.store.delete(&sid_key(sid)).await?;
+        if session.is_none() {
+            // Ended on its own already: only the index entry is left.
+            self.store.delete(&sid_key(sid)).await?;
+        }
         Ok(true)
     }
 }

@@ -84,9 +84,6 @@ pub fn init_with(config: &LogConfig, telemetry: &TelemetryConfig) -> Guard {
 
 /// An OTLP/HTTP (protobuf) exporter to `<endpoint>/v1/traces`, batched.
 pub fn tracer_provider(endpoint: &str, service_name: &str) -> Result<SdkTracerProvider, String> {
-    opentelemetry::global::set_text_map_propagator(
-        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-    );
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))

@@ -7,7 +7,8 @@
 
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method};
-use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 struct Reader<'a>(&'a HeaderMap);
@@ -47,7 +48,8 @@ pub fn request_span(method: &Method, path: &str, headers: &HeaderMap) -> tracing
         http.route = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
     );
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Reader(headers)));
+    // W3C trace context is the one format spoken here: no global propagator to set up first.
+    let parent = TraceContextPropagator::new().extract(&Reader(headers));
     let _ = span.set_parent(parent);
     span
 }
@@ -57,5 +59,5 @@ pub fn inject(headers: &mut HeaderMap) {
     let cx = tracing::Span::current().context();
     headers.remove("traceparent");
     headers.remove("tracestate");
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut Writer(headers)));
+    TraceContextPropagator::new().inject_context(&cx, &mut Writer(headers));
 }

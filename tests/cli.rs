@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{eventually, Pki, Upstream};
+use crate::support::{eventually, free_port, Pki, Upstream};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
@@ -116,14 +116,6 @@ fn version_is_printed() {
         out.trim(),
         format!("portcullis {}", env!("CARGO_PKG_VERSION"))
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

@@ -7,16 +7,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::support::browser::Browser;
+use crate::support::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn demo_signs_in_demo_users_and_stops_on_ctrl_c() {

@@ -316,6 +316,15 @@ pub fn seen(echo: &serde_json::Value, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// A loopback port nothing listens on (for servers started as separate processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Polls `check` every 50 ms until it returns true or `limit` passes.
 pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
 where

@@ -17,15 +17,10 @@ use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::identity::Identity;
 use crate::oidc::{graph, token::aadsts_code, verify::constant_time_eq, Expect};
-use crate::request::Target;
 use crate::session::{digest, now, Session};
 
 impl Auth {
-    pub(super) async fn callback<B>(
-        &self,
-        req: &Request<B>,
-        _target: &Target,
-    ) -> Result<Response<Body>, ProxyError> {
+    pub(super) async fn callback<B>(&self, req: &Request<B>) -> Result<Response<Body>, ProxyError> {
         let fail = |e: SignInError| ProxyError::SignIn(e);
         let q = Query::parse(req.uri().query().unwrap_or(""));
         let state = q.state.ok_or(fail(SignInError::MissingState))?;

@@ -81,15 +81,23 @@ pub fn strip_own(headers: &mut HeaderMap, base: &str) {
                 .strip_prefix(base)
                 .is_some_and(|rest| rest.starts_with(SIGNIN_INFIX))
     };
-    let kept: Vec<&str> = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .filter(|p| !own(p.split_once('=').map_or(*p, |(n, _)| n.trim())))
-        .collect();
+    fn name(pair: &str) -> &str {
+        pair.split_once('=').map_or(pair, |(n, _)| n.trim())
+    }
+    let pairs = || {
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+    };
+    // Most requests to most routes carry none: leave their header as it is.
+    if !pairs().any(|p| own(name(p))) {
+        return;
+    }
+    let kept: Vec<&str> = pairs().filter(|p| !own(name(p))).collect();
     let joined = kept.join("; ");
     headers.remove(COOKIE);
     if !joined.is_empty() {

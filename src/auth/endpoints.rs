@@ -30,18 +30,19 @@ impl Auth {
             .filter(|v| super::looks_like_token(v))
         {
             let key = store_key(id);
+            // A plain read: extending the idle timeout of a session about to go is wasted.
             let session = self
                 .sessions
-                .load(id)
+                .read(&key)
                 .await
                 .map_err(ProxyError::StoreUnavailable)?;
-            if let Some(l) = &session {
-                logout_hint = l.session.login_hint.clone();
-                let id = &l.session.identity;
+            if let Some(s) = &session {
+                logout_hint = s.login_hint.clone();
+                let id = &s.identity;
                 crate::audit::record(crate::audit::Event::SignOut, id.oid(), id.tid(), "user");
             }
             self.sessions
-                .delete(&key, session.as_ref().map(|l| &*l.session))
+                .delete(&key, session.as_deref())
                 .await
                 .map_err(ProxyError::StoreUnavailable)?;
         }

@@ -138,7 +138,7 @@ pub struct RedisConfig {
 /// The least a session secret may hold: 256 bits.
 pub const MIN_SECRET_BYTES: usize = 32;
 
-pub(super) fn oidc(raw: RawOidc, file: &Path, base: &Path) -> Result<OidcConfig, ConfigError> {
+pub(super) fn oidc(mut raw: RawOidc, file: &Path, base: &Path) -> Result<OidcConfig, ConfigError> {
     let bad = |key: &str, expected: String| ConfigError::invalid(file, key, expected);
     let issuer = raw.issuer.trim().trim_end_matches('/').to_owned();
     let url = url::Url::parse(&issuer).map_err(|_| {
@@ -195,50 +195,7 @@ pub(super) fn oidc(raw: RawOidc, file: &Path, base: &Path) -> Result<OidcConfig,
             ),
         ));
     }
-    let client_secret = secret(
-        file,
-        base,
-        "oidc.client_secret",
-        raw.client_secret,
-        raw.client_secret_file,
-    )?;
-    let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-    let cert = nonempty(raw.client_certificate_file);
-    let key = nonempty(raw.client_key_file);
-    let assertion = nonempty(raw.client_assertion_file);
-    let given = [
-        client_secret.is_some(),
-        cert.is_some() || key.is_some(),
-        assertion.is_some(),
-    ];
-    if given.iter().filter(|g| **g).count() > 1 {
-        return Err(bad(
-            "oidc.client_secret",
-            "one credential: a client secret, a certificate (client_certificate_file + client_key_file) or a federated token (client_assertion_file)".to_owned(),
-        ));
-    }
-    let credential = match (client_secret, cert, key, assertion) {
-        (Some(s), _, _, _) => Credential::Secret(s),
-        (None, Some(c), Some(k), _) => Credential::Certificate {
-            cert_file: base.join(c),
-            key_file: base.join(k),
-        },
-        (None, Some(_), None, _) => {
-            return Err(bad(
-                "oidc.client_key_file",
-                "the certificate's private key (PEM) to go with oidc.client_certificate_file"
-                    .to_owned(),
-            ))
-        }
-        (None, None, Some(_), _) => {
-            return Err(bad(
-                "oidc.client_certificate_file",
-                "the certificate (PEM) to go with oidc.client_key_file".to_owned(),
-            ))
-        }
-        (None, None, None, Some(a)) => Credential::FederatedToken { file: base.join(a) },
-        (None, None, None, None) => Credential::None,
-    };
+    let credential = credential(&mut raw, file, base)?;
     let scopes = raw.scopes.unwrap_or_else(|| {
         ["openid", "profile", "email", "offline_access"]
             .map(String::from)
@@ -299,6 +256,55 @@ pub(super) fn oidc(raw: RawOidc, file: &Path, base: &Path) -> Result<OidcConfig,
         clock_skew: duration(file, "oidc.clock_skew", raw.clock_skew, "5m")?,
         jwks_refresh: duration(file, "oidc.jwks_refresh", raw.jwks_refresh, "1h")?,
         http_timeout: duration(file, "oidc.http_timeout", raw.http_timeout, "10s")?,
+    })
+}
+
+/// At most one of: a client secret, a certificate and its key, a federated token file.
+fn credential(raw: &mut RawOidc, file: &Path, base: &Path) -> Result<Credential, ConfigError> {
+    let bad = |key: &str, expected: String| ConfigError::invalid(file, key, expected);
+    let client_secret = secret(
+        file,
+        base,
+        "oidc.client_secret",
+        raw.client_secret.take(),
+        raw.client_secret_file.take(),
+    )?;
+    let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let cert = nonempty(raw.client_certificate_file.take());
+    let key = nonempty(raw.client_key_file.take());
+    let assertion = nonempty(raw.client_assertion_file.take());
+    let given = [
+        client_secret.is_some(),
+        cert.is_some() || key.is_some(),
+        assertion.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(bad(
+            "oidc.client_secret",
+            "one credential: a client secret, a certificate (client_certificate_file + client_key_file) or a federated token (client_assertion_file)".to_owned(),
+        ));
+    }
+    Ok(match (client_secret, cert, key, assertion) {
+        (Some(s), _, _, _) => Credential::Secret(s),
+        (None, Some(c), Some(k), _) => Credential::Certificate {
+            cert_file: base.join(c),
+            key_file: base.join(k),
+        },
+        (None, Some(_), None, _) => {
+            return Err(bad(
+                "oidc.client_key_file",
+                "the certificate's private key (PEM) to go with oidc.client_certificate_file"
+                    .to_owned(),
+            ))
+        }
+        (None, None, Some(_), _) => {
+            return Err(bad(
+                "oidc.client_certificate_file",
+                "the certificate (PEM) to go with oidc.client_key_file".to_owned(),
+            ))
+        }
+        (None, None, None, Some(a)) => Credential::FederatedToken { file: base.join(a) },
+        (None, None, None, None) => Credential::None,
     })
 }
 

@@ -29,6 +29,18 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
         .map(|v| String::from_utf8(v.as_bytes().to_vec()).unwrap())
 }
 
+/// What a route sends upstream about the user (the route's three settings).
+struct Injection<'a> {
+    preset: HeaderPreset,
+    claims_headers: &'a [(HeaderName, String)],
+    access_token: Option<&'a str>,
+}
+
+fn inject_with(headers: &mut HeaderMap, id: &Identity, how: &Injection<'_>) {
+    let preset = preset_headers(id, how.preset);
+    inject(headers, id, &preset, how.claims_headers, how.access_token);
+}
+
 fn none<'a>() -> Injection<'a> {
     Injection {
         preset: HeaderPreset::None,
@@ -48,7 +60,7 @@ fn validation_only_claims_are_dropped() {
 #[test]
 fn oauth2_proxy_preset_sends_the_documented_headers() {
     let mut h = HeaderMap::new();
-    inject(
+    inject_with(
         &mut h,
         &jose(),
         &Injection {
@@ -95,7 +107,7 @@ fn oauth2_proxy_preset_sends_the_documented_headers() {
 fn empty_claims_send_no_header() {
     let mut h = HeaderMap::new();
     let user = id(json!({"oid": "o"}));
-    inject(
+    inject_with(
         &mut h,
         &user,
         &Injection {
@@ -111,7 +123,7 @@ fn empty_claims_send_no_header() {
 #[test]
 fn easy_auth_preset_matches_app_service() {
     let mut h = HeaderMap::new();
-    inject(
+    inject_with(
         &mut h,
         &jose(),
         &Injection {
@@ -160,7 +172,7 @@ fn easy_auth_preset_matches_app_service() {
 #[test]
 fn non_ascii_values_arrive_as_utf8_bytes() {
     let mut h = HeaderMap::new();
-    inject(
+    inject_with(
         &mut h,
         &jose(),
         &Injection {
@@ -182,7 +194,7 @@ fn control_characters_never_reach_a_header() {
         "email": "eve@example.com\u{0}",
     }));
     let mut h = HeaderMap::new();
-    inject(
+    inject_with(
         &mut h,
         &evil,
         &Injection {
@@ -207,7 +219,7 @@ fn claims_headers_render_strings_arrays_and_scalars() {
         (HeaderName::from_static("x-missing"), "missing".to_owned()),
     ];
     let mut h = HeaderMap::new();
-    inject(
+    inject_with(
         &mut h,
         &user,
         &Injection {
@@ -225,7 +237,7 @@ fn claims_headers_render_strings_arrays_and_scalars() {
 #[test]
 fn access_token_goes_in_authorization() {
     let mut h = HeaderMap::new();
-    inject(
+    inject_with(
         &mut h,
         &jose(),
         &Injection {
