@@ -19,6 +19,7 @@
 pub mod auth;
 mod raw;
 pub mod routes;
+pub mod session;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,8 +27,9 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-pub use auth::{OidcConfig, RedisConfig, Secret, SessionConfig, StoreKind};
+pub use auth::{OidcConfig, Secret};
 pub use routes::{AuthMode, HeaderPreset, HostPattern, PolicySpec, RouteSpec, UpstreamTarget};
+pub use session::{RedisConfig, SessionConfig, StoreKind};
 
 /// The validated main configuration.
 #[derive(Debug, Clone)]
@@ -317,8 +319,11 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
     }
 
     let oidc = raw.oidc.map(|o| auth::oidc(o, file, &base)).transpose()?;
-    let session = auth::session(raw.session, file, &base)?;
-    let redis = raw.redis.map(|r| auth::redis(r, file, &base)).transpose()?;
+    let session = session::session(raw.session, file, &base)?;
+    let redis = raw
+        .redis
+        .map(|r| session::redis(r, file, &base))
+        .transpose()?;
     let otlp_endpoint = match raw.telemetry.otlp_endpoint.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(u) => match url::Url::parse(u) {

@@ -1,5 +1,6 @@
 use super::super::{load, Config, ConfigError};
 use super::*;
+use crate::config::StoreKind;
 
 use std::fs;
 
