@@ -15,13 +15,18 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /build
 # The manifest and lock file alone are enough to download every dependency: this layer is
 # reused as long as they do not change, so editing src/ does not download crates again.
+# The workspace's second member, the stand-in Entra ID of the tests and the demo, comes along
+# because cargo reads every member's manifest; the build below does not compile it.
 COPY Cargo.toml Cargo.lock ./
+COPY crates/ crates/
 RUN cargo fetch --locked
 # Only the sources of the binary. bench/ and tests/ are declared in Cargo.toml as an example
 # and a test target, which a `--bin` build neither builds nor looks for.
 COPY src/ src/
 # --locked: the versions in Cargo.lock or an error, never a fresh resolution.
-RUN cargo build --release --locked --bin portcullis
+# --no-default-features: without the `demo` feature, so no stand-in code in the binary
+# (`portcullis demo` then says how to run the demo from a clone).
+RUN cargo build --release --locked --no-default-features -p portcullis --bin portcullis
 
 # glibc (the build image is Debian 12 too, so the binary finds the glibc it was linked
 # against), libgcc and the CA certificates that discovery and Graph calls are verified with;

@@ -6,6 +6,10 @@ Subcommands, in the order check-deploy runs them:
   dockerfile               lint the Dockerfile's structure
   build DIR TARGET_DIR     replay the build stage in DIR: its COPYs (after .dockerignore) and
                            its cargo commands, in order, building into TARGET_DIR
+  product DIR BINARY       prove the image's binary has no stand-in Entra ID: the dependency
+                           graph of the build command (in the replayed DIR) has no test-only
+                           crate, the binary holds none of the stand-in's code, and its
+                           `demo` command says it was built without the demo
   yaml                     parse every YAML file under deploy/ and check the Kubernetes
                            objects and the compose file against each other and the configs
   configs BINARY WORKDIR   run `BINARY check` on every shipped portcullis.toml, with
@@ -152,6 +156,8 @@ def lint_dockerfile():
     cmd = next(run_command(a) for _, i, a in build["ins"] if i == "RUN" and "cargo build" in a)
     check("--locked" in cmd.split(), f"the build uses --locked ({cmd})")
     check("--release" in cmd.split(), "the build is a release build")
+    check("--no-default-features" in cmd.split(), "the build leaves out the `demo` feature (--no-default-features)",
+          "default features compile the stand-in Entra ID into the image")
     copied = [src for _, i, a in build["ins"] if i == "COPY" for src in copy_parts(a)[1]]
     check(any(PurePosixPath(c).name == "Cargo.lock" for c in copied), "Cargo.lock is copied into the build stage")
     final = st[-1]
@@ -290,7 +296,7 @@ def build(dest, target_dir):
     what the image build would have copied by then."""
     print("Build context (.dockerignore applied)")
     pats = dockerignore_patterns()
-    for must in ["Cargo.toml", "Cargo.lock", "src/main.rs", "src/lib.rs", "config/container/portcullis.toml"]:
+    for must in ["Cargo.toml", "Cargo.lock", "crates/entra-standin/Cargo.toml", "src/main.rs", "src/lib.rs", "config/container/portcullis.toml"]:
         check(not ignored(must, pats), f"{must} is in the build context")
     for secret in ["config/tls/key.pem", "deploy/compose/secrets/tls.key", "target/release/portcullis", ".git/HEAD"]:
         check(ignored(secret, pats), f"{secret} is kept out of the build context")
@@ -321,6 +327,67 @@ def build(dest, target_dir):
         elif ins not in ("ARG", "ENV", "LABEL"):
             fail(f"line {line}: {ins} in the build stage, which this check cannot replay")
             return
+
+
+# --- no stand-in in the product -----------------------------------------------------------
+
+# The stand-in may not be anywhere in the image's dependency graph; the crates only it, the
+# tests and the demo use may not be direct dependencies (others may still pull them in).
+STANDIN_CRATE = "entra-standin"
+TEST_ONLY_DIRECT = ["rcgen", "tempfile", "uuid"]
+# Text that any compiled stand-in code leaves in a binary: its crate name in symbol and panic
+# location paths.
+STANDIN_NEEDLES = [b"entra_standin", b"entra-standin"]
+
+
+def build_flags():
+    """The feature and package flags of the Dockerfile's `cargo build`."""
+    cmd = next(run_command(a) for _, i, a in build_stage()["ins"] if i == "RUN" and "cargo build" in a)
+    args, flags, i = shlex.split(cmd), [], 0
+    while i < len(args):
+        a = args[i]
+        if a in ("--no-default-features", "--all-features"):
+            flags.append(a)
+        elif a in ("-p", "--package", "-F", "--features"):
+            flags += args[i:i + 2]
+            i += 1
+        elif a.startswith(("--features=", "--package=")):
+            flags.append(a)
+        i += 1
+    return flags
+
+
+def product(dest, binary):
+    print("No stand-in in the product")
+    flags = build_flags()
+    def tree(*extra):
+        r = subprocess.run(["cargo", "tree", "--locked", "--offline", "-e", "normal,build", "--prefix", "none",
+                            *extra] + flags, cwd=dest, capture_output=True, text=True)
+        if not check(r.returncode == 0, f"cargo tree {' '.join([*extra] + flags)} (the image's build) runs",
+                     r.stderr.strip()[-400:]):
+            return None
+        return {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
+
+    crates = tree()
+    if crates is not None:
+        check("portcullis" in crates and "hyper" in crates, f"the tree lists the product's crates ({len(crates)})")
+        check(STANDIN_CRATE not in crates, f"{STANDIN_CRATE} is nowhere in the image's dependency graph")
+    direct = tree("--depth", "1")
+    if direct is not None:
+        check("fred" in direct, f"the direct dependencies are listed ({len(direct)})")
+        for name in TEST_ONLY_DIRECT:
+            check(name not in direct, f"{name} is not a direct dependency of the image's build")
+    data = binary.read_bytes()
+    for needle in STANDIN_NEEDLES:
+        check(needle not in data, f"{binary.name} contains no `{needle.decode()}`")
+    # The needles are the right ones: a build with the default features does contain them.
+    debug = binary.parent.parent / "debug" / binary.name
+    if debug.exists() and debug.stat().st_mtime > (REPO / "crates" / "entra-standin" / "Cargo.toml").stat().st_mtime:
+        check(any(n in debug.read_bytes() for n in STANDIN_NEEDLES),
+              f"control: the default-features build {debug} does contain the stand-in")
+    r = subprocess.run([str(binary), "demo"], capture_output=True, text=True, timeout=30)
+    check(r.returncode != 0 and "without the `demo` feature" in r.stderr,
+          "`portcullis demo` refuses, naming the missing feature", f"exit {r.returncode}: {r.stderr.strip()[:300]}")
 
 
 # --- YAML --------------------------------------------------------------------------------
@@ -683,6 +750,8 @@ def main():
         lint_dockerfile()
     elif cmd == "build":
         build(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif cmd == "product":
+        product(Path(sys.argv[2]), Path(sys.argv[3]))
     elif cmd == "yaml":
         yaml_checks()
     elif cmd == "configs":

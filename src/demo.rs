@@ -11,7 +11,7 @@ mod whoami;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::standin::{StandIn, StandInConfig, TestClient, TestUser};
+use entra_standin::{StandIn, StandInConfig, TestClient, TestUser};
 
 pub const GROUP_STAFF: &str = "5a0b6e5c-0d6f-4c1e-9a53-7d2f4b8c1e01";
 pub const GROUP_ADMINS: &str = "8c3d2e1f-7a6b-4d5c-8e9f-0a1b2c3d4e02";

@@ -25,6 +25,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod forward;
@@ -42,7 +43,6 @@ pub mod route;
 pub mod seal;
 pub mod server;
 pub mod session;
-pub mod standin;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -90,6 +90,15 @@ fn run(path: &Path) -> anyhow::Result<()> {
     })
 }
 
+#[cfg(not(feature = "demo"))]
+fn demo(_port: u16, _admin_port: u16) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this build of portcullis has no demo (it was built without the `demo` feature, as the \
+         container image is); from a clone of the repository, run `cargo run --release -- demo`"
+    )
+}
+
+#[cfg(feature = "demo")]
 fn demo(port: u16, admin_port: u16) -> anyhow::Result<()> {
     portcullis::telemetry::init(&portcullis::config::LogConfig {
         format: portcullis::config::LogFormat::Text,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use portcullis::standin::{AssertionKey, TestClient};
+use entra_standin::{AssertionKey, TestClient};
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 
 use crate::support::signin::{Setup, SignIn, CLIENT_ID};

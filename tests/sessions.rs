@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use entra_standin::TokenFailure;
 use fred::prelude::*;
-use portcullis::standin::TokenFailure;
 use sha2::Digest;
 
 use crate::support::browser::Browser;

@@ -10,6 +10,7 @@ mod upstream;
 mod admin;
 mod cli;
 mod credentials;
+#[cfg(feature = "demo")]
 mod demo;
 mod errors;
 mod headers;

@@ -2,7 +2,7 @@
 //! access tokens on API routes, and signing-key rotation.
 
 use base64::Engine;
-use portcullis::standin::StandIn;
+use entra_standin::StandIn;
 use serde_json::{json, Value};
 
 use crate::support::browser::Hop;
@@ -172,7 +172,7 @@ async fn multi_tenant_authority_checks_the_issuer_against_tid_and_the_allow_list
     const GUEST: &str = "3c2b1a09-8f7e-4d6c-9b5a-0123456789ab";
     let mut guest = crate::support::signin::jose();
     guest.tenant_id = Some(GUEST.into());
-    let mut stranger = portcullis::standin::TestUser::new("eve@fabrikam.example", "Eve");
+    let mut stranger = entra_standin::TestUser::new("eve@fabrikam.example", "Eve");
     stranger.tenant_id = Some("0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f".into());
     let s = SignIn::start(Setup {
         users: vec![alice(), guest, stranger],

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis::standin::{StandIn, StandInConfig, TestClient, TestUser};
+use entra_standin::{StandIn, StandInConfig, TestClient, TestUser};
 
 use super::browser::Browser;
 use super::{Harness, Options, Pki, Upstream};

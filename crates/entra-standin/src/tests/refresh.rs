@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 
 use super::*;
-use crate::standin::TokenFailure;
+use crate::TokenFailure;
 
 async fn signed_in(si: &StandIn) -> serde_json::Value {
     let (status, body) = redeem(si, &code(si, &[]).await, VERIFIER).await;

@@ -171,8 +171,8 @@ fn invalid_scope(scope: &str) -> AadError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::standin::keys::{KeySet, SigningKey};
-    use crate::standin::{StandInConfig, TestClient};
+    use crate::keys::{KeySet, SigningKey};
+    use crate::{StandInConfig, TestClient};
 
     fn state() -> State {
         let config = StandInConfig {

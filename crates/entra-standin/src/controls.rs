@@ -2,7 +2,7 @@
 //! and what the stand-in records for tests to read back.
 
 /// How the next token-endpoint calls fail; see
-/// [`StandIn::fail_next_token_requests`](crate::standin::StandIn::fail_next_token_requests).
+/// [`StandIn::fail_next_token_requests`](crate::StandIn::fail_next_token_requests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenFailure {
     /// 400 `invalid_grant` (AADSTS70043).

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 
 use super::{config, get_json, http, start};
-use crate::standin::{StandIn, StandInConfig};
+use crate::{StandIn, StandInConfig};
 
 #[tokio::test]
 async fn guid_tenant_discovery_is_entra_shaped_and_parses_as_provider_metadata() {

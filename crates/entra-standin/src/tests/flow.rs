@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 
 use super::*;
-use crate::standin::scopes::GRAPH_APP_ID;
+use crate::scopes::GRAPH_APP_ID;
 
 #[tokio::test]
 async fn code_flow_with_pkce_issues_verifiable_entra_tokens() {
@@ -46,10 +46,7 @@ async fn code_flow_with_pkce_issues_verifiable_entra_tokens() {
     assert_eq!(id["sid"], session_state.as_str());
     assert_eq!(id["groups"], serde_json::json!(["g-1", "g-2"]));
     assert_eq!(id["roles"], serde_json::json!(["Reader"]));
-    assert_eq!(
-        id["sub"],
-        crate::standin::claims::pairwise_sub(&alice.oid, CLIENT)
-    );
+    assert_eq!(id["sub"], crate::claims::pairwise_sub(&alice.oid, CLIENT));
     assert_ne!(id["sub"], alice.oid.as_str());
     assert!(id["login_hint"].as_str().unwrap().starts_with("O."));
     for claim in ["aio", "rh", "uti", "iat", "nbf", "exp"] {

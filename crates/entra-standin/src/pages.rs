@@ -18,7 +18,20 @@ const STYLE: &str = "\
     a.user:hover{background:#f2f2f2}a.user span{display:block;color:#666;font-size:13px}";
 
 /// Escapes text for HTML element content and double-quoted attributes.
-pub(crate) use crate::pages::escape;
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 fn page(title: &str, body: &str) -> String {
     format!(
