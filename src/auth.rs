@@ -53,10 +53,10 @@ impl Principal {
     /// bearer token.
     pub fn preset_headers(
         &self,
-        preset: crate::config::HeaderPreset,
+        preset: crate::headers::identity::HeaderPreset,
     ) -> std::borrow::Cow<'_, [(http::HeaderName, http::HeaderValue)]> {
-        use crate::config::HeaderPreset;
-        use crate::identity::preset_headers;
+        use crate::headers::identity::preset_headers;
+        use crate::headers::identity::HeaderPreset;
         let slot = match preset {
             HeaderPreset::OAuth2Proxy => 0,
             HeaderPreset::EasyAuth => 1,
@@ -88,108 +88,7 @@ pub enum Decision {
     Respond(Response<Body>),
 }
 
-/// Why signing in failed. Every variant is the client's or the provider's doing: 4xx, or 502/503
-/// when the provider or store is at fault. Never 500.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum SignInError {
-    #[error("the callback has no state")]
-    MissingState,
-    #[error("no sign-in in progress matches the callback's state")]
-    UnknownState,
-    #[error("the sign-in cookie does not match the callback")]
-    Tampered,
-    #[error("the sign-in took longer than 10 minutes")]
-    Expired,
-    #[error("the callback was used before")]
-    Replayed,
-    #[error("the callback has no code")]
-    MissingCode,
-    #[error("the provider answered {error}{}", aadsts.map(|c| format!(" (AADSTS{c})")).unwrap_or_default())]
-    Provider { error: String, aadsts: Option<u32> },
-    #[error("the token endpoint refused the code: {0}")]
-    Redeem(crate::oidc::TokenError),
-    #[error("the token endpoint gave no ID token")]
-    NoIdToken,
-    #[error("the ID token was refused: {0}")]
-    IdToken(crate::oidc::VerifyError),
-}
-
-impl SignInError {
-    pub fn status(&self) -> http::StatusCode {
-        use crate::oidc::{TokenError, VerifyError};
-        use http::StatusCode as S;
-        match self {
-            SignInError::MissingState
-            | SignInError::UnknownState
-            | SignInError::Tampered
-            | SignInError::Expired
-            | SignInError::Replayed
-            | SignInError::MissingCode => S::BAD_REQUEST,
-            SignInError::Provider { error, .. } => match error.as_str() {
-                "access_denied" | "unauthorized_client" => S::FORBIDDEN,
-                "login_required" | "interaction_required" | "consent_required" => S::UNAUTHORIZED,
-                _ => S::BAD_REQUEST,
-            },
-            SignInError::Redeem(TokenError::Rejected { .. }) => S::BAD_REQUEST,
-            SignInError::Redeem(TokenError::Misconfigured { .. }) => S::BAD_GATEWAY,
-            SignInError::Redeem(TokenError::Unavailable(_)) => S::SERVICE_UNAVAILABLE,
-            SignInError::Redeem(TokenError::Malformed(_)) => S::BAD_GATEWAY,
-            SignInError::NoIdToken => S::BAD_GATEWAY,
-            SignInError::IdToken(VerifyError::Tenant) => S::FORBIDDEN,
-            SignInError::IdToken(VerifyError::KeysUnavailable) => S::SERVICE_UNAVAILABLE,
-            SignInError::IdToken(_) => S::UNAUTHORIZED,
-        }
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SignInError::MissingState => "sign_in_missing_state",
-            SignInError::UnknownState => "sign_in_unknown_state",
-            SignInError::Tampered => "sign_in_tampered",
-            SignInError::Expired => "sign_in_expired",
-            SignInError::Replayed => "sign_in_replayed",
-            SignInError::MissingCode => "sign_in_missing_code",
-            SignInError::Provider { .. } => "sign_in_provider_error",
-            SignInError::Redeem(_) => "sign_in_redeem_failed",
-            SignInError::NoIdToken => "sign_in_no_id_token",
-            SignInError::IdToken(_) => "sign_in_invalid_id_token",
-        }
-    }
-
-    /// Whether starting over can help (the page then offers a sign-in link).
-    pub fn retryable(&self) -> bool {
-        !matches!(self, SignInError::Provider { error, .. } if error == "access_denied")
-    }
-
-    /// What the user is told. Values from the callback URL are reduced to an error code and an
-    /// AADSTS number, never echoed as free text (the URL is anyone's to write).
-    pub fn public_message(&self) -> String {
-        let again = "Start again from the application's address.";
-        match self {
-            SignInError::MissingState | SignInError::UnknownState => format!(
-                "This sign-in link is not one this browser started, or it has expired. {again}"
-            ),
-            SignInError::Tampered => format!("The sign-in could not be verified. {again}"),
-            SignInError::Expired => format!("The sign-in took too long. {again}"),
-            SignInError::Replayed => format!("This sign-in link was already used. {again}"),
-            SignInError::MissingCode => format!("Microsoft Entra ID sent no sign-in code. {again}"),
-            SignInError::Provider { error, aadsts } => format!(
-                "Microsoft Entra ID did not sign you in: {error}{}.",
-                aadsts.map(|c| format!(" (AADSTS{c})")).unwrap_or_default()
-            ),
-            SignInError::Redeem(crate::oidc::TokenError::Unavailable(_)) => {
-                "Microsoft Entra ID is not answering. Try again in a moment.".to_owned()
-            }
-            SignInError::Redeem(_) | SignInError::NoIdToken => {
-                format!("Microsoft Entra ID refused to complete the sign-in. {again}")
-            }
-            SignInError::IdToken(crate::oidc::VerifyError::Tenant) => {
-                "Accounts from your organization cannot sign in to this application.".to_owned()
-            }
-            SignInError::IdToken(_) => format!("Your sign-in could not be verified. {again}"),
-        }
-    }
-}
+pub use crate::error::SignInError;
 
 /// Everything sign-in needs.
 pub struct Auth {

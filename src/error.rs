@@ -1,19 +1,28 @@
 //! The one place where request-path failures become HTTP answers.
 //!
-//! Stages return `ProxyError`; `ProxyError::status` is the exhaustive error→status table (no
-//! catch-all arm, so a new variant cannot ship without a status). Clients get a short page with
-//! the request ID; the cause chain goes to the log only. No variant maps to 500: nothing a
-//! client sends is an internal error.
+//! Stages return `ProxyError`; its methods below are the error table: `status` (exhaustive,
+//! sign-in causes included, no catch-all arm, so a new variant cannot ship without a status),
+//! `kind` for logs and metrics, `public_message` for the client, `action` for the page's way
+//! out and `challenge` for `WWW-Authenticate` / `Retry-After`. `pages.rs` renders them in the
+//! client's format. Clients get a short page with the request ID; the cause chain ([`chain`])
+//! goes to the log only. No variant maps to 500: nothing a client sends is an internal error.
+//!
+//! This module is a leaf: it imports no other module of the crate. The causes that the table
+//! looks into live in `error/`, and each stage re-exports the ones it returns.
 
-use http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{Response, StatusCode};
+mod causes;
+mod signin;
 
-use crate::auth::SignInError;
-use crate::body::Body;
-use crate::oidc::VerifyError;
-pub use crate::pages::{escape, page, page_with, Action, Format};
-use crate::policy::Denied;
-use crate::store::StoreError;
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use http::header::{HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::StatusCode;
+
+pub use causes::{
+    Denied, ProviderFault, RenewalError, SharedCause, StoreError, TokenError, VerifyError,
+};
+pub use signin::SignInError;
 
 /// Why a request could not be proxied.
 #[derive(Debug, thiserror::Error)]
@@ -25,10 +34,10 @@ pub enum ProxyError {
     #[error("no route for this host and path")]
     NoRoute,
     /// The upstream could not be reached (connect refused, DNS, TLS handshake).
-    #[error("upstream unreachable: {0}")]
+    #[error("upstream unreachable")]
     UpstreamUnreachable(#[source] BoxError),
     /// The upstream connected but broke the exchange (reset, protocol error).
-    #[error("upstream failed: {0}")]
+    #[error("upstream failed")]
     UpstreamFailed(#[source] BoxError),
     /// The upstream did not answer within the route's timeout.
     #[error("upstream did not answer within {0:?}")]
@@ -43,37 +52,87 @@ pub enum ProxyError {
     #[error("access denied by {req}: {0}", req = .0.requirement())]
     Forbidden(Denied),
     /// Signing in failed at the callback or before.
-    #[error("sign-in failed: {0}")]
-    SignIn(SignInError),
+    #[error("sign-in failed")]
+    SignIn(#[source] SignInError),
     /// The identity provider's metadata has not loaded yet.
     #[error("identity provider not ready")]
     ProviderUnavailable,
     /// The session store does not answer.
-    #[error("{0}")]
-    StoreUnavailable(StoreError),
+    #[error("session lookup failed")]
+    StoreUnavailable(#[source] StoreError),
     /// The session's token has expired and could not be renewed just now.
-    #[error("session renewal unavailable: {0}")]
-    RenewalUnavailable(String),
+    #[error("session renewal unavailable")]
+    RenewalUnavailable(#[source] RenewalError),
 }
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The one thing a page offers the reader to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// Sign in (again), through this URL.
+    SignIn(&'a str),
+    /// Sign out, to sign in as someone else.
+    SwitchAccount,
+    /// The fault is passing: load the page again.
+    Retry,
+}
+
 impl ProxyError {
     /// The error→status table.
     pub fn status(&self) -> StatusCode {
+        use StatusCode as S;
         match self {
-            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ProxyError::NoRoute => StatusCode::NOT_FOUND,
-            ProxyError::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::SignInRequired { .. } => StatusCode::UNAUTHORIZED,
-            ProxyError::BearerRequired(_) => StatusCode::UNAUTHORIZED,
-            ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ProxyError::SignIn(e) => e.status(),
-            ProxyError::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::RenewalUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::BadRequest(_) => S::BAD_REQUEST,
+            ProxyError::NoRoute => S::NOT_FOUND,
+            ProxyError::UpstreamUnreachable(_) => S::BAD_GATEWAY,
+            ProxyError::UpstreamFailed(_) => S::BAD_GATEWAY,
+            ProxyError::UpstreamTimeout(_) => S::GATEWAY_TIMEOUT,
+            ProxyError::SignInRequired { .. } => S::UNAUTHORIZED,
+            ProxyError::BearerRequired(_) => S::UNAUTHORIZED,
+            ProxyError::Forbidden(_) => S::FORBIDDEN,
+            ProxyError::SignIn(
+                SignInError::MissingState
+                | SignInError::UnknownState
+                | SignInError::Tampered
+                | SignInError::Expired
+                | SignInError::Replayed
+                | SignInError::MissingCode,
+            ) => S::BAD_REQUEST,
+            // The provider's `error` parameter is anyone's to write: unknown codes are 400.
+            ProxyError::SignIn(SignInError::Provider { error, .. }) => match error.as_str() {
+                "access_denied" | "unauthorized_client" => S::FORBIDDEN,
+                "login_required" | "interaction_required" | "consent_required" => S::UNAUTHORIZED,
+                _ => S::BAD_REQUEST,
+            },
+            ProxyError::SignIn(SignInError::Redeem(TokenError::Rejected { .. })) => S::BAD_REQUEST,
+            ProxyError::SignIn(SignInError::Redeem(TokenError::Misconfigured { .. })) => {
+                S::BAD_GATEWAY
+            }
+            ProxyError::SignIn(SignInError::Redeem(TokenError::Unavailable(_))) => {
+                S::SERVICE_UNAVAILABLE
+            }
+            ProxyError::SignIn(SignInError::Redeem(TokenError::Malformed(_))) => S::BAD_GATEWAY,
+            ProxyError::SignIn(SignInError::NoIdToken) => S::BAD_GATEWAY,
+            ProxyError::SignIn(SignInError::IdToken(VerifyError::Tenant)) => S::FORBIDDEN,
+            ProxyError::SignIn(SignInError::IdToken(VerifyError::KeysUnavailable)) => {
+                S::SERVICE_UNAVAILABLE
+            }
+            ProxyError::SignIn(SignInError::IdToken(
+                VerifyError::Malformed
+                | VerifyError::Algorithm
+                | VerifyError::UnknownKey
+                | VerifyError::Signature
+                | VerifyError::Expired
+                | VerifyError::NotYetValid
+                | VerifyError::IssuedInFuture
+                | VerifyError::Audience
+                | VerifyError::Issuer
+                | VerifyError::Nonce,
+            )) => S::UNAUTHORIZED,
+            ProxyError::ProviderUnavailable => S::SERVICE_UNAVAILABLE,
+            ProxyError::StoreUnavailable(_) => S::SERVICE_UNAVAILABLE,
+            ProxyError::RenewalUnavailable(_) => S::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -95,50 +154,88 @@ impl ProxyError {
         }
     }
 
-    /// What the client is told: safe, short, no internals.
-    fn public_message(&self) -> std::borrow::Cow<'static, str> {
-        use std::borrow::Cow;
+    /// What the client is told: safe, short, no internals. Values from the callback URL are
+    /// reduced to an error code and an AADSTS number, never echoed as free text (the URL is
+    /// anyone's to write).
+    pub fn public_message(&self) -> Cow<'static, str> {
+        const AGAIN: &str = "Start again from the application's address.";
         match self {
+            ProxyError::BadRequest(what) => Cow::Borrowed(what),
+            ProxyError::NoRoute => "There is no application at this address.".into(),
+            ProxyError::UpstreamUnreachable(_) | ProxyError::UpstreamFailed(_) => {
+                "The application behind this address is not answering. Try again in a moment."
+                    .into()
+            }
+            ProxyError::UpstreamTimeout(_) => {
+                "The application behind this address took too long to answer.".into()
+            }
             ProxyError::SignInRequired { .. } => "Sign-in required.".into(),
             ProxyError::BearerRequired(None) => {
                 "This API needs an access token in the Authorization header.".into()
             }
             ProxyError::BearerRequired(Some(e)) => {
-                Cow::Owned(format!("The access token was not accepted: {e}."))
+                format!("The access token was not accepted: {e}.").into()
             }
-            ProxyError::Forbidden(d) => Cow::Owned(format!(
-                "You are signed in, but {d}. Ask the application's owner for access."
-            )),
-            ProxyError::SignIn(e) => Cow::Owned(e.public_message()),
+            ProxyError::Forbidden(d) => {
+                format!("You are signed in, but {d}. Ask the application's owner for access.")
+                    .into()
+            }
+            ProxyError::SignIn(SignInError::MissingState | SignInError::UnknownState) => format!(
+                "This sign-in link is not one this browser started, or it has expired. {AGAIN}"
+            )
+            .into(),
+            ProxyError::SignIn(SignInError::Tampered) => {
+                format!("The sign-in could not be verified. {AGAIN}").into()
+            }
+            ProxyError::SignIn(SignInError::Expired) => {
+                format!("The sign-in took too long. {AGAIN}").into()
+            }
+            ProxyError::SignIn(SignInError::Replayed) => {
+                format!("This sign-in link was already used. {AGAIN}").into()
+            }
+            ProxyError::SignIn(SignInError::MissingCode) => {
+                format!("Microsoft Entra ID sent no sign-in code. {AGAIN}").into()
+            }
+            ProxyError::SignIn(SignInError::Provider { error, aadsts }) => format!(
+                "Microsoft Entra ID did not sign you in: {error}{}.",
+                aadsts.map(|c| format!(" (AADSTS{c})")).unwrap_or_default()
+            )
+            .into(),
+            ProxyError::SignIn(SignInError::Redeem(TokenError::Unavailable(_))) => {
+                "Microsoft Entra ID is not answering. Try again in a moment.".into()
+            }
+            ProxyError::SignIn(SignInError::Redeem(
+                TokenError::Rejected { .. }
+                | TokenError::Misconfigured { .. }
+                | TokenError::Malformed(_),
+            ))
+            | ProxyError::SignIn(SignInError::NoIdToken) => {
+                format!("Microsoft Entra ID refused to complete the sign-in. {AGAIN}").into()
+            }
+            ProxyError::SignIn(SignInError::IdToken(VerifyError::Tenant)) => {
+                "Accounts from your organization cannot sign in to this application.".into()
+            }
+            ProxyError::SignIn(SignInError::IdToken(_)) => {
+                format!("Your sign-in could not be verified. {AGAIN}").into()
+            }
             ProxyError::ProviderUnavailable => {
                 "Sign-in is not available yet: Microsoft Entra ID has not answered. Try again in a moment.".into()
             }
             ProxyError::StoreUnavailable(_) | ProxyError::RenewalUnavailable(_) => {
                 "Your session cannot be checked right now. Try again in a moment.".into()
             }
-            other => other.gateway_message().into(),
         }
     }
 
-    fn gateway_message(&self) -> &'static str {
+    /// The page's way out, if there is one.
+    pub fn action(&self) -> Option<Action<'_>> {
         match self {
-            ProxyError::BadRequest(what) => what,
-            ProxyError::NoRoute => "There is no application at this address.",
-            ProxyError::UpstreamUnreachable(_) | ProxyError::UpstreamFailed(_) => {
-                "The application behind this address is not answering. Try again in a moment."
-            }
-            ProxyError::UpstreamTimeout(_) => {
-                "The application behind this address took too long to answer."
-            }
-            _ => "The request could not be completed.",
-        }
-    }
-
-    /// Renders the answer in the client's preferred format.
-    pub fn to_response(&self, format: Format, request_id: &str) -> Response<Body> {
-        let action = match self {
             ProxyError::SignInRequired { login_url } => Some(Action::SignIn(login_url.as_str())),
-            ProxyError::SignIn(e) if e.retryable() => Some(Action::SignIn("/.auth/login")),
+            // Starting over cannot help a user the provider refused.
+            ProxyError::SignIn(SignInError::Provider { error, .. }) if error == "access_denied" => {
+                None
+            }
+            ProxyError::SignIn(_) => Some(Action::SignIn("/.auth/login")),
             ProxyError::Forbidden(_) => Some(Action::SwitchAccount),
             ProxyError::UpstreamUnreachable(_)
             | ProxyError::UpstreamFailed(_)
@@ -146,93 +243,56 @@ impl ProxyError {
             | ProxyError::ProviderUnavailable
             | ProxyError::StoreUnavailable(_)
             | ProxyError::RenewalUnavailable(_) => Some(Action::Retry),
-            ProxyError::BadRequest(_)
-            | ProxyError::NoRoute
-            | ProxyError::BearerRequired(_)
-            | ProxyError::SignIn(_) => None,
-        };
-        let mut resp = page_with(
-            self.status(),
-            &self.public_message(),
-            format,
-            request_id,
-            action,
-        );
-        let h = resp.headers_mut();
+            ProxyError::BadRequest(_) | ProxyError::NoRoute | ProxyError::BearerRequired(_) => None,
+        }
+    }
+
+    /// The header that tells a client how to authenticate or when to come back.
+    pub fn challenge(&self) -> Option<(HeaderName, HeaderValue)> {
         match self {
             // RFC 9110 §11.6.1: a 401 names how to authenticate. Cookie sessions have no
             // registered scheme; the parameter tells API clients where a browser signs in.
-            ProxyError::SignInRequired { login_url } => {
-                if let Ok(v) = HeaderValue::from_str(&format!(
-                    "Portcullis realm=\"portcullis\", login_url=\"{login_url}\""
-                )) {
-                    h.insert(WWW_AUTHENTICATE, v);
-                }
-            }
-            ProxyError::BearerRequired(None) => {
-                h.insert(
-                    WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"portcullis\""),
-                );
-            }
+            ProxyError::SignInRequired { login_url } => HeaderValue::from_str(&format!(
+                "Portcullis realm=\"portcullis\", login_url=\"{login_url}\""
+            ))
+            .ok()
+            .map(|v| (WWW_AUTHENTICATE, v)),
+            ProxyError::BearerRequired(None) => Some((
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"portcullis\""),
+            )),
             // RFC 6750 §3.1.
-            ProxyError::BearerRequired(Some(e)) => {
-                if let Ok(v) = HeaderValue::from_str(&format!(
-                    "Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"{e}\""
-                )) {
-                    h.insert(WWW_AUTHENTICATE, v);
-                }
-            }
+            ProxyError::BearerRequired(Some(e)) => HeaderValue::from_str(&format!(
+                "Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"{e}\""
+            ))
+            .ok()
+            .map(|v| (WWW_AUTHENTICATE, v)),
             ProxyError::ProviderUnavailable
             | ProxyError::StoreUnavailable(_)
             | ProxyError::RenewalUnavailable(_) => {
-                h.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+                Some((RETRY_AFTER, HeaderValue::from_static("5")))
             }
-            _ => {}
+            ProxyError::BadRequest(_)
+            | ProxyError::NoRoute
+            | ProxyError::UpstreamUnreachable(_)
+            | ProxyError::UpstreamFailed(_)
+            | ProxyError::UpstreamTimeout(_)
+            | ProxyError::Forbidden(_)
+            | ProxyError::SignIn(_) => None,
         }
-        resp
     }
+}
+
+/// An error and its sources, `outer: inner: innermost`, for the log.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let _ = write!(out, ": {cause}");
+        next = cause.source();
+    }
+    out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_internals_reach_the_client() {
-        let e =
-            ProxyError::StoreUnavailable(StoreError::Unavailable("redis://:pw@10.0.0.9".into()));
-        assert!(!e.public_message().contains("10.0.0.9"));
-        let e = ProxyError::UpstreamUnreachable("connect to 10.1.2.3:8080 refused".into());
-        assert!(!e.public_message().contains("10.1.2.3"));
-    }
-
-    #[test]
-    fn every_variant_has_a_client_or_gateway_status() {
-        let errors = [
-            ProxyError::BadRequest("x"),
-            ProxyError::NoRoute,
-            ProxyError::UpstreamUnreachable("refused".into()),
-            ProxyError::UpstreamFailed("reset".into()),
-            ProxyError::UpstreamTimeout(std::time::Duration::from_secs(1)),
-            ProxyError::SignInRequired {
-                login_url: "/.auth/login".into(),
-            },
-            ProxyError::BearerRequired(None),
-            ProxyError::Forbidden(Denied::Groups),
-            ProxyError::SignIn(SignInError::Replayed),
-            ProxyError::ProviderUnavailable,
-            ProxyError::StoreUnavailable(StoreError::Unavailable("down".into())),
-            ProxyError::RenewalUnavailable("later".into()),
-        ];
-        let statuses: Vec<u16> = errors.iter().map(|e| e.status().as_u16()).collect();
-        assert_eq!(
-            statuses,
-            [400, 404, 502, 502, 504, 401, 401, 403, 400, 503, 503, 503]
-        );
-        for e in &errors {
-            let resp = e.to_response(Format::Json, "rid");
-            assert_eq!(resp.status(), e.status());
-        }
-    }
-}
+mod tests;

@@ -8,6 +8,9 @@
 //!   in `server.trusted_proxies`; from anyone else they are replaced, never appended to, so a
 //!   client cannot forge its address for the upstream's logs or IP allow-lists.
 //! - `X-Request-Id` is kept from a trusted proxy when well-formed, otherwise generated.
+//! - Identity headers (`identity.rs`): client copies removed on every route, then the signed-in
+//!   user's added. Names the proxy owns can never be configured as claims headers
+//!   ([`is_reserved_header`]).
 
 use std::net::IpAddr;
 
@@ -15,6 +18,8 @@ use http::header::{HeaderName, HeaderValue, CONNECTION, TE, TRANSFER_ENCODING, U
 use http::HeaderMap;
 use ipnet::IpNet;
 use rand::RngCore;
+
+pub mod identity;
 
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -24,6 +29,30 @@ pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Headers a `claims_headers` entry may not name: they carry connection, routing or
+/// credentials semantics the proxy owns.
+pub fn is_reserved_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "host"
+            | "cookie"
+            | "authorization"
+            | "proxy-authorization"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+            | "content-type"
+            | "forwarded"
+            | "x-real-ip"
+            | "x-request-id"
+    ) || name.as_str().starts_with("x-forwarded-")
+}
 
 /// Removes hop-by-hop fields, including those the `Connection` field names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {

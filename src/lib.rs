@@ -2,22 +2,32 @@
 //!
 //! # Layout
 //!
-//! - `main.rs`: the CLI (`run`, `check`); parses arguments, sets up logging, calls [`run`].
+//! - `main.rs`: the CLI (`run`, `check`, `demo`); parses arguments, sets up logging, calls [`run`].
 //! - [`config`]: the main file and the routing file, raw → validated.
 //! - [`server`]: listeners, TLS handshakes, HTTP/1.1 + HTTP/2 connections, limits, drain.
 //! - [`tls`]: certificates, SNI and certificate reload.
 //! - [`proxy`]: **the request path**, one function chaining the stages below.
 //!   - [`request`]: host and path of the downstream request.
 //!   - [`route`]: the live route table.
-//!   - [`headers`]: header hygiene (hop-by-hop, `X-Forwarded-*`, request ID).
+//!   - [`auth`]: sign-in, sessions and bearer tokens as a stage; the `/.auth/*` endpoints.
+//!   - [`policy`]: per-route authorization on `oid`, `tid`, groups, roles and claims.
+//!   - [`headers`]: header hygiene (hop-by-hop, `X-Forwarded-*`, request ID) and identity
+//!     headers (stripped from clients, injected for the upstream).
 //!   - [`forward`]: pooled upstream clients.
 //!   - [`upgrade`]: WebSocket tunnelling.
-//!   - [`error`]: the error→status table and answer pages.
 //!   - [`access_log`]: one event per request.
+//! - [`error`]: the error→status table and the causes it reads (a leaf); [`pages`] renders
+//!   answers as HTML, JSON or text.
+//! - Sign-in parts: [`oidc`] (discovery, keys, token endpoint, Graph), [`session`] (sessions,
+//!   refresh), [`store`] (memory and Redis), [`seal`] (sealed values), [`identity`] (claims).
 //! - [`reload`] and [`watch`]: live reload of routes and certificates.
-//! - [`admin`]: `/healthz`, `/readyz`; [`redirect`]: plain HTTP → HTTPS.
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics`; [`redirect`]: plain HTTP → HTTPS.
+//! - Observability: [`metrics`], [`audit`] (the audit log), [`telemetry`] (logs, OTLP),
+//!   [`trace`] (request spans, W3C `traceparent`).
+//! - [`body`]: the body type; [`primitives`]: clock, random tokens, digests.
+//! - `demo` (feature `demo`): `portcullis demo`, the stand-in Entra ID and a whoami app.
 //!
-//! `docs/architecture.md` draws the request path.
+//! `docs/architecture.md` draws the request path and the module graph.
 
 pub mod access_log;
 pub mod admin;
@@ -35,6 +45,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod pages;
 pub mod policy;
+pub mod primitives;
 pub mod proxy;
 pub mod redirect;
 pub mod reload;

@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use crate::config::OidcConfig;
 use jwks::{Jwks, Lookup};
 use metadata::Metadata;
-pub use token::{AuthorizeParams, TokenError, Tokens};
+pub use token::{AuthorizeParams, ProviderFault, TokenError, Tokens};
 pub use verify::{Expect, VerifyError};
 
 /// Set-up failures (bad `ca_file`).
@@ -41,6 +41,28 @@ pub enum OidcError {
     NoCa { file: std::path::PathBuf },
     #[error("identity provider HTTP client: {0}")]
     Http(String),
+}
+
+/// Why discovery or a key fetch failed. The provider keeps retrying; protected routes answer
+/// 503 meanwhile.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("GET {url} failed")]
+    Fetch {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("GET {url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("the discovery document was refused")]
+    Metadata(#[from] metadata::MetadataError),
+    #[error("the metadata's issuer is not a URL")]
+    IssuerNotAUrl,
+    #[error("the key set was refused")]
+    Keys(#[from] jwks::JwksError),
+    #[error("keys were fetched before the metadata")]
+    NoMetadata,
 }
 
 struct Loaded {
@@ -115,7 +137,7 @@ impl Provider {
             match self.discover().await {
                 Ok(()) => break,
                 Err(e) => {
-                    tracing::warn!(issuer = %self.config.issuer, error = %e, retry_in = ?backoff, "identity provider discovery failed; protected routes answer 503 until it succeeds");
+                    tracing::warn!(issuer = %self.config.issuer, error = %crate::error::chain(&e), retry_in = ?backoff, "identity provider discovery failed; protected routes answer 503 until it succeeds");
                 }
             }
             tokio::select! {
@@ -131,16 +153,16 @@ impl Provider {
                 _ = tokio::time::sleep(self.config.jwks_refresh) => {}
             }
             if let Err(e) = self.fetch_keys().await {
-                tracing::warn!(error = %e, "signing key refresh failed; keeping the last good keys");
+                tracing::warn!(error = %crate::error::chain(&e), "signing key refresh failed; keeping the last good keys");
             }
         }
     }
 
-    async fn discover(&self) -> Result<(), String> {
+    async fn discover(&self) -> Result<(), DiscoveryError> {
         let url = metadata::discovery_url(&self.config);
         let body = self.get(&url).await?;
-        let md = metadata::parse(&body, &self.config).map_err(|e| e.to_string())?;
-        let client = token::client(&self.config, &md).ok_or("metadata issuer is not a URL")?;
+        let md = metadata::parse(&body, &self.config)?;
+        let client = token::client(&self.config, &md).ok_or(DiscoveryError::IssuerNotAUrl)?;
         self.loaded.store(Some(Arc::new(Loaded {
             metadata: md,
             client,
@@ -148,26 +170,25 @@ impl Provider {
         self.fetch_keys().await
     }
 
-    async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
-        let resp = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+    async fn get(&self, url: &str) -> Result<Vec<u8>, DiscoveryError> {
+        let fetch = |source| DiscoveryError::Fetch {
+            url: url.to_owned(),
+            source,
+        };
+        let resp = self.http.get(url).send().await.map_err(fetch)?;
         if !resp.status().is_success() {
-            return Err(format!("GET {url}: HTTP {}", resp.status().as_u16()));
+            return Err(DiscoveryError::Status {
+                url: url.to_owned(),
+                status: resp.status().as_u16(),
+            });
         }
-        resp.bytes()
-            .await
-            .map(|b| b.to_vec())
-            .map_err(|e| format!("GET {url}: {e}"))
+        resp.bytes().await.map(|b| b.to_vec()).map_err(fetch)
     }
 
-    async fn fetch_keys(&self) -> Result<(), String> {
-        let loaded = self.loaded.load_full().ok_or("no metadata")?;
+    async fn fetch_keys(&self) -> Result<(), DiscoveryError> {
+        let loaded = self.loaded.load_full().ok_or(DiscoveryError::NoMetadata)?;
         let body = self.get(loaded.metadata.jwks_uri.as_str()).await?;
-        let n = self.jwks.replace(&body).map_err(|e| e.to_string())?;
+        let n = self.jwks.replace(&body)?;
         tracing::debug!(keys = n, "signing keys fetched");
         Ok(())
     }
@@ -190,7 +211,7 @@ impl Provider {
     ) -> Result<Tokens, TokenError> {
         let l = self
             .loaded()
-            .map_err(|e| TokenError::Unavailable(e.to_string()))?;
+            .map_err(|NotReady| TokenError::Unavailable(ProviderFault::NotReady))?;
         let assertion = self.assertion(&l)?;
         token::redeem(
             &l.client,
@@ -206,7 +227,7 @@ impl Provider {
     pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, TokenError> {
         let l = self
             .loaded()
-            .map_err(|e| TokenError::Unavailable(e.to_string()))?;
+            .map_err(|NotReady| TokenError::Unavailable(ProviderFault::NotReady))?;
         let assertion = self.assertion(&l)?;
         token::refresh(
             &l.client,
@@ -257,7 +278,7 @@ impl Provider {
         if let Lookup::Refetch = self.jwks.lookup(kid) {
             self.jwks.mark_refetched();
             if let Err(e) = self.fetch_keys().await {
-                tracing::warn!(error = %e, "signing key refetch for an unknown key ID failed");
+                tracing::warn!(error = %crate::error::chain(&e), "signing key refetch for an unknown key ID failed");
             }
         }
         match self.jwks.lookup(kid) {

@@ -8,6 +8,7 @@ use http::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, Response, StatusCode};
 
 use crate::body::Body;
+use crate::error::ProxyError;
 
 /// The body formats clients can get, chosen from `Accept`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,16 +34,7 @@ impl Format {
     }
 }
 
-/// The one thing a page offers the reader to do next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action<'a> {
-    /// Sign in (again), through this URL.
-    SignIn(&'a str),
-    /// Sign out, to sign in as someone else.
-    SwitchAccount,
-    /// The fault is passing: load the page again.
-    Retry,
-}
+pub use crate::error::Action;
 
 impl Action<'_> {
     fn link(self) -> (&'static str, String) {
@@ -51,6 +43,23 @@ impl Action<'_> {
             Action::SwitchAccount => ("Sign in with another account", "/.auth/logout".to_owned()),
             Action::Retry => ("Try again", String::new()),
         }
+    }
+}
+
+impl ProxyError {
+    /// Renders the error table's answer (`error.rs`) in the client's preferred format.
+    pub fn to_response(&self, format: Format, request_id: &str) -> Response<Body> {
+        let mut resp = page_with(
+            self.status(),
+            &self.public_message(),
+            format,
+            request_id,
+            self.action(),
+        );
+        if let Some((name, value)) = self.challenge() {
+            resp.headers_mut().insert(name, value);
+        }
+        resp
     }
 }
 
@@ -163,6 +172,18 @@ mod tests {
         assert_eq!(Format::from_headers(&h), Format::Html);
         h.insert(ACCEPT, HeaderValue::from_static("application/json"));
         assert_eq!(Format::from_headers(&h), Format::Json);
+    }
+
+    #[test]
+    fn an_error_page_carries_the_tables_status_and_challenge() {
+        let e = ProxyError::BearerRequired(None);
+        let resp = e.to_response(Format::Json, "rid");
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert!(resp.headers().contains_key(http::header::WWW_AUTHENTICATE));
+        let e = ProxyError::NoRoute;
+        let resp = e.to_response(Format::Html, "rid");
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert!(!resp.headers().contains_key(http::header::WWW_AUTHENTICATE));
     }
 
     #[test]

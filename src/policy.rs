@@ -10,39 +10,7 @@ use serde_json::Value;
 use crate::config::PolicySpec;
 use crate::identity::Identity;
 
-/// Which requirement a user did not meet. The message is safe to show the user: it names the
-/// requirement, never the values the route accepts.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Denied {
-    #[error("this application is limited to members of certain groups")]
-    Groups,
-    #[error("your group memberships could not be read (you are in more groups than a token can carry, and Microsoft Graph could not be asked)")]
-    GroupsUnresolved,
-    #[error("this application is limited to users holding certain app roles")]
-    Roles,
-    #[error("this application does not accept accounts from your organization")]
-    Tenants,
-    #[error("this application is limited to certain users")]
-    Users,
-    #[error("this application is limited to certain email domains")]
-    EmailDomains,
-    #[error("your account lacks a claim this application requires ({0})")]
-    Claim(String),
-}
-
-impl Denied {
-    /// The routing-file key of the failed requirement, for logs and metrics.
-    pub fn requirement(&self) -> &'static str {
-        match self {
-            Denied::Groups | Denied::GroupsUnresolved => "allowed_groups",
-            Denied::Roles => "allowed_roles",
-            Denied::Tenants => "allowed_tenants",
-            Denied::Users => "allowed_users",
-            Denied::EmailDomains => "allowed_email_domains",
-            Denied::Claim(_) => "require_claims",
-        }
-    }
-}
+pub use crate::error::Denied;
 
 /// Checks `id` against `spec`.
 pub fn authorize(spec: &PolicySpec, id: &Identity) -> Result<(), Denied> {

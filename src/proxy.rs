@@ -5,10 +5,10 @@
 //!         ─▶ RouteTable::serves_host (route.rs; 404)
 //!         ─▶ Auth::reserved (auth.rs: /.auth/login, callback, logout, me)
 //!         ─▶ RouteTable::find (route.rs; 404)
-//!         ─▶ identity::strip (identity.rs: client copies of identity headers, every route)
+//!         ─▶ identity::strip (headers/identity.rs: client copies of identity headers, every route)
 //!         ─▶ Auth::authenticate (auth.rs: session or bearer; 302 to sign in, 401, 503)
 //!         ─▶ policy::authorize (policy.rs; 403)
-//!         ─▶ identity::inject (identity.rs: X-Auth-Request-* / X-MS-CLIENT-PRINCIPAL*)
+//!         ─▶ identity::inject (headers/identity.rs: X-Auth-Request-* / X-MS-CLIENT-PRINCIPAL*)
 //!         ─▶ to_upstream (headers.rs: hop-by-hop, X-Forwarded-*, request ID; own cookies out)
 //!         ─▶ forward::send (forward.rs; 502/504)
 //!         ─▶ from_upstream (hop-by-hop; upgrade.rs tunnels a 101)
@@ -32,10 +32,11 @@ use crate::access_log::{AccessLog, LoggedBody};
 use crate::auth::{Auth, Decision, Principal};
 use crate::body::Body;
 use crate::config::AuthMode;
-use crate::error::{Format, ProxyError};
+use crate::error::ProxyError;
 use crate::forward::{self, Clients};
+use crate::headers::identity;
 use crate::headers::{self, ClientAddr, X_REQUEST_ID};
-use crate::identity;
+use crate::pages::Format;
 use crate::policy;
 use crate::request::Target;
 use crate::route::{Route, RouteTable};
@@ -100,11 +101,12 @@ impl Proxy {
             Err(err) => {
                 log.error(err.kind());
                 let id = request_id.to_str().unwrap_or("");
+                let cause = crate::error::chain(&err);
                 match err.status() {
                     s if s.is_server_error() => {
-                        tracing::warn!(request_id = id, error = %err, cause = ?std::error::Error::source(&err), "request failed")
+                        tracing::warn!(request_id = id, error = %cause, "request failed")
                     }
-                    _ => tracing::debug!(request_id = id, error = %err, "request refused"),
+                    _ => tracing::debug!(request_id = id, error = %cause, "request refused"),
                 }
                 err.to_response(format, id)
             }

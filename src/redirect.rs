@@ -9,8 +9,9 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body::{self, Body};
-use crate::error::{Format, ProxyError};
+use crate::error::ProxyError;
 use crate::headers::request_id;
+use crate::pages::Format;
 use crate::proxy::Proxy;
 use crate::request::Target;
 

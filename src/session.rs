@@ -16,15 +16,13 @@ mod cache;
 pub mod refresh;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use base64::Engine;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::config::SessionConfig;
 use crate::identity::Identity;
+use crate::primitives::{digest, now, random_token};
 use crate::seal::{Purpose, Sealer};
 use crate::store::{SessionStore, StoreError};
 
@@ -56,7 +54,7 @@ pub struct Memo {
     /// Unix seconds when this instance last pushed the idle timeout forward in the store.
     pub(crate) touched: std::sync::atomic::AtomicU64,
     /// Identity headers per preset (`oauth2-proxy`, `easy-auth`).
-    pub headers: [std::sync::OnceLock<crate::identity::Headers>; 2],
+    pub headers: [std::sync::OnceLock<crate::headers::identity::Headers>; 2],
 }
 
 /// A changed session starts with an empty memo.
@@ -78,25 +76,6 @@ impl Session {
     pub fn token_expired(&self, now: u64) -> bool {
         self.access_expires_at != 0 && now >= self.access_expires_at
     }
-}
-
-/// Unix seconds now.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// 256 random bits, base64url: session IDs, sign-in state, nonces, PKCE verifiers.
-pub fn random_token() -> String {
-    let mut b = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut b);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
-/// Hex SHA-256, for store keys derived from secrets.
-pub fn digest(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 /// The store key of a session ID.

@@ -75,16 +75,7 @@ pub enum Invalidation {
     All,
 }
 
-/// Why a store operation failed. Messages never contain values.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Connection refused or lost, timeout: the store is down or unreachable for now.
-    #[error("session store unavailable: {0}")]
-    Unavailable(String),
-    /// Anything else, e.g. an ACL refusal (NOPERM) or a bad argument.
-    #[error("session store error: {0}")]
-    Failed(String),
-}
+pub use crate::error::StoreError;
 
 /// How many messages a slow invalidation receiver may fall behind before it sees `Lagged`
 /// (and must flush its cache).

@@ -17,7 +17,8 @@ use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::identity::Identity;
 use crate::oidc::{graph, token::aadsts_code, verify::constant_time_eq, Expect};
-use crate::session::{digest, now, Session};
+use crate::primitives::{digest, now};
+use crate::session::Session;
 
 impl Auth {
     pub(super) async fn callback<B>(&self, req: &Request<B>) -> Result<Response<Body>, ProxyError> {
@@ -83,7 +84,7 @@ impl Auth {
                     identity.claims.insert("groups".into(), groups.into());
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, oid = identity.oid(), "groups overage: Microsoft Graph could not be asked; group policies will deny this user");
+                    tracing::warn!(error = %crate::error::chain(&e), oid = identity.oid(), "groups overage: Microsoft Graph could not be asked; group policies will deny this user");
                     identity.groups_unresolved = true;
                 }
             }

@@ -13,7 +13,7 @@ use super::login::canonical_authority;
 use super::{cookies, return_to, Auth};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
-use crate::identity;
+use crate::headers::identity;
 use crate::session::store_key;
 
 impl Auth {

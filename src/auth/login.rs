@@ -14,8 +14,8 @@ use super::{return_to, Auth, Decision};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::oidc::AuthorizeParams;
+use crate::primitives::{now, random_token};
 use crate::request::Target;
-use crate::session::{now, random_token};
 
 impl Auth {
     /// No session: browsers go to sign in and come back here; others get 401.

@@ -12,8 +12,8 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::cookies::SIGNIN_INFIX;
+use crate::primitives::digest;
 use crate::seal::Sealer;
-use crate::session::digest;
 
 /// How long a sign-in may take.
 pub const LIFETIME: Duration = Duration::from_secs(600);

@@ -12,6 +12,7 @@ use http::Uri;
 
 use super::raw::{RawRoute, RawRoutesFile};
 use super::{base_dir, duration, ConfigError};
+pub use crate::headers::identity::HeaderPreset;
 
 /// One validated route, as written in the routing file.
 #[derive(Debug, Clone)]
@@ -34,27 +35,6 @@ pub struct RouteSpec {
     pub policy: PolicySpec,
     /// Line of the `[[route]]` header in the routing file.
     pub line: usize,
-}
-
-/// The identity header sets a route can send upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeaderPreset {
-    /// `X-Auth-Request-*`, as oauth2-proxy sends them.
-    OAuth2Proxy,
-    /// `X-MS-CLIENT-PRINCIPAL*`, as App Service authentication sends them.
-    EasyAuth,
-    /// Only `claims_headers` (and the access token if asked for).
-    None,
-}
-
-impl HeaderPreset {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HeaderPreset::OAuth2Proxy => "oauth2-proxy",
-            HeaderPreset::EasyAuth => "easy-auth",
-            HeaderPreset::None => "none",
-        }
-    }
 }
 
 /// Who may use a route, beyond being signed in. Empty lists impose nothing; a request must
@@ -258,7 +238,7 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
     for (name, claim) in &r.claims_headers {
         let header = http::HeaderName::from_bytes(name.as_bytes())
             .ok()
-            .filter(|h| !crate::identity::is_reserved_header(h))
+            .filter(|h| !crate::headers::is_reserved_header(h))
             .ok_or_else(|| {
                 bad(
                     &format!("claims_headers.{name}"),

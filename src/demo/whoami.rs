@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::body::{self, Body};
-use crate::error::escape;
+use crate::pages::escape;
 
 pub struct Whoami {
     pub addr: SocketAddr,

@@ -508,3 +508,18 @@ fn header_name_constants_are_lower_case_field_names() {
     assert_eq!(FORWARDED.as_str(), "forwarded");
     assert_eq!(X_REQUEST_ID.as_str(), "x-request-id");
 }
+
+#[test]
+fn reserved_headers_cannot_be_claims_headers() {
+    for name in [
+        "host",
+        "cookie",
+        "authorization",
+        "x-forwarded-for",
+        "content-length",
+        "x-request-id",
+    ] {
+        assert!(is_reserved_header(&HeaderName::from_static(name)), "{name}");
+    }
+    assert!(!is_reserved_header(&HeaderName::from_static("x-user-upn")));
+}

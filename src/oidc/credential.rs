@@ -105,12 +105,12 @@ fn sign(
 ) -> Result<String, CredentialError> {
     let mut header = Header::new(Algorithm::PS256);
     header.x5t_s256 = Some(x5t_s256(der));
-    let now = crate::session::now();
+    let now = crate::primitives::now();
     let claims = serde_json::json!({
         "aud": token_endpoint,
         "iss": client_id,
         "sub": client_id,
-        "jti": crate::session::random_token(),
+        "jti": crate::primitives::random_token(),
         "nbf": now,
         "iat": now,
         "exp": now + LIFETIME_SECS,

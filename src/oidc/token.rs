@@ -105,35 +105,7 @@ fn tokens(resp: CoreTokenResponse) -> Tokens {
     }
 }
 
-/// Why the token endpoint did not give tokens.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum TokenError {
-    /// The grant is dead (`invalid_grant`, `interaction_required`, `login_required`,
-    /// `consent_required`): the user must sign in again.
-    #[error("the provider refused the grant: {code}{}", aadsts.map(|c| format!(" (AADSTS{c})")).unwrap_or_default())]
-    Rejected { code: String, aadsts: Option<u32> },
-    /// A configuration fault (`invalid_client`: wrong or expired secret, …). Not the user's
-    /// doing: sessions are kept and operators are alerted through the log.
-    #[error("the provider refused the client: {code}{}", aadsts.map(|c| format!(" (AADSTS{c})")).unwrap_or_default())]
-    Misconfigured { code: String, aadsts: Option<u32> },
-    /// Try again later (`temporarily_unavailable`, `server_error`, network, a 5xx page).
-    #[error("the provider is unavailable: {0}")]
-    Unavailable(String),
-    /// A success answer that does not parse (a token that is not a well-formed JWT, …).
-    #[error("the provider's answer is malformed: {0}")]
-    Malformed(String),
-}
-
-impl TokenError {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            TokenError::Rejected { .. } => "rejected",
-            TokenError::Misconfigured { .. } => "misconfigured",
-            TokenError::Unavailable(_) => "unavailable",
-            TokenError::Malformed(_) => "malformed",
-        }
-    }
-}
+pub use crate::error::{ProviderFault, TokenError};
 
 type RequestError = RequestTokenError<
     openidconnect::HttpClientError<openidconnect::reqwest::Error>,
@@ -158,7 +130,7 @@ fn classify(e: RequestError) -> TokenError {
                 CoreErrorResponseType::Extension(x)
                     if matches!(x.as_str(), "temporarily_unavailable" | "server_error") =>
                 {
-                    TokenError::Unavailable(code)
+                    TokenError::Unavailable(ProviderFault::Answered { code })
                 }
                 _ => TokenError::Misconfigured { code, aadsts },
             }
@@ -171,11 +143,13 @@ fn classify(e: RequestError) -> TokenError {
             if is_token_answer {
                 TokenError::Malformed(format!("unreadable token answer ({})", e.path()))
             } else {
-                TokenError::Unavailable("the answer is not OAuth JSON".to_owned())
+                TokenError::Unavailable(ProviderFault::NotOAuth)
             }
         }
-        RequestTokenError::Request(e) => TokenError::Unavailable(format!("request failed: {e}")),
-        RequestTokenError::Other(s) => TokenError::Unavailable(s),
+        RequestTokenError::Request(e) => {
+            TokenError::Unavailable(ProviderFault::Request(std::sync::Arc::new(e)))
+        }
+        RequestTokenError::Other(s) => TokenError::Unavailable(ProviderFault::Other(s)),
     }
 }
 
@@ -194,8 +168,9 @@ pub async fn redeem(
     redirect_uri: &str,
     assertion: Option<String>,
 ) -> Result<Tokens, TokenError> {
-    let redirect = RedirectUrl::new(redirect_uri.to_owned())
-        .map_err(|_| TokenError::Unavailable("bad redirect URI".to_owned()))?;
+    let redirect = RedirectUrl::new(redirect_uri.to_owned()).map_err(|_| {
+        TokenError::Unavailable(ProviderFault::Unbuildable("the redirect URI is not a URL"))
+    })?;
     let mut req = client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()))

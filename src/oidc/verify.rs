@@ -15,53 +15,7 @@ use serde_json::{Map, Value};
 use super::metadata::Metadata;
 use crate::config::OidcConfig;
 
-/// Why a token was refused. Safe to log: never contains the token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
-    #[error("token is not a well-formed JWT")]
-    Malformed,
-    #[error("token is not signed with RS256")]
-    Algorithm,
-    #[error("token is signed with a key the provider does not publish")]
-    UnknownKey,
-    #[error("the provider's signing keys are not available")]
-    KeysUnavailable,
-    #[error("token signature is invalid")]
-    Signature,
-    #[error("token has expired")]
-    Expired,
-    #[error("token is not valid yet")]
-    NotYetValid,
-    #[error("token was issued in the future")]
-    IssuedInFuture,
-    #[error("token is for another audience")]
-    Audience,
-    #[error("token issuer does not match its tenant")]
-    Issuer,
-    #[error("token is from a tenant that is not allowed")]
-    Tenant,
-    #[error("token nonce does not match the sign-in")]
-    Nonce,
-}
-
-impl VerifyError {
-    pub fn kind(self) -> &'static str {
-        match self {
-            VerifyError::Malformed => "malformed",
-            VerifyError::Algorithm => "algorithm",
-            VerifyError::UnknownKey => "unknown_key",
-            VerifyError::KeysUnavailable => "keys_unavailable",
-            VerifyError::Signature => "signature",
-            VerifyError::Expired => "expired",
-            VerifyError::NotYetValid => "not_yet_valid",
-            VerifyError::IssuedInFuture => "issued_in_future",
-            VerifyError::Audience => "audience",
-            VerifyError::Issuer => "issuer",
-            VerifyError::Tenant => "tenant",
-            VerifyError::Nonce => "nonce",
-        }
-    }
-}
+pub use crate::error::VerifyError;
 
 /// Which token, and what it must be bound to.
 pub enum Expect<'a> {

@@ -12,10 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{now, random_token, Loaded, Session, Sessions};
+use super::{Loaded, Session, Sessions};
 use crate::audit::{self, Event};
+use crate::error::RenewalError;
 use crate::identity::Identity;
 use crate::oidc::{Expect, Provider, TokenError};
+use crate::primitives::{now, random_token};
 
 /// Pause before retrying a refresh that failed for a transient reason.
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -35,11 +37,12 @@ pub(crate) struct RefreshState {
 pub enum Outcome {
     /// Fresh enough (renewed, or not due).
     Valid(Arc<Session>),
-    /// The provider refused the grant; the session is gone. The reason is the OAuth error code.
-    Ended(String),
+    /// The session is gone: the provider refused the grant, the renewed ID token failed, or
+    /// another request ended it. The reason is a fixed label (metrics, audit).
+    Ended(&'static str),
     /// The token has expired and could not be renewed for a transient reason; the session is
     /// kept for a later try.
-    Unavailable(String),
+    Unavailable(RenewalError),
 }
 
 impl Sessions {
@@ -75,7 +78,7 @@ impl Sessions {
     }
 
     /// Serves when valid, `Unavailable` otherwise.
-    fn keep(s: Arc<Session>, why: String) -> Outcome {
+    fn keep(s: Arc<Session>, why: RenewalError) -> Outcome {
         if s.token_expired(now()) {
             Outcome::Unavailable(why)
         } else {
@@ -90,15 +93,15 @@ impl Sessions {
             return Outcome::Valid(session);
         }
         if self.backing_off(&key) {
-            return Self::keep(session, "a recent refresh failed".into());
+            return Self::keep(session, RenewalError::BackingOff);
         }
         let lock = self.lock_for(&key);
         let _held = lock.lock().await;
         // Another request may have renewed it while this one waited.
         let current = match self.read(&key).await {
             Ok(Some(s)) => s,
-            Ok(None) => return Outcome::Ended("session_gone".into()),
-            Err(e) => return Self::keep(session, e.to_string()),
+            Ok(None) => return Outcome::Ended("session_gone"),
+            Err(e) => return Self::keep(session, RenewalError::Store(e)),
         };
         if !self.due(&current, now()) {
             self.cache.insert(&key, current.clone()).await;
@@ -113,7 +116,7 @@ impl Sessions {
         {
             Ok(true) => {}
             Ok(false) => return self.wait_for_peer(&key, current).await,
-            Err(e) => return Self::keep(current, e.to_string()),
+            Err(e) => return Self::keep(current, RenewalError::Store(e)),
         }
         let outcome = self.renew(provider, &key, current).await;
         if let Err(e) = self.store.delete_if(&lock_key, token.as_bytes()).await {
@@ -135,11 +138,11 @@ impl Sessions {
                     return Outcome::Valid(s);
                 }
                 Ok(Some(_)) => {}
-                Ok(None) => return Outcome::Ended("session_gone".into()),
-                Err(e) => return Outcome::Unavailable(e.to_string()),
+                Ok(None) => return Outcome::Ended("session_gone"),
+                Err(e) => return Outcome::Unavailable(RenewalError::Store(e)),
             }
         }
-        Outcome::Unavailable("another instance is renewing the session".into())
+        Outcome::Unavailable(RenewalError::PeerBusy)
     }
 
     async fn renew(&self, provider: &Provider, key: &str, current: Arc<Session>) -> Outcome {
@@ -159,21 +162,21 @@ impl Sessions {
                 if let Err(e) = self.delete(key, Some(&current)).await {
                     tracing::warn!(error = %e, "could not delete an ended session");
                 }
-                return Outcome::Ended(code);
+                return Outcome::Ended(end_reason(&code));
             }
             Err(e @ TokenError::Misconfigured { .. }) => {
                 let id = &current.identity;
                 audit::record(Event::RefreshFailed, id.oid(), id.tid(), e.kind());
-                tracing::error!(error = %e, "refresh failed because of the client's configuration (client secret, app registration); sessions are kept");
+                tracing::error!(error = %crate::error::chain(&e), "refresh failed because of the client's configuration (client secret, app registration); sessions are kept");
                 self.back_off(key);
-                return Self::keep(current, e.to_string());
+                return Self::keep(current, RenewalError::Token(e));
             }
             Err(e @ (TokenError::Unavailable(_) | TokenError::Malformed(_))) => {
                 let id = &current.identity;
                 audit::record(Event::RefreshFailed, id.oid(), id.tid(), e.kind());
-                tracing::warn!(error = %e, retry_in = ?RETRY_AFTER, "refresh failed; keeping the session");
+                tracing::warn!(error = %crate::error::chain(&e), retry_in = ?RETRY_AFTER, "refresh failed; keeping the session");
                 self.back_off(key);
-                return Self::keep(current, e.to_string());
+                return Self::keep(current, RenewalError::Token(e));
             }
         };
         let mut next = (*current).clone();
@@ -203,7 +206,7 @@ impl Sessions {
                     let id = &current.identity;
                     audit::record(Event::SessionEnded, id.oid(), id.tid(), "invalid_id_token");
                     let _ = self.delete(key, Some(&current)).await;
-                    return Outcome::Ended("invalid_id_token".into());
+                    return Outcome::Ended("invalid_id_token");
                 }
             }
         }

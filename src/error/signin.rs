@@ -1,0 +1,45 @@
+//! Why signing in failed. Every variant is the client's or the provider's doing: 4xx, or
+//! 502/503 when the provider or store is at fault; the table in `error.rs` says which.
+
+use super::causes::{TokenError, VerifyError};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SignInError {
+    #[error("the callback has no state")]
+    MissingState,
+    #[error("no sign-in in progress matches the callback's state")]
+    UnknownState,
+    #[error("the sign-in cookie does not match the callback")]
+    Tampered,
+    #[error("the sign-in took longer than 10 minutes")]
+    Expired,
+    #[error("the callback was used before")]
+    Replayed,
+    #[error("the callback has no code")]
+    MissingCode,
+    #[error("the provider answered {error}{}", aadsts.map(|c| format!(" (AADSTS{c})")).unwrap_or_default())]
+    Provider { error: String, aadsts: Option<u32> },
+    #[error("the token endpoint refused the code")]
+    Redeem(#[source] TokenError),
+    #[error("the token endpoint gave no ID token")]
+    NoIdToken,
+    #[error("the ID token was refused")]
+    IdToken(#[source] VerifyError),
+}
+
+impl SignInError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SignInError::MissingState => "sign_in_missing_state",
+            SignInError::UnknownState => "sign_in_unknown_state",
+            SignInError::Tampered => "sign_in_tampered",
+            SignInError::Expired => "sign_in_expired",
+            SignInError::Replayed => "sign_in_replayed",
+            SignInError::MissingCode => "sign_in_missing_code",
+            SignInError::Provider { .. } => "sign_in_provider_error",
+            SignInError::Redeem(_) => "sign_in_redeem_failed",
+            SignInError::NoIdToken => "sign_in_no_id_token",
+            SignInError::IdToken(_) => "sign_in_invalid_id_token",
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Identity headers: the removal of every client-sent header the proxy could inject, and the
+//! headers built from the signed-in user's claims.
+//!
+//! Stripping runs on every route, public ones included, before anything is added: an upstream
+//! behind Portcullis can trust that an `X-Auth-Request-*` or `X-MS-CLIENT-PRINCIPAL*` header came
+//! from the proxy. Values are sent as UTF-8 bytes (what oauth2-proxy and App Service do), so
+//! `José Núñez` arrives as the bytes of `José Núñez`; frameworks that decode header bytes as
+//! Latin-1 must re-decode them as UTF-8 (docs/config.md). A value with a control character
+//! (CR, LF, NUL, …) is never sent: the header is left out instead.
+
+use base64::Engine;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use http::HeaderMap;
+use serde_json::Value;
+
+use crate::identity::Identity;
+
+/// The identity header sets a route can send upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderPreset {
+    /// `X-Auth-Request-*`, as oauth2-proxy sends them.
+    OAuth2Proxy,
+    /// `X-MS-CLIENT-PRINCIPAL*`, as App Service authentication sends them.
+    EasyAuth,
+    /// Only `claims_headers` (and the access token if asked for).
+    None,
+}
+
+impl HeaderPreset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeaderPreset::OAuth2Proxy => "oauth2-proxy",
+            HeaderPreset::EasyAuth => "easy-auth",
+            HeaderPreset::None => "none",
+        }
+    }
+}
+
+const OAUTH2_PROXY_PREFIX: &str = "x-auth-request-";
+const EASY_AUTH_PREFIX: &str = "x-ms-client-principal";
+const EASY_AUTH_TOKEN_PREFIX: &str = "x-ms-token-";
+
+/// Whether the proxy may inject a header with this name on some route: client copies of it are
+/// removed everywhere.
+fn is_injectable(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n.starts_with(OAUTH2_PROXY_PREFIX)
+        || n.starts_with(EASY_AUTH_PREFIX)
+        || n.starts_with(EASY_AUTH_TOKEN_PREFIX)
+}
+
+/// Removes every copy of every header the proxy could inject: the preset families, the routing
+/// file's `claims_headers` names (`extra`, from all routes) and, where the route passes the
+/// access token, `Authorization`.
+pub fn strip(headers: &mut HeaderMap, extra: &[HeaderName], strip_authorization: bool) {
+    let found: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| is_injectable(k) || extra.contains(k))
+        .cloned()
+        .collect();
+    for name in found {
+        headers.remove(&name);
+    }
+    if strip_authorization {
+        headers.remove(AUTHORIZATION);
+    }
+}
+
+/// Identity headers ready to send, built once per session value (`session::Memo`).
+pub type Headers = Vec<(HeaderName, HeaderValue)>;
+
+/// The preset's headers for `id`.
+pub fn preset_headers(id: &Identity, preset: HeaderPreset) -> Headers {
+    let mut out = Headers::new();
+    let mut put = |name: &'static str, value: Option<String>| {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            if let Some(v) = header_value(name, &v) {
+                out.push((HeaderName::from_static(name), v));
+            }
+        }
+    };
+    match preset {
+        HeaderPreset::OAuth2Proxy => {
+            put("x-auth-request-user", Some(id.username().to_owned()));
+            put("x-auth-request-email", id.rendered("email"));
+            put(
+                "x-auth-request-preferred-username",
+                id.rendered("preferred_username"),
+            );
+            put("x-auth-request-oid", id.rendered("oid"));
+            put("x-auth-request-tid", id.rendered("tid"));
+            put("x-auth-request-name", id.rendered("name"));
+            put("x-auth-request-groups", Some(id.groups().join(",")));
+            put("x-auth-request-roles", Some(id.roles().join(",")));
+        }
+        HeaderPreset::EasyAuth => {
+            put("x-ms-client-principal-name", Some(id.username().to_owned()));
+            put("x-ms-client-principal-id", id.rendered("oid"));
+            put("x-ms-client-principal-idp", Some("aad".to_owned()));
+            put("x-ms-client-principal", Some(easy_auth_principal(id)));
+        }
+        HeaderPreset::None => {}
+    }
+    out
+}
+
+/// Adds the preset's headers (from [`preset_headers`], built once per session), then the
+/// route's claims headers and the access token. Call after [`strip`].
+pub fn inject(
+    headers: &mut HeaderMap,
+    id: &Identity,
+    preset: &[(HeaderName, HeaderValue)],
+    claims_headers: &[(HeaderName, String)],
+    access_token: Option<&str>,
+) {
+    for (name, value) in preset {
+        headers.insert(name.clone(), value.clone());
+    }
+    for (header, claim) in claims_headers {
+        if let Some(v) = id
+            .rendered(claim)
+            .and_then(|v| header_value(header.as_str(), &v))
+        {
+            headers.insert(header.clone(), v);
+        }
+    }
+    if let Some(token) = access_token {
+        if let Some(v) = header_value("authorization", &format!("Bearer {token}")) {
+            headers.insert(AUTHORIZATION, v);
+        }
+    }
+}
+
+/// A header value, or `None` (logged) for a value with a control character.
+fn header_value(name: &str, value: &str) -> Option<HeaderValue> {
+    match HeaderValue::from_bytes(value.as_bytes()) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            tracing::warn!(
+                header = name,
+                "identity header left out: the claim value holds a control character"
+            );
+            None
+        }
+    }
+}
+
+/// App Service's claim-type names for the claims it renames; others keep their token names.
+/// (learn.microsoft.com/azure/app-service/configure-authentication-user-identities)
+const EASY_AUTH_TYPES: &[(&str, &str)] = &[
+    (
+        "email",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+    ),
+    ("name", NAME_TYPE),
+    (
+        "oid",
+        "http://schemas.microsoft.com/identity/claims/objectidentifier",
+    ),
+    (
+        "sub",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier",
+    ),
+    (
+        "tid",
+        "http://schemas.microsoft.com/identity/claims/tenantid",
+    ),
+    ("roles", ROLE_TYPE),
+];
+const NAME_TYPE: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name";
+const ROLE_TYPE: &str = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role";
+
+/// `X-MS-CLIENT-PRINCIPAL`: base64 of App Service's principal JSON, one `claims` entry per value.
+pub fn easy_auth_principal(id: &Identity) -> String {
+    base64::engine::general_purpose::STANDARD.encode(easy_auth_json(id).to_string())
+}
+
+/// The principal JSON (also the `user_claims` of `/.auth/me`).
+pub fn easy_auth_json(id: &Identity) -> Value {
+    let mut claims = Vec::new();
+    for (name, value) in &id.claims {
+        let typ = EASY_AUTH_TYPES
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(name.as_str(), |(_, t)| t);
+        let mut push = |v: &Value| {
+            let val = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            claims.push(serde_json::json!({ "typ": typ, "val": val }));
+        };
+        match value {
+            Value::Array(a) => a.iter().for_each(&mut push),
+            Value::Null => {}
+            v => push(v),
+        }
+    }
+    serde_json::json!({
+        "auth_typ": "aad",
+        "claims": claims,
+        "name_typ": NAME_TYPE,
+        "role_typ": ROLE_TYPE,
+    })
+}
+
+#[cfg(test)]
+mod tests;
