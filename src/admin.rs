@@ -44,24 +44,21 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>) -> Response<Body>
 /// reported but does not decide: pulling every replica out of a load balancer because Entra
 /// blipped would turn a sign-in outage into a total one (signed-in users keep working).
 async fn readiness(proxy: &Proxy) -> Result<String, String> {
-    if proxy.routes.load().is_empty() {
+    if proxy.routes().is_empty() {
         return Err("no routes loaded".to_owned());
     }
-    let Some(auth) = &proxy.auth else {
+    let Some(auth) = proxy.auth() else {
         return Ok(String::new());
     };
-    let store = auth.sessions.store.kind();
-    let ping = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        auth.sessions.store.ping(),
-    )
-    .await;
+    let store = auth.sessions().store_kind();
+    let ping =
+        tokio::time::timeout(std::time::Duration::from_secs(2), auth.sessions().ping()).await;
     match ping {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(format!("session store ({store}) does not answer: {e}")),
         Err(_) => return Err(format!("session store ({store}) does not answer within 2s")),
     }
-    let provider = if auth.provider.is_ready() {
+    let provider = if auth.provider().is_ready() {
         "loaded"
     } else {
         "not loaded yet (sign-in answers 503)"

@@ -92,8 +92,8 @@ pub use crate::error::SignInError;
 
 /// Everything sign-in needs.
 pub struct Auth {
-    pub provider: Arc<Provider>,
-    pub sessions: Arc<Sessions>,
+    provider: Arc<Provider>,
+    sessions: Arc<Sessions>,
     sign_in: Sealer,
 }
 
@@ -114,8 +114,17 @@ impl Auth {
         }
     }
 
-    fn cookie_name(&self) -> &str {
-        &self.sessions.config.cookie_name
+    pub fn provider(&self) -> &Arc<Provider> {
+        &self.provider
+    }
+
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        &self.sessions
+    }
+
+    /// The session cookie's name.
+    pub fn cookie_name(&self) -> &str {
+        &self.sessions.config().cookie_name
     }
 
     /// Answers the reserved `/.auth/*` paths (and the callback); `None` for every other path.

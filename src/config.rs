@@ -38,7 +38,9 @@ pub struct Config {
     pub file: PathBuf,
     pub server: ServerConfig,
     pub tls: TlsConfig,
-    pub routes_file: PathBuf,
+    /// The routing file (always set for a configuration read from a file); `None` for one
+    /// built in code, whose routes go to `App::build` directly.
+    pub routes_file: Option<PathBuf>,
     pub upstream: UpstreamConfig,
     pub log: LogConfig,
     /// `[oidc]`; without it, only `auth = "public"` routes are accepted.
@@ -180,7 +182,67 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
         .build()
         .map_err(load_err)?;
     let raw: raw::RawConfig = built.try_deserialize().map_err(load_err)?;
+    if raw.routes.is_none() {
+        return Err(ConfigError::invalid(
+            file,
+            "routes.file",
+            "the routing file's path: [routes] file = \"routes.toml\"",
+        ));
+    }
     validate(raw, file)
+}
+
+/// Where a configuration built in code says it came from, in its error messages.
+const IN_CODE: &str = "(configuration built in code)";
+
+impl Config {
+    /// A configuration built in code (the demo, the benchmark, tests): HTTPS on `listen` with
+    /// one certificate, every other key at its default, checked as a file would be. It has no
+    /// routing file: routes go to `App::build`. Set fields afterwards as needed.
+    pub fn new(
+        listen: SocketAddr,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> Result<Config, ConfigError> {
+        let path = |p: PathBuf| p.to_string_lossy().into_owned();
+        let raw = raw::RawConfig {
+            server: raw::RawServer {
+                listen: listen.to_string(),
+                ..raw::RawServer::default()
+            },
+            tls: raw::RawTls {
+                cert_file: Some(path(cert_file.into())),
+                key_file: Some(path(key_file.into())),
+                certificates: Vec::new(),
+            },
+            routes: None,
+            upstream: raw::RawUpstream::default(),
+            log: raw::RawLog::default(),
+            oidc: None,
+            session: raw::RawSession::default(),
+            redis: None,
+            telemetry: raw::RawTelemetry::default(),
+        };
+        validate(raw, Path::new(IN_CODE))
+    }
+}
+
+impl OidcConfig {
+    /// `[oidc]` built in code: the authority, the client and its secret (`None`: a public
+    /// client), every other key at its default, checked as a file would be.
+    pub fn new(
+        issuer: &str,
+        client_id: &str,
+        client_secret: Option<&str>,
+    ) -> Result<OidcConfig, ConfigError> {
+        let raw = raw::RawOidc {
+            issuer: issuer.to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.map(str::to_owned),
+            ..raw::RawOidc::default()
+        };
+        auth::oidc(raw, Path::new(IN_CODE), Path::new(""))
+    }
 }
 
 fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
@@ -359,7 +421,7 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
         file: file.to_owned(),
         server,
         tls: TlsConfig { certificates },
-        routes_file: base.join(raw.routes.file),
+        routes_file: raw.routes.map(|r| base.join(r.file)),
         upstream,
         log: LogConfig { format, level },
         oidc,

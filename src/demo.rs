@@ -13,6 +13,8 @@ use std::path::Path;
 
 use entra_standin::{StandIn, StandInConfig, TestClient, TestUser};
 
+use crate::config::{Config, OidcConfig};
+
 pub const GROUP_STAFF: &str = "5a0b6e5c-0d6f-4c1e-9a53-7d2f4b8c1e01";
 pub const GROUP_ADMINS: &str = "8c3d2e1f-7a6b-4d5c-8e9f-0a1b2c3d4e02";
 const CLIENT_ID: &str = "7f3e2d1c-0b9a-4e8d-8c7b-6a5f4e3d2c10";
@@ -50,13 +52,24 @@ pub fn users() -> Vec<TestUser> {
     vec![alice, bob, chloe]
 }
 
+/// The demo's routing file: `/` for every demo user, `/admin` for the Admins group only.
+fn routes(upstream: SocketAddr) -> String {
+    format!(
+        "[[route]]\nname = \"whoami\"\nhost = \"localhost\"\nupstream = \"http://{upstream}\"\nauth = \"login\"\n\n\
+         [[route]]\nname = \"admin\"\nhost = \"localhost\"\npath_prefix = \"/admin\"\n\
+         upstream = \"http://{upstream}\"\nauth = \"login\"\nallowed_groups = [\"{GROUP_ADMINS}\"]\n"
+    )
+}
+
 /// Runs the demo until `shutdown` completes. `ready` is called with the URL to open once
 /// everything serves.
 pub async fn run(
     options: DemoOptions,
-    shutdown: impl std::future::Future<Output = ()>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(&str),
 ) -> Result<(), DemoError> {
+    // Only the certificate is written to disk (the proxy reads and watches certificate files);
+    // the configuration and routes are built here.
     let dir = tempfile::TempDir::new().map_err(setup("temporary directory"))?;
     let url = format!("https://localhost:{}/", options.port);
     let origin = format!("https://localhost:{}", options.port);
@@ -78,62 +91,36 @@ pub async fn run(
     let upstream = whoami::start().await.map_err(setup("whoami upstream"))?;
 
     write_certificate(dir.path())?;
-    let main = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nshutdown_grace = \"2s\"\n\n\
-         [tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n\n[routes]\nfile = \"routes.toml\"\n\n\
-         [log]\nlevel = \"info\"\n\n\
-         [oidc]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"demo-client-secret\"\n\
-         graph_url = \"{graph}\"\npost_logout_redirect_uri = \"/\"\n\n[session]\nstore = \"memory\"\n",
-        port = options.port,
-        admin = options.admin_port,
-        issuer = idp.issuer(),
-        graph = idp.graph_url(),
-    );
-    let routes = format!(
-        "[[route]]\nname = \"whoami\"\nhost = \"localhost\"\nupstream = \"http://{up}\"\nauth = \"login\"\n\n\
-         [[route]]\nname = \"admin\"\nhost = \"localhost\"\npath_prefix = \"/admin\"\nupstream = \"http://{up}\"\n\
-         auth = \"login\"\nallowed_groups = [\"{GROUP_ADMINS}\"]\n",
-        up = upstream.addr,
-    );
-    std::fs::write(dir.path().join("portcullis.toml"), main).map_err(setup("config"))?;
-    std::fs::write(dir.path().join("routes.toml"), routes).map_err(setup("routes"))?;
-    let config = crate::config::load(&dir.path().join("portcullis.toml"))
-        .map_err(setup("generated config"))?;
+    let listen = SocketAddr::from(([127, 0, 0, 1], options.port));
+    let mut config = Config::new(
+        listen,
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+    )
+    .map_err(setup("config"))?;
+    config.server.admin_listen = Some(SocketAddr::from(([127, 0, 0, 1], options.admin_port)));
+    config.server.shutdown_grace = std::time::Duration::from_secs(2);
+    let mut oidc = OidcConfig::new(&idp.issuer(), CLIENT_ID, Some("demo-client-secret"))
+        .map_err(setup("config"))?;
+    oidc.graph_url = idp.graph_url();
+    oidc.post_logout_redirect_uri = Some("/".to_owned());
+    config.oidc = Some(oidc);
+    let routes = crate::config::routes::parse(&routes(upstream.addr), Path::new("(demo routes)"))
+        .map_err(setup("routes"))?;
+
     let listeners = crate::Listeners::bind(&config)
         .await
         .map_err(setup("listen (is another demo running? try --port)"))?;
-
-    let proxy = crate::run(config, listeners, shutdown);
-    tokio::pin!(proxy);
-    // Report readiness once the provider's metadata has loaded (or the proxy stopped).
-    let admin: SocketAddr = ([127, 0, 0, 1], options.admin_port).into();
-    let http = reqwest::Client::new();
-    let mut ready = Some(ready);
-    loop {
-        tokio::select! {
-            r = &mut proxy => { r?; break; }
-            _ = tokio::time::sleep(std::time::Duration::from_millis(100)), if ready.is_some() => {
-                if provider_loaded(&http, admin).await {
-                    if let Some(f) = ready.take() {
-                        f(&url);
-                    }
-                }
-            }
-        }
+    let running = crate::App::build(config, routes)
+        .await?
+        .serve(listeners, shutdown);
+    if running.ready().await {
+        ready(&url);
     }
+    running.stopped().await?;
     drop(upstream);
     idp.shutdown().await;
     Ok(())
-}
-
-/// `/readyz` says the identity provider is loaded.
-async fn provider_loaded(http: &reqwest::Client, admin: SocketAddr) -> bool {
-    let Ok(resp) = http.get(format!("http://{admin}/readyz")).send().await else {
-        return false;
-    };
-    resp.text()
-        .await
-        .is_ok_and(|t| t.contains("identity provider: loaded"))
 }
 
 /// A self-signed certificate for `localhost` and 127.0.0.1, made now.

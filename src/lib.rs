@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - `main.rs`: the CLI (`run`, `check`, `demo`); parses arguments, sets up logging, calls [`run`].
+//! - [`app`]: the composition root: [`App::build`] assembles, [`App::serve`] runs.
 //! - [`config`]: the main file and the routing file, raw → validated.
 //! - [`server`]: listeners, TLS handshakes, HTTP/1.1 + HTTP/2 connections, limits, drain.
 //! - [`tls`]: certificates, SNI and certificate reload.
@@ -31,6 +32,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -62,16 +64,11 @@ pub mod upgrade;
 pub mod watch;
 
 use std::future::Future;
-use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
+pub use crate::app::{App, Running};
 use crate::config::Config;
-use crate::forward::Clients;
-use crate::proxy::Proxy;
-use crate::route::RouteTable;
-use crate::tls::CertResolver;
 
 /// The sockets the proxy serves on, bound by the caller (tests bind port 0).
 #[derive(Debug)]
@@ -117,78 +114,24 @@ pub enum RunError {
     Rustls(#[from] rustls::Error),
     #[error(transparent)]
     SignIn(#[from] auth::setup::SetupError),
+    #[error("the serving task failed: {0}")]
+    Task(String),
 }
 
 /// Runs the proxy on `listeners` until `shutdown` completes, then drains open connections
-/// (up to `server.shutdown_grace`) and returns.
+/// (up to `server.shutdown_grace`) and returns. Routes come from `config.routes_file`.
 pub async fn run(
     config: Config,
     listeners: Listeners,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    metrics::install();
-    let specs = config::routes::load(&config.routes_file)?;
-    config::routes::require_oidc(&specs, &config.routes_file, config.oidc.is_some())?;
-    let clients = Clients::new(config.upstream.clone());
-    let table = RouteTable::build(specs, &clients)?;
-    let auth = auth::setup::build(&config).await?;
-    let proxy = Arc::new(Proxy {
-        routes: ArcSwap::from_pointee(table),
-        clients,
-        trusted_proxies: config.server.trusted_proxies.clone(),
-        auth: auth.clone(),
-        traced: config.telemetry.otlp_endpoint.is_some(),
-    });
-    let certs = Arc::new(CertResolver::new(config.tls.clone())?);
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(certs.clone())?));
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-
-    let mut tasks = tokio::task::JoinSet::new();
-    if let Some(auth) = &auth {
-        tasks.spawn(auth.provider.clone().run(stop.clone()));
-    }
-    tasks.spawn(reload::run(
-        proxy.clone(),
-        config.routes_file.clone(),
-        certs,
-        stop.clone(),
-    ));
-    if let Some(listener) = listeners.admin {
-        let p = proxy.clone();
-        let handler = move |_, req| admin::handle(p.clone(), req);
-        tasks.spawn(server::serve_plain(
-            "admin",
-            listener,
-            config.server.clone(),
-            stop.clone(),
-            handler,
-        ));
-    }
-    if let Some(listener) = listeners.http {
-        let p = proxy.clone();
-        let port = config.server.https_port;
-        let handler = move |_, req| redirect::handle(p.clone(), port, req);
-        tasks.spawn(server::serve_plain(
-            "http",
-            listener,
-            config.server.clone(),
-            stop.clone(),
-            handler,
-        ));
-    }
-    tasks.spawn(server::serve_https(
-        listeners.https,
-        acceptor,
-        proxy,
-        config.server.clone(),
-        stop,
-    ));
-    tracing::info!(listen = %config.server.listen, "portcullis is serving");
-
-    shutdown.await;
-    tracing::info!(grace = ?config.server.shutdown_grace, "shutting down: no new connections, draining");
-    let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
-    tracing::info!("stopped");
-    Ok(())
+    let routes = match &config.routes_file {
+        Some(file) => config::routes::load(file)?,
+        None => Vec::new(),
+    };
+    App::build(config, routes)
+        .await?
+        .serve(listeners, shutdown)
+        .stopped()
+        .await
 }

@@ -136,8 +136,12 @@ fn demo(port: u16, admin_port: u16) -> anyhow::Result<()> {
 fn check(path: &Path) -> anyhow::Result<()> {
     let config = portcullis::config::load(path)?;
     portcullis::tls::CertResolver::new(config.tls.clone())?;
-    let routes = portcullis::config::routes::load(&config.routes_file)?;
-    portcullis::config::routes::require_oidc(&routes, &config.routes_file, config.oidc.is_some())?;
+    let routes_file = config
+        .routes_file
+        .clone()
+        .context("the configuration names no routing file")?;
+    let routes = portcullis::config::routes::load(&routes_file)?;
+    portcullis::config::routes::require_oidc(&routes, &routes_file, config.oidc.is_some())?;
     println!("{}: ok", config.file.display());
     match &config.oidc {
         Some(o) => println!(
@@ -154,11 +158,7 @@ fn check(path: &Path) -> anyhow::Result<()> {
         ),
         None => println!("sign-in: not configured ([oidc] absent): public routes only"),
     }
-    println!(
-        "{}: {} route(s)",
-        config.routes_file.display(),
-        routes.len()
-    );
+    println!("{}: {} route(s)", routes_file.display(), routes.len());
     println!();
     println!(
         "{:<16} {:<24} {:<16} {:<8} UPSTREAM",

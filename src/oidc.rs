@@ -76,6 +76,8 @@ pub struct Provider {
     http: reqwest::Client,
     loaded: ArcSwapOption<Loaded>,
     jwks: Jwks,
+    /// Flips to `true` once discovery and the first key fetch have succeeded.
+    ready: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -122,12 +124,20 @@ impl Provider {
             http,
             loaded: ArcSwapOption::empty(),
             jwks: Jwks::default(),
+            ready: watch::Sender::new(false),
         }))
     }
 
     /// Metadata and keys are loaded: sign-in can work.
     pub fn is_ready(&self) -> bool {
         self.loaded.load().is_some() && self.jwks.is_loaded()
+    }
+
+    /// Resolves once metadata and keys have loaded (at once if they have).
+    pub async fn wait_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        // `wait_for` fails only if the sender is gone, and `self` holds it.
+        let _ = ready.wait_for(|r| *r).await;
     }
 
     /// Discovery with backoff, then periodic key refresh, until `stop` flips.
@@ -147,6 +157,7 @@ impl Provider {
             backoff = (backoff * 2).min(Duration::from_secs(60));
         }
         tracing::info!(issuer = %self.config.issuer, "identity provider metadata and keys loaded");
+        self.ready.send_replace(true);
         loop {
             tokio::select! {
                 _ = stop.changed() => return,

@@ -46,15 +46,51 @@ use crate::{audit, metrics};
 /// Everything the request path reads: the live route table, the upstream clients and, when
 /// `[oidc]` is configured, sign-in.
 pub struct Proxy {
-    pub routes: ArcSwap<RouteTable>,
-    pub clients: Clients,
-    pub trusted_proxies: Vec<IpNet>,
-    pub auth: Option<Arc<Auth>>,
+    routes: ArcSwap<RouteTable>,
+    clients: Clients,
+    trusted_proxies: Vec<IpNet>,
+    auth: Option<Arc<Auth>>,
     /// Request spans and `traceparent` to upstreams (`telemetry.otlp_endpoint` is set).
-    pub traced: bool,
+    traced: bool,
 }
 
 impl Proxy {
+    pub fn new(
+        routes: ArcSwap<RouteTable>,
+        clients: Clients,
+        trusted_proxies: Vec<IpNet>,
+        auth: Option<Arc<Auth>>,
+        traced: bool,
+    ) -> Proxy {
+        Proxy {
+            routes,
+            clients,
+            trusted_proxies,
+            auth,
+            traced,
+        }
+    }
+
+    /// The live route table (one consistent table per call).
+    pub fn routes(&self) -> arc_swap::Guard<Arc<RouteTable>> {
+        self.routes.load()
+    }
+
+    /// Swaps in a new route table; requests in flight keep the one they loaded.
+    pub fn set_routes(&self, table: RouteTable) {
+        self.routes.store(Arc::new(table));
+    }
+
+    /// The upstream clients, shared across route tables so pools survive reloads.
+    pub fn clients(&self) -> &Clients {
+        &self.clients
+    }
+
+    /// Sign-in, when `[oidc]` is configured.
+    pub fn auth(&self) -> Option<&Arc<Auth>> {
+        self.auth.as_ref()
+    }
+
     /// Answers one request from `peer`. Never fails: errors become pages here.
     pub async fn handle(&self, peer: SocketAddr, req: Request<Incoming>) -> Response<LoggedBody> {
         let addr = ClientAddr::new(peer.ip(), req.headers(), &self.trusted_proxies);
@@ -167,7 +203,7 @@ impl Proxy {
             );
         }
         if let Some(auth) = &self.auth {
-            crate::auth::cookies::strip_own(req.headers_mut(), &auth.sessions.config.cookie_name);
+            crate::auth::cookies::strip_own(req.headers_mut(), auth.cookie_name());
         }
 
         if self.traced {

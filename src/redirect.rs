@@ -23,7 +23,7 @@ pub async fn handle(proxy: Arc<Proxy>, https_port: u16, req: Request<Incoming>) 
         Ok(t) => t,
         Err(e) => return e.to_response(format, id),
     };
-    if !proxy.routes.load().serves_host(&target.host) {
+    if !proxy.routes().serves_host(&target.host) {
         return ProxyError::NoRoute.to_response(format, id);
     }
     let port = if https_port == 443 {

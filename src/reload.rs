@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::routes;
 use crate::proxy::Proxy;
@@ -32,62 +32,81 @@ pub enum ReloadError {
 /// Reads, validates and swaps in the routing file. Returns the number of routes.
 pub fn reload_routes(proxy: &Proxy, file: &std::path::Path) -> Result<usize, ReloadError> {
     let specs = routes::load(file)?;
-    routes::require_oidc(&specs, file, proxy.auth.is_some())?;
-    let table = RouteTable::build(specs, &proxy.clients)?;
+    routes::require_oidc(&specs, file, proxy.auth().is_some())?;
+    let table = RouteTable::build(specs, proxy.clients())?;
     let n = table.len();
-    proxy.routes.store(Arc::new(table));
+    proxy.set_routes(table);
     Ok(n)
 }
 
-/// Watches files and SIGHUP until `shutdown` flips.
+/// What one reload did, for [`crate::Running::reload`]: the number of routes now serving (or
+/// why the routing file was refused, the old routes serving on), and the same for the
+/// certificates. `None`: there was nothing to reload (routes given in code, not from a file).
+#[derive(Debug)]
+pub struct Reloaded {
+    pub routes: Option<Result<usize, ReloadError>>,
+    pub certificates: Result<(), crate::tls::TlsError>,
+}
+
+/// Reloads on file changes, SIGHUP and requests from `requests`, until `shutdown` flips.
 pub async fn run(
     proxy: Arc<Proxy>,
-    routes_file: PathBuf,
+    routes_file: Option<PathBuf>,
     certs: Arc<CertResolver>,
+    mut requests: mpsc::Receiver<oneshot::Sender<Reloaded>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut files = certs.files();
-    files.push(routes_file.clone());
+    files.extend(routes_file.clone());
     let (watcher, mut changes) = match crate::watch::watch(&files) {
         Ok((w, rx)) => (Some(w), rx),
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch configuration files; reload on SIGHUP only");
-            let (_tx, rx) = tokio::sync::mpsc::channel(1);
+            let (_tx, rx) = mpsc::channel(1);
             (None, rx)
         }
     };
     let _keep_watching = watcher;
     let mut hangup = sighup();
-    let mut last = std::fs::read(&routes_file).ok();
+    let read_routes = || routes_file.as_deref().and_then(|f| std::fs::read(f).ok());
+    let mut last = read_routes();
     let mut last_certs = read_all(&certs.files());
     loop {
-        let forced = tokio::select! {
+        let (forced, reply) = tokio::select! {
             _ = shutdown.changed() => return,
-            Some(()) = changes.recv() => false,
-            Some(()) = async { match hangup.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => true,
+            Some(()) = changes.recv() => (false, None),
+            Some(()) = async { match hangup.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
+                tracing::info!("SIGHUP: reloading configuration");
+                (true, None)
+            }
+            Some(reply) = requests.recv() => (true, Some(reply)),
         };
-        tokio::time::sleep(SETTLE).await;
-        while changes.try_recv().is_ok() {}
-        if forced {
-            tracing::info!("SIGHUP: reloading configuration");
+        if reply.is_none() {
+            tokio::time::sleep(SETTLE).await;
         }
-        let now = std::fs::read(&routes_file).ok();
-        if forced || now != last {
-            match reload_routes(&proxy, &routes_file) {
+        while changes.try_recv().is_ok() {}
+        let now = read_routes();
+        let routes = match &routes_file {
+            Some(file) if forced || now != last => Some(match reload_routes(&proxy, file) {
                 Ok(n) => {
                     last = now;
-                    tracing::info!(file = %routes_file.display(), routes = n, "routing file reloaded");
+                    tracing::info!(file = %file.display(), routes = n, "routing file reloaded");
                     reloaded(true, "routes");
+                    Ok(n)
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "routing file rejected; the previous routes keep serving");
                     reloaded(false, "routes");
+                    Err(e)
                 }
-            }
-        }
+            }),
+            _ => None,
+        };
         let now_certs = read_all(&certs.files());
+        let mut certificates = Ok(());
         if forced || now_certs != last_certs {
-            match certs.reload() {
+            certificates = certs.reload();
+            match &certificates {
                 Ok(()) => {
                     last_certs = now_certs;
                     tracing::info!("TLS certificates reloaded");
@@ -98,6 +117,12 @@ pub async fn run(
                     reloaded(false, "certificates");
                 }
             }
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(Reloaded {
+                routes,
+                certificates,
+            });
         }
     }
 }

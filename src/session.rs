@@ -96,8 +96,8 @@ pub struct Loaded {
 
 /// Reads and writes sessions.
 pub struct Sessions {
-    pub config: SessionConfig,
-    pub store: Arc<dyn SessionStore>,
+    config: SessionConfig,
+    store: Arc<dyn SessionStore>,
     sealer: Sealer,
     cache: cache::Cache,
     pub(crate) refresh: refresh::RefreshState,
@@ -128,6 +128,29 @@ impl Sessions {
         });
         cache::listen(&sessions);
         sessions
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// `"memory"` or `"redis"`.
+    pub fn store_kind(&self) -> &'static str {
+        self.store.kind()
+    }
+
+    /// Whether the store answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    /// Records that the sign-in with this `state` reached its callback: `true` the first
+    /// time, `false` for a replay. The marker (`signin:` + SHA-256 of the state) outlives the
+    /// pending sign-in by `ttl`.
+    pub async fn mark_sign_in_used(&self, state: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.store
+            .set_nx(&format!("signin:{}", digest(state)), b"1", ttl)
+            .await
     }
 
     /// The time to live a session gets in the store now.

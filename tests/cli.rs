@@ -8,15 +8,82 @@ use crate::support::{eventually, free_port, Pki, Upstream};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
-/// Copies the shipped example configuration into `dir`, with a generated certificate.
-fn example(dir: &Path) {
+/// Copies the shipped example configuration into `dir`, with a certificate from the returned
+/// CA.
+fn example(dir: &Path) -> Pki {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     std::fs::copy(root.join("portcullis.toml"), dir.join("portcullis.toml")).unwrap();
     std::fs::copy(root.join("routes.toml"), dir.join("routes.toml")).unwrap();
     std::fs::create_dir_all(dir.join("tls")).unwrap();
-    let (cert, key) = Pki::new().leaf(&["wiki.example.com"]);
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf(&["wiki.example.com"]);
     std::fs::write(dir.join("tls/cert.pem"), cert).unwrap();
     std::fs::write(dir.join("tls/key.pem"), key).unwrap();
+    pki
+}
+
+/// An HTTPS client that trusts `pki` and sends `wiki.example.com` to 127.0.0.1:`port`.
+fn wiki_client(pki: &Pki, port: u16) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap())
+        .resolve(
+            "wiki.example.com",
+            format!("127.0.0.1:{port}").parse().unwrap(),
+        )
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// The name of the test upstream that answered `GET https://wiki.example.com:port/`.
+async fn wiki_upstream(client: &reqwest::Client, port: u16) -> String {
+    match client
+        .get(format!("https://wiki.example.com:{port}/"))
+        .send()
+        .await
+    {
+        Ok(r) if r.status() == 200 => {
+            let echo: serde_json::Value =
+                serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+            echo["upstream"].as_str().unwrap_or("").to_owned()
+        }
+        Ok(r) => format!("status {}", r.status()),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+/// `portcullis run --config <config>` on free loopback ports: (child, https, http, admin).
+fn spawn_run(config: &Path) -> (tokio::process::Child, u16, u16, u16) {
+    let (https, http, admin) = (free_port(), free_port(), free_port());
+    let child = tokio::process::Command::new(BIN)
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("PORTCULLIS__SERVER__LISTEN", format!("127.0.0.1:{https}"))
+        .env(
+            "PORTCULLIS__SERVER__HTTP_LISTEN",
+            format!("127.0.0.1:{http}"),
+        )
+        .env(
+            "PORTCULLIS__SERVER__ADMIN_LISTEN",
+            format!("127.0.0.1:{admin}"),
+        )
+        .env("PORTCULLIS__LOG__FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    (child, https, http, admin)
+}
+
+fn signal(child: &tokio::process::Child, name: &str) {
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args([&format!("-{name}"), &pid])
+        .status()
+        .unwrap()
+        .success());
 }
 
 fn portcullis(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
@@ -122,30 +189,12 @@ fn version_is_printed() {
 async fn run_serves_the_example_config_and_exits_zero_on_sigterm() {
     let up = Upstream::start("wiki").await;
     let dir = tempfile::TempDir::new().unwrap();
-    example(dir.path());
+    let pki = example(dir.path());
     let routes = std::fs::read_to_string(dir.path().join("routes.toml"))
         .unwrap()
         .replace("http://127.0.0.1:3000", &up.url());
     std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
-    let (https, http, admin) = (free_port(), free_port(), free_port());
-    let config = dir.path().join("portcullis.toml");
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("PORTCULLIS__SERVER__LISTEN", format!("127.0.0.1:{https}"))
-        .env(
-            "PORTCULLIS__SERVER__HTTP_LISTEN",
-            format!("127.0.0.1:{http}"),
-        )
-        .env(
-            "PORTCULLIS__SERVER__ADMIN_LISTEN",
-            format!("127.0.0.1:{admin}"),
-        )
-        .env("PORTCULLIS__LOG__FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let (mut child, https, http, admin) = spawn_run(&dir.path().join("portcullis.toml"));
     let plain = reqwest::Client::new();
     let healthz = format!("http://127.0.0.1:{admin}/healthz");
     assert!(
@@ -165,6 +214,11 @@ async fn run_serves_the_example_config_and_exits_zero_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(readyz.status(), 200);
+    assert_eq!(
+        wiki_upstream(&wiki_client(&pki, https), https).await,
+        "wiki",
+        "an HTTPS request through the proxy reaches the routing file's upstream"
+    );
     let redirect = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .resolve(
@@ -183,12 +237,7 @@ async fn run_serves_the_example_config_and_exits_zero_on_sigterm() {
         format!("https://wiki.example.com:{https}/page?x=1")
     );
 
-    let pid = child.id().unwrap().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    signal(&child, "TERM");
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
         .unwrap()
@@ -209,4 +258,55 @@ async fn run_serves_the_example_config_and_exits_zero_on_sigterm() {
             .any(|l| l.starts_with('{') && l.contains("SIGTERM")),
         "JSON logs mention SIGTERM: {stderr}"
     );
+}
+
+#[tokio::test]
+async fn sighup_reloads_a_routing_file_edit_the_watcher_cannot_see() {
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let dir = tempfile::TempDir::new().unwrap();
+    let pki = example(dir.path());
+    // routes.toml is a symlink to a file in a directory the proxy does not watch: an edit
+    // there raises no file event, so only SIGHUP can apply it.
+    let elsewhere = tempfile::TempDir::new().unwrap();
+    let real = elsewhere.path().join("real-routes.toml");
+    let to = |up: &Upstream| {
+        std::fs::read_to_string(dir.path().join("routes.toml"))
+            .unwrap()
+            .replace("http://127.0.0.1:3000", &up.url())
+    };
+    std::fs::write(&real, to(&a)).unwrap();
+    let (a_routes, b_routes) = (to(&a), to(&b));
+    std::fs::remove_file(dir.path().join("routes.toml")).unwrap();
+    std::os::unix::fs::symlink(&real, dir.path().join("routes.toml")).unwrap();
+    let (mut child, https, _, _) = spawn_run(&dir.path().join("portcullis.toml"));
+    let client = wiki_client(&pki, https);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            wiki_upstream(&client, https).await == "a"
+        })
+        .await,
+        "the proxy serves the first routing file"
+    );
+    assert_ne!(a_routes, b_routes);
+    std::fs::write(&real, b_routes).unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        wiki_upstream(&client, https).await,
+        "a",
+        "no file event reached the proxy"
+    );
+    signal(&child, "HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            wiki_upstream(&client, https).await == "b"
+        })
+        .await,
+        "SIGHUP applied the edit"
+    );
+    signal(&child, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
 }

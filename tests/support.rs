@@ -1,5 +1,5 @@
 //! Test support: a private CA, an upstream test server, and a harness that runs the real
-//! proxy (`portcullis::run`) on 127.0.0.1:0 with generated configuration files.
+//! proxy (`portcullis::App`) on 127.0.0.1:0 with generated configuration files.
 
 pub mod browser;
 pub mod redis;
@@ -98,7 +98,7 @@ pub struct Harness {
     pub http: SocketAddr,
     pub admin: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), portcullis::RunError>>>,
+    running: Option<portcullis::Running>,
 }
 
 /// Extra configuration for a harness.
@@ -157,15 +157,18 @@ impl Harness {
         );
         std::fs::write(dir.path().join("portcullis.toml"), main).unwrap();
         let config = portcullis::config::load(&dir.path().join("portcullis.toml")).unwrap();
+        let routes =
+            portcullis::config::routes::load(config.routes_file.as_deref().unwrap()).unwrap();
         let listeners = portcullis::Listeners {
             https,
             http: Some(http),
             admin: Some(admin),
         };
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(portcullis::run(config, listeners, async move {
+        let app = portcullis::App::build(config, routes).await.unwrap();
+        let running = app.serve(listeners, async move {
             let _ = stopped.await;
-        }));
+        });
         Harness {
             dir,
             pki,
@@ -173,8 +176,26 @@ impl Harness {
             http: http_addr,
             admin: admin_addr,
             stop: Some(stop),
-            task: Some(task),
+            running: Some(running),
         }
+    }
+
+    fn running(&self) -> &portcullis::Running {
+        self.running.as_ref().expect("running")
+    }
+
+    /// Waits (up to 15 s) until every route can be served: the identity provider's metadata
+    /// has loaded where `[oidc]` is configured.
+    pub async fn ready(&self) -> bool {
+        tokio::time::timeout(Duration::from_secs(15), self.running().ready())
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Reloads the routing file and certificates now, as SIGHUP does (without signalling the
+    /// whole test process, where every other test's proxy would reload too).
+    pub async fn reload(&self) -> portcullis::reload::Reloaded {
+        self.running().reload().await.expect("the proxy is running")
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -220,7 +241,7 @@ impl Harness {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.task.take().expect("running")
+        tokio::spawn(self.running.take().expect("running").stopped())
     }
 
     /// Sends one raw HTTP/1.1 request over TLS and returns everything the proxy wrote back.

@@ -17,7 +17,7 @@ use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::identity::Identity;
 use crate::oidc::{graph, token::aadsts_code, verify::constant_time_eq, Expect};
-use crate::primitives::{digest, now};
+use crate::primitives::now;
 use crate::session::Session;
 
 impl Auth {
@@ -38,12 +38,7 @@ impl Auth {
         }
         let first_use = self
             .sessions
-            .store
-            .set_nx(
-                &format!("signin:{}", digest(&state)),
-                b"1",
-                pending::LIFETIME + Duration::from_secs(60),
-            )
+            .mark_sign_in_used(&state, pending::LIFETIME + Duration::from_secs(60))
             .await
             .map_err(ProxyError::StoreUnavailable)?;
         if !first_use {
@@ -91,7 +86,7 @@ impl Auth {
         }
 
         let now = now();
-        let cfg = &self.sessions.config;
+        let cfg = self.sessions.config();
         let access_expires_at = now + tokens.expires_in.map_or(3600, |d| d.as_secs());
         let hard_end = now + cfg.max_lifetime.as_secs();
         let expires_at = if tokens.refresh_token.is_some() {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 pub struct RawConfig {
     pub server: RawServer,
     pub tls: RawTls,
-    pub routes: RawRoutesRef,
+    pub routes: Option<RawRoutesRef>,
     #[serde(default)]
     pub upstream: RawUpstream,
     #[serde(default)]
@@ -31,7 +31,7 @@ pub struct RawTelemetry {
     pub service_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOidc {
     pub issuer: String,
@@ -83,7 +83,7 @@ pub struct RawRedis {
     pub ca_file: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: String,
@@ -99,7 +99,7 @@ pub struct RawServer {
     pub shutdown_grace: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
     pub cert_file: Option<String>,

@@ -112,9 +112,9 @@ fn example_config_and_routes_load() {
     );
     assert!(config.server.trusted_proxies.is_empty());
     assert_eq!(config.tls.certificates.len(), 1);
-    assert_eq!(config.routes_file, dir.path().join("routes.toml"));
+    assert_eq!(config.routes_file, Some(dir.path().join("routes.toml")));
 
-    let routes = routes::load(&config.routes_file).unwrap();
+    let routes = routes::load(config.routes_file.as_deref().unwrap()).unwrap();
     let names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["wiki", "api"]);
 }
@@ -197,7 +197,7 @@ fn relative_paths_resolve_against_the_config_files_directory() {
         "[upstream]\nca_file = \"ca/upstream.pem\"",
     ));
     let base = dir.path();
-    assert_eq!(config.routes_file, base.join("routes.toml"));
+    assert_eq!(config.routes_file, Some(base.join("routes.toml")));
     let cert = &config.tls.certificates[0];
     assert_eq!(cert.cert_file, base.join("tls/cert.pem"));
     assert_eq!(cert.key_file, base.join("tls/key.pem"));
@@ -518,4 +518,60 @@ fn missing_file_is_a_read_error_naming_the_path() {
         }
         other => panic!("expected ConfigError::Read, got {other:?}"),
     }
+}
+
+#[test]
+fn a_configuration_built_in_code_has_the_files_defaults() {
+    let (dir, from_file) = load_ok(&config_text(
+        "listen = \"127.0.0.1:9443\"",
+        "cert_file = \"/pki/c.pem\"\nkey_file = \"/pki/k.pem\"",
+        "[oidc]\nissuer = \"https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0\"\n\
+         client_id = \"c\"\nclient_secret = \"s\"",
+    ));
+    let mut in_code = Config::new(
+        "127.0.0.1:9443".parse().unwrap(),
+        "/pki/c.pem",
+        "/pki/k.pem",
+    )
+    .unwrap();
+    assert!(in_code.routes_file.is_none() && in_code.oidc.is_none());
+    in_code.oidc = Some(
+        OidcConfig::new(
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0",
+            "c",
+            Some("s"),
+        )
+        .unwrap(),
+    );
+    let same = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    };
+    same(&in_code.server, &from_file.server);
+    same(&in_code.tls, &from_file.tls);
+    same(&in_code.upstream, &from_file.upstream);
+    same(&in_code.log, &from_file.log);
+    same(&in_code.oidc, &from_file.oidc);
+    same(&in_code.session, &from_file.session);
+    same(&in_code.redis, &from_file.redis);
+    same(&in_code.telemetry, &from_file.telemetry);
+    assert_eq!(from_file.routes_file, Some(dir.path().join("routes.toml")));
+}
+
+#[test]
+fn a_configuration_built_in_code_is_checked_like_a_file() {
+    let err = OidcConfig::new("ftp://login.example/tenant/v2.0", "c", None).unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.contains("built in code") && shown.contains("oidc.issuer"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_main_file_without_a_routing_file_is_refused() {
+    assert_invalid(
+        &format!("[server]\n{LISTEN}\n\n[tls]\n{PEM_PAIR}\n"),
+        "routes.file",
+        "routing file",
+    );
 }

@@ -162,26 +162,12 @@ impl SignIn {
         s
     }
 
-    /// Waits (bounded) until the proxy has loaded the provider's metadata: `/.auth/login`
-    /// answers 302 instead of 503.
+    /// Waits (bounded) until the proxy has loaded the provider's metadata and keys.
     pub async fn wait_ready(&self) {
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(self.pki.ca_pem.as_bytes()).unwrap(),
-            )
-            .redirect(reqwest::redirect::Policy::none())
-            .resolve(HOST, self.proxy.https)
-            .build()
-            .unwrap();
-        let url = self.url("/.auth/login");
-        let ready = super::eventually(Duration::from_secs(15), || {
-            let (c, u) = (client.clone(), url.clone());
-            async move { c.get(&u).send().await.is_ok_and(|r| r.status() == 302) }
-        })
-        .await;
-        assert!(ready, "the proxy did not load the stand-in's metadata");
+        assert!(
+            self.proxy.ready().await,
+            "the proxy did not load the stand-in's metadata"
+        );
     }
 
     pub fn url(&self, path: &str) -> String {
