@@ -4,48 +4,23 @@
 //! Events: `sign_in` (success), `sign_in_failed`, `sign_out`, `refresh`, `refresh_failed`,
 //! `session_ended`, `policy_denied`, `config_reload`, `config_reload_failed`. Fields: `event`,
 //! `request_id`, `route`, `oid`, `tid`, `reason`. Never tokens, cookie values or claims beyond
-//! the two identifiers. The request ID and route come from the request being served (a
-//! task-local set by the request path), so code deep in sign-in need not carry them.
+//! the two identifiers. The request ID and route come from the request's context
+//! (`RequestCtx::audit`), handed down to the code that records the event.
 //! Each event also counts in `portcullis_auth_events_total` (`metrics.rs`).
 
-use std::cell::RefCell;
-use std::sync::Arc;
-
-use http::HeaderValue;
-
-use crate::route::Route;
-
-tokio::task_local! {
-    static REQUEST: RefCell<Context>;
+/// Which request an event belongs to: `RequestCtx::audit` for events of a request,
+/// [`Scope::NONE`] for the others (configuration reloads).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    pub request_id: &'a str,
+    pub route: &'a str,
 }
 
-/// Cheap to set per request: both are reference-counted.
-#[derive(Debug, Default, Clone)]
-struct Context {
-    request_id: Option<HeaderValue>,
-    route: Option<Arc<Route>>,
-}
-
-/// Runs `f` with `request_id` as the current request's.
-pub async fn scope<F: std::future::Future>(request_id: &HeaderValue, f: F) -> F::Output {
-    REQUEST
-        .scope(
-            RefCell::new(Context {
-                request_id: Some(request_id.clone()),
-                route: None,
-            }),
-            f,
-        )
-        .await
-}
-
-/// Records the route the current request matched.
-pub fn set_route(route: &Arc<Route>) {
-    let _ = REQUEST.try_with(|c| c.borrow_mut().route = Some(route.clone()));
-}
-
-fn context() -> Context {
-    REQUEST.try_with(|c| c.borrow().clone()).unwrap_or_default()
+impl Scope<'_> {
+    pub const NONE: Scope<'static> = Scope {
+        request_id: "",
+        route: "",
+    };
 }
 
 /// What happened, as the audit log and the metrics name it.
@@ -93,13 +68,12 @@ impl Event {
 }
 
 /// Writes one audit event. `reason` is a short code (`invalid_grant`, `allowed_groups`, …).
-pub fn record(event: Event, oid: &str, tid: &str, reason: &'static str) {
-    let c = context();
+pub fn record(scope: Scope<'_>, event: Event, oid: &str, tid: &str, reason: &'static str) {
     tracing::info!(
         target: "portcullis::audit",
         event = event.as_str(),
-        request_id = c.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
-        route = c.route.as_deref().map_or("", |r| r.name.as_str()),
+        request_id = scope.request_id,
+        route = scope.route,
         oid,
         tid,
         reason,

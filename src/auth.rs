@@ -26,6 +26,7 @@ use http::{HeaderMap, Method, Request, Response};
 
 use crate::body::Body;
 use crate::config::AuthMode;
+use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::identity::Identity;
 use crate::oidc::Provider;
@@ -132,16 +133,17 @@ impl Auth {
         &self,
         req: &Request<B>,
         target: &Target,
+        ctx: &RequestCtx,
     ) -> Option<Result<Response<Body>, ProxyError>> {
         let path = req.uri().path();
         if path == self.provider.config.callback_path {
-            return Some(self.callback(req).await);
+            return Some(self.callback(req, ctx).await);
         }
         Some(match path {
             "/.auth/login" => self.login_endpoint(req, target),
-            "/.auth/logout" => self.logout(req, target).await,
-            "/.auth/me" => self.me(req).await,
-            "/.auth/frontchannel-logout" => self.frontchannel_logout(req).await,
+            "/.auth/logout" => self.logout(req, target, ctx).await,
+            "/.auth/me" => self.me(req, ctx).await,
+            "/.auth/frontchannel-logout" => self.frontchannel_logout(req, ctx).await,
             _ => return None,
         })
     }
@@ -152,6 +154,7 @@ impl Auth {
         mode: AuthMode,
         req: &Request<B>,
         target: &Target,
+        ctx: &RequestCtx,
     ) -> Result<Decision, ProxyError> {
         match mode {
             AuthMode::Public => Ok(Decision::Proceed(None)),
@@ -159,7 +162,7 @@ impl Auth {
                 .bearer(req.headers())
                 .await
                 .map(|p| Decision::Proceed(Some(p))),
-            AuthMode::Login => match self.session(req.headers()).await? {
+            AuthMode::Login => match self.session(req.headers(), ctx).await? {
                 Some(s) => Ok(Decision::Proceed(Some(Principal::Session(s)))),
                 None => self.challenge(req, target),
             },
@@ -168,7 +171,11 @@ impl Auth {
 
     /// The request's live session, renewed if due. `None`: no cookie, an unknown or ended
     /// session, or one the provider refused to renew.
-    pub async fn session(&self, headers: &HeaderMap) -> Result<Option<Arc<Session>>, ProxyError> {
+    pub async fn session(
+        &self,
+        headers: &HeaderMap,
+        ctx: &RequestCtx,
+    ) -> Result<Option<Arc<Session>>, ProxyError> {
         for id in cookies::get_all(headers, self.cookie_name()) {
             if !looks_like_token(id) {
                 continue;
@@ -181,7 +188,11 @@ impl Auth {
             else {
                 continue;
             };
-            return match self.sessions.ensure_fresh(&self.provider, loaded).await {
+            return match self
+                .sessions
+                .ensure_fresh(&self.provider, loaded, ctx.audit())
+                .await
+            {
                 Outcome::Valid(s) => Ok(Some(s)),
                 Outcome::Ended(_) => Ok(None),
                 Outcome::Unavailable(why) => Err(ProxyError::RenewalUnavailable(why)),

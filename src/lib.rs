@@ -8,6 +8,7 @@
 //! - [`server`]: listeners, TLS handshakes, HTTP/1.1 + HTTP/2 connections, limits, drain.
 //! - [`tls`]: certificates, SNI and certificate reload.
 //! - [`proxy`]: **the request path**, one function chaining the stages below.
+//!   - [`context`]: the per-request context the stages share.
 //!   - [`request`]: host and path of the downstream request.
 //!   - [`route`]: the live route table.
 //!   - [`auth`]: sign-in, sessions and bearer tokens as a stage; the `/.auth/*` endpoints.
@@ -37,6 +38,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod context;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;

@@ -1,7 +1,8 @@
 //! The request path. `Proxy::handle` is the one place that chains the stages:
 //!
 //! ```text
-//! request ─▶ Target::of (request.rs: host, path; 400)
+//! request ─▶ RequestCtx::new (context.rs: request ID, client address, format, access log, span)
+//!         ─▶ Target::of (request.rs: host, path; 400)
 //!         ─▶ RouteTable::serves_host (route.rs; 404)
 //!         ─▶ Auth::reserved (auth.rs: /.auth/login, callback, logout, me)
 //!         ─▶ RouteTable::find (route.rs; 404)
@@ -11,12 +12,13 @@
 //!         ─▶ identity::inject (headers/identity.rs: X-Auth-Request-* / X-MS-CLIENT-PRINCIPAL*)
 //!         ─▶ to_upstream (headers.rs: hop-by-hop, X-Forwarded-*, request ID; own cookies out)
 //!         ─▶ forward::send (forward.rs; 502/504)
-//!         ─▶ from_upstream (hop-by-hop; upgrade.rs tunnels a 101)
-//!         ─▶ AccessLog::finish (access_log.rs)
+//!         ─▶ response (hop-by-hop; upgrade.rs tunnels a 101)
+//!         ─▶ RequestCtx::finish (access_log.rs: one event when the body ends)
 //! ```
 //!
-//! Stages return `Result<_, ProxyError>`; only `handle` turns an error into an answer
-//! (error.rs) and logs it.
+//! Stages take the request context (`&RequestCtx`: request ID, client, matched route, audit
+//! scope) and return `Result<_, ProxyError>`; only `handle` turns an error into an answer
+//! (error.rs) and logs it with its cause chain.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,15 +30,15 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use ipnet::IpNet;
 
-use crate::access_log::{AccessLog, LoggedBody};
+use crate::access_log::LoggedBody;
 use crate::auth::{Auth, Decision, Principal};
 use crate::body::Body;
 use crate::config::AuthMode;
+use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::forward::{self, Clients};
 use crate::headers::identity;
-use crate::headers::{self, ClientAddr, X_REQUEST_ID};
-use crate::pages::Format;
+use crate::headers::{self, X_REQUEST_ID};
 use crate::policy;
 use crate::request::Target;
 use crate::route::{Route, RouteTable};
@@ -93,70 +95,42 @@ impl Proxy {
 
     /// Answers one request from `peer`. Never fails: errors become pages here.
     pub async fn handle(&self, peer: SocketAddr, req: Request<Incoming>) -> Response<LoggedBody> {
-        let addr = ClientAddr::new(peer.ip(), req.headers(), &self.trusted_proxies);
-        let request_id = headers::request_id(req.headers(), addr.trusted);
-        let format = Format::from_headers(req.headers());
-        let host = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()))
-            .unwrap_or("");
-        let mut log = AccessLog::start(
-            req.method().clone(),
-            host,
-            req.uri().path(),
-            addr.client,
-            request_id.clone(),
-        );
-
-        let span = self
-            .traced
-            .then(|| crate::trace::request_span(req.method(), req.uri().path(), req.headers()));
-        let work = audit::scope(&request_id, async {
-            let r = self.proxy(req, &addr, &request_id, &mut log).await;
-            if let Err(e) = &r {
-                account(e, log.route_name());
-            }
-            r
-        });
-        let answer = match &span {
+        let mut ctx = RequestCtx::new(peer, &req, &self.trusted_proxies, self.traced);
+        let answer = match ctx.span().cloned() {
             Some(span) => {
                 use tracing::Instrument;
-                work.instrument(span.clone()).await
+                let answer = self.proxy(req, &mut ctx).instrument(span.clone()).await;
+                span.record("http.route", ctx.route_name());
+                let status = answer.as_ref().map_or_else(|e| e.status(), |r| r.status());
+                span.record("http.response.status_code", i64::from(status.as_u16()));
+                answer
             }
-            None => work.await,
+            None => self.proxy(req, &mut ctx).await,
         };
-        if let Some(span) = &span {
-            span.record("http.route", log.route_name());
-            let status = answer.as_ref().map_or_else(|e| e.status(), |r| r.status());
-            span.record("http.response.status_code", i64::from(status.as_u16()));
-        }
         let mut resp = match answer {
             Ok(resp) => resp,
             Err(err) => {
-                log.error(err.kind());
-                let id = request_id.to_str().unwrap_or("");
+                account(&err, &ctx);
+                ctx.set_error(err.kind());
                 let cause = crate::error::chain(&err);
+                let id = ctx.id_str();
                 match err.status() {
                     s if s.is_server_error() => {
                         tracing::warn!(request_id = id, error = %cause, "request failed")
                     }
                     _ => tracing::debug!(request_id = id, error = %cause, "request refused"),
                 }
-                err.to_response(format, id)
+                err.to_response(ctx.format(), id)
             }
         };
-        resp.headers_mut().insert(X_REQUEST_ID, request_id);
-        log.finish(resp)
+        resp.headers_mut().insert(X_REQUEST_ID, ctx.id().clone());
+        ctx.finish(resp)
     }
 
     async fn proxy(
         &self,
         mut req: Request<Incoming>,
-        addr: &ClientAddr,
-        request_id: &HeaderValue,
-        log: &mut AccessLog,
+        ctx: &mut RequestCtx,
     ) -> Result<Response<Body>, ProxyError> {
         let target = Target::of(&req)?;
         let table = self.routes.load();
@@ -164,7 +138,7 @@ impl Proxy {
             return Err(ProxyError::NoRoute);
         }
         if let Some(auth) = &self.auth {
-            if let Some(answer) = auth.reserved(&req, &target).await {
+            if let Some(answer) = auth.reserved(&req, &target, ctx).await {
                 return answer;
             }
         }
@@ -172,8 +146,7 @@ impl Proxy {
             .find(&target.host, req.uri().path())
             .cloned()
             .ok_or(ProxyError::NoRoute)?;
-        log.route(&route);
-        audit::set_route(&route);
+        ctx.set_route(&route);
 
         // A login route that passes the access token owns `Authorization`; a bearer route
         // reads the client's.
@@ -185,7 +158,7 @@ impl Proxy {
         drop(table);
         let principal = match (&self.auth, route.auth) {
             (_, AuthMode::Public) => None,
-            (Some(auth), mode) => match auth.authenticate(mode, &req, &target).await? {
+            (Some(auth), mode) => match auth.authenticate(mode, &req, &target, ctx).await? {
                 Decision::Proceed(p) => p,
                 Decision::Respond(resp) => return Ok(resp),
             },
@@ -193,7 +166,7 @@ impl Proxy {
             (None, _) => return Err(ProxyError::ProviderUnavailable),
         };
         if let Some(p) = &principal {
-            authorize(&route, p)?;
+            authorize(&route, p, ctx)?;
             identity::inject(
                 req.headers_mut(),
                 p.identity(),
@@ -211,7 +184,7 @@ impl Proxy {
         }
         let upgrade = upgrade::requested(&req);
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
-        let req = to_upstream(req, &route, &target, addr, request_id, upgrade)?;
+        let req = to_upstream(req, &route, &target, ctx, upgrade)?;
         let mut resp = forward::send(&route.client, req, route.timeout).await?;
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -230,10 +203,11 @@ impl Proxy {
 }
 
 /// The route's policy, for a signed-in principal.
-fn authorize(route: &Route, p: &Principal) -> Result<(), ProxyError> {
+fn authorize(route: &Route, p: &Principal, ctx: &RequestCtx) -> Result<(), ProxyError> {
     policy::authorize(&route.policy, p.identity()).map_err(|denied| {
         let id = p.identity();
         audit::record(
+            ctx.audit(),
             audit::Event::PolicyDenied,
             id.oid(),
             id.tid(),
@@ -244,12 +218,15 @@ fn authorize(route: &Route, p: &Principal) -> Result<(), ProxyError> {
 }
 
 /// Metrics and audit events for a failed request.
-fn account(e: &ProxyError, route: &str) {
+fn account(e: &ProxyError, ctx: &RequestCtx) {
+    let route = ctx.route_name();
     match e {
         ProxyError::UpstreamUnreachable(_) => metrics::upstream_error(route, "unreachable"),
         ProxyError::UpstreamFailed(_) => metrics::upstream_error(route, "failed"),
         ProxyError::UpstreamTimeout(_) => metrics::upstream_error(route, "timeout"),
-        ProxyError::SignIn(s) => audit::record(audit::Event::SignInFailed, "", "", s.kind()),
+        ProxyError::SignIn(s) => {
+            audit::record(ctx.audit(), audit::Event::SignInFailed, "", "", s.kind())
+        }
         _ => {}
     }
 }
@@ -259,8 +236,7 @@ fn to_upstream(
     req: Request<Incoming>,
     route: &Route,
     target: &Target,
-    addr: &ClientAddr,
-    request_id: &HeaderValue,
+    ctx: &RequestCtx,
     upgrade: Option<HeaderValue>,
 ) -> Result<Request<Incoming>, ProxyError> {
     let (mut parts, body) = req.into_parts();
@@ -293,8 +269,8 @@ fn to_upstream(
     if let Some(protocol) = upgrade {
         upgrade::restore(h, protocol);
     }
-    headers::set_forwarded(h, addr, target.authority.as_str());
-    h.insert(X_REQUEST_ID, request_id.clone());
+    headers::set_forwarded(h, ctx.client(), target.authority.as_str());
+    h.insert(X_REQUEST_ID, ctx.id().clone());
     if route.preserve_host {
         let host = HeaderValue::from_str(target.authority.as_str())
             .map_err(|_| ProxyError::BadRequest("The Host header is malformed."))?;

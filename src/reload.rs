@@ -135,7 +135,7 @@ fn reloaded(ok: bool, what: &'static str) {
     } else {
         Event::ConfigReloadFailed
     };
-    record(event, "", "", what);
+    record(crate::audit::Scope::NONE, event, "", "", what);
 }
 
 fn read_all(files: &[PathBuf]) -> Vec<Option<Vec<u8>>> {

@@ -14,6 +14,7 @@ use http::{Request, Response, StatusCode};
 
 use super::{cookies, pending, Auth, SignInError};
 use crate::body::{self, Body};
+use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::identity::Identity;
 use crate::oidc::{graph, token::aadsts_code, verify::constant_time_eq, Expect};
@@ -21,7 +22,11 @@ use crate::primitives::now;
 use crate::session::Session;
 
 impl Auth {
-    pub(super) async fn callback<B>(&self, req: &Request<B>) -> Result<Response<Body>, ProxyError> {
+    pub(super) async fn callback<B>(
+        &self,
+        req: &Request<B>,
+        ctx: &RequestCtx,
+    ) -> Result<Response<Body>, ProxyError> {
         let fail = |e: SignInError| ProxyError::SignIn(e);
         let q = Query::parse(req.uri().query().unwrap_or(""));
         let state = q.state.ok_or(fail(SignInError::MissingState))?;
@@ -114,7 +119,7 @@ impl Auth {
             .create(session)
             .await
             .map_err(ProxyError::StoreUnavailable)?;
-        crate::audit::record(crate::audit::Event::SignIn, &oid, &tid, "");
+        crate::audit::record(ctx.audit(), crate::audit::Event::SignIn, &oid, &tid, "");
 
         let mut resp = Response::new(body::empty());
         *resp.status_mut() = StatusCode::FOUND;

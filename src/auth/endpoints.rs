@@ -12,6 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 use super::login::canonical_authority;
 use super::{cookies, return_to, Auth};
 use crate::body::{self, Body};
+use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::headers::identity;
 use crate::session::store_key;
@@ -21,6 +22,7 @@ impl Auth {
         &self,
         req: &Request<B>,
         target: &crate::request::Target,
+        ctx: &RequestCtx,
     ) -> Result<Response<Body>, ProxyError> {
         if req.method() != Method::GET && req.method() != Method::POST {
             return Err(ProxyError::BadRequest("Sign out with GET or POST."));
@@ -39,7 +41,13 @@ impl Auth {
             if let Some(s) = &session {
                 logout_hint = s.login_hint.clone();
                 let id = &s.identity;
-                crate::audit::record(crate::audit::Event::SignOut, id.oid(), id.tid(), "user");
+                crate::audit::record(
+                    ctx.audit(),
+                    crate::audit::Event::SignOut,
+                    id.oid(),
+                    id.tid(),
+                    "user",
+                );
             }
             self.sessions
                 .delete(&key, session.as_deref())
@@ -79,8 +87,12 @@ impl Auth {
     }
 
     /// The signed-in identity as JSON, in App Service's `/.auth/me` shape (without tokens).
-    pub(super) async fn me<B>(&self, req: &Request<B>) -> Result<Response<Body>, ProxyError> {
-        let Some(s) = self.session(req.headers()).await? else {
+    pub(super) async fn me<B>(
+        &self,
+        req: &Request<B>,
+        ctx: &RequestCtx,
+    ) -> Result<Response<Body>, ProxyError> {
+        let Some(s) = self.session(req.headers(), ctx).await? else {
             return Err(ProxyError::SignInRequired {
                 login_url: super::login::login_url("/"),
             });
@@ -115,15 +127,20 @@ impl Auth {
     pub(super) async fn frontchannel_logout<B>(
         &self,
         req: &Request<B>,
+        ctx: &RequestCtx,
     ) -> Result<Response<Body>, ProxyError> {
         let sid = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
             .find(|(k, _)| k == "sid")
             .map(|(_, v)| v.into_owned());
         if let Some(sid) = sid.filter(|s| !s.is_empty() && s.len() <= 256) {
             match self.sessions.delete_by_sid(&sid).await {
-                Ok(true) => {
-                    crate::audit::record(crate::audit::Event::SignOut, "", "", "front_channel")
-                }
+                Ok(true) => crate::audit::record(
+                    ctx.audit(),
+                    crate::audit::Event::SignOut,
+                    "",
+                    "",
+                    "front_channel",
+                ),
                 Ok(false) => {}
                 Err(e) => return Err(ProxyError::StoreUnavailable(e)),
             }

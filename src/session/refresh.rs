@@ -87,7 +87,12 @@ impl Sessions {
     }
 
     /// Renews `loaded` if due. Call before forwarding each request.
-    pub async fn ensure_fresh(&self, provider: &Provider, loaded: Loaded) -> Outcome {
+    pub async fn ensure_fresh(
+        &self,
+        provider: &Provider,
+        loaded: Loaded,
+        audit: audit::Scope<'_>,
+    ) -> Outcome {
         let Loaded { key, session } = loaded;
         if !self.due(&session, now()) {
             return Outcome::Valid(session);
@@ -118,7 +123,7 @@ impl Sessions {
             Ok(false) => return self.wait_for_peer(&key, current).await,
             Err(e) => return Self::keep(current, RenewalError::Store(e)),
         }
-        let outcome = self.renew(provider, &key, current).await;
+        let outcome = self.renew(provider, &key, current, audit).await;
         if let Err(e) = self.store.delete_if(&lock_key, token.as_bytes()).await {
             tracing::debug!(error = %e, "refresh lock release failed; it expires on its own");
         }
@@ -145,7 +150,13 @@ impl Sessions {
         Outcome::Unavailable(RenewalError::PeerBusy)
     }
 
-    async fn renew(&self, provider: &Provider, key: &str, current: Arc<Session>) -> Outcome {
+    async fn renew(
+        &self,
+        provider: &Provider,
+        key: &str,
+        current: Arc<Session>,
+        audit: audit::Scope<'_>,
+    ) -> Outcome {
         let Some(rt) = current.refresh_token.as_deref() else {
             return Outcome::Valid(current);
         };
@@ -153,7 +164,13 @@ impl Sessions {
             Ok(t) => t,
             Err(TokenError::Rejected { code, aadsts }) => {
                 let id = &current.identity;
-                audit::record(Event::SessionEnded, id.oid(), id.tid(), end_reason(&code));
+                audit::record(
+                    audit,
+                    Event::SessionEnded,
+                    id.oid(),
+                    id.tid(),
+                    end_reason(&code),
+                );
                 tracing::info!(
                     code,
                     aadsts,
@@ -166,14 +183,14 @@ impl Sessions {
             }
             Err(e @ TokenError::Misconfigured { .. }) => {
                 let id = &current.identity;
-                audit::record(Event::RefreshFailed, id.oid(), id.tid(), e.kind());
+                audit::record(audit, Event::RefreshFailed, id.oid(), id.tid(), e.kind());
                 tracing::error!(error = %crate::error::chain(&e), "refresh failed because of the client's configuration (client secret, app registration); sessions are kept");
                 self.back_off(key);
                 return Self::keep(current, RenewalError::Token(e));
             }
             Err(e @ (TokenError::Unavailable(_) | TokenError::Malformed(_))) => {
                 let id = &current.identity;
-                audit::record(Event::RefreshFailed, id.oid(), id.tid(), e.kind());
+                audit::record(audit, Event::RefreshFailed, id.oid(), id.tid(), e.kind());
                 tracing::warn!(error = %crate::error::chain(&e), retry_in = ?RETRY_AFTER, "refresh failed; keeping the session");
                 self.back_off(key);
                 return Self::keep(current, RenewalError::Token(e));
@@ -204,7 +221,13 @@ impl Sessions {
                 Ok(_) | Err(_) => {
                     tracing::warn!("refreshed ID token failed validation; ending the session");
                     let id = &current.identity;
-                    audit::record(Event::SessionEnded, id.oid(), id.tid(), "invalid_id_token");
+                    audit::record(
+                        audit,
+                        Event::SessionEnded,
+                        id.oid(),
+                        id.tid(),
+                        "invalid_id_token",
+                    );
                     let _ = self.delete(key, Some(&current)).await;
                     return Outcome::Ended("invalid_id_token");
                 }
@@ -219,7 +242,13 @@ impl Sessions {
         let renewed = Arc::new(next.clone());
         match self.save(key, next).await {
             Ok(s) => {
-                audit::record(Event::Refresh, s.identity.oid(), s.identity.tid(), "");
+                audit::record(
+                    audit,
+                    Event::Refresh,
+                    s.identity.oid(),
+                    s.identity.tid(),
+                    "",
+                );
                 Outcome::Valid(s)
             }
             Err(e) => {
