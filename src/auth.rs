@@ -32,7 +32,7 @@ use crate::identity::Identity;
 use crate::oidc::Provider;
 use crate::request::Target;
 use crate::seal::{Purpose, Sealer};
-use crate::session::refresh::Outcome;
+use crate::session::refresh::Freshness;
 use crate::session::{Session, Sessions};
 
 /// Who a request is from, once authenticated.
@@ -193,9 +193,9 @@ impl Auth {
                 .ensure_fresh(&self.provider, loaded, ctx.audit())
                 .await
             {
-                Outcome::Valid(s) => Ok(Some(s)),
-                Outcome::Ended(_) => Ok(None),
-                Outcome::Unavailable(why) => Err(ProxyError::RenewalUnavailable(why)),
+                Freshness::Valid(s) => Ok(Some(s)),
+                Freshness::Ended(_) => Ok(None),
+                Freshness::Unavailable(why) => Err(ProxyError::RenewalUnavailable(why)),
             };
         }
         Ok(None)

@@ -88,8 +88,6 @@ pub async fn run(
     })
     .await
     .map_err(setup("stand-in Entra ID"))?;
-    let upstream = whoami::start().await.map_err(setup("whoami upstream"))?;
-
     write_certificate(dir.path())?;
     let listen = SocketAddr::from(([127, 0, 0, 1], options.port));
     let mut config = Config::new(
@@ -100,6 +98,9 @@ pub async fn run(
     .map_err(setup("config"))?;
     config.server.admin_listen = Some(SocketAddr::from(([127, 0, 0, 1], options.admin_port)));
     config.server.shutdown_grace = std::time::Duration::from_secs(2);
+    let upstream = whoami::start(config.server.clone())
+        .await
+        .map_err(setup("whoami upstream"))?;
     let mut oidc = OidcConfig::new(&idp.issuer(), CLIENT_ID, Some("demo-client-secret"))
         .map_err(setup("config"))?;
     oidc.graph_url = idp.graph_url();

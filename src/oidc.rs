@@ -65,7 +65,7 @@ pub enum DiscoveryError {
     NoMetadata,
 }
 
-struct Loaded {
+struct Discovered {
     metadata: Metadata,
     client: token::Client,
 }
@@ -74,7 +74,7 @@ struct Loaded {
 pub struct Provider {
     pub config: OidcConfig,
     http: reqwest::Client,
-    loaded: ArcSwapOption<Loaded>,
+    loaded: ArcSwapOption<Discovered>,
     jwks: Jwks,
     /// Flips to `true` once discovery and the first key fetch have succeeded.
     ready: watch::Sender<bool>,
@@ -174,7 +174,7 @@ impl Provider {
         let body = self.get(&url).await?;
         let md = metadata::parse(&body, &self.config)?;
         let client = token::client(&self.config, &md).ok_or(DiscoveryError::IssuerNotAUrl)?;
-        self.loaded.store(Some(Arc::new(Loaded {
+        self.loaded.store(Some(Arc::new(Discovered {
             metadata: md,
             client,
         })));
@@ -204,7 +204,7 @@ impl Provider {
         Ok(())
     }
 
-    fn loaded(&self) -> Result<Arc<Loaded>, NotReady> {
+    fn loaded(&self) -> Result<Arc<Discovered>, NotReady> {
         self.loaded.load_full().ok_or(NotReady)
     }
 
@@ -251,7 +251,7 @@ impl Provider {
     }
 
     /// The client assertion for the next token request (certificate or federated token).
-    fn assertion(&self, l: &Loaded) -> Result<Option<String>, TokenError> {
+    fn assertion(&self, l: &Discovered) -> Result<Option<String>, TokenError> {
         credential::assertion(
             &self.config.credential,
             &self.config.client_id,

@@ -8,29 +8,27 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::HeaderName;
 
-use crate::config::{AuthMode, HeaderPreset, HostPattern, PolicySpec, RouteSpec, UpstreamTarget};
+use crate::config::{HostPattern, RouteSpec};
 use crate::forward::{Clients, UpstreamClient};
 
-/// A route ready to serve: its validated spec plus the pooled client that reaches it.
+/// A route ready to serve: its validated spec plus the pooled client that reaches it. It
+/// dereferences to the spec (`route.name`, `route.policy`, …): one type per concept, the
+/// spec's fields are not copied.
 #[derive(Debug)]
 pub struct Route {
-    pub name: String,
-    pub host: HostPattern,
-    pub path_prefix: String,
-    pub upstream: UpstreamTarget,
-    pub preserve_host: bool,
-    pub strip_prefix: bool,
-    pub timeout: Duration,
-    pub auth: AuthMode,
-    pub headers: HeaderPreset,
-    pub claims_headers: Vec<(HeaderName, String)>,
-    pub pass_access_token: bool,
-    pub policy: PolicySpec,
+    pub spec: RouteSpec,
     pub client: UpstreamClient,
+}
+
+impl std::ops::Deref for Route {
+    type Target = RouteSpec;
+
+    fn deref(&self) -> &RouteSpec {
+        &self.spec
+    }
 }
 
 impl Route {
@@ -105,21 +103,7 @@ impl RouteTable {
         let mut table = RouteTable::default();
         for spec in specs {
             let client = clients.get(spec.ca_file.as_deref(), spec.h2c)?;
-            let route = Arc::new(Route {
-                name: spec.name,
-                host: spec.host,
-                path_prefix: spec.path_prefix,
-                upstream: spec.upstream,
-                preserve_host: spec.preserve_host,
-                strip_prefix: spec.strip_prefix,
-                timeout: spec.timeout,
-                auth: spec.auth,
-                headers: spec.headers,
-                claims_headers: spec.claims_headers,
-                pass_access_token: spec.pass_access_token,
-                policy: spec.policy,
-                client,
-            });
+            let route = Arc::new(Route { spec, client });
             for (h, _) in &route.claims_headers {
                 if !table.injectable.contains(h) {
                     table.injectable.push(h.clone());

@@ -89,7 +89,7 @@ fn sid_key(sid: &str) -> String {
 
 /// A session as read, with the key it lives under.
 #[derive(Debug, Clone)]
-pub struct Loaded {
+pub struct StoredSession {
     pub key: String,
     pub session: Arc<Session>,
 }
@@ -203,7 +203,7 @@ impl Sessions {
     }
 
     /// The session for cookie value `id`, if it exists and has not ended.
-    pub async fn load(&self, id: &str) -> Result<Option<Loaded>, StoreError> {
+    pub async fn load(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
         let key = store_key(id);
         let now = now();
         let session = match self.cache.get(&key).await {
@@ -235,7 +235,7 @@ impl Sessions {
                 }
             }
         }
-        Ok(Some(Loaded { key, session }))
+        Ok(Some(StoredSession { key, session }))
     }
 
     /// True at most once per `idle_timeout / 20` (at least 1 s) per session value: a busy

@@ -34,7 +34,7 @@ mod redis_options;
 use std::time::Duration;
 
 pub use self::memory::MemoryStore;
-pub use self::redis::{RedisOptions, RedisStore};
+pub use self::redis::{RedisConfig, RedisStore};
 
 /// Keys given to a store are logical (`session:<64 hex>`, `login-state:<hex>`, `lock:<hex>`, `sid:<hex>`);
 /// the Redis store prepends its configured key_prefix. Values are opaque bytes (already encrypted by the caller).

@@ -44,14 +44,14 @@ pub enum TlsError {
 }
 
 /// One loaded certificate with the names it was configured for.
-struct Loaded {
+struct CertEntry {
     key: Arc<CertifiedKey>,
     names: Vec<String>,
 }
 
 /// The set in force: the first entry is the default.
 struct CertSet {
-    entries: Vec<Loaded>,
+    entries: Vec<CertEntry>,
     by_name: HashMap<String, usize>,
 }
 
@@ -64,7 +64,7 @@ impl CertSet {
             for name in &c.server_names {
                 by_name.entry(name.clone()).or_insert(i);
             }
-            entries.push(Loaded {
+            entries.push(CertEntry {
                 key: Arc::new(key),
                 names: c.server_names.clone(),
             });

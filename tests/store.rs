@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::*;
+use portcullis::config::Secret;
 use portcullis::store::redis::{acl_rules, DELETE_IF_SCRIPT, DELETE_IF_SHA1};
 use portcullis::store::{
-    Invalidation, MemoryStore, RedisOptions, RedisStore, SessionStore, StoreError,
+    Invalidation, MemoryStore, RedisConfig, RedisStore, SessionStore, StoreError,
 };
 use rand::RngCore;
 
@@ -56,13 +57,13 @@ async fn redis() -> Backend {
     }
 }
 
-fn options(server: &RedisServer) -> RedisOptions {
-    let mut options = RedisOptions::new(server.url());
+fn options(server: &RedisServer) -> RedisConfig {
+    let mut options = RedisConfig::new(server.url());
     options.key_prefix = "test:".into();
     options
 }
 
-async fn connect(options: RedisOptions) -> RedisStore {
+async fn connect(options: RedisConfig) -> RedisStore {
     within(RedisStore::connect(options)).await.unwrap()
 }
 
@@ -400,10 +401,10 @@ mod redis_only {
     async fn password_in_the_url_or_the_options_authenticates() {
         let server = RedisServer::start_with(&["--requirepass", "s3cret-pw"]);
         let mut in_url = options(&server);
-        in_url.url = format!("redis://:s3cret-pw@127.0.0.1:{}/0", server.port);
+        in_url.url = Secret::new(format!("redis://:s3cret-pw@127.0.0.1:{}/0", server.port));
         let mut in_options = options(&server);
-        in_options.url = format!("redis://:wrong@127.0.0.1:{}/0", server.port);
-        in_options.password = Some("s3cret-pw".into());
+        in_options.url = Secret::new(format!("redis://:wrong@127.0.0.1:{}/0", server.port));
+        in_options.password = Some(Secret::new("s3cret-pw"));
         for options in [in_url, in_options] {
             let store = connect(options).await;
             let k = key("session");
@@ -416,7 +417,7 @@ mod redis_only {
     async fn refused_credentials_fail_to_connect_without_echoing_them() {
         let server = RedisServer::start_with(&["--requirepass", "s3cret-pw"]);
         let mut wrong = options(&server);
-        wrong.password = Some("not-the-pw".into());
+        wrong.password = Some(Secret::new("not-the-pw"));
         let missing = options(&server);
         for options in [wrong, missing] {
             match within(RedisStore::connect(options)).await {
@@ -442,7 +443,7 @@ mod redis_only {
             let mut o = options(&server);
             o.key_prefix = "portcullis:".into();
             o.username = Some("portcullis".into());
-            o.password = Some("acl-pw".into());
+            o.password = Some(Secret::new("acl-pw"));
             o
         };
         let a = connect(acl_options()).await;
@@ -628,7 +629,7 @@ mod redis_only {
                 sockets.push(socket);
             }
         });
-        let mut options = RedisOptions::new(format!("redis://127.0.0.1:{port}/0"));
+        let mut options = RedisConfig::new(format!("redis://127.0.0.1:{port}/0"));
         options.command_timeout = Duration::from_millis(300);
         let store = connect(options).await;
         assert!(is_unavailable(within(store.get(&key("session"))).await));
@@ -670,7 +671,7 @@ mod redis_only {
         let url = format!("rediss://127.0.0.1:{tls_port}/0");
 
         let mut trusted = options(&server);
-        trusted.url = url.clone();
+        trusted.url = Secret::new(url.clone());
         trusted.ca_file = Some(ca);
         let store = connect(trusted).await;
         let k = key("session");
@@ -680,7 +681,7 @@ mod redis_only {
         assert_eq!(stored.as_deref(), Some(&b"over tls"[..]));
 
         let mut untrusted = options(&server);
-        untrusted.url = url;
+        untrusted.url = Secret::new(url);
         match within(RedisStore::connect(untrusted)).await {
             Err(StoreError::Failed(m)) => assert!(m.contains("Certificate"), "{m}"),
             Err(e) => panic!("expected Failed, got {e}"),

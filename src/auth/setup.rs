@@ -11,7 +11,7 @@ use crate::oidc::{OidcError, Provider};
 use crate::session::Sessions;
 use crate::store::instrumented::Instrumented;
 use crate::store::memory::MemoryStore;
-use crate::store::redis::{RedisOptions, RedisStore};
+use crate::store::redis::RedisStore;
 use crate::store::{SessionStore, StoreError};
 
 /// Why sign-in could not be set up.
@@ -52,18 +52,9 @@ pub async fn build(config: &Config) -> Result<Option<Arc<Auth>>, SetupError> {
 
 async fn store(config: &Config) -> Result<Arc<dyn SessionStore>, StoreError> {
     match (config.session.store, &config.redis) {
-        (StoreKind::Redis, Some(r)) => {
-            let mut options = RedisOptions::new(r.url.expose());
-            options.username = r.username.clone();
-            options.password = r.password.as_ref().map(|p| p.expose().to_owned());
-            options.key_prefix = r.key_prefix.clone();
-            options.pool_size = r.pool_size;
-            options.command_timeout = r.command_timeout;
-            options.ca_file = r.ca_file.clone();
-            Ok(Arc::new(Instrumented::new(
-                RedisStore::connect(options).await?,
-            )))
-        }
+        (StoreKind::Redis, Some(r)) => Ok(Arc::new(Instrumented::new(
+            RedisStore::connect(r.clone()).await?,
+        ))),
         _ => Ok(Arc::new(Instrumented::new(MemoryStore::new(
             config.session.memory_max_entries,
         )))),

@@ -43,17 +43,71 @@ pub struct SessionConfig {
     pub memory_max_entries: usize,
 }
 
-/// `[redis]`.
-#[derive(Debug, Clone)]
+/// `[redis]`: how to reach Redis. The store (`store/redis.rs`) takes it as it is.
+#[derive(Clone)]
 pub struct RedisConfig {
-    /// May carry a password, so it is a secret too.
+    /// `redis://`, `rediss://` (TLS), with optional `user:password@` (ACL) and `/db`; also
+    /// `redis-cluster://` and `redis-sentinel://` as fred parses them. May carry a password,
+    /// so it is a secret too.
     pub url: Secret,
+    /// Overrides the URL's user name.
     pub username: Option<String>,
+    /// Overrides the URL's password.
     pub password: Option<Secret>,
+    /// Prepended to every key, and to the invalidation channel's name.
     pub key_prefix: String,
+    /// Connections for commands (one more is used for invalidations).
     pub pool_size: usize,
+    /// Bound on each command, and on connecting: a dead Redis must never hang a request.
     pub command_timeout: Duration,
+    /// Extra trust anchors (PEM) for `rediss://`, beside the system's.
     pub ca_file: Option<PathBuf>,
+}
+
+const DEFAULT_KEY_PREFIX: &str = "portcullis:";
+const DEFAULT_POOL_SIZE: usize = 4;
+const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl RedisConfig {
+    /// `url` with every other key at its default, as in the file: prefix `portcullis:`,
+    /// 4 connections, 2 s command timeout.
+    pub fn new(url: impl Into<String>) -> RedisConfig {
+        RedisConfig {
+            url: Secret::new(url),
+            username: None,
+            password: None,
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            pool_size: DEFAULT_POOL_SIZE,
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            ca_file: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(self.url.expose()))
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("key_prefix", &self.key_prefix)
+            .field("pool_size", &self.pool_size)
+            .field("command_timeout", &self.command_timeout)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// The URL without its password, for logs.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable>".into(),
+    }
 }
 
 /// The least a session secret may hold: 256 bits.
@@ -188,7 +242,9 @@ pub(super) fn redis(raw: RawRedis, file: &Path, base: &Path) -> Result<RedisConf
             "a URL like redis://host:6379/0 or rediss://user@host:6380/0",
         ));
     }
-    let key_prefix = raw.key_prefix.unwrap_or_else(|| "portcullis:".to_owned());
+    let key_prefix = raw
+        .key_prefix
+        .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
     if key_prefix.contains(char::is_whitespace) {
         return Err(ConfigError::invalid(
             file,
@@ -216,9 +272,12 @@ pub(super) fn redis(raw: RawRedis, file: &Path, base: &Path) -> Result<RedisConf
                 ))
             }
             Some(n) => n,
-            None => 4,
+            None => DEFAULT_POOL_SIZE,
         },
-        command_timeout: duration(file, "redis.command_timeout", raw.command_timeout, "2s")?,
+        command_timeout: match raw.command_timeout {
+            None => DEFAULT_COMMAND_TIMEOUT,
+            t => duration(file, "redis.command_timeout", t, "")?,
+        },
         ca_file: raw.ca_file.filter(|f| !f.is_empty()).map(|f| base.join(f)),
     })
 }

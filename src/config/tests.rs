@@ -575,3 +575,17 @@ fn a_main_file_without_a_routing_file_is_refused() {
         "routing file",
     );
 }
+
+#[test]
+fn a_redis_configuration_built_in_code_has_the_files_defaults() {
+    let (_dir, from_file) = load_ok(&config_text(
+        LISTEN,
+        PEM_PAIR,
+        "[session]\nstore = \"redis\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n\n\
+         [redis]\nurl = \"redis://u:pw@redis:6379/0\"",
+    ));
+    let in_code = RedisConfig::new("redis://u:pw@redis:6379/0");
+    let from_file = from_file.redis.unwrap();
+    assert_eq!(format!("{in_code:?}"), format!("{from_file:?}"));
+    assert!(!format!("{in_code:?}").contains(":pw@"), "{in_code:?}");
+}

@@ -1,44 +1,40 @@
 //! The demo's upstream: an HTML page listing the request headers it received, identity
 //! headers first, so a newcomer sees exactly what an application behind Portcullis gets.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::body::{self, Body};
+use crate::config::ServerConfig;
 use crate::pages::escape;
 
+/// The running app; dropping it stops it.
 pub struct Whoami {
     pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
 }
 
 impl Drop for Whoami {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop.send_replace(true);
     }
 }
 
-pub async fn start() -> std::io::Result<Whoami> {
+/// Serves the page on 127.0.0.1 (a free port) through the proxy's own accept loop and limits.
+pub async fn start(limits: ServerConfig) -> std::io::Result<Whoami> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let service = service_fn(|req| async move { Ok::<_, Infallible>(page(&req)) });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
-            });
-        }
-    });
-    Ok(Whoami { addr, task })
+    let (stop, stopped) = watch::channel(false);
+    let handler = |_, req: Request<Incoming>| async move { page(&req) };
+    tokio::spawn(crate::server::serve_plain(
+        "whoami", listener, limits, stopped, handler,
+    ));
+    Ok(Whoami { addr, stop })
 }
 
 fn is_identity(name: &str) -> bool {

@@ -1,5 +1,9 @@
 use super::*;
 
+use std::time::Duration;
+
+use crate::config::AuthMode;
+
 use std::path::Path;
 
 use crate::config::routes::parse;

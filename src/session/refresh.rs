@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Loaded, Session, Sessions};
+use super::{Session, Sessions, StoredSession};
 use crate::audit::{self, Event};
 use crate::error::RenewalError;
 use crate::identity::Identity;
@@ -34,7 +34,7 @@ pub(crate) struct RefreshState {
 
 /// What a request gets to go on with.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum Freshness {
     /// Fresh enough (renewed, or not due).
     Valid(Arc<Session>),
     /// The session is gone: the provider refused the grant, the renewed ID token failed, or
@@ -78,11 +78,11 @@ impl Sessions {
     }
 
     /// Serves when valid, `Unavailable` otherwise.
-    fn keep(s: Arc<Session>, why: RenewalError) -> Outcome {
+    fn keep(s: Arc<Session>, why: RenewalError) -> Freshness {
         if s.token_expired(now()) {
-            Outcome::Unavailable(why)
+            Freshness::Unavailable(why)
         } else {
-            Outcome::Valid(s)
+            Freshness::Valid(s)
         }
     }
 
@@ -90,12 +90,12 @@ impl Sessions {
     pub async fn ensure_fresh(
         &self,
         provider: &Provider,
-        loaded: Loaded,
+        loaded: StoredSession,
         audit: audit::Scope<'_>,
-    ) -> Outcome {
-        let Loaded { key, session } = loaded;
+    ) -> Freshness {
+        let StoredSession { key, session } = loaded;
         if !self.due(&session, now()) {
-            return Outcome::Valid(session);
+            return Freshness::Valid(session);
         }
         if self.backing_off(&key) {
             return Self::keep(session, RenewalError::BackingOff);
@@ -105,12 +105,12 @@ impl Sessions {
         // Another request may have renewed it while this one waited.
         let current = match self.read(&key).await {
             Ok(Some(s)) => s,
-            Ok(None) => return Outcome::Ended("session_gone"),
+            Ok(None) => return Freshness::Ended("session_gone"),
             Err(e) => return Self::keep(session, RenewalError::Store(e)),
         };
         if !self.due(&current, now()) {
             self.cache.insert(&key, current.clone()).await;
-            return Outcome::Valid(current);
+            return Freshness::Valid(current);
         }
         let lock_key = format!("lock:{}", key.trim_start_matches("session:"));
         let token = random_token();
@@ -130,9 +130,9 @@ impl Sessions {
         outcome
     }
 
-    async fn wait_for_peer(&self, key: &str, current: Arc<Session>) -> Outcome {
+    async fn wait_for_peer(&self, key: &str, current: Arc<Session>) -> Freshness {
         if !current.token_expired(now()) {
-            return Outcome::Valid(current);
+            return Freshness::Valid(current);
         }
         let deadline = tokio::time::Instant::now() + WAIT_FOR_PEER;
         while tokio::time::Instant::now() < deadline {
@@ -140,14 +140,14 @@ impl Sessions {
             match self.read(key).await {
                 Ok(Some(s)) if !s.token_expired(now()) => {
                     self.cache.insert(key, s.clone()).await;
-                    return Outcome::Valid(s);
+                    return Freshness::Valid(s);
                 }
                 Ok(Some(_)) => {}
-                Ok(None) => return Outcome::Ended("session_gone"),
-                Err(e) => return Outcome::Unavailable(RenewalError::Store(e)),
+                Ok(None) => return Freshness::Ended("session_gone"),
+                Err(e) => return Freshness::Unavailable(RenewalError::Store(e)),
             }
         }
-        Outcome::Unavailable(RenewalError::PeerBusy)
+        Freshness::Unavailable(RenewalError::PeerBusy)
     }
 
     async fn renew(
@@ -156,9 +156,9 @@ impl Sessions {
         key: &str,
         current: Arc<Session>,
         audit: audit::Scope<'_>,
-    ) -> Outcome {
+    ) -> Freshness {
         let Some(rt) = current.refresh_token.as_deref() else {
-            return Outcome::Valid(current);
+            return Freshness::Valid(current);
         };
         let tokens = match provider.refresh(rt).await {
             Ok(t) => t,
@@ -179,7 +179,7 @@ impl Sessions {
                 if let Err(e) = self.delete(key, Some(&current)).await {
                     tracing::warn!(error = %e, "could not delete an ended session");
                 }
-                return Outcome::Ended(end_reason(&code));
+                return Freshness::Ended(end_reason(&code));
             }
             Err(e @ TokenError::Misconfigured { .. }) => {
                 let id = &current.identity;
@@ -229,7 +229,7 @@ impl Sessions {
                         "invalid_id_token",
                     );
                     let _ = self.delete(key, Some(&current)).await;
-                    return Outcome::Ended("invalid_id_token");
+                    return Freshness::Ended("invalid_id_token");
                 }
             }
         }
@@ -249,14 +249,14 @@ impl Sessions {
                     s.identity.tid(),
                     "",
                 );
-                Outcome::Valid(s)
+                Freshness::Valid(s)
             }
             Err(e) => {
                 // The provider has rotated the refresh token but the store did not take it:
                 // serve this request with the new token; the next refresh may need a sign-in.
                 tracing::warn!(error = %e, "could not store a refreshed session");
                 self.back_off(key);
-                Outcome::Valid(renewed)
+                Freshness::Valid(renewed)
             }
         }
     }

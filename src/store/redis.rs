@@ -49,7 +49,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::redis_events::{forward_invalidations, watch_connection};
-pub use super::redis_options::RedisOptions;
+pub use super::redis_options::RedisConfig;
 use super::INVALIDATION_CAPACITY;
 use super::{redis_options, ttl_millis, Invalidation, SessionStore, StoreError};
 
@@ -91,7 +91,7 @@ impl RedisStore {
     /// Builds the clients and starts connecting. Fails on a bad URL or configuration, or when
     /// the first connection is refused for good (wrong password, unknown user, a database the
     /// user may not select, an untrusted TLS certificate); succeeds while Redis is down.
-    pub async fn connect(options: RedisOptions) -> Result<RedisStore, StoreError> {
+    pub async fn connect(options: RedisConfig) -> Result<RedisStore, StoreError> {
         let builder = redis_options::builder(&options)?;
         let build = |e: Error| StoreError::Failed(format!("redis client: {}", e.details()));
         let pool = builder.build_pool(options.pool_size).map_err(build)?;
@@ -132,15 +132,17 @@ impl RedisStore {
         let mut reachable = true;
         for outcome in futures_util::future::join_all(outcomes).await {
             match outcome {
-                Outcome::Connected => {}
-                Outcome::Failed(e) if !is_unreachable(e.kind()) || is_certificate_error(&e) => {
+                FirstConnection::Connected => {}
+                FirstConnection::Failed(e)
+                    if !is_unreachable(e.kind()) || is_certificate_error(&e) =>
+                {
                     // Dropping the store closes its connections in the background.
                     return Err(StoreError::Failed(format!(
                         "redis refused the connection: {}",
                         e.details()
                     )));
                 }
-                Outcome::Failed(_) | Outcome::Pending => reachable = false,
+                FirstConnection::Failed(_) | FirstConnection::Pending => reachable = false,
             }
         }
         if reachable {
@@ -221,7 +223,7 @@ impl Drop for RedisStore {
 }
 
 /// How a client's first connection went.
-enum Outcome {
+enum FirstConnection {
     Connected,
     /// Neither connected nor failed within the limit (a black-holed address).
     Pending,
@@ -233,27 +235,27 @@ enum Outcome {
 fn first_outcome(
     client: &Client,
     limit: Duration,
-) -> impl std::future::Future<Output = Outcome> + 'static {
+) -> impl std::future::Future<Output = FirstConnection> + 'static {
     let mut errors = client.error_rx();
     let mut connections = client.reconnect_rx();
     let client = client.clone();
     async move {
         let first = async {
             tokio::select! {
-                Ok((e, _)) = errors.recv() => Outcome::Failed(e),
+                Ok((e, _)) = errors.recv() => FirstConnection::Failed(e),
                 Ok(_) = connections.recv() => {
                     // fred announces the connection just before it marks the client connected.
                     while !client.is_connected() {
                         tokio::time::sleep(Duration::from_millis(1)).await;
                     }
-                    Outcome::Connected
+                    FirstConnection::Connected
                 }
-                else => Outcome::Pending,
+                else => FirstConnection::Pending,
             }
         };
         tokio::time::timeout(limit, first)
             .await
-            .unwrap_or(Outcome::Pending)
+            .unwrap_or(FirstConnection::Pending)
     }
 }
 
@@ -441,7 +443,7 @@ mod tests {
             ("redis://localhost:6379", Some("ca")),
             ("redis://localhost:6379", Some("timeout")),
         ] {
-            let mut options = RedisOptions::new(url);
+            let mut options = RedisConfig::new(url);
             match tweak {
                 Some("pool") => options.pool_size = 0,
                 Some("ca") => options.ca_file = Some("/nonexistent.pem".into()),

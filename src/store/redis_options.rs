@@ -1,4 +1,4 @@
-//! [`RedisOptions`], and how they become a fred [`Builder`]: URL, credentials, TLS trust, and
+//! How a [`RedisConfig`] becomes a fred [`Builder`]: URL, credentials, TLS trust, and
 //! the timeouts and reconnect policy that keep a dead Redis from hanging requests.
 //!
 //! The choices, and why:
@@ -17,7 +17,7 @@
 //! - TLS (`rediss://`) uses rustls with the process's one provider (ring), the system trust
 //!   anchors and `ca_file`, never the provider fred would pick by itself.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use fred::prelude::*;
@@ -28,66 +28,7 @@ use rustls_pki_types::CertificateDer;
 
 use super::StoreError;
 
-/// How to reach Redis.
-#[derive(Clone)]
-pub struct RedisOptions {
-    /// `redis://`, `rediss://` (TLS), with optional `user:password@` (ACL) and `/db`; also
-    /// `redis-cluster://` and `redis-sentinel://` as fred parses them.
-    pub url: String,
-    /// Overrides the URL's user name.
-    pub username: Option<String>,
-    /// Overrides the URL's password.
-    pub password: Option<String>,
-    /// Prepended to every key, and to the invalidation channel's name.
-    pub key_prefix: String,
-    /// Connections for commands (one more is used for invalidations).
-    pub pool_size: usize,
-    /// Bound on each command, and on connecting: a dead Redis must never hang a request.
-    pub command_timeout: Duration,
-    /// Extra trust anchors (PEM) for `rediss://`, beside the system's.
-    pub ca_file: Option<PathBuf>,
-}
-
-impl RedisOptions {
-    /// Defaults for `url`: prefix `portcullis:`, 4 connections, 2 s timeout.
-    pub fn new(url: impl Into<String>) -> RedisOptions {
-        RedisOptions {
-            url: url.into(),
-            username: None,
-            password: None,
-            key_prefix: "portcullis:".into(),
-            pool_size: 4,
-            command_timeout: Duration::from_secs(2),
-            ca_file: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for RedisOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisOptions")
-            .field("url", &redact_url(&self.url))
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("key_prefix", &self.key_prefix)
-            .field("pool_size", &self.pool_size)
-            .field("command_timeout", &self.command_timeout)
-            .field("ca_file", &self.ca_file)
-            .finish()
-    }
-}
-
-/// The URL without its password, for logs.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("redacted"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparsable>".into(),
-    }
-}
+pub use crate::config::RedisConfig;
 
 /// Commands queued per connection beyond which callers get an immediate error instead of
 /// more memory use.
@@ -106,7 +47,7 @@ const SCHEMES: &[&str] = &[
 ];
 
 /// The builder for every client of one store (the pool's and the subscriber).
-pub(super) fn builder(options: &RedisOptions) -> Result<Builder, StoreError> {
+pub(super) fn builder(options: &RedisConfig) -> Result<Builder, StoreError> {
     if options.pool_size == 0 {
         return Err(StoreError::Failed(
             "redis pool_size must be at least 1".into(),
@@ -117,20 +58,20 @@ pub(super) fn builder(options: &RedisOptions) -> Result<Builder, StoreError> {
             "redis command_timeout must be positive".into(),
         ));
     }
-    let scheme = options.url.split_once("://").map(|(s, _)| s);
+    let scheme = options.url.expose().split_once("://").map(|(s, _)| s);
     if !scheme.is_some_and(|s| SCHEMES.contains(&s)) {
         return Err(StoreError::Failed(format!(
             "invalid Redis URL: the scheme must be one of {}",
             SCHEMES.join(", ")
         )));
     }
-    let mut config = Config::from_url(&options.url)
+    let mut config = Config::from_url(options.url.expose())
         .map_err(|e| StoreError::Failed(format!("invalid Redis URL: {}", e.details())))?;
     if let Some(username) = &options.username {
         config.username = Some(username.clone());
     }
     if let Some(password) = &options.password {
-        config.password = Some(password.clone());
+        config.password = Some(password.expose().to_owned());
     }
     config.fail_fast = false;
     // Database 0 is where a new connection starts: skipping its SELECT spares the ACL.
@@ -207,8 +148,8 @@ mod tests {
 
     #[test]
     fn debug_output_hides_passwords() {
-        let mut options = RedisOptions::new("redis://user:hunter2@localhost:6379/0");
-        options.password = Some("hunter3".into());
+        let mut options = RedisConfig::new("redis://user:hunter2@localhost:6379/0");
+        options.password = Some(crate::config::Secret::new("hunter3"));
         let shown = format!("{options:?}");
         assert!(!shown.contains("hunter"), "{shown}");
         assert!(shown.contains("user"), "{shown}");
