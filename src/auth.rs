@@ -1,12 +1,14 @@
 //! Authentication: the request-path stage that decides who is asking, and the reserved
-//! `/.auth/*` endpoints that sign users in and out.
+//! `/.auth/*` endpoints that sign users in and out. One part per job:
 //!
-//! - `auth = "login"`: the session cookie names a session (`session.rs`); a browser without
-//!   one is sent to Entra ID (`login.rs`), an API client gets 401. Tokens due for renewal are
-//!   renewed before forwarding.
-//! - `auth = "bearer"`: an Entra ID access token for this application (`bearer.rs`).
-//! - Reserved on every host: `/.auth/login`, the callback (`callback.rs`), `/.auth/logout`,
-//!   `/.auth/me` and `/.auth/frontchannel-logout` (`endpoints.rs`).
+//! - `auth = "login"`: `SessionAuth` finds the session the cookie names
+//!   (`session_auth.rs`); a browser without one is sent to Entra ID by `SignIn`
+//!   (`sign_in.rs`: `login.rs` starts, `callback.rs` finishes), an API client gets 401.
+//! - `auth = "bearer"`: `Bearer` checks an Entra ID access token (`bearer.rs`).
+//! - `endpoints.rs`: the dispatcher for the reserved paths — `/.auth/login` and the callback
+//!   (sign-in), `/.auth/logout`, `/.auth/me`, `/.auth/frontchannel-logout`.
+//! - Helpers: `cookies.rs` (attributes, reading, stripping), `pending.rs` (the sealed
+//!   pending sign-in), `return_to.rs` (open-redirect rules), `setup.rs` (building it all).
 //!
 //! Failures are `ProxyError`s; `error.rs` turns them into answers.
 
@@ -17,12 +19,14 @@ mod endpoints;
 mod login;
 pub mod pending;
 pub mod return_to;
+mod session_auth;
 pub mod setup;
+mod sign_in;
 
 use std::sync::Arc;
 
 use http::header::ACCEPT;
-use http::{HeaderMap, Method, Request, Response};
+use http::{Method, Request, Response};
 
 use crate::body::Body;
 use crate::config::AuthMode;
@@ -31,14 +35,15 @@ use crate::error::ProxyError;
 use crate::identity::Identity;
 use crate::oidc::Provider;
 use crate::request::Target;
-use crate::seal::{Purpose, Sealer};
-use crate::session::refresh::Freshness;
-use crate::session::{Session, Sessions};
+use crate::session::{Active, Sessions};
+use bearer::Bearer;
+use session_auth::SessionAuth;
+use sign_in::SignIn;
 
 /// Who a request is from, once authenticated.
 #[derive(Debug, Clone)]
 pub enum Principal {
-    Session(Arc<Session>),
+    Session(Arc<Active>),
     Bearer { identity: Identity, token: String },
 }
 
@@ -65,7 +70,7 @@ impl Principal {
         };
         match self {
             Principal::Session(s) => std::borrow::Cow::Borrowed(
-                s.memo.headers[slot].get_or_init(|| preset_headers(&s.identity, preset)),
+                s.memo().headers[slot].get_or_init(|| preset_headers(&s.identity, preset)),
             ),
             Principal::Bearer { identity, .. } => {
                 std::borrow::Cow::Owned(preset_headers(identity, preset))
@@ -91,11 +96,14 @@ pub enum Decision {
 
 pub use crate::error::SignInError;
 
-/// Everything sign-in needs.
+/// The authentication stage: one part per way of proving who is asking, and the `/.auth/*`
+/// endpoints (`endpoints.rs`) on top of them.
 pub struct Auth {
     provider: Arc<Provider>,
     sessions: Arc<Sessions>,
-    sign_in: Sealer,
+    sign_in: SignIn,
+    session: SessionAuth,
+    bearer: Bearer,
 }
 
 impl std::fmt::Debug for Auth {
@@ -109,9 +117,11 @@ impl std::fmt::Debug for Auth {
 impl Auth {
     pub fn new(provider: Arc<Provider>, sessions: Arc<Sessions>, secrets: &[Vec<u8>]) -> Auth {
         Auth {
+            sign_in: SignIn::new(provider.clone(), sessions.clone(), secrets),
+            session: SessionAuth::new(provider.clone(), sessions.clone()),
+            bearer: Bearer::new(provider.clone()),
             provider,
             sessions,
-            sign_in: Sealer::new(secrets, Purpose::SignIn),
         }
     }
 
@@ -125,27 +135,7 @@ impl Auth {
 
     /// The session cookie's name.
     pub fn cookie_name(&self) -> &str {
-        &self.sessions.config().cookie_name
-    }
-
-    /// Answers the reserved `/.auth/*` paths (and the callback); `None` for every other path.
-    pub async fn reserved<B>(
-        &self,
-        req: &Request<B>,
-        target: &Target,
-        ctx: &RequestCtx,
-    ) -> Option<Result<Response<Body>, ProxyError>> {
-        let path = req.uri().path();
-        if path == self.provider.config.callback_path {
-            return Some(self.callback(req, ctx).await);
-        }
-        Some(match path {
-            "/.auth/login" => self.login_endpoint(req, target),
-            "/.auth/logout" => self.logout(req, target, ctx).await,
-            "/.auth/me" => self.me(req, ctx).await,
-            "/.auth/frontchannel-logout" => self.frontchannel_logout(req, ctx).await,
-            _ => return None,
-        })
+        self.session.cookie_name()
     }
 
     /// Runs the route's authentication.
@@ -159,55 +149,16 @@ impl Auth {
         match mode {
             AuthMode::Public => Ok(Decision::Proceed(None)),
             AuthMode::Bearer => self
-                .bearer(req.headers())
+                .bearer
+                .authenticate(req.headers())
                 .await
                 .map(|p| Decision::Proceed(Some(p))),
-            AuthMode::Login => match self.session(req.headers(), ctx).await? {
+            AuthMode::Login => match self.session.lookup(req.headers(), ctx).await? {
                 Some(s) => Ok(Decision::Proceed(Some(Principal::Session(s)))),
-                None => self.challenge(req, target),
+                None => self.sign_in.challenge(req, target),
             },
         }
     }
-
-    /// The request's live session, renewed if due. `None`: no cookie, an unknown or ended
-    /// session, or one the provider refused to renew.
-    pub async fn session(
-        &self,
-        headers: &HeaderMap,
-        ctx: &RequestCtx,
-    ) -> Result<Option<Arc<Session>>, ProxyError> {
-        for id in cookies::get_all(headers, self.cookie_name()) {
-            if !looks_like_token(id) {
-                continue;
-            }
-            let Some(loaded) = self
-                .sessions
-                .load(id)
-                .await
-                .map_err(ProxyError::StoreUnavailable)?
-            else {
-                continue;
-            };
-            return match self
-                .sessions
-                .ensure_fresh(&self.provider, loaded, ctx.audit())
-                .await
-            {
-                Freshness::Valid(s) => Ok(Some(s)),
-                Freshness::Ended(_) => Ok(None),
-                Freshness::Unavailable(why) => Err(ProxyError::RenewalUnavailable(why)),
-            };
-        }
-        Ok(None)
-    }
-}
-
-/// A cookie value shaped like the proxy's IDs (43 base64url characters): anything else is not
-/// worth a store lookup.
-fn looks_like_token(v: &str) -> bool {
-    v.len() == 43
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A top-level browser navigation, which can be sent to sign in; anything else (XHR, fetch,

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::SessionConfig;
 use crate::identity::Identity;
+use crate::oidc::Tokens;
 use crate::primitives::{digest, now, random_token};
 use crate::seal::{Purpose, Sealer};
 use crate::store::{SessionStore, StoreError};
@@ -43,25 +44,45 @@ pub struct Session {
     /// Entra's `login_hint` claim, passed back as `logout_hint` on sign-out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_hint: Option<String>,
-    /// Per-instance memo, never stored: identity headers built once, not per request.
-    #[serde(skip)]
-    pub memo: Memo,
 }
 
-/// Work done once per session value in this process rather than once per request.
+/// A session value in use in this process: the stored value, and work done once for it here
+/// rather than once per request. A changed value (a refresh) is a new `Active`, with an empty
+/// memo. It dereferences to the [`Session`].
+#[derive(Debug)]
+pub struct Active {
+    session: Session,
+    memo: Memo,
+}
+
+impl Active {
+    pub fn new(session: Session) -> Active {
+        Active {
+            session,
+            memo: Memo::default(),
+        }
+    }
+
+    pub fn memo(&self) -> &Memo {
+        &self.memo
+    }
+}
+
+impl std::ops::Deref for Active {
+    type Target = Session;
+
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+/// What this process memoizes per session value; never stored.
 #[derive(Default)]
 pub struct Memo {
     /// Unix seconds when this instance last pushed the idle timeout forward in the store.
-    pub(crate) touched: std::sync::atomic::AtomicU64,
+    touched: std::sync::atomic::AtomicU64,
     /// Identity headers per preset (`oauth2-proxy`, `easy-auth`).
     pub headers: [std::sync::OnceLock<crate::headers::identity::Headers>; 2],
-}
-
-/// A changed session starts with an empty memo.
-impl Clone for Memo {
-    fn clone(&self) -> Memo {
-        Memo::default()
-    }
 }
 
 impl std::fmt::Debug for Memo {
@@ -78,6 +99,12 @@ impl Session {
     }
 }
 
+/// When a token answer's access token expires: `expires_in` from now, an hour if the answer
+/// gives none (Entra always does).
+pub(crate) fn access_expiry(now: u64, tokens: &Tokens) -> u64 {
+    now + tokens.expires_in.map_or(3600, |d| d.as_secs())
+}
+
 /// The store key of a session ID.
 pub fn store_key(id: &str) -> String {
     format!("session:{}", digest(id))
@@ -91,7 +118,7 @@ fn sid_key(sid: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct StoredSession {
     pub key: String,
-    pub session: Arc<Session>,
+    pub session: Arc<Active>,
 }
 
 /// Reads and writes sessions.
@@ -159,6 +186,36 @@ impl Sessions {
         Some(self.config.idle_timeout.min(Duration::from_secs(left)))
     }
 
+    /// Starts a session for a verified sign-in and returns its ID (the cookie value) and how
+    /// long it lasts: `max_lifetime`, and without a refresh token no longer than the access
+    /// token.
+    pub async fn start(
+        &self,
+        identity: Identity,
+        tokens: Tokens,
+    ) -> Result<(String, Duration), StoreError> {
+        let now = now();
+        let access_expires_at = access_expiry(now, &tokens);
+        let hard_end = now + self.config.max_lifetime.as_secs();
+        let expires_at = if tokens.refresh_token.is_some() {
+            hard_end
+        } else {
+            hard_end.min(access_expires_at)
+        };
+        self.create(Session {
+            sid: identity.str("sid").map(String::from),
+            login_hint: identity.str("login_hint").map(String::from),
+            identity,
+            access_token: Some(tokens.access_token),
+            refresh_token: tokens.refresh_token,
+            access_expires_at,
+            created_at: now,
+            expires_at,
+        })
+        .await
+        .map(|id| (id, Duration::from_secs(expires_at - now)))
+    }
+
     /// Stores a new session and returns its ID (the cookie value).
     pub async fn create(&self, session: Session) -> Result<String, StoreError> {
         let id = random_token();
@@ -183,7 +240,7 @@ impl Sessions {
 
     /// Reads from the store, bypassing the cache (and not extending the idle timeout). `None`
     /// for absent, expired or unreadable.
-    pub(crate) async fn read(&self, key: &str) -> Result<Option<Arc<Session>>, StoreError> {
+    pub(crate) async fn read(&self, key: &str) -> Result<Option<Arc<Active>>, StoreError> {
         let Some(bytes) = self.store.get(key).await? else {
             return Ok(None);
         };
@@ -193,7 +250,7 @@ impl Sessions {
             return Ok(None);
         };
         match serde_json::from_slice::<Session>(&plain) {
-            Ok(s) if s.expires_at > now() => Ok(Some(Arc::new(s))),
+            Ok(s) if s.expires_at > now() => Ok(Some(Arc::new(Active::new(s)))),
             Ok(_) => Ok(None),
             Err(e) => {
                 tracing::warn!(key, error = %e, "session value does not parse; treating it as absent");
@@ -240,7 +297,7 @@ impl Sessions {
 
     /// True at most once per `idle_timeout / 20` (at least 1 s) per session value: a busy
     /// session costs one `PEXPIRE` per interval, not one per request.
-    fn should_touch(&self, s: &Session, now: u64) -> bool {
+    fn should_touch(&self, s: &Active, now: u64) -> bool {
         use std::sync::atomic::Ordering;
         let every = (self.config.idle_timeout.as_secs() / 20).max(1);
         let last = s.memo.touched.load(Ordering::Relaxed);
@@ -252,12 +309,12 @@ impl Sessions {
     }
 
     /// Replaces a session's value (after a refresh) and tells the other instances.
-    pub async fn save(&self, key: &str, session: Session) -> Result<Arc<Session>, StoreError> {
+    pub async fn save(&self, key: &str, session: Session) -> Result<Arc<Active>, StoreError> {
         let ttl = self
             .ttl(&session, now())
             .ok_or_else(|| StoreError::Failed("session has ended".into()))?;
         self.store.set(key, &self.seal(key, &session)?, ttl).await?;
-        let session = Arc::new(session);
+        let session = Arc::new(Active::new(session));
         self.cache.insert(key, session.clone()).await;
         if let Err(e) = self.store.publish_invalidation(key).await {
             tracing::warn!(error = %e, "could not publish a session change");
@@ -285,7 +342,7 @@ impl Sessions {
         };
         let key = String::from_utf8_lossy(&key).into_owned();
         let session = self.read(&key).await?;
-        self.delete(&key, session.as_deref()).await?;
+        self.delete(&key, session.as_deref().map(|a| &**a)).await?;
         if session.is_none() {
             // Ended on its own already: only the index entry is left.
             self.store.delete(&sid_key(sid)).await?;

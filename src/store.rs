@@ -9,9 +9,10 @@
 //!
 //! # Invariants
 //!
-//! - Keys are logical and the caller's (`session:<64 hex>`, `login-state:<hex>`, `lock:<hex>`,
-//!   `sid:<hex>`); a store may namespace them (Redis prepends its `key_prefix`). Keys are
-//!   hashes, so they may appear in errors and logs.
+//! - The session module (`session.rs`) is the one caller: it owns the key namespace, the TTLs
+//!   and the sealing. Keys are logical (`session:<64 hex>`, `sid:<hex>`, `lock:<hex>`, and
+//!   `signin:<hex>` one-time sign-in markers); a store may namespace them (Redis prepends its
+//!   `key_prefix`). Keys are hashes, so they may appear in errors and logs.
 //! - Values are opaque bytes, already sealed by the caller. They are secrets: no error message
 //!   and no log line contains one.
 //! - Every entry expires. A TTL is kept with millisecond precision: a sub-millisecond TTL
@@ -36,8 +37,8 @@ use std::time::Duration;
 pub use self::memory::MemoryStore;
 pub use self::redis::{RedisConfig, RedisStore};
 
-/// Keys given to a store are logical (`session:<64 hex>`, `login-state:<hex>`, `lock:<hex>`, `sid:<hex>`);
-/// the Redis store prepends its configured key_prefix. Values are opaque bytes (already encrypted by the caller).
+/// Keys given to a store are logical (see the module doc); the Redis store prepends its
+/// configured `key_prefix`. Values are opaque bytes (already encrypted by the caller).
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;

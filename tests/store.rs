@@ -166,7 +166,7 @@ async fn set_replaces_value_and_ttl(s: Backend) {
 }
 
 async fn entries_expire_after_their_ttl(s: Backend) {
-    let k = key("login-state");
+    let k = key("signin");
     let kept = key("session");
     s.a.set(&k, b"pending", SHORT).await.unwrap();
     s.a.set(&kept, b"kept", HOUR).await.unwrap();

@@ -8,13 +8,25 @@
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
 
-use super::{Auth, Principal};
+use std::sync::Arc;
+
+use super::Principal;
 use crate::error::ProxyError;
 use crate::identity::Identity;
-use crate::oidc::{graph, Expect};
+use crate::oidc::{graph, Expect, Provider};
 
-impl Auth {
-    pub(super) async fn bearer(&self, headers: &HeaderMap) -> Result<Principal, ProxyError> {
+/// Checks the access token of a bearer route's request.
+pub struct Bearer {
+    provider: Arc<Provider>,
+}
+
+impl Bearer {
+    pub fn new(provider: Arc<Provider>) -> Bearer {
+        Bearer { provider }
+    }
+
+    /// The caller, from the request's one `Authorization: Bearer` token.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ProxyError> {
         let mut values = headers.get_all(AUTHORIZATION).iter();
         let token = match (values.next(), values.next()) {
             (Some(v), None) => v

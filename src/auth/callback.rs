@@ -12,16 +12,16 @@ use std::time::Duration;
 use http::header::{HeaderValue, CACHE_CONTROL, LOCATION, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 
-use super::{cookies, pending, Auth, SignInError};
+use super::sign_in::SignIn;
+use super::{cookies, pending, SignInError};
 use crate::body::{self, Body};
 use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::identity::Identity;
 use crate::oidc::{graph, token::aadsts_code, verify::constant_time_eq, Expect};
 use crate::primitives::now;
-use crate::session::Session;
 
-impl Auth {
+impl SignIn {
     pub(super) async fn callback<B>(
         &self,
         req: &Request<B>,
@@ -34,7 +34,7 @@ impl Auth {
         let value = cookies::get_all(req.headers(), &name)
             .next()
             .ok_or(fail(SignInError::UnknownState))?;
-        let p = pending::open(&self.sign_in, value, &name).ok_or(fail(SignInError::Tampered))?;
+        let p = pending::open(&self.sealer, value, &name).ok_or(fail(SignInError::Tampered))?;
         if !constant_time_eq(p.state.as_bytes(), state.as_bytes()) {
             return Err(fail(SignInError::Tampered));
         }
@@ -90,33 +90,10 @@ impl Auth {
             }
         }
 
-        let now = now();
-        let cfg = self.sessions.config();
-        let access_expires_at = now + tokens.expires_in.map_or(3600, |d| d.as_secs());
-        let hard_end = now + cfg.max_lifetime.as_secs();
-        let expires_at = if tokens.refresh_token.is_some() {
-            hard_end
-        } else {
-            hard_end.min(access_expires_at)
-        };
-        let session = Session {
-            sid: identity.str("sid").map(String::from),
-            login_hint: identity.str("login_hint").map(String::from),
-            identity,
-            access_token: Some(tokens.access_token),
-            refresh_token: tokens.refresh_token,
-            access_expires_at,
-            created_at: now,
-            expires_at,
-            memo: Default::default(),
-        };
-        let (oid, tid) = (
-            session.identity.oid().to_owned(),
-            session.identity.tid().to_owned(),
-        );
-        let id = self
+        let (oid, tid) = (identity.oid().to_owned(), identity.tid().to_owned());
+        let (id, lifetime) = self
             .sessions
-            .create(session)
+            .start(identity, tokens)
             .await
             .map_err(ProxyError::StoreUnavailable)?;
         crate::audit::record(ctx.audit(), crate::audit::Event::SignIn, &oid, &tid, "");
@@ -129,14 +106,7 @@ impl Auth {
             HeaderValue::from_str(&p.return_to).unwrap_or(HeaderValue::from_static("/")),
         );
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.append(
-            SET_COOKIE,
-            cookies::set(
-                self.cookie_name(),
-                &id,
-                Duration::from_secs(expires_at - now),
-            ),
-        );
+        h.append(SET_COOKIE, cookies::set(self.cookie_name(), &id, lifetime));
         h.append(SET_COOKIE, cookies::clear(&name));
         Ok(resp)
     }

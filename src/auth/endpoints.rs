@@ -15,13 +15,34 @@ use crate::body::{self, Body};
 use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::headers::identity;
+use crate::request::Target;
 use crate::session::store_key;
 
 impl Auth {
-    pub(super) async fn logout<B>(
+    /// Answers the reserved `/.auth/*` paths (and the callback); `None` for every other path.
+    pub async fn reserved<B>(
         &self,
         req: &Request<B>,
-        target: &crate::request::Target,
+        target: &Target,
+        ctx: &RequestCtx,
+    ) -> Option<Result<Response<Body>, ProxyError>> {
+        let path = req.uri().path();
+        if path == self.provider.config.callback_path {
+            return Some(self.sign_in.callback(req, ctx).await);
+        }
+        Some(match path {
+            "/.auth/login" => self.sign_in.login_endpoint(req, target),
+            "/.auth/logout" => self.logout(req, target, ctx).await,
+            "/.auth/me" => self.me(req, ctx).await,
+            "/.auth/frontchannel-logout" => self.frontchannel_logout(req, ctx).await,
+            _ => return None,
+        })
+    }
+
+    async fn logout<B>(
+        &self,
+        req: &Request<B>,
+        target: &Target,
         ctx: &RequestCtx,
     ) -> Result<Response<Body>, ProxyError> {
         if req.method() != Method::GET && req.method() != Method::POST {
@@ -29,7 +50,7 @@ impl Auth {
         }
         let mut logout_hint = None;
         for id in cookies::get_all(req.headers(), self.cookie_name())
-            .filter(|v| super::looks_like_token(v))
+            .filter(|v| super::session_auth::looks_like_token(v))
         {
             let key = store_key(id);
             // A plain read: extending the idle timeout of a session about to go is wasted.
@@ -50,7 +71,7 @@ impl Auth {
                 );
             }
             self.sessions
-                .delete(&key, session.as_deref())
+                .delete(&key, session.as_deref().map(|a| &**a))
                 .await
                 .map_err(ProxyError::StoreUnavailable)?;
         }
@@ -87,12 +108,12 @@ impl Auth {
     }
 
     /// The signed-in identity as JSON, in App Service's `/.auth/me` shape (without tokens).
-    pub(super) async fn me<B>(
+    async fn me<B>(
         &self,
         req: &Request<B>,
         ctx: &RequestCtx,
     ) -> Result<Response<Body>, ProxyError> {
-        let Some(s) = self.session(req.headers(), ctx).await? else {
+        let Some(s) = self.session.lookup(req.headers(), ctx).await? else {
             return Err(ProxyError::SignInRequired {
                 login_url: super::login::login_url("/"),
             });
@@ -124,7 +145,7 @@ impl Auth {
     }
 
     /// `GET /.auth/frontchannel-logout?sid=…`: always 200, so the provider's frame completes.
-    pub(super) async fn frontchannel_logout<B>(
+    async fn frontchannel_logout<B>(
         &self,
         req: &Request<B>,
         ctx: &RequestCtx,

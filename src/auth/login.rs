@@ -10,14 +10,15 @@ use http::{Request, Response, StatusCode};
 
 use super::cookies::{self, MAX_PENDING};
 use super::pending::{self, Pending};
-use super::{return_to, Auth, Decision};
+use super::sign_in::SignIn;
+use super::{return_to, Decision};
 use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::oidc::AuthorizeParams;
 use crate::primitives::{now, random_token};
 use crate::request::Target;
 
-impl Auth {
+impl SignIn {
     /// No session: browsers go to sign in and come back here; others get 401.
     pub(super) fn challenge<B>(
         &self,
@@ -113,7 +114,7 @@ impl Auth {
             })
             .map_err(|_| ProxyError::ProviderUnavailable)?;
         let name = pending::cookie_name(self.cookie_name(), &p.state);
-        let value = pending::seal(&self.sign_in, &p, &name);
+        let value = pending::seal(&self.sealer, &p, &name);
 
         let mut resp = Response::new(body::empty());
         *resp.status_mut() = StatusCode::FOUND;

@@ -55,7 +55,7 @@ pub enum JwksError {
     Empty,
 }
 
-/// Whether [`Jwks::key`] may fetch the set again for an unknown `kid`.
+/// Whether `Jwks::key` may fetch the set again for an unknown `kid`.
 pub enum Lookup {
     Found(Arc<DecodingKey>),
     /// Not in the set; a refetch is allowed now.

@@ -9,14 +9,14 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::{Session, Sessions};
+use super::{Active, Sessions};
 use crate::store::Invalidation;
 
 /// Most sessions one instance keeps decrypted.
 const CAPACITY: u64 = 200_000;
 
 pub(super) struct Cache {
-    sessions: moka::future::Cache<String, Arc<Session>>,
+    sessions: moka::future::Cache<String, Arc<Active>>,
 }
 
 impl Cache {
@@ -29,11 +29,11 @@ impl Cache {
         }
     }
 
-    pub(super) async fn get(&self, key: &str) -> Option<Arc<Session>> {
+    pub(super) async fn get(&self, key: &str) -> Option<Arc<Active>> {
         self.sessions.get(key).await
     }
 
-    pub(super) async fn insert(&self, key: &str, s: Arc<Session>) {
+    pub(super) async fn insert(&self, key: &str, s: Arc<Active>) {
         self.sessions.insert(key.to_owned(), s).await;
     }
 

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Session, Sessions, StoredSession};
+use super::{Active, Session, Sessions, StoredSession};
 use crate::audit::{self, Event};
 use crate::error::RenewalError;
 use crate::identity::Identity;
@@ -32,11 +32,25 @@ pub(crate) struct RefreshState {
     backoff: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
+/// The states of one request's renewal, in order.
+enum Renewal {
+    /// As read from the cache or the store: renewed only if its token is due.
+    Read(Arc<Active>),
+    /// Due, and holding this instance's lock for the session.
+    LockedHere(Arc<Active>),
+    /// Still due as the store has it now: take the store lock shared by every instance.
+    Due(Arc<Active>),
+    /// Holding both locks: ask the token endpoint.
+    Renewing(Arc<Active>),
+    /// Another instance holds the store lock: wait for its result.
+    PeerRenewing(Arc<Active>),
+}
+
 /// What a request gets to go on with.
 #[derive(Debug)]
 pub enum Freshness {
     /// Fresh enough (renewed, or not due).
-    Valid(Arc<Session>),
+    Valid(Arc<Active>),
     /// The session is gone: the provider refused the grant, the renewed ID token failed, or
     /// another request ended it. The reason is a fixed label (metrics, audit).
     Ended(&'static str),
@@ -78,7 +92,7 @@ impl Sessions {
     }
 
     /// Serves when valid, `Unavailable` otherwise.
-    fn keep(s: Arc<Session>, why: RenewalError) -> Freshness {
+    fn keep(s: Arc<Active>, why: RenewalError) -> Freshness {
         if s.token_expired(now()) {
             Freshness::Unavailable(why)
         } else {
@@ -86,51 +100,62 @@ impl Sessions {
         }
     }
 
-    /// Renews `loaded` if due. Call before forwarding each request.
+    /// Renews `stored` if due. Call before forwarding each request. A small state machine:
+    /// each [`Renewal`] state either answers or moves to the next.
     pub async fn ensure_fresh(
         &self,
         provider: &Provider,
-        loaded: StoredSession,
+        stored: StoredSession,
         audit: audit::Scope<'_>,
     ) -> Freshness {
-        let StoredSession { key, session } = loaded;
-        if !self.due(&session, now()) {
-            return Freshness::Valid(session);
-        }
-        if self.backing_off(&key) {
-            return Self::keep(session, RenewalError::BackingOff);
-        }
-        let lock = self.lock_for(&key);
-        let _held = lock.lock().await;
-        // Another request may have renewed it while this one waited.
-        let current = match self.read(&key).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return Freshness::Ended("session_gone"),
-            Err(e) => return Self::keep(session, RenewalError::Store(e)),
-        };
-        if !self.due(&current, now()) {
-            self.cache.insert(&key, current.clone()).await;
-            return Freshness::Valid(current);
-        }
+        let StoredSession { key, session } = stored;
         let lock_key = format!("lock:{}", key.trim_start_matches("session:"));
-        let token = random_token();
-        match self
-            .store
-            .set_nx(&lock_key, token.as_bytes(), LOCK_TTL)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return self.wait_for_peer(&key, current).await,
-            Err(e) => return Self::keep(current, RenewalError::Store(e)),
+        let lock_token = random_token();
+        // This instance's lock for the session, held from `LockedHere` to the end.
+        let mut _held = None;
+        let mut state = Renewal::Read(session);
+        loop {
+            state = match state {
+                Renewal::Read(s) if !self.due(&s, now()) => return Freshness::Valid(s),
+                Renewal::Read(s) if self.backing_off(&key) => {
+                    return Self::keep(s, RenewalError::BackingOff)
+                }
+                Renewal::Read(s) => {
+                    _held = Some(self.lock_for(&key).lock_owned().await);
+                    Renewal::LockedHere(s)
+                }
+                // Another request may have renewed it while this one waited for the lock.
+                Renewal::LockedHere(s) => match self.read(&key).await {
+                    Ok(Some(current)) if !self.due(&current, now()) => {
+                        self.cache.insert(&key, current.clone()).await;
+                        return Freshness::Valid(current);
+                    }
+                    Ok(Some(current)) => Renewal::Due(current),
+                    Ok(None) => return Freshness::Ended("session_gone"),
+                    Err(e) => return Self::keep(s, RenewalError::Store(e)),
+                },
+                Renewal::Due(current) => match self
+                    .store
+                    .set_nx(&lock_key, lock_token.as_bytes(), LOCK_TTL)
+                    .await
+                {
+                    Ok(true) => Renewal::Renewing(current),
+                    Ok(false) => Renewal::PeerRenewing(current),
+                    Err(e) => return Self::keep(current, RenewalError::Store(e)),
+                },
+                Renewal::PeerRenewing(current) => return self.wait_for_peer(&key, current).await,
+                Renewal::Renewing(current) => {
+                    let freshness = self.renew(provider, &key, current, audit).await;
+                    if let Err(e) = self.store.delete_if(&lock_key, lock_token.as_bytes()).await {
+                        tracing::debug!(error = %e, "refresh lock release failed; it expires on its own");
+                    }
+                    return freshness;
+                }
+            };
         }
-        let outcome = self.renew(provider, &key, current, audit).await;
-        if let Err(e) = self.store.delete_if(&lock_key, token.as_bytes()).await {
-            tracing::debug!(error = %e, "refresh lock release failed; it expires on its own");
-        }
-        outcome
     }
 
-    async fn wait_for_peer(&self, key: &str, current: Arc<Session>) -> Freshness {
+    async fn wait_for_peer(&self, key: &str, current: Arc<Active>) -> Freshness {
         if !current.token_expired(now()) {
             return Freshness::Valid(current);
         }
@@ -154,7 +179,7 @@ impl Sessions {
         &self,
         provider: &Provider,
         key: &str,
-        current: Arc<Session>,
+        current: Arc<Active>,
         audit: audit::Scope<'_>,
     ) -> Freshness {
         let Some(rt) = current.refresh_token.as_deref() else {
@@ -196,7 +221,7 @@ impl Sessions {
                 return Self::keep(current, RenewalError::Token(e));
             }
         };
-        let mut next = (*current).clone();
+        let mut next = Session::clone(&current);
         if let Some(id_token) = tokens.id_token.as_deref() {
             match provider
                 .verify(id_token, Expect::IdToken { nonce: None })
@@ -233,13 +258,12 @@ impl Sessions {
                 }
             }
         }
-        let now = now();
+        next.access_expires_at = super::access_expiry(now(), &tokens);
         next.access_token = Some(tokens.access_token);
         if tokens.refresh_token.is_some() {
             next.refresh_token = tokens.refresh_token;
         }
-        next.access_expires_at = now + tokens.expires_in.map_or(3600, |d| d.as_secs());
-        let renewed = Arc::new(next.clone());
+        let renewed = Arc::new(Active::new(next.clone()));
         match self.save(key, next).await {
             Ok(s) => {
                 audit::record(

@@ -35,7 +35,6 @@ fn session(expires_in: u64) -> Session {
         expires_at: now + expires_in,
         sid: Some("sid-1".into()),
         login_hint: None,
-        memo: Memo::default(),
     }
 }
 
@@ -107,18 +106,13 @@ fn the_idle_timeout_is_pushed_forward_once_per_interval() {
         .unwrap();
     let _g = rt.enter();
     let s = Sessions::new(config(), store, &[b"k".repeat(32)]);
-    let v = session(3600);
+    let v = Active::new(session(3600));
     let now = now();
     assert!(s.should_touch(&v, now));
     assert!(!s.should_touch(&v, now + 1));
     // idle_timeout 1 h: every 3 minutes.
     assert!(s.should_touch(&v, now + 180));
-    // A changed (cloned) session value starts with a fresh memo.
-    assert_eq!(
-        v.clone()
-            .memo
-            .touched
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    // A changed session value is a new `Active`, with a fresh memo.
+    let changed = Active::new(Session::clone(&v));
+    assert!(s.should_touch(&changed, now + 1));
 }

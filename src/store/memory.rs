@@ -288,12 +288,12 @@ mod tests {
     async fn full_store_evicts_the_entry_closest_to_expiry() {
         let store = MemoryStore::new(3);
         store.set("session:a", b"a", HOUR * 8).await.unwrap();
-        store.set("login-state:b", b"b", HOUR / 6).await.unwrap();
+        store.set("signin:b", b"b", HOUR / 6).await.unwrap();
         store.set("session:c", b"c", HOUR * 4).await.unwrap();
         store.set("session:d", b"d", HOUR * 2).await.unwrap();
 
         assert_eq!(store.held(), 3);
-        assert_eq!(store.get("login-state:b").await.unwrap(), None);
+        assert_eq!(store.get("signin:b").await.unwrap(), None);
         for key in ["session:a", "session:c", "session:d"] {
             assert!(store.get(key).await.unwrap().is_some(), "{key} evicted");
         }
