@@ -13,6 +13,9 @@ async fn three_upstreams() -> (Upstream, Upstream, Upstream) {
 #[tokio::test]
 async fn exact_wildcard_and_catch_all_hosts_choose_their_upstreams() {
     let (a, b, c) = three_upstreams().await;
+    // `*` has an upstream of its own, so "the longer wildcard wins" cannot pass by falling
+    // through to the catch-all.
+    let d = Upstream::start("d").await;
     let routes = format!(
         r#"
 [[route]]
@@ -34,11 +37,12 @@ upstream = "{c}"
 auth = "public"
 name = "any"
 host = "*"
-upstream = "{c}"
+upstream = "{d}"
 "#,
         a = a.url(),
         b = b.url(),
-        c = c.url()
+        c = c.url(),
+        d = d.url()
     );
     let h = Harness::start(&routes).await;
     let hosts = [
@@ -73,7 +77,7 @@ upstream = "{c}"
         "c",
         "the longer wildcard wins"
     );
-    assert_eq!(who("localhost").await, "c", "* catches every other host");
+    assert_eq!(who("localhost").await, "d", "* catches every other host");
 }
 
 #[tokio::test]

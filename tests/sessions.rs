@@ -265,7 +265,16 @@ async fn me_returns_the_identity_and_401_without_a_session() {
     assert_eq!(j[0]["oid"], user.oid);
     assert_eq!(j[0]["user_id"], "alice@contoso.example");
     assert!(j[0]["user_claims"].as_array().unwrap().len() > 5);
-    assert!(!me.body.contains("refresh"), "no tokens in /.auth/me");
+    // No token of any kind: every JWT starts with `eyJ` (base64 of `{"`).
+    assert!(
+        !me.body.contains("eyJ"),
+        "no tokens in /.auth/me: {}",
+        me.body
+    );
+    assert!(
+        !me.body.contains("refresh"),
+        "no refresh token in /.auth/me"
+    );
 }
 
 #[tokio::test]

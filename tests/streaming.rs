@@ -39,6 +39,39 @@ async fn a_large_upload_streams_to_the_upstream() {
 }
 
 #[tokio::test]
+async fn the_first_bytes_arrive_before_the_upstream_has_finished() {
+    let up = Upstream::start("a").await;
+    let h = Harness::start(&route(&up)).await;
+    for http1 in [true, false] {
+        let mut b = h.client_builder(&["app.example.test"]);
+        if http1 {
+            b = b.http1_only();
+        }
+        let key = format!("streaming-{http1}");
+        let mut resp = b
+            .build()
+            .unwrap()
+            .get(h.url("app.example.test", "/held"))
+            .header("x-test-action", format!("hold={key}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        // The upstream cannot finish before `release`: a proxy that buffered the body would
+        // deliver nothing here.
+        let first = tokio::time::timeout(std::time::Duration::from_secs(10), resp.chunk())
+            .await
+            .expect("the first bytes arrive while the upstream is still sending")
+            .unwrap()
+            .unwrap();
+        assert_eq!(&first[..], b"first", "http1={http1}");
+        crate::upstream::release(&key);
+        let rest = resp.bytes().await.unwrap();
+        assert_eq!(&rest[..], b"last", "http1={http1}");
+    }
+}
+
+#[tokio::test]
 async fn a_large_download_streams_to_the_client() {
     let up = Upstream::start("a").await;
     let h = Harness::start(&route(&up)).await;

@@ -216,8 +216,11 @@ async fn multi_tenant_authority_checks_the_issuer_against_tid_and_the_allow_list
 
 #[tokio::test]
 async fn bearer_routes_accept_access_tokens_for_this_app_only() {
+    // `/items` takes bearer tokens; `/` signs browsers in, so a test can hold a real session
+    // cookie and offer it to the bearer route.
     let routes = format!(
-        "[[route]]\nname = \"api\"\nhost = \"{HOST}\"\nupstream = \"{{upstream}}\"\nauth = \"bearer\"\nallowed_roles = [\"Wiki.Read\"]\n"
+        "[[route]]\nname = \"api\"\nhost = \"{HOST}\"\npath_prefix = \"/items\"\nupstream = \"{{upstream}}\"\nauth = \"bearer\"\nallowed_roles = [\"Wiki.Read\"]\n{}",
+        login_route("app", HOST, "")
     );
     let s = SignIn::start(Setup {
         routes,
@@ -291,6 +294,16 @@ async fn bearer_routes_accept_access_tokens_for_this_app_only() {
 
     // A session cookie is no substitute on a bearer route.
     let mut b = s.browser();
-    assert_eq!(b.api(&s.url("/items")).await.status, 401);
-    let _ = login_route;
+    let signed_in = b.navigate(&s.url("/")).await;
+    assert_eq!(
+        signed_in.last().unwrap().status,
+        200,
+        "signed in through `/`"
+    );
+    assert!(
+        b.cookie(HOST, "__Host-portcullis").is_some(),
+        "holds a session"
+    );
+    let with_cookie = b.api(&s.url("/items")).await;
+    assert_eq!(with_cookie.status, 401, "{}", with_cookie.body);
 }

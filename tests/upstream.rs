@@ -49,6 +49,34 @@ impl Upstream {
     }
 }
 
+/// Bodies waiting for [`release`], by key.
+static HELD: std::sync::Mutex<Vec<(String, tokio::sync::oneshot::Sender<()>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// A body that sends `first`, then nothing until the test calls [`release`] with `key`, then
+/// `last`: whoever sees `first` before the release has proof the body was streamed.
+fn held(key: &str) -> BoxBody {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    HELD.lock().unwrap().push((key.to_owned(), tx));
+    let first = futures_util::stream::once(async {
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(Bytes::from_static(b"first")))
+    });
+    let last = futures_util::stream::once(async move {
+        let _ = rx.await;
+        Ok(Frame::data(Bytes::from_static(b"last")))
+    });
+    BodyExt::boxed(StreamBody::new(first.chain(last)))
+}
+
+/// Lets the held body `key` finish.
+pub fn release(key: &str) {
+    let mut held = HELD.lock().unwrap();
+    if let Some(i) = held.iter().position(|(k, _)| k == key) {
+        let (_, tx) = held.remove(i);
+        let _ = tx.send(());
+    }
+}
+
 impl Drop for Upstream {
     fn drop(&mut self) {
         self.task.abort();
@@ -77,6 +105,9 @@ async fn handle(
     }
     if let Some(n) = action.strip_prefix("stream=") {
         return Ok(Response::new(generated(n.parse().unwrap_or(0))));
+    }
+    if let Some(key) = action.strip_prefix("hold=") {
+        return Ok(Response::new(held(key)));
     }
     match action.as_str() {
         "count" => {
