@@ -433,11 +433,67 @@ mod redis_only {
         }
     }
 
+    /// The ACL rules as each shipped document writes them: `(where, rules)`, quotes removed.
+    fn documented_acl_rules() -> Vec<(&'static str, Vec<String>)> {
+        let unquote = |t: &str| t.trim_matches('"').to_owned();
+        let ops = include_str!("../docs/operations.md");
+        let line = ops
+            .lines()
+            .find(|l| l.starts_with("ACL SETUSER portcullis on >PASSWORD "))
+            .expect("docs/operations.md has the ACL SETUSER line");
+        let docs = line.split_whitespace().skip(5).map(unquote).collect();
+        // Everything from `resetkeys` to `+subscribe`, in the compose command and in the
+        // Kubernetes container args.
+        let between = |text: &str, item: fn(&str) -> Option<String>| -> Vec<String> {
+            let tokens: Vec<String> = text
+                .lines()
+                .filter_map(item)
+                .flat_map(|l| {
+                    l.split_whitespace()
+                        .map(|t| t.trim_matches('"').to_owned())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let start = tokens
+                .iter()
+                .position(|t| t == "resetkeys")
+                .expect("resetkeys");
+            let end = tokens
+                .iter()
+                .position(|t| t == "+subscribe")
+                .expect("+subscribe");
+            tokens[start..=end].to_vec()
+        };
+        let compose = between(include_str!("../deploy/docker-compose.yml"), |l| {
+            Some(l.trim().to_owned())
+        });
+        let kubernetes = between(
+            include_str!("../deploy/kubernetes/redis-dev/redis.yaml"),
+            |l| l.trim().strip_prefix("- ").map(str::to_owned),
+        );
+        vec![
+            ("docs/operations.md", docs),
+            ("deploy/docker-compose.yml", compose),
+            ("deploy/kubernetes/redis-dev/redis.yaml", kubernetes),
+        ]
+    }
+
+    #[test]
+    fn the_shipped_acl_rules_are_the_ones_the_store_needs() {
+        let needed: Vec<String> = acl_rules("portcullis:")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        for (file, rules) in documented_acl_rules() {
+            assert_eq!(rules, needed, "{file}");
+        }
+    }
+
     #[tokio::test]
     async fn acl_user_with_the_documented_rules_runs_the_store() {
-        let rules = acl_rules("portcullis:");
+        let (_, rules) = documented_acl_rules().remove(0);
         let mut args = vec!["--user", "portcullis", "on", ">acl-pw"];
-        args.extend(rules.split_whitespace());
+        args.extend(rules.iter().map(String::as_str));
         let server = RedisServer::start_with(&args);
         let acl_options = || {
             let mut o = options(&server);

@@ -25,12 +25,10 @@
 //!
 //! The store uses GET, SET (PX, NX), PEXPIRE, PTTL, DEL, EVALSHA falling back to EVAL (the
 //! compare-and-delete script, which itself runs GET and DEL), PING, PUBLISH and SUBSCRIBE,
-//! nothing else. For `key_prefix = "portcullis:"` this user is enough ([`acl_rules`] builds
-//! the rules for another prefix):
-//!
-//! ```text
-//! ACL SETUSER portcullis on >PASSWORD resetkeys ~portcullis:* resetchannels &portcullis:invalidate -@all +get +set +del +pexpire +pttl +eval +evalsha +ping +publish +subscribe
-//! ```
+//! nothing else. [`acl_rules`] gives the rules of a least-privilege ACL user for a
+//! `key_prefix`; docs/operations.md ("Redis") and the deploy files ship them for
+//! `portcullis:`, and a test holds those copies to this function and runs the store as such
+//! a user.
 //!
 //! Database 0 needs nothing more (a URL ending in `/0` sends no SELECT); another database
 //! needs `+select`, a Redis cluster `+cluster|slots +cluster|info`. fred also asks for
