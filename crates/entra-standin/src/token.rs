@@ -23,8 +23,8 @@ use super::discovery::Tenant;
 use super::http::{json as json_response, read_form, Params, Resp};
 use super::server::Reset;
 use super::state::{lock, now, Counters, Pkce, RefreshGrant, RefreshStatus, State};
+use super::TestUser;
 use super::{issue, scopes};
-use super::{TestUser, TokenFailure};
 
 pub(crate) async fn handle(
     state: &State,
@@ -59,7 +59,7 @@ pub(crate) async fn handle(
     let injected = lock(&state.controls).failures.pop_front();
     if let Some(failure) = injected {
         Counters::bump(&state.counters.failed);
-        return match injected_error(failure, form.get("client_id").unwrap_or("")) {
+        return match failure.error(form.get("client_id").unwrap_or("")) {
             Some(err) => Ok(err.response(&state.base_url, &diag)),
             None => Err(Reset),
         };
@@ -257,55 +257,6 @@ fn verifier_matches(pkce: &Pkce, verifier: &str) -> bool {
     } else {
         verifier == pkce.challenge
     }
-}
-
-/// The error a test queued with `fail_next_token_requests`; `None` = drop the connection.
-fn injected_error(failure: TokenFailure, client_id: &str) -> Option<AadError> {
-    Some(match failure {
-        TokenFailure::InvalidGrant => AadError::invalid_grant(
-            70043,
-            "The refresh token has expired or is invalid due to sign-in frequency checks by \
-                conditional access.",
-        ),
-        TokenFailure::InteractionRequired => AadError::bad_request(
-            "interaction_required",
-            50076,
-            "Due to a configuration change made by your administrator, or because you moved to a \
-                new location, you must use multi-factor authentication to access this resource.",
-        ),
-        TokenFailure::ConsentRequired => AadError::bad_request(
-            "consent_required",
-            65001,
-            format!(
-                "The user or administrator has not consented to use the application with ID \
-                '{client_id}'. Send an interactive authorization request for this user and \
-                resource."
-            ),
-        ),
-        TokenFailure::LoginRequired => AadError::bad_request(
-            "login_required",
-            50058,
-            "Session information is not sufficient for single-sign-on.",
-        ),
-        TokenFailure::TemporarilyUnavailable => AadError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            90006,
-            "The service is temporarily unavailable.",
-        ),
-        TokenFailure::ServerError => AadError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            50000,
-            "There was an error issuing a token or an issue with our sign-in service.",
-        ),
-        TokenFailure::InvalidClient => AadError::invalid_client(
-            7000215,
-            "Invalid client secret provided. Ensure the secret being sent in the request is the \
-                client secret value, not the client secret ID.",
-        ),
-        TokenFailure::ConnectionReset => return None,
-    })
 }
 
 #[cfg(test)]
