@@ -150,6 +150,7 @@ impl SignIn {
             setup.session,
         );
         let proxy = start_proxy(&routes, &extra, pki.clone(), &setup.files).await;
+        register(&idp, &proxy);
         let s = SignIn {
             idp,
             proxy,
@@ -227,8 +228,21 @@ impl SignIn {
             .await,
         );
         old.stop().await.unwrap();
+        register(&self.idp, &self.proxy);
         self
     }
+}
+
+/// Registers the exact URIs the proxy sends for [`HOST`] — its callback and the post-logout
+/// URI `/` — as the app registration's; the port is only known once the proxy listens.
+fn register(idp: &StandIn, proxy: &Harness) {
+    let origin = format!("https://{HOST}:{}", proxy.https.port());
+    let registered = idp.register_redirect_uris(
+        CLIENT_ID,
+        &[format!("{origin}/.auth/callback")],
+        &[format!("{origin}/")],
+    );
+    assert!(registered, "the stand-in has no client {CLIENT_ID}");
 }
 
 async fn start_proxy(

@@ -116,16 +116,7 @@ fn decide(
         }
     };
     if !uri_allowed(&client.redirect_uris, &redirect_uri) {
-        return Outcome::Page(AadError::bad_request(
-            "invalid_request",
-            50011,
-            format!(
-                "The redirect URI '{redirect_uri}' specified in the request does not match the \
-                 redirect URIs configured for the application '{client_id}'. Make sure the \
-                 redirect URI sent in the request matches one added to your application in the \
-                 Azure portal."
-            ),
-        ));
+        return Outcome::Page(AadError::reply_url_mismatch(&redirect_uri, client_id));
     }
     let (mode, bad_mode) = match p.get("response_mode") {
         None | Some("query") => (Mode::Query, None),

@@ -107,10 +107,10 @@ pub struct TestClient {
     pub client_id: String,
     /// Accepted as `client_secret_post` or `client_secret_basic`; `None` = public client.
     pub secret: Option<String>,
-    /// Exact, case-sensitive; empty = any `https://` URI or `http://localhost` /
-    /// `http://127.0.0.1`.
+    /// Exact and case-sensitive, except that the port of an `http://localhost` or
+    /// `http://127.0.0.1` URI is ignored (reply-url). Empty = no sign-in can complete.
     pub redirect_uris: Vec<String>,
-    /// Same rule as `redirect_uris`.
+    /// Same rule as `redirect_uris`; honoured only for a logout request naming this client.
     pub post_logout_redirect_uris: Vec<String>,
     /// Credentials accepted as `private_key_jwt` client assertions.
     pub assertion_keys: Vec<AssertionKey>,
@@ -135,13 +135,20 @@ pub enum AssertionKey {
 }
 
 impl TestClient {
-    /// A registration that accepts any https (or localhost) redirect URI.
+    /// A registration with no redirect URIs yet: add the exact ones the app uses (Entra has no
+    /// wildcard or "any https" registration, and neither has the stand-in).
     pub fn new(client_id: &str, secret: Option<&str>) -> TestClient {
         TestClient {
             client_id: client_id.to_owned(),
             secret: secret.map(str::to_owned),
             ..TestClient::default()
         }
+    }
+
+    /// The same registration with `uris` as its redirect URIs.
+    pub fn with_redirect_uris<S: AsRef<str>>(mut self, uris: &[S]) -> TestClient {
+        self.redirect_uris = uris.iter().map(|u| u.as_ref().to_owned()).collect();
+        self
     }
 }
 
@@ -203,19 +210,17 @@ pub(crate) fn validate(config: &StandInConfig) -> Result<(), StandInError> {
     Ok(())
 }
 
-/// Whether `uri` may receive a response, under the registration rule above.
+/// Whether `uri` may receive a response, under the registration rule above: it must be one
+/// of the registered URIs, character for character.
 ///
 /// Entra ignores the port of `http://localhost` and `http://127.0.0.1` redirect URIs, since
-/// native apps listen on a random port.
+/// native apps listen on a random port (learn.microsoft.com/entra/identity-platform/reply-url).
 pub(crate) fn uri_allowed(registered: &[String], uri: &str) -> bool {
     let Ok(url) = Url::parse(uri) else {
         return false;
     };
     if url.fragment().is_some() {
         return false;
-    }
-    if registered.is_empty() {
-        return url.scheme() == "https" || is_loopback_http(&url);
     }
     registered.iter().any(|r| {
         r == uri
@@ -238,12 +243,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn empty_registration_accepts_https_and_loopback_http() {
-        assert!(uri_allowed(&[], "https://app.example/cb"));
-        assert!(uri_allowed(&[], "http://localhost:8080/cb"));
-        assert!(uri_allowed(&[], "http://127.0.0.1/cb"));
-        assert!(!uri_allowed(&[], "http://app.example/cb"));
-        assert!(!uri_allowed(&[], "https://app.example/cb#x"));
+    fn empty_registration_accepts_no_uri_at_all() {
+        assert!(!uri_allowed(&[], "https://app.example/cb"));
+        assert!(!uri_allowed(&[], "http://localhost:8080/cb"));
+        assert!(!uri_allowed(&[], "http://127.0.0.1/cb"));
         assert!(!uri_allowed(&[], "not a uri"));
     }
 
@@ -258,6 +261,8 @@ mod tests {
         assert!(!uri_allowed(&reg, "https://app.example/cb/"));
         assert!(uri_allowed(&reg, "http://localhost:5000/cb"));
         assert!(!uri_allowed(&reg, "http://localhost:5000/other"));
+        assert!(!uri_allowed(&reg, "https://app.example:8443/cb"));
+        assert!(!uri_allowed(&reg, "https://app.example/cb#x"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::TestUser;
 /// of the sign-in) decides whether an ID token and a refresh token come with it.
 pub(crate) fn issue(
     state: &State,
-    auth: &Authenticated<'_>,
+    auth: &Authenticated,
     user: &TestUser,
     scopes: &Scopes,
     grant_scope: &str,

@@ -206,6 +206,29 @@ impl StandIn {
         self.state().keys_mut().retire_old();
     }
 
+    /// Adds exact redirect URIs and post-logout redirect URIs to `client_id`'s registration,
+    /// as an admin would on the app's Authentication page: for a client whose address is
+    /// known only once it listens. `false` if there is no such client.
+    pub fn register_redirect_uris(
+        &self,
+        client_id: &str,
+        redirect_uris: &[String],
+        post_logout_redirect_uris: &[String],
+    ) -> bool {
+        self.state().update_client(client_id, |c| {
+            for (list, add) in [
+                (&mut c.redirect_uris, redirect_uris),
+                (&mut c.post_logout_redirect_uris, post_logout_redirect_uris),
+            ] {
+                for uri in add {
+                    if !list.contains(uri) {
+                        list.push(uri.clone());
+                    }
+                }
+            }
+        })
+    }
+
     /// The next `n` token-endpoint calls fail with `error`.
     pub fn fail_next_token_requests(&self, n: usize, error: TokenFailure) {
         lock(&self.state().controls)

@@ -1,9 +1,12 @@
 //! `/{t}/oauth2/v2.0/logout`: RP-initiated sign-out.
 //!
-//! Entra ends its browser session, then redirects to `post_logout_redirect_uri` only if the app
-//! registered it (the app is known from `client_id` or the `id_token_hint`'s `aud`); otherwise
-//! it shows its own "You signed out" page. Each call is recorded so tests can check what the
-//! relying party sent (`logout_hint` is Entra's preferred way to skip the account picker).
+//! Entra ends its browser session, then redirects to `post_logout_redirect_uri` only if the
+//! request names the app (`client_id`, or the `aud` of a valid `id_token_hint`, as OpenID
+//! Connect RP-Initiated Logout 1.0 §2-3 require for the URI to be honoured) and that app
+//! registered the URI; otherwise it shows its own "You signed out" page
+//! (v2-protocols-oidc, "Send a sign-out request"). A URI registered by some other app is no
+//! better than an unregistered one. Each call is recorded so tests can check what the relying
+//! party sent (`logout_hint` is Entra's preferred way to skip the account picker).
 
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
@@ -65,15 +68,10 @@ pub(crate) async fn handle(state: &State, segment: &str, req: Request<Incoming>)
     resp
 }
 
-/// Whether `uri` is a registered post-logout URI of the app (of any app, when the request
-/// does not say which).
+/// Whether `uri` is a registered post-logout URI of the app the request names; never when it
+/// names none.
 fn registered(state: &State, client_id: Option<&str>, uri: &str) -> bool {
-    match client_id.and_then(|id| state.client(id)) {
-        Some(client) => uri_allowed(&client.post_logout_redirect_uris, uri),
-        None => state
-            .config
-            .clients
-            .iter()
-            .any(|c| uri_allowed(&c.post_logout_redirect_uris, uri)),
-    }
+    client_id
+        .and_then(|id| state.client(id))
+        .is_some_and(|client| uri_allowed(&client.post_logout_redirect_uris, uri))
 }

@@ -158,13 +158,15 @@ impl Counters {
 }
 
 pub(crate) struct State {
-    /// The configuration as given, except `users`, which live in `users` below.
+    /// The configuration as given, except `users` and `clients`, which live below (tests
+    /// change them while the stand-in runs, as an admin edits a directory).
     pub config: StandInConfig,
     pub base_url: String,
     pub graph_url: String,
     /// Served over TLS (decides the cookie attributes).
     pub secure: bool,
     users: Mutex<Vec<TestUser>>,
+    clients: Mutex<Vec<TestClient>>,
     keys: RwLock<KeySet>,
     pub controls: Mutex<Controls>,
     pub grants: Mutex<Grants>,
@@ -175,12 +177,14 @@ pub(crate) struct State {
 impl State {
     pub fn new(mut config: StandInConfig, base_url: String, keys: KeySet) -> State {
         let users = std::mem::take(&mut config.users);
+        let clients = std::mem::take(&mut config.clients);
         State {
             secure: config.tls.is_some(),
             graph_url: format!("{base_url}/graph"),
             base_url,
             config,
             users: Mutex::new(users),
+            clients: Mutex::new(clients),
             keys: RwLock::new(keys),
             controls: Mutex::new(Controls {
                 failures: VecDeque::new(),
@@ -229,11 +233,25 @@ impl State {
         }
     }
 
-    pub fn client(&self, client_id: &str) -> Option<&TestClient> {
-        self.config
-            .clients
+    /// The registration of `client_id` as it is now.
+    pub fn client(&self, client_id: &str) -> Option<TestClient> {
+        lock(&self.clients)
             .iter()
             .find(|c| c.client_id == client_id)
+            .cloned()
+    }
+
+    pub fn update_client(&self, client_id: &str, change: impl FnOnce(&mut TestClient)) -> bool {
+        match lock(&self.clients)
+            .iter_mut()
+            .find(|c| c.client_id == client_id)
+        {
+            Some(c) => {
+                change(c);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The tenant a user's tokens are issued in.

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::aadsts::{timestamp, AadError, Diagnostics};
 use super::client_auth::{authenticate, Authenticated};
+use super::config::uri_allowed;
 use super::discovery::Tenant;
 use super::http::{json as json_response, read_form, Params, Resp};
 use super::server::Reset;
@@ -95,13 +96,19 @@ fn grant(
 fn redeem_code(
     state: &State,
     tenant: &Tenant,
-    auth: &Authenticated<'_>,
+    auth: &Authenticated,
     form: &Params,
 ) -> Result<Value, AadError> {
     let code = form.get("code").ok_or_else(|| AadError::missing("code"))?;
     let redirect_uri = form
         .get("redirect_uri")
         .ok_or_else(|| AadError::missing("redirect_uri"))?;
+    if !uri_allowed(&auth.client.redirect_uris, redirect_uri) {
+        return Err(AadError::reply_url_mismatch(
+            redirect_uri,
+            &auth.client.client_id,
+        ));
+    }
     let entry = {
         let mut grants = lock(&state.grants);
         let Some(entry) = grants.codes.get_mut(code) else {
@@ -175,11 +182,7 @@ fn redeem_code(
     )
 }
 
-fn redeem_refresh(
-    state: &State,
-    auth: &Authenticated<'_>,
-    form: &Params,
-) -> Result<Value, AadError> {
+fn redeem_refresh(state: &State, auth: &Authenticated, form: &Params) -> Result<Value, AadError> {
     let token = form
         .get("refresh_token")
         .ok_or_else(|| AadError::missing("refresh_token"))?;
@@ -201,7 +204,7 @@ fn redeem_refresh(
 }
 
 /// Whether `entry` may be redeemed by `auth`'s client now.
-fn usable(state: &State, auth: &Authenticated<'_>, entry: &RefreshGrant) -> Result<(), AadError> {
+fn usable(state: &State, auth: &Authenticated, entry: &RefreshGrant) -> Result<(), AadError> {
     match entry.status {
         RefreshStatus::Active => {}
         RefreshStatus::Rotated => {
