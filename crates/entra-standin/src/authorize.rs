@@ -95,8 +95,9 @@ fn decide(
     session: Option<&str>,
     diag: &Diagnostics,
 ) -> Outcome {
-    let Some(tenant) = Tenant::parse(segment) else {
-        return Outcome::Page(AadError::unknown_tenant(segment));
+    let tenant = match Tenant::resolve(state, segment) {
+        Ok(t) => t,
+        Err(e) => return Outcome::Page(e),
     };
     let Some(client_id) = p.get("client_id") else {
         return Outcome::Page(AadError::missing("client_id"));

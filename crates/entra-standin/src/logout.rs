@@ -11,7 +11,7 @@
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
-use super::aadsts::{AadError, Diagnostics};
+use super::aadsts::Diagnostics;
 use super::config::uri_allowed;
 use super::discovery::Tenant;
 use super::http::{append, cookie, html, read_form, redirect, Params, Resp};
@@ -27,9 +27,8 @@ pub(crate) async fn handle(state: &State, segment: &str, req: Request<Incoming>)
         Method::POST => read_form(req.into_body()).await.unwrap_or_default(),
         _ => Params::default(),
     };
-    if Tenant::parse(segment).is_none() {
-        let page = pages::error(&AadError::unknown_tenant(segment), &diag);
-        return html(StatusCode::BAD_REQUEST, page);
+    if let Err(e) = Tenant::resolve(state, segment) {
+        return html(StatusCode::BAD_REQUEST, pages::error(&e, &diag));
     }
     let get = |name: &str| params.get(name).map(str::to_owned);
     let id_token_hint = get("id_token_hint");

@@ -254,6 +254,17 @@ impl State {
         }
     }
 
+    /// Whether `tid` is a directory the stand-in knows: the home tenant, a tenant one of its
+    /// users comes from, or the consumers tenant. Entra answers any other GUID with AADSTS90002.
+    pub fn serves_tenant(&self, tid: &str) -> bool {
+        tid.eq_ignore_ascii_case(&self.config.tenant_id)
+            || tid.eq_ignore_ascii_case(super::discovery::CONSUMERS_TENANT)
+            || lock(&self.users)
+                .iter()
+                .filter_map(|u| u.tenant_id.as_deref())
+                .any(|t| t.eq_ignore_ascii_case(tid))
+    }
+
     /// The tenant a user's tokens are issued in.
     pub fn tid_of<'a>(&'a self, user: &'a TestUser) -> &'a str {
         user.tenant_id.as_deref().unwrap_or(&self.config.tenant_id)

@@ -7,6 +7,7 @@ mod flow;
 mod graph;
 mod redirects;
 mod refresh;
+mod tenants;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

@@ -77,7 +77,7 @@ fn grant(
     headers: &HeaderMap,
     form: &Params,
 ) -> Result<Value, AadError> {
-    let tenant = Tenant::parse(segment).ok_or_else(|| AadError::unknown_tenant(segment))?;
+    let tenant = Tenant::resolve(state, segment)?;
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| AadError::missing("grant_type"))?;
