@@ -32,7 +32,8 @@ pub struct Setup {
     pub tenant_id: Option<String>,
     pub access_token_lifetime: Duration,
     pub groups_overage_threshold: usize,
-    /// The app registration at the stand-in; a confidential client with CLIENT_SECRET if `None`.
+    /// The app registration at the stand-in; [`client`] if `None`. Its redirect URIs are
+    /// registered once the proxy listens (they name its port).
     pub client: Option<TestClient>,
     /// The `[oidc]` credential lines; `client_secret = CLIENT_SECRET` if `None`.
     pub credential: Option<String>,
@@ -77,6 +78,12 @@ pub fn jose() -> TestUser {
     u
 }
 
+/// The app registration: a confidential client with CLIENT_SECRET, every optional claim, and
+/// (once the proxy listens) its callback and post-logout URIs on [`HOST`].
+pub fn client() -> TestClient {
+    TestClient::new(CLIENT_ID, Some(CLIENT_SECRET))
+}
+
 /// A `[[route]]` with `auth = "login"` to the echo upstream, plus `extra` lines.
 pub fn login_route(name: &str, host: &str, extra: &str) -> String {
     format!(
@@ -106,10 +113,7 @@ impl SignIn {
                 .clone()
                 .unwrap_or(defaults.tenant_id.clone()),
             users: setup.users.clone(),
-            clients: vec![setup
-                .client
-                .clone()
-                .unwrap_or_else(|| TestClient::new(CLIENT_ID, Some(CLIENT_SECRET)))],
+            clients: vec![setup.client.clone().unwrap_or_else(client)],
             default_user: setup
                 .default_user
                 .clone()

@@ -114,6 +114,31 @@ pub struct TestClient {
     pub post_logout_redirect_uris: Vec<String>,
     /// Credentials accepted as `private_key_jwt` client assertions.
     pub assertion_keys: Vec<AssertionKey>,
+    /// The optional claims of the app's ID tokens (its "Token configuration").
+    pub optional_claims: OptionalClaims,
+}
+
+/// Optional ID-token claims an app registration asks for (optional-claims-reference). All on
+/// by default, as the proxy's recommended registration has them; a test turns one off to see
+/// how the proxy copes with a registration that lacks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalClaims {
+    /// The session ID, which front-channel logout names.
+    pub sid: bool,
+    /// The opaque hint the proxy sends back as `logout_hint`.
+    pub login_hint: bool,
+    /// The user's address (when the user has one).
+    pub email: bool,
+}
+
+impl Default for OptionalClaims {
+    fn default() -> Self {
+        OptionalClaims {
+            sid: true,
+            login_hint: true,
+            email: true,
+        }
+    }
 }
 
 /// A credential that signs client assertions (ENTRA.md §7).
@@ -160,6 +185,7 @@ impl fmt::Debug for TestClient {
             .field("redirect_uris", &self.redirect_uris)
             .field("post_logout_redirect_uris", &self.post_logout_redirect_uris)
             .field("assertion_keys", &self.assertion_keys.len())
+            .field("optional_claims", &self.optional_claims)
             .finish()
     }
 }

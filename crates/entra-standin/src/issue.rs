@@ -61,7 +61,8 @@ pub(crate) fn issue(
             .map_err(signing_failed)?;
         let id = if has("openid") {
             let t = Times::from(now, state.config.id_token_lifetime);
-            let c = claims::id_token(state, user, client_id, nonce, sid, t);
+            let optional = auth.client.optional_claims;
+            let c = claims::id_token(state, user, client_id, optional, nonce, sid, t);
             let signed = keys.sign(&c, None, None).map_err(signing_failed)?;
             id_claims = Some(c);
             Some(signed)

@@ -17,7 +17,8 @@
 //! # Layout
 //!
 //! - this file: the [`StandIn`] handle and its test controls.
-//! - `config`: [`StandInConfig`], [`TestUser`], [`TestClient`]; redirect-URI rules.
+//! - `config`: [`StandInConfig`], [`TestUser`], [`TestClient`], [`OptionalClaims`];
+//!   redirect-URI rules.
 //! - `controls`: what tests inject and read back ([`TokenFailure`], [`TokenCalls`],
 //!   [`LogoutRecord`]).
 //! - `server`: listener, TLS, connections, the endpoint table.
@@ -58,7 +59,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{AssertionKey, StandInConfig, TestClient, TestUser};
+pub use config::{AssertionKey, OptionalClaims, StandInConfig, TestClient, TestUser};
 pub use controls::{LogoutRecord, TokenCalls, TokenFailure};
 pub use keys::KeyError;
 
@@ -333,7 +334,7 @@ impl StandIn {
     }
 
     /// The ID-token claims the stand-in would issue now for `user` and `client_id` (with a
-    /// fresh `sid`).
+    /// fresh `sid`, and the optional claims of that client's registration).
     pub fn id_token_claims(
         &self,
         user: &TestUser,
@@ -343,7 +344,11 @@ impl StandIn {
         let state = self.state();
         let times = claims::Times::from(now(), state.config.id_token_lifetime);
         let sid = uuid::Uuid::new_v4().to_string();
-        claims::id_token(state, user, client_id, nonce, &sid, times)
+        let optional = state
+            .client(client_id)
+            .map(|c| c.optional_claims)
+            .unwrap_or_default();
+        claims::id_token(state, user, client_id, optional, nonce, &sid, times)
     }
 
     /// PEM (SPKI) of the current public key, e.g. for "HS256 keyed with the RSA public key"
