@@ -38,21 +38,14 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// How long an authorization code can be redeemed (Entra: about 10 minutes).
 pub(crate) const CODE_LIFETIME: u64 = 600;
 
-/// The PKCE challenge bound to a code (RFC 7636).
-#[derive(Debug, Clone)]
-pub(crate) struct Pkce {
-    pub challenge: String,
-    /// `S256`, or `plain` (the default when a challenge comes without a method).
-    pub s256: bool,
-}
-
 #[derive(Debug, Clone)]
 pub(crate) struct AuthCode {
     pub client_id: String,
     pub redirect_uri: String,
     /// The tenant segment of the authorize URL, lowercased: codes redeem at the same one.
     pub tenant: String,
-    pub pkce: Option<Pkce>,
+    /// The S256 `code_challenge` (RFC 7636 §4.2): every code has one.
+    pub code_challenge: String,
     pub nonce: Option<String>,
     pub scope: String,
     pub username: String,

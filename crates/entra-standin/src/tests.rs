@@ -6,6 +6,7 @@ mod clients;
 mod discovery;
 mod flow;
 mod graph;
+mod pkce;
 mod redirects;
 mod refresh;
 mod tenants;

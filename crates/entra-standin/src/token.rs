@@ -1,7 +1,7 @@
 //! `POST /{t}/oauth2/v2.0/token`: the authorization-code and refresh-token grants.
 //!
 //! Codes redeem once (a second try is AADSTS54005), within ten minutes, for the same client,
-//! tenant and redirect URI, with a PKCE verifier matching the challenge (AADSTS501481).
+//! tenant and redirect URI, with a PKCE verifier matching the S256 challenge (AADSTS501481).
 //! Refresh tokens rotate: each use returns a successor and retires the used token. Entra does
 //! not promise to invalidate a used refresh token at once; the stand-in does, so a relying
 //! party that forgets to store the new token, or refreshes twice concurrently, is caught by
@@ -23,7 +23,7 @@ use super::config::uri_allowed;
 use super::discovery::Tenant;
 use super::http::{json as json_response, read_form, Params, Resp};
 use super::server::Reset;
-use super::state::{lock, now, Counters, Pkce, RefreshGrant, RefreshStatus, State};
+use super::state::{lock, now, Counters, RefreshGrant, RefreshStatus, State};
 use super::TestUser;
 use super::{issue, scopes};
 
@@ -157,17 +157,15 @@ fn redeem_code(
             ),
         ));
     }
-    match (&entry.pkce, form.get("code_verifier")) {
-        (None, _) => {}
-        (Some(_), None) => return Err(AadError::missing("code_verifier")),
-        (Some(pkce), Some(verifier)) if verifier_matches(pkce, verifier) => {}
-        (Some(_), Some(_)) => {
-            return Err(AadError::invalid_grant(
-                501481,
-                "The Code_Verifier does not match the code_challenge supplied in the \
-                    authorization request.",
-            ))
-        }
+    let verifier = form
+        .get("code_verifier")
+        .ok_or_else(|| AadError::missing("code_verifier"))?;
+    if !verifier_matches(&entry.code_challenge, verifier) {
+        return Err(AadError::invalid_grant(
+            501481,
+            "The Code_Verifier does not match the code_challenge supplied in the authorization \
+                request.",
+        ));
     }
     let user = signed_in_user(state, &entry.username)?;
     let scopes = scopes::resolve(state, form.get("scope").unwrap_or(&entry.scope))?;
@@ -246,20 +244,13 @@ fn signed_in_user(state: &State, username: &str) -> Result<TestUser, AadError> {
     })
 }
 
-/// RFC 7636 §4.6, after checking the verifier's own syntax (§4.1).
-fn verifier_matches(pkce: &Pkce, verifier: &str) -> bool {
+/// RFC 7636 §4.6 for S256, after checking the verifier's own syntax (§4.1).
+fn verifier_matches(challenge: &str, verifier: &str) -> bool {
     let well_formed = (43..=128).contains(&verifier.len())
         && verifier
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
-    if !well_formed {
-        return false;
-    }
-    if pkce.s256 {
-        URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) == pkce.challenge
-    } else {
-        verifier == pkce.challenge
-    }
+    well_formed && URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) == challenge
 }
 
 #[cfg(test)]
@@ -270,17 +261,11 @@ mod tests {
     fn pkce_verifiers_are_checked_per_rfc_7636() {
         // RFC 7636 appendix B.
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let s256 = Pkce {
-            challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
-            s256: true,
-        };
-        assert!(verifier_matches(&s256, verifier));
-        assert!(!verifier_matches(&s256, &verifier.replace('d', "e")));
-        let plain = Pkce {
-            challenge: verifier.into(),
-            s256: false,
-        };
-        assert!(verifier_matches(&plain, verifier));
-        assert!(!verifier_matches(&plain, "short"));
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(verifier_matches(challenge, verifier));
+        assert!(!verifier_matches(challenge, &verifier.replace('d', "e")));
+        // The challenge itself, as a `plain` client would send it, is no S256 verifier.
+        assert!(!verifier_matches(challenge, challenge));
+        assert!(!verifier_matches(challenge, "short"));
     }
 }
