@@ -61,7 +61,8 @@ pub(crate) fn authenticate(
             ));
         }
         let endpoint = format!("{}/{tenant}/oauth2/v2.0/token", state.base_url);
-        super::assertion::check(&client, a, form.get("client_assertion_type"), &endpoint)?;
+        let assertion_type = form.get("client_assertion_type");
+        super::assertion::check(state, &client, a, assertion_type, &endpoint)?;
         return Ok(Authenticated {
             client,
             confidential: true,

@@ -23,8 +23,8 @@
 //!   [`LogoutRecord`]).
 //! - `server`: listener, TLS, connections, the endpoint table.
 //! - `discovery`: tenant segments, the metadata document, JWKS.
-//! - `authorize` (+ `session`), `token` (+ `client_auth`, `scopes`, `issue`), `logout`,
-//!   `graph`: the endpoints.
+//! - `authorize` (+ `session`), `token` (+ `client_auth`, `assertion`, `scopes`, `issue`),
+//!   `logout`, `graph`: the endpoints.
 //! - `keys`: signing keys and rotation; `claims`: token contents.
 //! - `aadsts`: Entra's error format; `pages`: the HTML; `http`, `state`: plumbing.
 

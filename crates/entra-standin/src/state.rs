@@ -90,6 +90,8 @@ pub(crate) struct Grants {
     pub access: HashMap<String, IssuedAccess>,
     /// Browser sign-in sessions: `sid` → username (the `ESTSAUTH` cookie holds the `sid`).
     pub sessions: HashMap<String, String>,
+    /// `(client_id, jti)` of every client assertion accepted → its `exp`: each is single-use.
+    pub assertion_ids: HashMap<(String, String), u64>,
 }
 
 impl Grants {
@@ -101,6 +103,8 @@ impl Grants {
         self.codes.retain(|_, c| c.expires > now);
         self.access.retain(|_, a| a.expires > now);
         self.refresh.retain(|_, r| r.expires > now);
+        // An expired assertion is refused for its time anyway; its ID need not be kept.
+        self.assertion_ids.retain(|_, exp| *exp > now);
     }
 }
 
