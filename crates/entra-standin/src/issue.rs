@@ -106,6 +106,7 @@ pub(crate) fn issue(
             refresh.clone(),
             RefreshGrant {
                 client_id: client_id.to_owned(),
+                tid: state.tid_of(user).to_owned(),
                 username: user.username.clone(),
                 scope: grant_scope.to_owned(),
                 sid: sid.to_owned(),

@@ -65,6 +65,9 @@ pub(crate) enum RefreshStatus {
 #[derive(Debug, Clone)]
 pub(crate) struct RefreshGrant {
     pub client_id: String,
+    /// The tenant the user signed in to (`tid`): the token redeems there or at a
+    /// multi-tenant authority, never at another tenant's endpoint.
+    pub tid: String,
     pub username: String,
     /// The scopes of the original sign-in.
     pub scope: String,

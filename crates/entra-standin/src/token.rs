@@ -1,17 +1,21 @@
 //! `POST /{t}/oauth2/v2.0/token`: the authorization-code and refresh-token grants.
 //!
+//! The body must be `application/x-www-form-urlencoded` (RFC 6749 §4.1.3): Entra reads no other
+//! body, so anything else lacks every parameter (AADSTS900144).
 //! Codes redeem once (a second try is AADSTS54005), within ten minutes, for the same client,
 //! tenant and redirect URI, with a PKCE verifier matching the S256 challenge (AADSTS501481).
 //! Refresh tokens rotate: each use returns a successor and retires the used token. Entra does
 //! not promise to invalidate a used refresh token at once; the stand-in does, so a relying
 //! party that forgets to store the new token, or refreshes twice concurrently, is caught by
-//! the tests. The response itself is built in `issue`.
+//! the tests. A refresh token also stays with its client and with the user's tenant
+//! (refresh-tokens). The response itself is built in `issue`.
 //!
 //! Test controls act here in this order: the artificial delay, then the queue of injected
 //! failures, then the real checks.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::Value;
@@ -78,19 +82,36 @@ fn grant(
     form: &Params,
 ) -> Result<Value, AadError> {
     let tenant = Tenant::resolve(state, segment)?;
+    if !is_form(headers) {
+        // What Entra answers: it parses no other body, so the first parameter it needs is
+        // missing.
+        return Err(AadError::missing("grant_type"));
+    }
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| AadError::missing("grant_type"))?;
     let auth = authenticate(state, tenant.segment(), headers, form)?;
     match grant_type {
         "authorization_code" => redeem_code(state, &tenant, &auth, form),
-        "refresh_token" => redeem_refresh(state, &auth, form),
+        "refresh_token" => redeem_refresh(state, &tenant, &auth, form),
         other => Err(AadError::bad_request(
             "unsupported_grant_type",
             70003,
             format!("The app requested an unsupported grant type '{other}'."),
         )),
     }
+}
+
+/// `Content-Type: application/x-www-form-urlencoded`, with or without parameters.
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 fn redeem_code(
@@ -180,7 +201,12 @@ fn redeem_code(
     )
 }
 
-fn redeem_refresh(state: &State, auth: &Authenticated, form: &Params) -> Result<Value, AadError> {
+fn redeem_refresh(
+    state: &State,
+    tenant: &Tenant,
+    auth: &Authenticated,
+    form: &Params,
+) -> Result<Value, AadError> {
     let token = form
         .get("refresh_token")
         .ok_or_else(|| AadError::missing("refresh_token"))?;
@@ -191,7 +217,7 @@ fn redeem_refresh(state: &State, auth: &Authenticated, form: &Params) -> Result<
             "Invalid request. Request is malformed or invalid.",
         ));
     };
-    usable(state, auth, entry)?;
+    usable(state, tenant, auth, entry)?;
     // A bad `scope` or a deleted user must not cost the caller its refresh token.
     let scopes = scopes::resolve(state, form.get("scope").unwrap_or(&entry.scope))?;
     let user = signed_in_user(state, &entry.username)?;
@@ -201,8 +227,13 @@ fn redeem_refresh(state: &State, auth: &Authenticated, form: &Params) -> Result<
     issue::issue(state, auth, &user, &scopes, &entry.scope, None, &entry.sid)
 }
 
-/// Whether `entry` may be redeemed by `auth`'s client now.
-fn usable(state: &State, auth: &Authenticated, entry: &RefreshGrant) -> Result<(), AadError> {
+/// Whether `entry` may be redeemed by `auth`'s client at `tenant`'s endpoint now.
+fn usable(
+    state: &State,
+    tenant: &Tenant,
+    auth: &Authenticated,
+    entry: &RefreshGrant,
+) -> Result<(), AadError> {
     match entry.status {
         RefreshStatus::Active => {}
         RefreshStatus::Rotated => {
@@ -220,10 +251,26 @@ fn usable(state: &State, auth: &Authenticated, entry: &RefreshGrant) -> Result<(
             ))
         }
     }
+    // AADSTS70000 (InvalidGrant): "The refresh token isn't valid" — for this client.
     if entry.client_id != auth.client.client_id {
         return Err(AadError::invalid_grant(
             70000,
             "The provided refresh token was issued to a different client.",
+        ));
+    }
+    // The multi-tenant authorities route to the user's own tenant; a tenant endpoint must be
+    // that tenant. Entra's answer to a token from elsewhere is its generic malformed-request
+    // code (AADSTS9002313).
+    let home = match tenant {
+        Tenant::Id(id) => id.eq_ignore_ascii_case(&entry.tid),
+        Tenant::Common | Tenant::Organizations => true,
+        Tenant::Consumers => entry.tid == super::discovery::CONSUMERS_TENANT,
+    };
+    if !home {
+        return Err(AadError::invalid_grant(
+            9002313,
+            "Invalid request. Request is malformed or invalid. The refresh token was issued in \
+             another tenant.",
         ));
     }
     if entry.expires <= now() {
@@ -267,5 +314,20 @@ mod tests {
         // The challenge itself, as a `plain` client would send it, is no S256 verifier.
         assert!(!verifier_matches(challenge, challenge));
         assert!(!verifier_matches(challenge, "short"));
+    }
+
+    #[test]
+    fn only_form_bodies_are_read() {
+        let mut h = HeaderMap::new();
+        assert!(!is_form(&h));
+        h.insert(CONTENT_TYPE, "application/json".parse().unwrap());
+        assert!(!is_form(&h));
+        h.insert(
+            CONTENT_TYPE,
+            "Application/X-WWW-Form-Urlencoded; charset=UTF-8"
+                .parse()
+                .unwrap(),
+        );
+        assert!(is_form(&h));
     }
 }
