@@ -32,6 +32,8 @@ pub struct Setup {
     pub tenant_id: Option<String>,
     pub access_token_lifetime: Duration,
     pub groups_overage_threshold: usize,
+    /// The most groups Graph returns per page; the stand-in's default (999) if `None`.
+    pub graph_page_limit: Option<usize>,
     /// The app registration at the stand-in; [`client`] if `None`. Its redirect URIs are
     /// registered once the proxy listens (they name its port).
     pub client: Option<TestClient>,
@@ -54,6 +56,7 @@ impl Default for Setup {
             tenant_id: None,
             access_token_lifetime: Duration::from_secs(3600),
             groups_overage_threshold: 200,
+            graph_page_limit: None,
             client: None,
             credential: None,
             files: Vec::new(),
@@ -121,6 +124,7 @@ impl SignIn {
             access_token_lifetime: setup.access_token_lifetime,
             tls: Some((cert, key)),
             groups_overage_threshold: setup.groups_overage_threshold,
+            graph_page_limit: setup.graph_page_limit.unwrap_or(defaults.graph_page_limit),
             ..defaults
         })
         .await

@@ -34,6 +34,10 @@ pub struct StandInConfig {
     pub listen: SocketAddr,
     /// More groups than this and tokens carry the overage claims instead of `groups`.
     pub groups_overage_threshold: usize,
+    /// The most members Graph puts on one page, whatever `$top` asks for: Graph pages on the
+    /// server side too, so clients must follow `@odata.nextLink` even with `$top=999`
+    /// (learn.microsoft.com/graph/paging). Lower it to make a test read several pages.
+    pub graph_page_limit: usize,
 }
 
 impl Default for StandInConfig {
@@ -49,6 +53,7 @@ impl Default for StandInConfig {
             tls: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             groups_overage_threshold: 200,
+            graph_page_limit: 999,
         }
     }
 }
@@ -66,6 +71,7 @@ impl fmt::Debug for StandInConfig {
             .field("tls", &self.tls.as_ref().map(|_| "<certificate and key>"))
             .field("listen", &self.listen)
             .field("groups_overage_threshold", &self.groups_overage_threshold)
+            .field("graph_page_limit", &self.graph_page_limit)
             .finish()
     }
 }
@@ -222,6 +228,9 @@ pub(crate) fn validate(config: &StandInConfig) -> Result<(), StandInError> {
             }
         }
     }
+    if config.graph_page_limit == 0 {
+        return bad("graph_page_limit must be at least 1".to_owned());
+    }
     if let Some(default) = &config.default_user {
         if !names.contains(&default.to_lowercase()) {
             return bad(format!("default_user {default:?} is not one of the users"));
@@ -299,6 +308,15 @@ mod tests {
         };
         assert!(validate(&config).is_err());
         assert!(validate(&StandInConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn validation_rejects_a_graph_that_pages_nothing() {
+        let config = StandInConfig {
+            graph_page_limit: 0,
+            ..StandInConfig::default()
+        };
+        assert!(validate(&config).is_err());
     }
 
     #[test]
