@@ -9,10 +9,17 @@
 //! Microsoft identity platform page (learn.microsoft.com/entra/identity-platform/…) behind
 //! the behaviour it reproduces.
 //!
-//! Where Entra is lenient the stand-in is sometimes stricter, so that tests catch relying-party
-//! bugs that Entra would let slide today: a used refresh token stops working at once, an
-//! authorize request without `openid` is refused, a `login_hint` that names nobody is not
-//! replaced by another user.
+//! It is as strict as Entra where a leniency would hide a relying-party bug: redirect URIs are
+//! registered exactly (no "any https" client), a post-logout redirect is followed only for the
+//! app the request names, only known tenants are served, optional claims (`sid`,
+//! `login_hint`, `email`) come only if the registration asks for them, the token endpoint
+//! reads only form bodies, and a refresh token stays with its client and tenant.
+//!
+//! Where Entra is lenient the stand-in is sometimes stricter, so that tests catch bugs that
+//! Entra would let slide today: a used refresh token stops working at once, an authorize
+//! request without `openid` or without an S256 PKCE challenge is refused, a `login_hint` that
+//! names nobody is not replaced by another user, a certificate assertion is single-use,
+//! short-lived and in one of the two documented header forms.
 //!
 //! # Layout
 //!
