@@ -398,9 +398,15 @@ EOF
 # ---------------------------------------------------------------------------------------------
 
 # The stand-in Entra ID (bench/signin.rs), HTTPS on 127.0.0.1; stops by itself after an hour.
+# Its app registration holds exactly the callback URIs of the three signed-in instances.
 start_idp() {
     mkdir -p "$WORK/idp"
-    "$SIGNIN_BIN" serve "$WORK/idp" 3600 >"$WORK/idp/stdout.log" 2>"$WORK/idp/stderr.log" &
+    local port callbacks=()
+    for port in "$MEM_PORT" "$RED_PORT" "$NOC_PORT"; do
+        callbacks+=("https://$HOST_HEADER:$port/.auth/callback")
+    done
+    "$SIGNIN_BIN" serve "$WORK/idp" 3600 "${callbacks[@]}" \
+        >"$WORK/idp/stdout.log" 2>"$WORK/idp/stderr.log" &
     local pid=$!
     PIDS+=("$pid")
     wait_until "stand-in Entra ID" "$pid" "$WORK/idp/stderr.log" test -s "$WORK/idp/issuer"

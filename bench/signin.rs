@@ -1,9 +1,11 @@
 //! Benchmark helper: the stand-in Entra ID, and bulk sign-ins through a running Portcullis.
 //!
 //! ```text
-//! bench-signin serve DIR [LIFETIME_SECS]
+//! bench-signin serve DIR [LIFETIME_SECS [REDIRECT_URI...]]
 //!     Starts the stand-in on 127.0.0.1 (HTTPS, certificate from a CA written to DIR/idp-ca.pem),
 //!     writes its issuer to DIR/issuer and serves until killed, or LIFETIME_SECS (default 3600).
+//!     The app registration accepts exactly the REDIRECT_URIs (each proxy's
+//!     `https://HOST:PORT/.auth/callback`), as Entra accepts only registered ones.
 //! bench-signin sessions PROXY_ADDR HOST PATH COUNT OUT
 //!     Signs in COUNT times through the proxy at PROXY_ADDR (Host HOST, starting at PATH), each
 //!     as a fresh browser, and writes one session cookie value per line to OUT. Certificates are
@@ -34,7 +36,13 @@ async fn main() -> Result<(), Error> {
     match args.first().map(String::as_str) {
         Some("serve") if args.len() >= 2 => {
             let lifetime = args.get(2).map_or(Ok(3600), |s| s.parse())?;
-            serve(PathBuf::from(&args[1]), Duration::from_secs(lifetime)).await
+            let redirect_uris = args.get(3..).unwrap_or_default();
+            serve(
+                PathBuf::from(&args[1]),
+                Duration::from_secs(lifetime),
+                redirect_uris,
+            )
+            .await
         }
         Some("sessions") if args.len() == 6 => {
             let proxy: SocketAddr = args[1].parse()?;
@@ -45,12 +53,13 @@ async fn main() -> Result<(), Error> {
             sessions(proxy, &args[2], &args[3], count, &args[5]).await
         }
         _ => Err(
-            "usage: bench-signin serve DIR [LIFETIME] | sessions PROXY HOST PATH COUNT OUT".into(),
+            "usage: bench-signin serve DIR [LIFETIME [REDIRECT_URI...]] | sessions PROXY HOST PATH COUNT OUT"
+                .into(),
         ),
     }
 }
 
-async fn serve(dir: PathBuf, lifetime: Duration) -> Result<(), Error> {
+async fn serve(dir: PathBuf, lifetime: Duration, redirect_uris: &[String]) -> Result<(), Error> {
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -72,7 +81,9 @@ async fn serve(dir: PathBuf, lifetime: Duration) -> Result<(), Error> {
     }
     let idp = StandIn::start(StandInConfig {
         users,
-        clients: vec![TestClient::new(CLIENT_ID, Some(CLIENT_SECRET))],
+        clients: vec![
+            TestClient::new(CLIENT_ID, Some(CLIENT_SECRET)).with_redirect_uris(redirect_uris)
+        ],
         default_user: Some("user0@bench.example".into()),
         tls: Some((leaf.pem(), key.serialize_pem())),
         ..StandInConfig::default()

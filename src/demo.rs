@@ -81,7 +81,7 @@ pub async fn run(
             secret: Some("demo-client-secret".into()),
             redirect_uris: vec![format!("{origin}/.auth/callback")],
             post_logout_redirect_uris: vec![format!("{origin}/")],
-            assertion_keys: Vec::new(),
+            ..TestClient::default()
         }],
         default_user: None,
         ..StandInConfig::default()

@@ -299,7 +299,10 @@ impl Provider {
     }
 
     /// Where to send the browser after a local sign-out, if the provider has an end-session
-    /// endpoint (RP-initiated logout with `post_logout_redirect_uri` and `logout_hint`).
+    /// endpoint (RP-initiated logout with `client_id`, `post_logout_redirect_uri` and
+    /// `logout_hint`). `client_id` names the app whose registered URIs the provider checks
+    /// the redirect against (OpenID Connect RP-Initiated Logout 1.0 §2); without it, or an ID
+    /// token hint, Entra shows its signed-out page instead of redirecting.
     pub fn end_session_url(
         &self,
         post_logout_redirect_uri: Option<&str>,
@@ -309,6 +312,7 @@ impl Provider {
         let mut url = l.metadata.end_session_endpoint.clone()?;
         {
             let mut q = url.query_pairs_mut();
+            q.append_pair("client_id", &self.config.client_id);
             if let Some(p) = post_logout_redirect_uri {
                 q.append_pair("post_logout_redirect_uri", p);
             }

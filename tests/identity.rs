@@ -214,6 +214,36 @@ async fn groups_overage_is_resolved_through_microsoft_graph() {
 }
 
 #[tokio::test]
+async fn an_overage_spanning_several_graph_pages_is_read_to_the_last_page() {
+    // 150 groups at 100 a page: GROUP_ADMINS is on the second page only.
+    let mut many = alice();
+    many.groups = (0..150)
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .collect();
+    many.groups[120] = GROUP_ADMINS.to_owned();
+    let s = SignIn::start(Setup {
+        users: vec![many],
+        groups_overage_threshold: 3,
+        graph_page_limit: Some(100),
+        routes: login_route(
+            "app",
+            HOST,
+            &format!("allowed_groups = [\"{GROUP_ADMINS}\"]"),
+        ),
+        ..Setup::default()
+    })
+    .await;
+    let mut b = signed_in(&s, None).await;
+    assert_eq!(s.idp.graph_calls(), 2, "both pages were read");
+    let echo = b.get(&s.url("/")).await.json();
+    let groups = seen(&echo, "x-auth-request-groups");
+    let groups: Vec<&str> = groups[0].split(',').collect();
+    assert_eq!(groups.len(), 150);
+    assert!(groups.contains(&GROUP_ADMINS));
+    assert!(groups.contains(&"00000000-0000-4000-8000-000000000149"));
+}
+
+#[tokio::test]
 async fn an_unresolvable_overage_denies_group_routes() {
     let mut many = alice();
     many.groups = (0..5)

@@ -10,7 +10,7 @@ use sha2::Digest;
 use crate::support::browser::Browser;
 use crate::support::redis::RedisServer;
 use crate::support::seen;
-use crate::support::signin::{login_route, Setup, SignIn, HOST};
+use crate::support::signin::{login_route, Setup, SignIn, CLIENT_ID, HOST};
 
 const COOKIE: &str = "__Host-portcullis";
 
@@ -222,13 +222,15 @@ async fn sign_out_deletes_the_session_and_ends_the_entra_session() {
         "{to}"
     );
     let q: std::collections::HashMap<String, String> = to.query_pairs().into_owned().collect();
-    assert_eq!(
-        q["post_logout_redirect_uri"],
-        format!("https://{HOST}:{}/", s.proxy.https.port())
-    );
+    let after = format!("https://{HOST}:{}/", s.proxy.https.port());
+    assert_eq!(q["post_logout_redirect_uri"], after);
+    // Names the app, so Entra checks the URI against its registration and follows it.
+    assert_eq!(q["client_id"], CLIENT_ID);
     let back = b.get(to.as_str()).await;
-    assert_eq!(back.status, 302);
+    assert_eq!(back.status, 302, "{}", back.body);
+    assert_eq!(back.location().unwrap().as_str(), after);
     let record = s.idp.logouts().pop().unwrap();
+    assert_eq!(record.client_id.as_deref(), Some(CLIENT_ID));
     let hint = record.logout_hint.expect("logout_hint sent");
     assert!(!hint.is_empty());
     // The old cookie no longer opens a session anywhere.

@@ -17,6 +17,7 @@ mod headers;
 mod identity;
 mod login;
 mod observability;
+mod optional_claims;
 mod protocols;
 mod reload;
 mod routing;

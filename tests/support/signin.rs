@@ -32,7 +32,10 @@ pub struct Setup {
     pub tenant_id: Option<String>,
     pub access_token_lifetime: Duration,
     pub groups_overage_threshold: usize,
-    /// The app registration at the stand-in; a confidential client with CLIENT_SECRET if `None`.
+    /// The most groups Graph returns per page; the stand-in's default (999) if `None`.
+    pub graph_page_limit: Option<usize>,
+    /// The app registration at the stand-in; [`client`] if `None`. Its redirect URIs are
+    /// registered once the proxy listens (they name its port).
     pub client: Option<TestClient>,
     /// The `[oidc]` credential lines; `client_secret = CLIENT_SECRET` if `None`.
     pub credential: Option<String>,
@@ -53,6 +56,7 @@ impl Default for Setup {
             tenant_id: None,
             access_token_lifetime: Duration::from_secs(3600),
             groups_overage_threshold: 200,
+            graph_page_limit: None,
             client: None,
             credential: None,
             files: Vec::new(),
@@ -75,6 +79,12 @@ pub fn jose() -> TestUser {
     u.groups = vec![GROUP_STAFF.into(), GROUP_ADMINS.into()];
     u.roles = vec!["Wiki.Read".into(), "Wiki.Admin".into()];
     u
+}
+
+/// The app registration: a confidential client with CLIENT_SECRET, every optional claim, and
+/// (once the proxy listens) its callback and post-logout URIs on [`HOST`].
+pub fn client() -> TestClient {
+    TestClient::new(CLIENT_ID, Some(CLIENT_SECRET))
 }
 
 /// A `[[route]]` with `auth = "login"` to the echo upstream, plus `extra` lines.
@@ -106,10 +116,7 @@ impl SignIn {
                 .clone()
                 .unwrap_or(defaults.tenant_id.clone()),
             users: setup.users.clone(),
-            clients: vec![setup
-                .client
-                .clone()
-                .unwrap_or_else(|| TestClient::new(CLIENT_ID, Some(CLIENT_SECRET)))],
+            clients: vec![setup.client.clone().unwrap_or_else(client)],
             default_user: setup
                 .default_user
                 .clone()
@@ -117,6 +124,7 @@ impl SignIn {
             access_token_lifetime: setup.access_token_lifetime,
             tls: Some((cert, key)),
             groups_overage_threshold: setup.groups_overage_threshold,
+            graph_page_limit: setup.graph_page_limit.unwrap_or(defaults.graph_page_limit),
             ..defaults
         })
         .await
@@ -150,6 +158,7 @@ impl SignIn {
             setup.session,
         );
         let proxy = start_proxy(&routes, &extra, pki.clone(), &setup.files).await;
+        register(&idp, &proxy);
         let s = SignIn {
             idp,
             proxy,
@@ -213,8 +222,21 @@ impl SignIn {
             .await,
         );
         old.stop().await.unwrap();
+        register(&self.idp, &self.proxy);
         self
     }
+}
+
+/// Registers the exact URIs the proxy sends for [`HOST`] — its callback and the post-logout
+/// URI `/` — as the app registration's; the port is only known once the proxy listens.
+fn register(idp: &StandIn, proxy: &Harness) {
+    let origin = format!("https://{HOST}:{}", proxy.https.port());
+    let registered = idp.register_redirect_uris(
+        CLIENT_ID,
+        &[format!("{origin}/.auth/callback")],
+        &[format!("{origin}/")],
+    );
+    assert!(registered, "the stand-in has no client {CLIENT_ID}");
 }
 
 async fn start_proxy(

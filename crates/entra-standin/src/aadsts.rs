@@ -79,6 +79,20 @@ impl AadError {
         )
     }
 
+    /// AADSTS50011: `redirect_uri` is not one of the app's registered redirect URIs.
+    pub fn reply_url_mismatch(redirect_uri: &str, client_id: &str) -> Self {
+        AadError::bad_request(
+            "invalid_request",
+            50011,
+            format!(
+                "The redirect URI '{redirect_uri}' specified in the request does not match the \
+                 redirect URIs configured for the application '{client_id}'. Make sure the \
+                 redirect URI sent in the request matches one added to your application in the \
+                 Azure portal."
+            ),
+        )
+    }
+
     /// AADSTS700016: no app registration has this client ID.
     pub fn app_not_found(client_id: &str, tenant: &str) -> Self {
         AadError::bad_request(

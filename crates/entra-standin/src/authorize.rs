@@ -19,7 +19,7 @@ use super::config::uri_allowed;
 use super::discovery::Tenant;
 use super::http::{append, cookie, html, read_form, redirect, Params, Resp};
 use super::pages::{self, Account};
-use super::state::{lock, now, random, AuthCode, Pkce, State, CODE_LIFETIME};
+use super::state::{lock, now, random, AuthCode, State, CODE_LIFETIME};
 use super::{scopes, session};
 
 #[derive(Debug, Clone, Copy)]
@@ -95,8 +95,9 @@ fn decide(
     session: Option<&str>,
     diag: &Diagnostics,
 ) -> Outcome {
-    let Some(tenant) = Tenant::parse(segment) else {
-        return Outcome::Page(AadError::unknown_tenant(segment));
+    let tenant = match Tenant::resolve(state, segment) {
+        Ok(t) => t,
+        Err(e) => return Outcome::Page(e),
     };
     let Some(client_id) = p.get("client_id") else {
         return Outcome::Page(AadError::missing("client_id"));
@@ -116,16 +117,7 @@ fn decide(
         }
     };
     if !uri_allowed(&client.redirect_uris, &redirect_uri) {
-        return Outcome::Page(AadError::bad_request(
-            "invalid_request",
-            50011,
-            format!(
-                "The redirect URI '{redirect_uri}' specified in the request does not match the \
-                 redirect URIs configured for the application '{client_id}'. Make sure the \
-                 redirect URI sent in the request matches one added to your application in the \
-                 Azure portal."
-            ),
-        ));
+        return Outcome::Page(AadError::reply_url_mismatch(&redirect_uri, client_id));
     }
     let (mode, bad_mode) = match p.get("response_mode") {
         None | Some("query") => (Mode::Query, None),
@@ -177,8 +169,8 @@ fn decide(
         }
         Err(e) => return fail(to, e),
     }
-    let pkce = match pkce(p) {
-        Ok(pkce) => pkce,
+    let code_challenge = match pkce(p) {
+        Ok(challenge) => challenge,
         Err(e) => return fail(to, e),
     };
     let prompt: Vec<&str> = p.get("prompt").unwrap_or("").split_whitespace().collect();
@@ -198,7 +190,7 @@ fn decide(
             client_id: client_id.to_owned(),
             redirect_uri: to.redirect_uri.clone(),
             tenant: tenant.segment().to_owned(),
-            pkce,
+            code_challenge,
             nonce: p.get("nonce").map(str::to_owned),
             scope: scope.to_owned(),
             username: user.username.clone(),
@@ -249,28 +241,34 @@ fn configured_error(
     Params(p)
 }
 
-/// The PKCE challenge (RFC 7636 §4.3); `plain` when the method is left out.
-fn pkce(p: &Params) -> Result<Option<Pkce>, AadError> {
+/// The PKCE challenge (RFC 7636 §4.3), required and S256 only.
+///
+/// Stricter than Entra, which demands PKCE only of SPA redirect URIs (AADSTS9002325) and also
+/// takes `plain` (the default when the method is left out): the proxy always sends S256, so a
+/// request without it is a proxy bug the tests must see (v2-oauth2-auth-code-flow, "Request
+/// an authorization code").
+fn pkce(p: &Params) -> Result<String, AadError> {
     let Some(challenge) = p.get("code_challenge") else {
-        return Ok(None);
+        let msg = "Proof Key for Code Exchange is required for cross-origin authorization code \
+                   redemption.";
+        return Err(AadError::bad_request("invalid_request", 9002325, msg));
     };
-    let s256 = match p.get("code_challenge_method") {
-        None => false,
-        Some(m) if m.eq_ignore_ascii_case("plain") => false,
-        Some(m) if m.eq_ignore_ascii_case("S256") => true,
-        Some(m) => {
-            let msg = format!("Invalid code_challenge_method '{m}'.");
+    match p.get("code_challenge_method") {
+        Some("S256") => {}
+        method => {
+            let msg = format!(
+                "Invalid code_challenge_method '{}': only 'S256' is accepted.",
+                method.unwrap_or("plain")
+            );
             return Err(AadError::bad_request("invalid_request", 501491, msg));
         }
-    };
+    }
+    // A base64url SHA-256 digest is 43 characters; RFC 7636 allows 43 to 128 in general.
     if !(43..=128).contains(&challenge.len()) {
         let msg = "The size of the code challenge parameter is not valid.";
         return Err(AadError::bad_request("invalid_request", 50147, msg));
     }
-    Ok(Some(Pkce {
-        challenge: challenge.to_owned(),
-        s256,
-    }))
+    Ok(challenge.to_owned())
 }
 
 fn picker(state: &State, path: &str, params: &Params) -> Resp {

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::scopes::{Resource, Scopes, GRAPH_APP_ID};
 use super::state::{random, State};
-use super::TestUser;
+use super::{OptionalClaims, TestUser};
 
 /// The time claims of one token.
 #[derive(Debug, Clone, Copy)]
@@ -75,11 +75,13 @@ fn roles(map: &mut Map<String, Value>, user: &TestUser) {
     }
 }
 
-/// An ID token for `client_id`. Refresh-issued ID tokens carry no `nonce`.
+/// An ID token for `client_id`, with the optional claims its registration asks for.
+/// Refresh-issued ID tokens carry no `nonce`.
 pub(crate) fn id_token(
     state: &State,
     user: &TestUser,
     client_id: &str,
+    optional: OptionalClaims,
     nonce: Option<&str>,
     sid: &str,
     t: Times,
@@ -91,8 +93,8 @@ pub(crate) fn id_token(
     map.insert("iat".into(), Value::from(t.iat));
     map.insert("nbf".into(), Value::from(t.iat));
     map.insert("exp".into(), Value::from(t.exp));
-    if let Some(email) = &user.email {
-        map.insert("email".into(), Value::from(email.as_str()));
+    if let Some(email) = user.email.as_deref().filter(|_| optional.email) {
+        map.insert("email".into(), Value::from(email));
     }
     map.insert("name".into(), Value::from(user.name.as_str()));
     if let Some(n) = nonce {
@@ -103,14 +105,18 @@ pub(crate) fn id_token(
         "preferred_username".into(),
         Value::from(user.username.as_str()),
     );
-    map.insert("sid".into(), Value::from(sid));
+    if optional.sid {
+        map.insert("sid".into(), Value::from(sid));
+    }
     map.insert(
         "sub".into(),
         Value::from(pairwise_sub(&user.oid, client_id)),
     );
     map.insert("tid".into(), Value::from(tid));
     map.insert("ver".into(), Value::from("2.0"));
-    map.insert("login_hint".into(), Value::from(login_hint(user, tid)));
+    if optional.login_hint {
+        map.insert("login_hint".into(), Value::from(login_hint(user, tid)));
+    }
     opaque(&mut map);
     groups(&mut map, state, user, tid);
     roles(&mut map, user);

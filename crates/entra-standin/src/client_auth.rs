@@ -19,17 +19,17 @@ use super::state::State;
 use super::TestClient;
 
 /// The authenticated client and whether it proved a credential (`appidacr`/`azpacr` "1").
-pub(crate) struct Authenticated<'a> {
-    pub client: &'a TestClient,
+pub(crate) struct Authenticated {
+    pub client: TestClient,
     pub confidential: bool,
 }
 
-pub(crate) fn authenticate<'a>(
-    state: &'a State,
+pub(crate) fn authenticate(
+    state: &State,
     tenant: &str,
     headers: &HeaderMap,
     form: &Params,
-) -> Result<Authenticated<'a>, AadError> {
+) -> Result<Authenticated, AadError> {
     let basic = match headers.get(AUTHORIZATION) {
         Some(v) => Some(parse_basic(v.as_bytes()).ok_or_else(AadError::malformed)?),
         None => None,
@@ -61,7 +61,8 @@ pub(crate) fn authenticate<'a>(
             ));
         }
         let endpoint = format!("{}/{tenant}/oauth2/v2.0/token", state.base_url);
-        super::assertion::check(client, a, form.get("client_assertion_type"), &endpoint)?;
+        let assertion_type = form.get("client_assertion_type");
+        super::assertion::check(state, &client, a, assertion_type, &endpoint)?;
         return Ok(Authenticated {
             client,
             confidential: true,
@@ -74,7 +75,7 @@ pub(crate) fn authenticate<'a>(
                 'client_secret'.",
         ));
     }
-    match (&client.secret, presented, assertion) {
+    match (client.secret.clone(), presented, assertion) {
         (None, None, None) => Ok(Authenticated {
             client,
             confidential: false,

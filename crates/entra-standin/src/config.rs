@@ -34,6 +34,10 @@ pub struct StandInConfig {
     pub listen: SocketAddr,
     /// More groups than this and tokens carry the overage claims instead of `groups`.
     pub groups_overage_threshold: usize,
+    /// The most members Graph puts on one page, whatever `$top` asks for: Graph pages on the
+    /// server side too, so clients must follow `@odata.nextLink` even with `$top=999`
+    /// (learn.microsoft.com/graph/paging). Lower it to make a test read several pages.
+    pub graph_page_limit: usize,
 }
 
 impl Default for StandInConfig {
@@ -49,6 +53,7 @@ impl Default for StandInConfig {
             tls: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             groups_overage_threshold: 200,
+            graph_page_limit: 999,
         }
     }
 }
@@ -66,6 +71,7 @@ impl fmt::Debug for StandInConfig {
             .field("tls", &self.tls.as_ref().map(|_| "<certificate and key>"))
             .field("listen", &self.listen)
             .field("groups_overage_threshold", &self.groups_overage_threshold)
+            .field("graph_page_limit", &self.graph_page_limit)
             .finish()
     }
 }
@@ -107,13 +113,38 @@ pub struct TestClient {
     pub client_id: String,
     /// Accepted as `client_secret_post` or `client_secret_basic`; `None` = public client.
     pub secret: Option<String>,
-    /// Exact, case-sensitive; empty = any `https://` URI or `http://localhost` /
-    /// `http://127.0.0.1`.
+    /// Exact and case-sensitive, except that the port of an `http://localhost` or
+    /// `http://127.0.0.1` URI is ignored (reply-url). Empty = no sign-in can complete.
     pub redirect_uris: Vec<String>,
-    /// Same rule as `redirect_uris`.
+    /// Same rule as `redirect_uris`; honoured only for a logout request naming this client.
     pub post_logout_redirect_uris: Vec<String>,
     /// Credentials accepted as `private_key_jwt` client assertions.
     pub assertion_keys: Vec<AssertionKey>,
+    /// The optional claims of the app's ID tokens (its "Token configuration").
+    pub optional_claims: OptionalClaims,
+}
+
+/// Optional ID-token claims an app registration asks for (optional-claims-reference). All on
+/// by default, as the proxy's recommended registration has them; a test turns one off to see
+/// how the proxy copes with a registration that lacks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalClaims {
+    /// The session ID, which front-channel logout names.
+    pub sid: bool,
+    /// The opaque hint the proxy sends back as `logout_hint`.
+    pub login_hint: bool,
+    /// The user's address (when the user has one).
+    pub email: bool,
+}
+
+impl Default for OptionalClaims {
+    fn default() -> Self {
+        OptionalClaims {
+            sid: true,
+            login_hint: true,
+            email: true,
+        }
+    }
 }
 
 /// A credential that signs client assertions (ENTRA.md §7).
@@ -135,13 +166,20 @@ pub enum AssertionKey {
 }
 
 impl TestClient {
-    /// A registration that accepts any https (or localhost) redirect URI.
+    /// A registration with no redirect URIs yet: add the exact ones the app uses (Entra has no
+    /// wildcard or "any https" registration, and neither has the stand-in).
     pub fn new(client_id: &str, secret: Option<&str>) -> TestClient {
         TestClient {
             client_id: client_id.to_owned(),
             secret: secret.map(str::to_owned),
             ..TestClient::default()
         }
+    }
+
+    /// The same registration with `uris` as its redirect URIs.
+    pub fn with_redirect_uris<S: AsRef<str>>(mut self, uris: &[S]) -> TestClient {
+        self.redirect_uris = uris.iter().map(|u| u.as_ref().to_owned()).collect();
+        self
     }
 }
 
@@ -153,6 +191,7 @@ impl fmt::Debug for TestClient {
             .field("redirect_uris", &self.redirect_uris)
             .field("post_logout_redirect_uris", &self.post_logout_redirect_uris)
             .field("assertion_keys", &self.assertion_keys.len())
+            .field("optional_claims", &self.optional_claims)
             .finish()
     }
 }
@@ -189,6 +228,9 @@ pub(crate) fn validate(config: &StandInConfig) -> Result<(), StandInError> {
             }
         }
     }
+    if config.graph_page_limit == 0 {
+        return bad("graph_page_limit must be at least 1".to_owned());
+    }
     if let Some(default) = &config.default_user {
         if !names.contains(&default.to_lowercase()) {
             return bad(format!("default_user {default:?} is not one of the users"));
@@ -203,19 +245,17 @@ pub(crate) fn validate(config: &StandInConfig) -> Result<(), StandInError> {
     Ok(())
 }
 
-/// Whether `uri` may receive a response, under the registration rule above.
+/// Whether `uri` may receive a response, under the registration rule above: it must be one
+/// of the registered URIs, character for character.
 ///
 /// Entra ignores the port of `http://localhost` and `http://127.0.0.1` redirect URIs, since
-/// native apps listen on a random port.
+/// native apps listen on a random port (learn.microsoft.com/entra/identity-platform/reply-url).
 pub(crate) fn uri_allowed(registered: &[String], uri: &str) -> bool {
     let Ok(url) = Url::parse(uri) else {
         return false;
     };
     if url.fragment().is_some() {
         return false;
-    }
-    if registered.is_empty() {
-        return url.scheme() == "https" || is_loopback_http(&url);
     }
     registered.iter().any(|r| {
         r == uri
@@ -238,12 +278,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn empty_registration_accepts_https_and_loopback_http() {
-        assert!(uri_allowed(&[], "https://app.example/cb"));
-        assert!(uri_allowed(&[], "http://localhost:8080/cb"));
-        assert!(uri_allowed(&[], "http://127.0.0.1/cb"));
-        assert!(!uri_allowed(&[], "http://app.example/cb"));
-        assert!(!uri_allowed(&[], "https://app.example/cb#x"));
+    fn empty_registration_accepts_no_uri_at_all() {
+        assert!(!uri_allowed(&[], "https://app.example/cb"));
+        assert!(!uri_allowed(&[], "http://localhost:8080/cb"));
+        assert!(!uri_allowed(&[], "http://127.0.0.1/cb"));
         assert!(!uri_allowed(&[], "not a uri"));
     }
 
@@ -258,6 +296,8 @@ mod tests {
         assert!(!uri_allowed(&reg, "https://app.example/cb/"));
         assert!(uri_allowed(&reg, "http://localhost:5000/cb"));
         assert!(!uri_allowed(&reg, "http://localhost:5000/other"));
+        assert!(!uri_allowed(&reg, "https://app.example:8443/cb"));
+        assert!(!uri_allowed(&reg, "https://app.example/cb#x"));
     }
 
     #[test]
@@ -268,6 +308,15 @@ mod tests {
         };
         assert!(validate(&config).is_err());
         assert!(validate(&StandInConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn validation_rejects_a_graph_that_pages_nothing() {
+        let config = StandInConfig {
+            graph_page_limit: 0,
+            ..StandInConfig::default()
+        };
+        assert!(validate(&config).is_err());
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! The tenant segment of every URL, the OpenID discovery document and the JWKS endpoint.
 //!
+//! Only directories the stand-in knows are served (`State::serves_tenant`), plus the
+//! `common`, `organizations` and `consumers` authorities: like Entra, a GUID that names no
+//! tenant is AADSTS90002 on every endpoint (reference-error-codes), so a proxy configured
+//! with a mistyped tenant fails in the tests as it would in production.
+//!
 //! The document copies the shape of Entra's v2 metadata (v2-protocols-oidc). For the
 //! multi-tenant authorities `common` and `organizations` the `issuer` is the literal template
 //! `…/{tenantid}/v2.0`, which strict OIDC libraries reject: relying parties must substitute the
@@ -36,6 +41,17 @@ impl Tenant {
             "organizations" => Some(Tenant::Organizations),
             "consumers" => Some(Tenant::Consumers),
             _ => None,
+        }
+    }
+
+    /// The tenant `segment` names, if the stand-in serves it; AADSTS90002 otherwise.
+    pub fn resolve(state: &State, segment: &str) -> Result<Tenant, AadError> {
+        match Tenant::parse(segment) {
+            Some(Tenant::Id(id)) if !state.serves_tenant(&id) => {
+                Err(AadError::unknown_tenant(segment))
+            }
+            Some(t) => Ok(t),
+            None => Err(AadError::unknown_tenant(segment)),
         }
     }
 
@@ -76,9 +92,9 @@ pub(crate) fn configuration(state: &State, segment: &str, diag: &Diagnostics) ->
     if !state.discovery_up() {
         return outage(state, diag);
     }
-    match Tenant::parse(segment) {
-        Some(t) => cacheable_json(&document(state, &t)),
-        None => AadError::unknown_tenant(segment).response(&state.base_url, diag),
+    match Tenant::resolve(state, segment) {
+        Ok(t) => cacheable_json(&document(state, &t)),
+        Err(e) => e.response(&state.base_url, diag),
     }
 }
 
@@ -88,9 +104,9 @@ pub(crate) fn keys(state: &State, segment: &str, diag: &Diagnostics) -> Resp {
     if !state.discovery_up() {
         return outage(state, diag);
     }
-    match Tenant::parse(segment) {
-        Some(t) => cacheable_json(&state.keys().jwks(&t.issuer(state))),
-        None => AadError::unknown_tenant(segment).response(&state.base_url, diag),
+    match Tenant::resolve(state, segment) {
+        Ok(t) => cacheable_json(&state.keys().jwks(&t.issuer(state))),
+        Err(e) => e.response(&state.base_url, diag),
     }
 }
 

@@ -4,7 +4,8 @@
 //! Served under `{base}/graph` and at the stand-in's root (discovery's `msgraph_host` names the
 //! stand-in's host). Only access tokens the stand-in issued for Graph's audience are accepted,
 //! answered like Graph answers: 401 `InvalidAuthenticationToken`. Member lists page with
-//! `$top` (default 100, at most 999) and an absolute `@odata.nextLink` carrying `$skiptoken`.
+//! `$top` (default 100, at most 999, and never more than `graph_page_limit`) and an absolute
+//! `@odata.nextLink` carrying `$skiptoken`.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -41,6 +42,7 @@ pub(crate) async fn handle(
     };
     match (&method, rest) {
         (&Method::GET, ["v1.0", "me", "transitiveMemberOf"]) => member_of(
+            state,
             prefix,
             "transitiveMemberOf",
             "directoryObjects",
@@ -49,6 +51,7 @@ pub(crate) async fn handle(
             &headers,
         ),
         (&Method::GET, ["v1.0", "me", "transitiveMemberOf", "microsoft.graph.group"]) => member_of(
+            state,
             prefix,
             "transitiveMemberOf/microsoft.graph.group",
             "groups",
@@ -144,6 +147,7 @@ fn unauthorized(message: &str, headers: &HeaderMap) -> Resp {
 }
 
 fn member_of(
+    state: &State,
     prefix: &str,
     path: &str,
     entity_set: &str,
@@ -152,8 +156,8 @@ fn member_of(
     headers: &HeaderMap,
 ) -> Resp {
     let top = match query.get("$top").map(str::parse::<usize>) {
-        None => DEFAULT_PAGE,
-        Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
+        None => DEFAULT_PAGE.min(state.config.graph_page_limit),
+        Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n.min(state.config.graph_page_limit),
         Some(_) => {
             return error(
                 StatusCode::BAD_REQUEST,

@@ -19,7 +19,7 @@ use super::TestUser;
 /// of the sign-in) decides whether an ID token and a refresh token come with it.
 pub(crate) fn issue(
     state: &State,
-    auth: &Authenticated<'_>,
+    auth: &Authenticated,
     user: &TestUser,
     scopes: &Scopes,
     grant_scope: &str,
@@ -61,7 +61,8 @@ pub(crate) fn issue(
             .map_err(signing_failed)?;
         let id = if has("openid") {
             let t = Times::from(now, state.config.id_token_lifetime);
-            let c = claims::id_token(state, user, client_id, nonce, sid, t);
+            let optional = auth.client.optional_claims;
+            let c = claims::id_token(state, user, client_id, optional, nonce, sid, t);
             let signed = keys.sign(&c, None, None).map_err(signing_failed)?;
             id_claims = Some(c);
             Some(signed)
@@ -105,6 +106,7 @@ pub(crate) fn issue(
             refresh.clone(),
             RefreshGrant {
                 client_id: client_id.to_owned(),
+                tid: state.tid_of(user).to_owned(),
                 username: user.username.clone(),
                 scope: grant_scope.to_owned(),
                 sid: sid.to_owned(),

@@ -9,21 +9,29 @@
 //! Microsoft identity platform page (learn.microsoft.com/entra/identity-platform/…) behind
 //! the behaviour it reproduces.
 //!
-//! Where Entra is lenient the stand-in is sometimes stricter, so that tests catch relying-party
-//! bugs that Entra would let slide today: a used refresh token stops working at once, an
-//! authorize request without `openid` is refused, a `login_hint` that names nobody is not
-//! replaced by another user.
+//! It is as strict as Entra where a leniency would hide a relying-party bug: redirect URIs are
+//! registered exactly (no "any https" client), a post-logout redirect is followed only for the
+//! app the request names, only known tenants are served, optional claims (`sid`,
+//! `login_hint`, `email`) come only if the registration asks for them, the token endpoint
+//! reads only form bodies, and a refresh token stays with its client and tenant.
+//!
+//! Where Entra is lenient the stand-in is sometimes stricter, so that tests catch bugs that
+//! Entra would let slide today: a used refresh token stops working at once, an authorize
+//! request without `openid` or without an S256 PKCE challenge is refused, a `login_hint` that
+//! names nobody is not replaced by another user, a certificate assertion is single-use,
+//! short-lived and in one of the two documented header forms.
 //!
 //! # Layout
 //!
 //! - this file: the [`StandIn`] handle and its test controls.
-//! - `config`: [`StandInConfig`], [`TestUser`], [`TestClient`]; redirect-URI rules.
+//! - `config`: [`StandInConfig`], [`TestUser`], [`TestClient`], [`OptionalClaims`];
+//!   redirect-URI rules.
 //! - `controls`: what tests inject and read back ([`TokenFailure`], [`TokenCalls`],
 //!   [`LogoutRecord`]).
 //! - `server`: listener, TLS, connections, the endpoint table.
 //! - `discovery`: tenant segments, the metadata document, JWKS.
-//! - `authorize` (+ `session`), `token` (+ `client_auth`, `scopes`, `issue`), `logout`,
-//!   `graph`: the endpoints.
+//! - `authorize` (+ `session`), `token` (+ `client_auth`, `assertion`, `scopes`, `issue`),
+//!   `logout`, `graph`: the endpoints.
 //! - `keys`: signing keys and rotation; `claims`: token contents.
 //! - `aadsts`: Entra's error format; `pages`: the HTML; `http`, `state`: plumbing.
 
@@ -58,7 +66,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{AssertionKey, StandInConfig, TestClient, TestUser};
+pub use config::{AssertionKey, OptionalClaims, StandInConfig, TestClient, TestUser};
 pub use controls::{LogoutRecord, TokenCalls, TokenFailure};
 pub use keys::KeyError;
 
@@ -206,6 +214,29 @@ impl StandIn {
         self.state().keys_mut().retire_old();
     }
 
+    /// Adds exact redirect URIs and post-logout redirect URIs to `client_id`'s registration,
+    /// as an admin would on the app's Authentication page: for a client whose address is
+    /// known only once it listens. `false` if there is no such client.
+    pub fn register_redirect_uris(
+        &self,
+        client_id: &str,
+        redirect_uris: &[String],
+        post_logout_redirect_uris: &[String],
+    ) -> bool {
+        self.state().update_client(client_id, |c| {
+            for (list, add) in [
+                (&mut c.redirect_uris, redirect_uris),
+                (&mut c.post_logout_redirect_uris, post_logout_redirect_uris),
+            ] {
+                for uri in add {
+                    if !list.contains(uri) {
+                        list.push(uri.clone());
+                    }
+                }
+            }
+        })
+    }
+
     /// The next `n` token-endpoint calls fail with `error`.
     pub fn fail_next_token_requests(&self, n: usize, error: TokenFailure) {
         lock(&self.state().controls)
@@ -310,7 +341,7 @@ impl StandIn {
     }
 
     /// The ID-token claims the stand-in would issue now for `user` and `client_id` (with a
-    /// fresh `sid`).
+    /// fresh `sid`, and the optional claims of that client's registration).
     pub fn id_token_claims(
         &self,
         user: &TestUser,
@@ -320,7 +351,11 @@ impl StandIn {
         let state = self.state();
         let times = claims::Times::from(now(), state.config.id_token_lifetime);
         let sid = uuid::Uuid::new_v4().to_string();
-        claims::id_token(state, user, client_id, nonce, &sid, times)
+        let optional = state
+            .client(client_id)
+            .map(|c| c.optional_claims)
+            .unwrap_or_default();
+        claims::id_token(state, user, client_id, optional, nonce, &sid, times)
     }
 
     /// PEM (SPKI) of the current public key, e.g. for "HS256 keyed with the RSA public key"

@@ -1,14 +1,17 @@
 //! `/{t}/oauth2/v2.0/logout`: RP-initiated sign-out.
 //!
-//! Entra ends its browser session, then redirects to `post_logout_redirect_uri` only if the app
-//! registered it (the app is known from `client_id` or the `id_token_hint`'s `aud`); otherwise
-//! it shows its own "You signed out" page. Each call is recorded so tests can check what the
-//! relying party sent (`logout_hint` is Entra's preferred way to skip the account picker).
+//! Entra ends its browser session, then redirects to `post_logout_redirect_uri` only if the
+//! request names the app (`client_id`, or the `aud` of a valid `id_token_hint`, as OpenID
+//! Connect RP-Initiated Logout 1.0 §2-3 require for the URI to be honoured) and that app
+//! registered the URI; otherwise it shows its own "You signed out" page
+//! (v2-protocols-oidc, "Send a sign-out request"). A URI registered by some other app is no
+//! better than an unregistered one. Each call is recorded so tests can check what the relying
+//! party sent (`logout_hint` is Entra's preferred way to skip the account picker).
 
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
-use super::aadsts::{AadError, Diagnostics};
+use super::aadsts::Diagnostics;
 use super::config::uri_allowed;
 use super::discovery::Tenant;
 use super::http::{append, cookie, html, read_form, redirect, Params, Resp};
@@ -24,9 +27,8 @@ pub(crate) async fn handle(state: &State, segment: &str, req: Request<Incoming>)
         Method::POST => read_form(req.into_body()).await.unwrap_or_default(),
         _ => Params::default(),
     };
-    if Tenant::parse(segment).is_none() {
-        let page = pages::error(&AadError::unknown_tenant(segment), &diag);
-        return html(StatusCode::BAD_REQUEST, page);
+    if let Err(e) = Tenant::resolve(state, segment) {
+        return html(StatusCode::BAD_REQUEST, pages::error(&e, &diag));
     }
     let get = |name: &str| params.get(name).map(str::to_owned);
     let id_token_hint = get("id_token_hint");
@@ -65,15 +67,10 @@ pub(crate) async fn handle(state: &State, segment: &str, req: Request<Incoming>)
     resp
 }
 
-/// Whether `uri` is a registered post-logout URI of the app (of any app, when the request
-/// does not say which).
+/// Whether `uri` is a registered post-logout URI of the app the request names; never when it
+/// names none.
 fn registered(state: &State, client_id: Option<&str>, uri: &str) -> bool {
-    match client_id.and_then(|id| state.client(id)) {
-        Some(client) => uri_allowed(&client.post_logout_redirect_uris, uri),
-        None => state
-            .config
-            .clients
-            .iter()
-            .any(|c| uri_allowed(&c.post_logout_redirect_uris, uri)),
-    }
+    client_id
+        .and_then(|id| state.client(id))
+        .is_some_and(|client| uri_allowed(&client.post_logout_redirect_uris, uri))
 }

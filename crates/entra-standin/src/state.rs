@@ -38,21 +38,14 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// How long an authorization code can be redeemed (Entra: about 10 minutes).
 pub(crate) const CODE_LIFETIME: u64 = 600;
 
-/// The PKCE challenge bound to a code (RFC 7636).
-#[derive(Debug, Clone)]
-pub(crate) struct Pkce {
-    pub challenge: String,
-    /// `S256`, or `plain` (the default when a challenge comes without a method).
-    pub s256: bool,
-}
-
 #[derive(Debug, Clone)]
 pub(crate) struct AuthCode {
     pub client_id: String,
     pub redirect_uri: String,
     /// The tenant segment of the authorize URL, lowercased: codes redeem at the same one.
     pub tenant: String,
-    pub pkce: Option<Pkce>,
+    /// The S256 `code_challenge` (RFC 7636 §4.2): every code has one.
+    pub code_challenge: String,
     pub nonce: Option<String>,
     pub scope: String,
     pub username: String,
@@ -72,6 +65,9 @@ pub(crate) enum RefreshStatus {
 #[derive(Debug, Clone)]
 pub(crate) struct RefreshGrant {
     pub client_id: String,
+    /// The tenant the user signed in to (`tid`): the token redeems there or at a
+    /// multi-tenant authority, never at another tenant's endpoint.
+    pub tid: String,
     pub username: String,
     /// The scopes of the original sign-in.
     pub scope: String,
@@ -97,6 +93,8 @@ pub(crate) struct Grants {
     pub access: HashMap<String, IssuedAccess>,
     /// Browser sign-in sessions: `sid` → username (the `ESTSAUTH` cookie holds the `sid`).
     pub sessions: HashMap<String, String>,
+    /// `(client_id, jti)` of every client assertion accepted → its `exp`: each is single-use.
+    pub assertion_ids: HashMap<(String, String), u64>,
 }
 
 impl Grants {
@@ -108,6 +106,8 @@ impl Grants {
         self.codes.retain(|_, c| c.expires > now);
         self.access.retain(|_, a| a.expires > now);
         self.refresh.retain(|_, r| r.expires > now);
+        // An expired assertion is refused for its time anyway; its ID need not be kept.
+        self.assertion_ids.retain(|_, exp| *exp > now);
     }
 }
 
@@ -158,13 +158,15 @@ impl Counters {
 }
 
 pub(crate) struct State {
-    /// The configuration as given, except `users`, which live in `users` below.
+    /// The configuration as given, except `users` and `clients`, which live below (tests
+    /// change them while the stand-in runs, as an admin edits a directory).
     pub config: StandInConfig,
     pub base_url: String,
     pub graph_url: String,
     /// Served over TLS (decides the cookie attributes).
     pub secure: bool,
     users: Mutex<Vec<TestUser>>,
+    clients: Mutex<Vec<TestClient>>,
     keys: RwLock<KeySet>,
     pub controls: Mutex<Controls>,
     pub grants: Mutex<Grants>,
@@ -175,12 +177,14 @@ pub(crate) struct State {
 impl State {
     pub fn new(mut config: StandInConfig, base_url: String, keys: KeySet) -> State {
         let users = std::mem::take(&mut config.users);
+        let clients = std::mem::take(&mut config.clients);
         State {
             secure: config.tls.is_some(),
             graph_url: format!("{base_url}/graph"),
             base_url,
             config,
             users: Mutex::new(users),
+            clients: Mutex::new(clients),
             keys: RwLock::new(keys),
             controls: Mutex::new(Controls {
                 failures: VecDeque::new(),
@@ -229,11 +233,36 @@ impl State {
         }
     }
 
-    pub fn client(&self, client_id: &str) -> Option<&TestClient> {
-        self.config
-            .clients
+    /// The registration of `client_id` as it is now.
+    pub fn client(&self, client_id: &str) -> Option<TestClient> {
+        lock(&self.clients)
             .iter()
             .find(|c| c.client_id == client_id)
+            .cloned()
+    }
+
+    pub fn update_client(&self, client_id: &str, change: impl FnOnce(&mut TestClient)) -> bool {
+        match lock(&self.clients)
+            .iter_mut()
+            .find(|c| c.client_id == client_id)
+        {
+            Some(c) => {
+                change(c);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `tid` is a directory the stand-in knows: the home tenant, a tenant one of its
+    /// users comes from, or the consumers tenant. Entra answers any other GUID with AADSTS90002.
+    pub fn serves_tenant(&self, tid: &str) -> bool {
+        tid.eq_ignore_ascii_case(&self.config.tenant_id)
+            || tid.eq_ignore_ascii_case(super::discovery::CONSUMERS_TENANT)
+            || lock(&self.users)
+                .iter()
+                .filter_map(|u| u.tenant_id.as_deref())
+                .any(|t| t.eq_ignore_ascii_case(tid))
     }
 
     /// The tenant a user's tokens are issued in.

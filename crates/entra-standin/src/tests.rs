@@ -1,11 +1,16 @@
 //! The stand-in over real sockets: each test starts one on 127.0.0.1:0 and drives it with
 //! reqwest (redirects off), the way the proxy and a browser would.
 
+mod assertions;
+mod claims;
 mod clients;
 mod discovery;
 mod flow;
 mod graph;
+mod pkce;
+mod redirects;
 mod refresh;
+mod tenants;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -20,7 +25,14 @@ pub(super) const CLIENT: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
 /// Needs form-encoding for `client_secret_basic` (RFC 6749 §2.3.1).
 pub(super) const SECRET: &str = "s3cr~et+/=:%";
 pub(super) const PUBLIC_CLIENT: &str = "0f6f1c5e-8c4b-4c5e-9d0a-2c1b7b9d3f10";
+/// Registered for the public client; any port matches (a native app's loopback listener).
+pub(super) const PUBLIC_REDIRECT: &str = "http://localhost/cb";
+/// A second confidential client, registered with `REDIRECT` but no post-logout URI.
+pub(super) const OTHER_CLIENT: &str = "2b9c1a47-3d5e-4f60-8a71-92b3c4d5e6f7";
+pub(super) const OTHER_SECRET: &str = "other-secret";
 pub(super) const REDIRECT: &str = "https://app.example/oauth2/callback";
+/// Also registered for `CLIENT`.
+pub(super) const REDIRECT_2: &str = "https://app.example/second/callback";
 pub(super) const LOGOUT_REDIRECT: &str = "https://app.example/signed-out";
 pub(super) const ALICE: &str = "alice@contoso.test";
 pub(super) const BOB: &str = "bob@contoso.test";
@@ -38,13 +50,11 @@ pub(super) fn config() -> StandInConfig {
         users: vec![alice, TestUser::new(BOB, "Bob Baker")],
         clients: vec![
             TestClient {
-                client_id: CLIENT.into(),
-                secret: Some(SECRET.into()),
-                redirect_uris: vec![REDIRECT.into()],
                 post_logout_redirect_uris: vec![LOGOUT_REDIRECT.into()],
-                assertion_keys: Vec::new(),
+                ..TestClient::new(CLIENT, Some(SECRET)).with_redirect_uris(&[REDIRECT, REDIRECT_2])
             },
-            TestClient::new(PUBLIC_CLIENT, None),
+            TestClient::new(PUBLIC_CLIENT, None).with_redirect_uris(&[PUBLIC_REDIRECT]),
+            TestClient::new(OTHER_CLIENT, Some(OTHER_SECRET)).with_redirect_uris(&[REDIRECT]),
         ],
         default_user: Some(ALICE.into()),
         ..StandInConfig::default()
@@ -125,13 +135,27 @@ pub(super) async fn code(si: &StandIn, extra: &[(&str, &str)]) -> String {
 
 /// POSTs `form` to the home tenant's token endpoint.
 pub(super) async fn token(si: &StandIn, form: &[(&str, &str)]) -> (StatusCode, Value) {
-    let url = format!("{}/{}/oauth2/v2.0/token", si.base_url(), si.tenant_id());
+    token_at(si, si.tenant_id(), form).await
+}
+
+/// POSTs `form` to the token endpoint of `tenant` (a tenant segment).
+pub(super) async fn token_at(
+    si: &StandIn,
+    tenant: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let url = format!("{}/{tenant}/oauth2/v2.0/token", si.base_url());
     let resp = http().post(url).form(form).send().await.unwrap();
     let status = resp.status();
     (
         status,
         serde_json::from_str(&resp.text().await.unwrap()).unwrap(),
     )
+}
+
+/// The AADSTS number of a token-endpoint error body.
+pub(super) fn aadsts(body: &Value) -> Option<u64> {
+    body["error_codes"][0].as_u64()
 }
 
 pub(super) async fn redeem(si: &StandIn, code: &str, verifier: &str) -> (StatusCode, Value) {

@@ -1,17 +1,21 @@
 //! `POST /{t}/oauth2/v2.0/token`: the authorization-code and refresh-token grants.
 //!
+//! The body must be `application/x-www-form-urlencoded` (RFC 6749 §4.1.3): Entra reads no other
+//! body, so anything else lacks every parameter (AADSTS900144).
 //! Codes redeem once (a second try is AADSTS54005), within ten minutes, for the same client,
-//! tenant and redirect URI, with a PKCE verifier matching the challenge (AADSTS501481).
+//! tenant and redirect URI, with a PKCE verifier matching the S256 challenge (AADSTS501481).
 //! Refresh tokens rotate: each use returns a successor and retires the used token. Entra does
 //! not promise to invalidate a used refresh token at once; the stand-in does, so a relying
 //! party that forgets to store the new token, or refreshes twice concurrently, is caught by
-//! the tests. The response itself is built in `issue`.
+//! the tests. A refresh token also stays with its client and with the user's tenant
+//! (refresh-tokens). The response itself is built in `issue`.
 //!
 //! Test controls act here in this order: the artificial delay, then the queue of injected
 //! failures, then the real checks.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::Value;
@@ -19,12 +23,13 @@ use sha2::{Digest, Sha256};
 
 use super::aadsts::{timestamp, AadError, Diagnostics};
 use super::client_auth::{authenticate, Authenticated};
+use super::config::uri_allowed;
 use super::discovery::Tenant;
 use super::http::{json as json_response, read_form, Params, Resp};
 use super::server::Reset;
-use super::state::{lock, now, Counters, Pkce, RefreshGrant, RefreshStatus, State};
+use super::state::{lock, now, Counters, RefreshGrant, RefreshStatus, State};
+use super::TestUser;
 use super::{issue, scopes};
-use super::{TestUser, TokenFailure};
 
 pub(crate) async fn handle(
     state: &State,
@@ -59,7 +64,7 @@ pub(crate) async fn handle(
     let injected = lock(&state.controls).failures.pop_front();
     if let Some(failure) = injected {
         Counters::bump(&state.counters.failed);
-        return match injected_error(failure, form.get("client_id").unwrap_or("")) {
+        return match failure.error(form.get("client_id").unwrap_or("")) {
             Some(err) => Ok(err.response(&state.base_url, &diag)),
             None => Err(Reset),
         };
@@ -76,14 +81,19 @@ fn grant(
     headers: &HeaderMap,
     form: &Params,
 ) -> Result<Value, AadError> {
-    let tenant = Tenant::parse(segment).ok_or_else(|| AadError::unknown_tenant(segment))?;
+    let tenant = Tenant::resolve(state, segment)?;
+    if !is_form(headers) {
+        // What Entra answers: it parses no other body, so the first parameter it needs is
+        // missing.
+        return Err(AadError::missing("grant_type"));
+    }
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| AadError::missing("grant_type"))?;
     let auth = authenticate(state, tenant.segment(), headers, form)?;
     match grant_type {
         "authorization_code" => redeem_code(state, &tenant, &auth, form),
-        "refresh_token" => redeem_refresh(state, &auth, form),
+        "refresh_token" => redeem_refresh(state, &tenant, &auth, form),
         other => Err(AadError::bad_request(
             "unsupported_grant_type",
             70003,
@@ -92,16 +102,34 @@ fn grant(
     }
 }
 
+/// `Content-Type: application/x-www-form-urlencoded`, with or without parameters.
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
 fn redeem_code(
     state: &State,
     tenant: &Tenant,
-    auth: &Authenticated<'_>,
+    auth: &Authenticated,
     form: &Params,
 ) -> Result<Value, AadError> {
     let code = form.get("code").ok_or_else(|| AadError::missing("code"))?;
     let redirect_uri = form
         .get("redirect_uri")
         .ok_or_else(|| AadError::missing("redirect_uri"))?;
+    if !uri_allowed(&auth.client.redirect_uris, redirect_uri) {
+        return Err(AadError::reply_url_mismatch(
+            redirect_uri,
+            &auth.client.client_id,
+        ));
+    }
     let entry = {
         let mut grants = lock(&state.grants);
         let Some(entry) = grants.codes.get_mut(code) else {
@@ -150,17 +178,15 @@ fn redeem_code(
             ),
         ));
     }
-    match (&entry.pkce, form.get("code_verifier")) {
-        (None, _) => {}
-        (Some(_), None) => return Err(AadError::missing("code_verifier")),
-        (Some(pkce), Some(verifier)) if verifier_matches(pkce, verifier) => {}
-        (Some(_), Some(_)) => {
-            return Err(AadError::invalid_grant(
-                501481,
-                "The Code_Verifier does not match the code_challenge supplied in the \
-                    authorization request.",
-            ))
-        }
+    let verifier = form
+        .get("code_verifier")
+        .ok_or_else(|| AadError::missing("code_verifier"))?;
+    if !verifier_matches(&entry.code_challenge, verifier) {
+        return Err(AadError::invalid_grant(
+            501481,
+            "The Code_Verifier does not match the code_challenge supplied in the authorization \
+                request.",
+        ));
     }
     let user = signed_in_user(state, &entry.username)?;
     let scopes = scopes::resolve(state, form.get("scope").unwrap_or(&entry.scope))?;
@@ -177,7 +203,8 @@ fn redeem_code(
 
 fn redeem_refresh(
     state: &State,
-    auth: &Authenticated<'_>,
+    tenant: &Tenant,
+    auth: &Authenticated,
     form: &Params,
 ) -> Result<Value, AadError> {
     let token = form
@@ -190,7 +217,7 @@ fn redeem_refresh(
             "Invalid request. Request is malformed or invalid.",
         ));
     };
-    usable(state, auth, entry)?;
+    usable(state, tenant, auth, entry)?;
     // A bad `scope` or a deleted user must not cost the caller its refresh token.
     let scopes = scopes::resolve(state, form.get("scope").unwrap_or(&entry.scope))?;
     let user = signed_in_user(state, &entry.username)?;
@@ -200,8 +227,13 @@ fn redeem_refresh(
     issue::issue(state, auth, &user, &scopes, &entry.scope, None, &entry.sid)
 }
 
-/// Whether `entry` may be redeemed by `auth`'s client now.
-fn usable(state: &State, auth: &Authenticated<'_>, entry: &RefreshGrant) -> Result<(), AadError> {
+/// Whether `entry` may be redeemed by `auth`'s client at `tenant`'s endpoint now.
+fn usable(
+    state: &State,
+    tenant: &Tenant,
+    auth: &Authenticated,
+    entry: &RefreshGrant,
+) -> Result<(), AadError> {
     match entry.status {
         RefreshStatus::Active => {}
         RefreshStatus::Rotated => {
@@ -219,10 +251,26 @@ fn usable(state: &State, auth: &Authenticated<'_>, entry: &RefreshGrant) -> Resu
             ))
         }
     }
+    // AADSTS70000 (InvalidGrant): "The refresh token isn't valid" — for this client.
     if entry.client_id != auth.client.client_id {
         return Err(AadError::invalid_grant(
             70000,
             "The provided refresh token was issued to a different client.",
+        ));
+    }
+    // The multi-tenant authorities route to the user's own tenant; a tenant endpoint must be
+    // that tenant. Entra's answer to a token from elsewhere is its generic malformed-request
+    // code (AADSTS9002313).
+    let home = match tenant {
+        Tenant::Id(id) => id.eq_ignore_ascii_case(&entry.tid),
+        Tenant::Common | Tenant::Organizations => true,
+        Tenant::Consumers => entry.tid == super::discovery::CONSUMERS_TENANT,
+    };
+    if !home {
+        return Err(AadError::invalid_grant(
+            9002313,
+            "Invalid request. Request is malformed or invalid. The refresh token was issued in \
+             another tenant.",
         ));
     }
     if entry.expires <= now() {
@@ -243,69 +291,13 @@ fn signed_in_user(state: &State, username: &str) -> Result<TestUser, AadError> {
     })
 }
 
-/// RFC 7636 §4.6, after checking the verifier's own syntax (§4.1).
-fn verifier_matches(pkce: &Pkce, verifier: &str) -> bool {
+/// RFC 7636 §4.6 for S256, after checking the verifier's own syntax (§4.1).
+fn verifier_matches(challenge: &str, verifier: &str) -> bool {
     let well_formed = (43..=128).contains(&verifier.len())
         && verifier
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
-    if !well_formed {
-        return false;
-    }
-    if pkce.s256 {
-        URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) == pkce.challenge
-    } else {
-        verifier == pkce.challenge
-    }
-}
-
-/// The error a test queued with `fail_next_token_requests`; `None` = drop the connection.
-fn injected_error(failure: TokenFailure, client_id: &str) -> Option<AadError> {
-    Some(match failure {
-        TokenFailure::InvalidGrant => AadError::invalid_grant(
-            70043,
-            "The refresh token has expired or is invalid due to sign-in frequency checks by \
-                conditional access.",
-        ),
-        TokenFailure::InteractionRequired => AadError::bad_request(
-            "interaction_required",
-            50076,
-            "Due to a configuration change made by your administrator, or because you moved to a \
-                new location, you must use multi-factor authentication to access this resource.",
-        ),
-        TokenFailure::ConsentRequired => AadError::bad_request(
-            "consent_required",
-            65001,
-            format!(
-                "The user or administrator has not consented to use the application with ID \
-                '{client_id}'. Send an interactive authorization request for this user and \
-                resource."
-            ),
-        ),
-        TokenFailure::LoginRequired => AadError::bad_request(
-            "login_required",
-            50058,
-            "Session information is not sufficient for single-sign-on.",
-        ),
-        TokenFailure::TemporarilyUnavailable => AadError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            90006,
-            "The service is temporarily unavailable.",
-        ),
-        TokenFailure::ServerError => AadError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            50000,
-            "There was an error issuing a token or an issue with our sign-in service.",
-        ),
-        TokenFailure::InvalidClient => AadError::invalid_client(
-            7000215,
-            "Invalid client secret provided. Ensure the secret being sent in the request is the \
-                client secret value, not the client secret ID.",
-        ),
-        TokenFailure::ConnectionReset => return None,
-    })
+    well_formed && URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) == challenge
 }
 
 #[cfg(test)]
@@ -316,17 +308,26 @@ mod tests {
     fn pkce_verifiers_are_checked_per_rfc_7636() {
         // RFC 7636 appendix B.
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let s256 = Pkce {
-            challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
-            s256: true,
-        };
-        assert!(verifier_matches(&s256, verifier));
-        assert!(!verifier_matches(&s256, &verifier.replace('d', "e")));
-        let plain = Pkce {
-            challenge: verifier.into(),
-            s256: false,
-        };
-        assert!(verifier_matches(&plain, verifier));
-        assert!(!verifier_matches(&plain, "short"));
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(verifier_matches(challenge, verifier));
+        assert!(!verifier_matches(challenge, &verifier.replace('d', "e")));
+        // The challenge itself, as a `plain` client would send it, is no S256 verifier.
+        assert!(!verifier_matches(challenge, challenge));
+        assert!(!verifier_matches(challenge, "short"));
+    }
+
+    #[test]
+    fn only_form_bodies_are_read() {
+        let mut h = HeaderMap::new();
+        assert!(!is_form(&h));
+        h.insert(CONTENT_TYPE, "application/json".parse().unwrap());
+        assert!(!is_form(&h));
+        h.insert(
+            CONTENT_TYPE,
+            "Application/X-WWW-Form-Urlencoded; charset=UTF-8"
+                .parse()
+                .unwrap(),
+        );
+        assert!(is_form(&h));
     }
 }

@@ -148,3 +148,32 @@ async fn logout_redirects_only_to_registered_uris_and_is_recorded() {
         Some("https://evil.example/")
     );
 }
+
+#[tokio::test]
+async fn graph_pages_on_the_server_side_whatever_top_asks_for() {
+    let si = start(StandInConfig {
+        groups_overage_threshold: 3,
+        graph_page_limit: 2,
+        ..config()
+    })
+    .await;
+    let groups: Vec<String> = (0..5).map(|i| format!("group-{i}")).collect();
+    si.set_user_groups(ALICE, groups.clone());
+    let (_, body) = redeem(&si, &code(&si, &[]).await, VERIFIER).await;
+    let access = body["access_token"].as_str().unwrap();
+    let mut next = Some(format!(
+        "{}/v1.0/me/transitiveMemberOf?$select=id&$top=999",
+        si.graph_url()
+    ));
+    let mut sizes = Vec::new();
+    let mut seen = Vec::new();
+    while let Some(url) = next.take() {
+        let (status, page) = graph_get(&url, access).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let items = page["value"].as_array().unwrap();
+        sizes.push(items.len());
+        seen.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+        next = page["@odata.nextLink"].as_str().map(str::to_owned);
+    }
+    assert_eq!((sizes, seen), (vec![2, 2, 1], groups));
+}

@@ -205,3 +205,95 @@ async fn codes_redeem_only_at_the_tenant_that_issued_them() {
     let body: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
     assert_eq!(body["error_codes"][0], 700005);
 }
+
+#[tokio::test]
+async fn refresh_tokens_redeem_only_for_the_client_they_were_issued_to() {
+    let si = start(config()).await;
+    let body = signed_in(&si).await;
+    let rt = body["refresh_token"].as_str().unwrap();
+    let (status, err) = token(
+        &si,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", OTHER_CLIENT),
+            ("client_secret", OTHER_SECRET),
+            ("refresh_token", rt),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"].as_str(), aadsts(&err)),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"), Some(70000))
+    );
+    assert_eq!(refresh(&si, rt).await.0, StatusCode::OK, "still its own");
+}
+
+#[tokio::test]
+async fn refresh_tokens_redeem_only_at_their_users_tenant() {
+    let fabrikam = "3f1d2c4b-5a69-4e8f-9b0a-1c2d3e4f5a6b";
+    let mut carol = TestUser::new("carol@fabrikam.test", "Carol");
+    carol.tenant_id = Some(fabrikam.into());
+    let mut cfg = config();
+    cfg.users.push(carol);
+    let si = start(cfg).await;
+    let body = signed_in(&si).await;
+    let rt = body["refresh_token"].as_str().unwrap();
+    let f = [
+        ("grant_type", "refresh_token"),
+        ("client_id", CLIENT),
+        ("client_secret", SECRET),
+        ("refresh_token", rt),
+    ];
+    // Another tenant the stand-in serves: Alice's token is not valid there.
+    let (status, err) = token_at(&si, fabrikam, &f).await;
+    assert_eq!(
+        (status, err["error"].as_str(), aadsts(&err)),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("invalid_grant"),
+            Some(9002313)
+        )
+    );
+    // A multi-tenant authority routes to her own tenant.
+    let (status, next) = token_at(&si, "organizations", &f).await;
+    assert_eq!(status, StatusCode::OK, "{next}");
+}
+
+#[tokio::test]
+async fn token_requests_that_are_not_form_encoded_are_refused() {
+    let si = start(config()).await;
+    let body = signed_in(&si).await;
+    let rt = body["refresh_token"].as_str().unwrap();
+    let url = format!("{}/{}/oauth2/v2.0/token", si.base_url(), si.tenant_id());
+    let json = serde_json::json!({
+        "grant_type": "refresh_token",
+        "client_id": CLIENT,
+        "client_secret": SECRET,
+        "refresh_token": rt,
+    });
+    let resp = http()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(json.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let err: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(
+        (err["error"].as_str(), aadsts(&err)),
+        (Some("invalid_request"), Some(900144))
+    );
+    // A form body without the header is refused too, and the token was not spent.
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", "refresh_token"),
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+            ("refresh_token", rt),
+        ])
+        .finish();
+    let resp = http().post(&url).body(form).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(refresh(&si, rt).await.0, StatusCode::OK);
+}
