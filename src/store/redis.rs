@@ -410,19 +410,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn acl_rules_match_the_documented_line() {
-        let line = format!(
-            "ACL SETUSER portcullis on >PASSWORD {}",
-            acl_rules("portcullis:")
-        );
-        let doc = include_str!("redis.rs");
-        assert!(
-            doc.contains(&format!("//! {line}\n")),
-            "module doc out of date: {line}"
-        );
-    }
-
-    #[test]
     fn unreachable_errors_are_unavailable_and_refusals_are_failures() {
         let down = Error::new(ErrorKind::IO, "Connection refused (os error 111)");
         assert!(matches!(store_error(&down), StoreError::Unavailable(_)));

@@ -35,7 +35,7 @@ struct Reply {
     mode: Mode,
 }
 
-enum Outcome {
+enum Answer {
     /// An error page, no redirect.
     Page(AadError),
     Picker,
@@ -74,9 +74,9 @@ pub(crate) async fn handle(state: &State, segment: &str, req: Request<Incoming>)
         lock(&state.records).authorize.push(url);
     }
     match decide(state, segment, &params, session.as_deref(), &diag) {
-        Outcome::Page(err) => page(&err, &diag),
-        Outcome::Picker => picker(state, &path, &params),
-        Outcome::Reply {
+        Answer::Page(err) => page(&err, &diag),
+        Answer::Picker => picker(state, &path, &params),
+        Answer::Reply {
             to,
             params,
             session,
@@ -94,22 +94,22 @@ fn decide(
     p: &Params,
     session: Option<&str>,
     diag: &Diagnostics,
-) -> Outcome {
+) -> Answer {
     let tenant = match Tenant::resolve(state, segment) {
         Ok(t) => t,
-        Err(e) => return Outcome::Page(e),
+        Err(e) => return Answer::Page(e),
     };
     let Some(client_id) = p.get("client_id") else {
-        return Outcome::Page(AadError::missing("client_id"));
+        return Answer::Page(AadError::missing("client_id"));
     };
     let Some(client) = state.client(client_id) else {
-        return Outcome::Page(AadError::app_not_found(client_id, tenant.segment()));
+        return Answer::Page(AadError::app_not_found(client_id, tenant.segment()));
     };
     let redirect_uri = match (p.get("redirect_uri"), client.redirect_uris.as_slice()) {
         (Some(uri), _) => uri.to_owned(),
         (None, [only]) => only.clone(),
         (None, _) => {
-            return Outcome::Page(AadError::bad_request(
+            return Answer::Page(AadError::bad_request(
                 "invalid_request",
                 900971,
                 "No reply address provided.",
@@ -117,7 +117,7 @@ fn decide(
         }
     };
     if !uri_allowed(&client.redirect_uris, &redirect_uri) {
-        return Outcome::Page(AadError::reply_url_mismatch(&redirect_uri, client_id));
+        return Answer::Page(AadError::reply_url_mismatch(&redirect_uri, client_id));
     }
     let (mode, bad_mode) = match p.get("response_mode") {
         None | Some("query") => (Mode::Query, None),
@@ -127,7 +127,7 @@ fn decide(
     };
     let to = Reply { redirect_uri, mode };
     let app_state = p.get("state");
-    let fail = |to: Reply, err: AadError| Outcome::Reply {
+    let fail = |to: Reply, err: AadError| Answer::Reply {
         to,
         params: err.redirect_params(&state.base_url, diag, app_state),
         session: None,
@@ -137,7 +137,7 @@ fn decide(
         return fail(to, AadError::bad_request("invalid_request", 70007, msg));
     }
     if let Some((error, description)) = lock(&state.controls).authorize_error.clone() {
-        return Outcome::Reply {
+        return Answer::Reply {
             to,
             params: configured_error(state, &error, &description, app_state),
             session: None,
@@ -179,7 +179,7 @@ fn decide(
             let msg = "Session information is not sufficient for single-sign-on.";
             return fail(to, AadError::bad_request("login_required", 50058, msg));
         }
-        return Outcome::Picker;
+        return Answer::Picker;
     };
 
     let sid = session::sign_in(state, &user, session, prompt.contains(&"login"));
@@ -204,7 +204,7 @@ fn decide(
         params.push(("state".to_owned(), s.to_owned()));
     }
     params.push(("session_state".to_owned(), sid.clone()));
-    Outcome::Reply {
+    Answer::Reply {
         to,
         params: Params(params),
         session: Some(sid),
