@@ -77,6 +77,16 @@ fn spawn_run(config: &Path) -> (tokio::process::Child, u16, u16, u16) {
     (child, https, http, admin)
 }
 
+/// Sends SIGTERM and requires the proxy to drain and exit 0 within 10 s.
+async fn exits_zero_on_sigterm(child: &mut tokio::process::Child) {
+    signal(child, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+}
+
 fn signal(child: &tokio::process::Child, name: &str) {
     let pid = child.id().unwrap().to_string();
     assert!(Command::new("kill")
@@ -237,12 +247,7 @@ async fn run_serves_the_example_config_and_exits_zero_on_sigterm() {
         format!("https://wiki.example.com:{https}/page?x=1")
     );
 
-    signal(&child, "TERM");
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "exit status {status}");
+    exits_zero_on_sigterm(&mut child).await;
     let mut stderr = String::new();
     use tokio::io::AsyncReadExt;
     child
@@ -303,10 +308,5 @@ async fn sighup_reloads_a_routing_file_edit_the_watcher_cannot_see() {
         .await,
         "SIGHUP applied the edit"
     );
-    signal(&child, "TERM");
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "exit status {status}");
+    exits_zero_on_sigterm(&mut child).await;
 }
