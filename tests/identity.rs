@@ -2,6 +2,7 @@
 //! removal of forged ones), App Service's headers, claims headers, policy, groups overage.
 
 use base64::Engine;
+use entra_standin::TestUser;
 
 use crate::support::browser::Browser;
 use crate::support::seen;
@@ -184,6 +185,62 @@ async fn policy_admits_and_denies_by_groups_roles_and_users() {
     assert_eq!(json.json()["status"], 403);
     assert_eq!(j.get(&s.url("/admin/x")).await.status, 200);
     assert_eq!(j.get(&s.url("/domain")).await.status, 403);
+}
+
+#[tokio::test]
+async fn groups_roles_and_users_each_decide_on_their_own() {
+    // Carol is in the Admins group without the admin role, Dave holds the role outside the
+    // group, José is the one listed user: each requirement is told apart from the others.
+    let mut carol = TestUser::new("carol@contoso.example", "Carol");
+    carol.groups = vec![GROUP_ADMINS.into()];
+    let mut dave = TestUser::new("dave@contoso.example", "Dave");
+    dave.roles = vec!["Wiki.Admin".into()];
+    let jose = jose();
+    let routes = format!(
+        "{}{}{}{}",
+        login_route("home", HOST, ""),
+        login_route(
+            "groups",
+            HOST,
+            &format!("path_prefix = \"/groups\"\nallowed_groups = [\"{GROUP_ADMINS}\"]")
+        ),
+        login_route(
+            "roles",
+            HOST,
+            "path_prefix = \"/roles\"\nallowed_roles = [\"Wiki.Admin\"]"
+        ),
+        login_route(
+            "users",
+            HOST,
+            &format!(
+                "path_prefix = \"/users\"\nallowed_users = [\"{}\"]",
+                jose.oid
+            )
+        ),
+    );
+    let s = SignIn::start(Setup {
+        users: vec![carol, dave, jose],
+        routes,
+        ..Setup::default()
+    })
+    .await;
+    let expect = [
+        ("carol@contoso.example", [200, 403, 403]),
+        ("dave@contoso.example", [403, 200, 403]),
+        ("jose@contoso.example", [200, 200, 200]),
+    ];
+    for (user, statuses) in expect {
+        let mut b = signed_in(&s, Some(user)).await;
+        for (path, status) in ["/groups/x", "/roles/x", "/users/x"].iter().zip(statuses) {
+            let hop = b.get(&s.url(path)).await;
+            assert_eq!(hop.status, status, "{user} {path}: {}", hop.body);
+        }
+    }
+    let mut carol = signed_in(&s, Some("carol@contoso.example")).await;
+    let roles = carol.get(&s.url("/roles/x")).await;
+    assert!(roles.body.contains("certain app roles"), "{}", roles.body);
+    let users = carol.get(&s.url("/users/x")).await;
+    assert!(users.body.contains("certain users"), "{}", users.body);
 }
 
 #[tokio::test]
