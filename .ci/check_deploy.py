@@ -139,7 +139,7 @@ def cargo_version():
 
 
 def lint_dockerfile():
-    print(f"Dockerfile lint ({DOCKERFILE.relative_to(REPO)})")
+    print(f"Dockerfile lint ({os.path.relpath(DOCKERFILE, REPO)})")
     st = stages(DOCKERFILE)
     names = {s["name"] for s in st if s["name"]}
     check(len(st) >= 2, f"multi-stage build ({len(st)} stages)", "expected a build stage and a runtime stage")
@@ -357,6 +357,12 @@ def build_flags():
     return flags
 
 
+def check_no_standin_text(binary):
+    data = binary.read_bytes()
+    for needle in STANDIN_NEEDLES:
+        check(needle not in data, f"{binary.name} contains no `{needle.decode()}`")
+
+
 def product(dest, binary):
     print("No stand-in in the product")
     flags = build_flags()
@@ -377,9 +383,7 @@ def product(dest, binary):
         check("fred" in direct, f"the direct dependencies are listed ({len(direct)})")
         for name in TEST_ONLY_DIRECT:
             check(name not in direct, f"{name} is not a direct dependency of the image's build")
-    data = binary.read_bytes()
-    for needle in STANDIN_NEEDLES:
-        check(needle not in data, f"{binary.name} contains no `{needle.decode()}`")
+    check_no_standin_text(binary)
     # The needles are the right ones: a build with the default features does contain them.
     debug = binary.parent.parent / "debug" / binary.name
     if debug.exists() and debug.stat().st_mtime > (REPO / "crates" / "entra-standin" / "Cargo.toml").stat().st_mtime:
@@ -684,6 +688,17 @@ def content_for(dotted, cert, key):
     return os.urandom(16).hex() + "\n"
 
 
+def check_summary(label, cfg, extra_env, out):
+    """`portcullis check` describes the configuration as it is: sign-in and its store where
+    `[oidc]` is set (in the file or the environment), "[oidc] absent" where it is not."""
+    has_oidc = "oidc" in cfg or any(k.startswith("PORTCULLIS__OIDC__") for k in extra_env)
+    if has_oidc:
+        store = (extra_env.get("PORTCULLIS__SESSION__STORE") or cfg.get("session", {}).get("store") or "memory")
+        check(f"sessions in {store}" in out, f"{label}: sign-in with sessions in {store}, as configured", out)
+    else:
+        check("[oidc] absent" in out, f"{label}: no sign-in, as configured (no [oidc])", out)
+
+
 def configs(binary, work):
     import yaml
 
@@ -737,9 +752,7 @@ def configs(binary, work):
             for line in out.splitlines():
                 if line.strip():
                     print(f"          {line}")
-            store = (cfg.get("session", {}).get("store") or extra_env.get("PORTCULLIS__SESSION__STORE") or "memory")
-            check(f"sessions in {store}" in out or "[oidc] absent" in out,
-                  f"{label}: sessions in {store}, as configured")
+            check_summary(label, cfg, extra_env, out)
 
 
 def main():

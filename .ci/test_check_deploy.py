@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Tests of .ci/check_deploy.py: each check passes on what the repository ships and fails on a
+broken copy of it. Run by .ci/check-deploy (`python3 .ci/test_check_deploy.py`)."""
+
+import copy
+import io
+import sys
+import tempfile
+import unittest
+from contextlib import redirect_stdout
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import check_deploy as cd  # noqa: E402
+
+SHIPPED_DOCKERFILE = cd.DOCKERFILE.read_text()
+
+
+def failures_of(f, *args):
+    """Runs one check function quietly; returns the failure messages it recorded."""
+    cd.failures.clear()
+    with redirect_stdout(io.StringIO()):
+        f(*args)
+    found = list(cd.failures)
+    cd.failures.clear()
+    return found
+
+
+class Dockerfile(unittest.TestCase):
+    def lint(self, text):
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "Dockerfile"
+            path.write_text(text)
+            saved, cd.DOCKERFILE = cd.DOCKERFILE, path
+            try:
+                return failures_of(cd.lint_dockerfile)
+            finally:
+                cd.DOCKERFILE = saved
+
+    def assert_fails(self, text, fragment):
+        found = self.lint(text)
+        self.assertTrue(any(fragment in f for f in found), f"no failure naming {fragment!r}: {found}")
+
+    def test_the_shipped_dockerfile_passes(self):
+        self.assertEqual(self.lint(SHIPPED_DOCKERFILE), [])
+
+    def test_a_build_with_the_demo_feature_fails(self):
+        self.assertIn("--no-default-features", SHIPPED_DOCKERFILE)
+        self.assert_fails(SHIPPED_DOCKERFILE.replace(" --no-default-features", ""), "demo")
+
+    def test_an_unlocked_build_fails(self):
+        self.assert_fails(SHIPPED_DOCKERFILE.replace("cargo build --release --locked", "cargo build --release"),
+                          "--locked")
+
+    def test_a_latest_tag_fails(self):
+        self.assert_fails(SHIPPED_DOCKERFILE.replace("rust:1.95-bookworm", "rust:latest"), "latest")
+
+    def test_a_root_runtime_user_fails(self):
+        self.assert_fails(SHIPPED_DOCKERFILE.replace("USER 65532:65532", "USER root"), "non-root")
+
+    def test_a_missing_admin_port_fails(self):
+        self.assert_fails(SHIPPED_DOCKERFILE.replace("EXPOSE 8443 8080 9090", "EXPOSE 8443 8080"), "9090")
+
+    def test_adding_a_url_fails(self):
+        broken = SHIPPED_DOCKERFILE.replace("COPY src/ src/", "COPY src/ src/\nADD https://example.com/x.tar.gz /x")
+        self.assert_fails(broken, "ADD of a URL")
+
+
+class BuildContext(unittest.TestCase):
+    def test_the_shipped_dockerignore_keeps_secrets_out_and_sources_in(self):
+        pats = cd.dockerignore_patterns()
+        for secret in ["config/tls/key.pem", "deploy/compose/secrets/tls.key", ".git/HEAD", "target/release/portcullis"]:
+            self.assertTrue(cd.ignored(secret, pats), secret)
+        for source in ["Cargo.toml", "src/main.rs", "crates/entra-standin/Cargo.toml", "config/container/portcullis.toml"]:
+            self.assertFalse(cd.ignored(source, pats), source)
+
+    def test_a_deny_list_without_star_lets_secrets_in(self):
+        pats = [(False, "target")]
+        self.assertFalse(cd.ignored("config/tls/key.pem", pats))
+        self.assertTrue(cd.ignored("target/release/portcullis", pats))
+
+    def test_the_last_matching_pattern_wins(self):
+        pats = [(False, "*"), (True, "src"), (False, "src/secret.rs")]
+        self.assertFalse(cd.ignored("src/main.rs", pats))
+        self.assertTrue(cd.ignored("src/secret.rs", pats))
+
+
+class Product(unittest.TestCase):
+    def test_a_binary_with_stand_in_code_fails(self):
+        with tempfile.TemporaryDirectory() as d:
+            clean, dirty = Path(d) / "clean", Path(d) / "dirty"
+            clean.write_bytes(b"\x7fELF portcullis::proxy::Proxy::handle")
+            dirty.write_bytes(b"\x7fELF crates/entra-standin/src/token.rs entra_standin::token")
+            self.assertEqual(failures_of(cd.check_no_standin_text, clean), [])
+            self.assertTrue(failures_of(cd.check_no_standin_text, dirty))
+
+
+class Kubernetes(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        with redirect_stdout(io.StringIO()):
+            cls.docs = cd.load_yaml_files()
+
+    def proxy_deployment(self, docs):
+        return next(d for _, d in docs if d.get("kind") == "Deployment"
+                    and any("portcullis" in c["image"] for c in d["spec"]["template"]["spec"]["containers"]))
+
+    def test_the_shipped_manifests_pass(self):
+        self.assertEqual(failures_of(cd.check_kubernetes, self.docs), [])
+
+    def broken(self, change):
+        docs = copy.deepcopy(self.docs)
+        change(self.proxy_deployment(docs))
+        return failures_of(cd.check_kubernetes, docs)
+
+    def test_a_probe_on_the_wrong_port_fails(self):
+        def change(dep):
+            c = dep["spec"]["template"]["spec"]["containers"][0]
+            c["readinessProbe"]["httpGet"]["port"] = 8443
+        self.assertTrue(any("readinessProbe" in f for f in self.broken(change)))
+
+    def test_a_root_container_fails(self):
+        def change(dep):
+            pod = dep["spec"]["template"]["spec"]
+            pod.get("securityContext", {}).pop("runAsNonRoot", None)
+            for c in pod["containers"]:
+                c.get("securityContext", {}).pop("runAsNonRoot", None)
+        self.assertTrue(any("runAsNonRoot" in f for f in self.broken(change)))
+
+    def test_a_single_replica_fails(self):
+        self.assertTrue(any("replicas" in f for f in self.broken(lambda dep: dep["spec"].update(replicas=1))))
+
+
+class Summary(unittest.TestCase):
+    def test_sign_in_must_be_reported_where_oidc_is_configured(self):
+        cfg = {"oidc": {"issuer": "x"}, "session": {"store": "redis"}}
+        self.assertEqual(failures_of(cd.check_summary, "t", cfg, {}, "sign-in: x, sessions in redis"), [])
+        self.assertTrue(failures_of(cd.check_summary, "t", cfg, {}, "sign-in: not configured ([oidc] absent)"))
+        self.assertTrue(failures_of(cd.check_summary, "t", cfg, {}, "sign-in: x, sessions in memory"))
+
+    def test_the_environment_counts_as_configuration(self):
+        env = {"PORTCULLIS__OIDC__ISSUER": "x", "PORTCULLIS__SESSION__STORE": "redis"}
+        self.assertTrue(failures_of(cd.check_summary, "t", {}, env, "sign-in: not configured ([oidc] absent)"))
+        self.assertEqual(failures_of(cd.check_summary, "t", {}, env, "sessions in redis"), [])
+
+    def test_no_oidc_must_say_so(self):
+        self.assertEqual(failures_of(cd.check_summary, "t", {}, {}, "sign-in: not configured ([oidc] absent)"), [])
+        self.assertTrue(failures_of(cd.check_summary, "t", {}, {}, "sessions in memory"))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=1)
