@@ -164,3 +164,90 @@ async fn with_otlp_the_proxy_span_is_exported_and_parents_the_upstream_request()
     );
     assert_eq!(attr("url.path"), Some(Value::StringValue("/traced".into())));
 }
+
+/// The real binary with `otlp_endpoint` in its main file: nothing wired by hand.
+#[tokio::test]
+#[ignore = "known bug, found by this test: `portcullis run` with telemetry.otlp_endpoint \
+            creates request spans but exports none (no POST reaches /v1/traces, not even after \
+            SIGTERM's flush), while the hand-wired tracer of the test above does export; to be \
+            fixed with the telemetry work, then this attribute goes"]
+async fn the_binary_exports_spans_to_the_configured_otlp_endpoint() {
+    let (collector_url, spans) = collector().await;
+    let up = Upstream::start("app").await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let pki = crate::support::Pki::new();
+    let (cert, key) = pki.leaf(&["app.example.test"]);
+    std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
+    std::fs::write(dir.path().join("key.pem"), key).unwrap();
+    std::fs::write(dir.path().join("routes.toml"), route(&up)).unwrap();
+    let port = crate::support::free_port();
+    std::fs::write(
+        dir.path().join("portcullis.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n\n\
+             [routes]\nfile = \"routes.toml\"\n\n[telemetry]\notlp_endpoint = \"{collector_url}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["run", "--config"])
+        .arg(dir.path().join("portcullis.toml"))
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap())
+        .resolve("app.example.test", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+    let url = format!("https://app.example.test:{port}/from-config");
+    let traceparent = format!("00-{TRACE_ID}-{CLIENT_SPAN}-01");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            client
+                .get(&url)
+                .header("traceparent", &traceparent)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await,
+        "the binary serves the route"
+    );
+    // SIGTERM: the binary drains and flushes its spans on the way out.
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    let mut stderr = String::new();
+    use tokio::io::AsyncReadExt;
+    let _ = child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            spans.lock().unwrap().iter().any(|s| {
+                hex::encode(&s.trace_id) == TRACE_ID
+                    && hex::encode(&s.parent_span_id) == CLIENT_SPAN
+            })
+        })
+        .await,
+        "the proxy's span, child of the client's, reached the collector: {:?}\n{stderr}",
+        spans.lock().unwrap()
+    );
+}
