@@ -44,12 +44,14 @@ async fn audit_events_and_metrics_follow_a_real_sign_in() {
     let _guard = tracing::subscriber::set_default(
         tracing_subscriber::registry().with(Collect(events.clone())),
     );
+    // Route names of this test's own: the per-route series change only through it, however
+    // many tests share the process-wide metrics recorder.
     let s = SignIn::start(Setup {
         routes: format!(
             "{}{}",
-            login_route("home", HOST, ""),
+            login_route("obs-home", HOST, ""),
             login_route(
-                "admin",
+                "obs-admin",
                 HOST,
                 &format!("path_prefix = \"/admin\"\nallowed_groups = [\"{GROUP_ADMINS}\"]")
             ),
@@ -57,6 +59,7 @@ async fn audit_events_and_metrics_follow_a_real_sign_in() {
         ..Setup::default()
     })
     .await;
+    let before = metrics(&s).await;
     let mut b = s.browser();
     let hops = b.navigate(&s.url("/")).await;
     assert_eq!(hops.last().unwrap().status, 200);
@@ -82,7 +85,7 @@ async fn audit_events_and_metrics_follow_a_real_sign_in() {
         assert!(!f["request_id"].is_empty());
     }
     assert_eq!(audit[1]["reason"], "allowed_groups");
-    assert_eq!(audit[1]["route"], "admin");
+    assert_eq!(audit[1]["route"], "obs-admin");
     assert_eq!(audit[1]["request_id"], denied_id);
     // Nothing secret in any event, audit or not.
     for (_, f) in events.lock().unwrap().iter() {
@@ -93,26 +96,51 @@ async fn audit_events_and_metrics_follow_a_real_sign_in() {
         }
     }
 
-    let metrics = reqwest::get(format!("http://{}/metrics", s.proxy.admin))
+    let after = metrics(&s).await;
+    let delta = |series: &str| {
+        after.get(series).copied().unwrap_or(0.0) - before.get(series).copied().unwrap_or(0.0)
+    };
+    // This test's own routes: exact.
+    assert_eq!(
+        delta("portcullis_requests_total{route=\"obs-admin\",method=\"GET\",status=\"403\"}"),
+        1.0
+    );
+    assert_eq!(
+        delta("portcullis_request_duration_seconds_count{route=\"obs-admin\"}"),
+        1.0
+    );
+    assert!(delta("portcullis_request_duration_seconds_count{route=\"obs-home\"}") >= 1.0);
+    // Process-wide series: at least what this test caused.
+    for series in [
+        "portcullis_auth_events_total{event=\"sign_in_started\",reason=\"\"}",
+        "portcullis_auth_events_total{event=\"sign_in_completed\",reason=\"\"}",
+        "portcullis_auth_events_total{event=\"policy_denied\",reason=\"allowed_groups\"}",
+        "portcullis_auth_events_total{event=\"sign_out\",reason=\"user\"}",
+        "portcullis_session_store_duration_seconds_count{store=\"memory\",op=\"set\"}",
+    ] {
+        assert!(delta(series) >= 1.0, "{series} did not grow:\n{after:?}");
+    }
+    assert!(after
+        .keys()
+        .any(|k| k.starts_with("portcullis_open_connections{listener=\"https\"}")));
+    assert!(after
+        .keys()
+        .any(|k| k.starts_with("portcullis_build_info{version=")));
+}
+
+/// Every sample on the admin listener's `/metrics`: series (name and labels) → value.
+async fn metrics(s: &SignIn) -> std::collections::HashMap<String, f64> {
+    let text = reqwest::get(format!("http://{}/metrics", s.proxy.admin))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    for want in [
-        "portcullis_auth_events_total{event=\"sign_in_started\"",
-        "portcullis_auth_events_total{event=\"sign_in_completed\"",
-        "portcullis_auth_events_total{event=\"policy_denied\",reason=\"allowed_groups\"}",
-        "portcullis_auth_events_total{event=\"sign_out\"",
-        "portcullis_requests_total{route=\"admin\",method=\"GET\",status=\"403\"}",
-        "portcullis_request_duration_seconds_bucket{route=\"home\"",
-        "portcullis_session_store_duration_seconds_bucket{store=\"memory\",op=\"set\"",
-        "portcullis_open_connections{listener=\"https\"}",
-        "portcullis_build_info{version=",
-    ] {
-        assert!(
-            metrics.contains(want),
-            "{want} missing from /metrics:\n{metrics}"
-        );
-    }
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
 }
