@@ -2,14 +2,17 @@
 //! `log.level` (or `RUST_LOG`, which wins when set), and — with `telemetry.otlp_endpoint` —
 //! OpenTelemetry spans exported over OTLP/HTTP.
 //!
-//! The span exporter has its own filter (Portcullis's request spans), independent of the log
-//! level, so `level = "warn"` quiets the logs without losing traces. Spans are batched on a
-//! background thread; [`Guard`] flushes them at exit.
+//! With an exporter, the filter always admits Portcullis's request spans (`portcullis::trace`
+//! at INFO), whatever the log level, so `level = "warn"` quiets the logs without losing
+//! traces. The filter is global, not per layer: with the exporter behind a per-layer filter
+//! beside the log layer, request spans were created but never exported (the regression test
+//! is `traces::the_binary_exports_spans_to_the_configured_otlp_endpoint`). Spans are batched
+//! on a background thread; [`Guard`] flushes them at exit.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
@@ -48,19 +51,6 @@ pub fn init(config: &LogConfig) {
 
 /// [`init`], plus OTLP trace export when configured.
 pub fn init_with(config: &LogConfig, telemetry: &TelemetryConfig) -> Guard {
-    let fmt: Box<dyn Layer<Registry> + Send + Sync> = match config.format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_writer(std::io::stderr)
-            .with_filter(filter(config))
-            .boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_filter(filter(config))
-            .boxed(),
-    };
     let provider = telemetry.otlp_endpoint.as_deref().and_then(|endpoint| {
         match tracer_provider(endpoint, &telemetry.service_name) {
             Ok(p) => Some(p),
@@ -70,14 +60,31 @@ pub fn init_with(config: &LogConfig, telemetry: &TelemetryConfig) -> Guard {
             }
         }
     });
-    let otel = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer("portcullis"))
-            .with_filter(Targets::new().with_target(SPAN_TARGET, tracing::Level::INFO))
-    });
+    let mut filter = filter(config);
+    if provider.is_some() {
+        if let Ok(spans) = format!("{SPAN_TARGET}=info").parse() {
+            filter = filter.add_directive(spans);
+        }
+    }
+    let fmt: Box<dyn Layer<Registry> + Send + Sync> = match config.format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("portcullis")));
     let _ = tracing_subscriber::registry()
         .with(fmt)
         .with(otel)
+        .with(filter)
         .try_init();
     Guard(provider)
 }
