@@ -211,3 +211,39 @@ async fn a_broken_certificate_file_keeps_the_old_certificate() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(h.presented_cert("app.example.test").await.unwrap(), before);
 }
+
+#[tokio::test]
+async fn a_kubernetes_configmap_swap_of_data_is_reloaded() {
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let h = Harness::start(&route(&a)).await;
+    let client = h.client(&["app.example.test"]);
+    assert_eq!(who(&client, &h).await, "a");
+    // The layout the kubelet gives a ConfigMap mounted as a directory: the file is a link
+    // through `..data`, itself a link to a timestamped directory.
+    let dir = h.path("");
+    let version = |name: &str, text: String| {
+        std::fs::create_dir(dir.join(name)).unwrap();
+        std::fs::write(dir.join(name).join("routes.toml"), text).unwrap();
+    };
+    version("..2026_12_02_first", route(&a));
+    std::os::unix::fs::symlink("..2026_12_02_first", dir.join("..data")).unwrap();
+    std::fs::remove_file(dir.join("routes.toml")).unwrap();
+    std::os::unix::fs::symlink("..data/routes.toml", dir.join("routes.toml")).unwrap();
+    assert!(
+        h.reload().await.routes.expect("a routing file").is_ok(),
+        "the linked layout reads as a routing file"
+    );
+    assert_eq!(who(&client, &h).await, "a");
+
+    // The kubelet's update: a new directory, a new `..data_tmp` link, renamed over `..data`.
+    version("..2026_12_02_second", route(&b));
+    std::os::unix::fs::symlink("..2026_12_02_second", dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            who(&client, &h).await == "b"
+        })
+        .await,
+        "the swap was seen and applied without a signal"
+    );
+}

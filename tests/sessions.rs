@@ -316,6 +316,35 @@ async fn a_session_survives_a_proxy_restart_with_the_redis_store() {
     assert_eq!(s.idp.token_calls().authorization_code, 1, "no new sign-in");
 }
 
+#[tokio::test]
+async fn the_redis_url_and_password_can_come_from_files() {
+    // A Redis that wants a password; the URL (without it) and the password are files, as
+    // Kubernetes Secrets mount them, with the trailing newline editors leave.
+    let redis = RedisServer::start_with(&["--requirepass", "file-pw"]);
+    let s = SignIn::start(Setup {
+        session: "store = \"redis\"\n\n[redis]\nurl_file = \"redis-url\"\n\
+                  password_file = \"redis-password\"\nkey_prefix = \"from-files:\"\n"
+            .to_owned(),
+        files: vec![
+            ("redis-url".to_owned(), format!("{}\n", redis.url())),
+            ("redis-password".to_owned(), "file-pw\n".to_owned()),
+        ],
+        ..Setup::default()
+    })
+    .await;
+    let _b = signed_in(&s).await;
+    // The session is in this Redis, under this prefix: the proxy signed in with the files.
+    let mut config = Config::from_url(&redis.url()).unwrap();
+    config.password = Some("file-pw".to_owned());
+    let raw = Builder::from_config(config).build().unwrap();
+    raw.init().await.unwrap();
+    let keys: Vec<String> = raw
+        .custom(fred::cmd!("KEYS"), vec!["from-files:session:*"])
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+}
+
 async fn raw_client(redis: &RedisServer) -> Client {
     let config = Config::from_url(&redis.url()).unwrap();
     let client = Builder::from_config(config).build().unwrap();
