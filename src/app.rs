@@ -11,7 +11,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -53,7 +52,7 @@ impl App {
         let table = RouteTable::build(routes, &clients)?;
         let auth = auth::setup::build(&config).await?;
         let proxy = Arc::new(Proxy::new(
-            ArcSwap::from_pointee(table),
+            table,
             clients,
             config.server.trusted_proxies.clone(),
             auth.clone(),

@@ -58,14 +58,14 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(
-        routes: ArcSwap<RouteTable>,
+        routes: RouteTable,
         clients: Clients,
         trusted_proxies: Vec<IpNet>,
         auth: Option<Arc<Auth>>,
         traced: bool,
     ) -> Proxy {
         Proxy {
-            routes,
+            routes: ArcSwap::from_pointee(routes),
             clients,
             trusted_proxies,
             auth,
