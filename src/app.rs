@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::auth::Auth;
-use crate::config::{Config, RouteSpec};
+use crate::config::{Config, Routing};
 use crate::forward::Clients;
 use crate::proxy::Proxy;
 use crate::reload::{self, Reloaded};
@@ -42,12 +42,13 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// Assembles the proxy. `routes` are validated specs: from the routing file
-    /// (`config::routes::load`) or built in code. Refuses protected routes without `[oidc]`.
-    pub async fn build(config: Config, routes: Vec<RouteSpec>) -> Result<App, RunError> {
+    /// Assembles the proxy. `routes` are validated: the routing file (`config::routes::load`)
+    /// or specs built in code. Refuses protected routes without `[oidc]`.
+    pub async fn build(config: Config, routes: impl Into<Routing>) -> Result<App, RunError> {
         metrics::install();
+        let routes = routes.into();
         let routes_file = config.routes_file.clone().unwrap_or_default();
-        config::routes::require_oidc(&routes, &routes_file, config.oidc.is_some())?;
+        config::routes::require_oidc(&routes.routes, &routes_file, config.oidc.is_some())?;
         let clients = Clients::new(config.upstream.clone());
         let table = RouteTable::build(routes, &clients)?;
         let auth = auth::setup::build(&config).await?;

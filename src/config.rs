@@ -9,7 +9,7 @@
 //!                          ▼               raw::RawRoutesFile
 //!                       Config                  │ routes::validate()
 //!                                               ▼
-//!                                         Vec<RouteSpec> ──▶ route::RouteTable (runtime)
+//!                                         Routing ──▶ route::RouteTable (runtime)
 //! ```
 //!
 //! Raw structs deny unknown fields; validation turns strings into typed values and every
@@ -28,7 +28,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 pub use auth::{OidcConfig, Secret};
-pub use routes::{AuthMode, HeaderPreset, HostPattern, PolicySpec, RouteSpec, UpstreamTarget};
+pub use routes::{
+    AuthMode, HeaderPreset, HostPattern, PolicySpec, RouteSpec, Routing, UpstreamTarget,
+};
 pub use session::{RedisConfig, SessionConfig, StoreKind};
 
 /// The validated main configuration.

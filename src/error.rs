@@ -16,7 +16,7 @@ mod signin;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use http::header::{HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{HeaderName, HeaderValue, ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::StatusCode;
 
 pub use causes::{
@@ -30,6 +30,9 @@ pub enum ProxyError {
     /// The request itself is malformed (bad Host, dot segments, …).
     #[error("malformed request: {0}")]
     BadRequest(&'static str),
+    /// `TRACE` or `TRACK`: never forwarded, they echo the request's credentials back.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// No route matches the request's host and path.
     #[error("no route for this host and path")]
     NoRoute,
@@ -84,6 +87,7 @@ impl ProxyError {
         use StatusCode as S;
         match self {
             ProxyError::BadRequest(_) => S::BAD_REQUEST,
+            ProxyError::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
             ProxyError::NoRoute => S::NOT_FOUND,
             ProxyError::UpstreamUnreachable(_) => S::BAD_GATEWAY,
             ProxyError::UpstreamFailed(_) => S::BAD_GATEWAY,
@@ -140,6 +144,7 @@ impl ProxyError {
     pub fn kind(&self) -> &'static str {
         match self {
             ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::MethodNotAllowed => "method_not_allowed",
             ProxyError::NoRoute => "no_route",
             ProxyError::UpstreamUnreachable(_) => "upstream_unreachable",
             ProxyError::UpstreamFailed(_) => "upstream_failed",
@@ -161,6 +166,7 @@ impl ProxyError {
         const AGAIN: &str = "Start again from the application's address.";
         match self {
             ProxyError::BadRequest(what) => Cow::Borrowed(what),
+            ProxyError::MethodNotAllowed => "This method is not allowed here.".into(),
             ProxyError::NoRoute => "There is no application at this address.".into(),
             ProxyError::UpstreamUnreachable(_) | ProxyError::UpstreamFailed(_) => {
                 "The application behind this address is not answering. Try again in a moment."
@@ -243,11 +249,15 @@ impl ProxyError {
             | ProxyError::ProviderUnavailable
             | ProxyError::StoreUnavailable(_)
             | ProxyError::RenewalUnavailable(_) => Some(Action::Retry),
-            ProxyError::BadRequest(_) | ProxyError::NoRoute | ProxyError::BearerRequired(_) => None,
+            ProxyError::BadRequest(_)
+            | ProxyError::MethodNotAllowed
+            | ProxyError::NoRoute
+            | ProxyError::BearerRequired(_) => None,
         }
     }
 
-    /// The header that tells a client how to authenticate or when to come back.
+    /// The one header the answer needs beside the page: how to authenticate
+    /// (`WWW-Authenticate`), when to come back (`Retry-After`) or which methods work (`Allow`).
     pub fn challenge(&self) -> Option<(HeaderName, HeaderValue)> {
         match self {
             // RFC 9110 §11.6.1: a 401 names how to authenticate. Cookie sessions have no
@@ -272,6 +282,11 @@ impl ProxyError {
             | ProxyError::RenewalUnavailable(_) => {
                 Some((RETRY_AFTER, HeaderValue::from_static("5")))
             }
+            // RFC 9110 §15.5.6: a 405 lists the methods the resource supports.
+            ProxyError::MethodNotAllowed => Some((
+                ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            )),
             ProxyError::BadRequest(_)
             | ProxyError::NoRoute
             | ProxyError::UpstreamUnreachable(_)

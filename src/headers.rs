@@ -8,9 +8,10 @@
 //!   in `server.trusted_proxies`; from anyone else they are replaced, never appended to, so a
 //!   client cannot forge its address for the upstream's logs or IP allow-lists.
 //! - `X-Request-Id` is kept from a trusted proxy when well-formed, otherwise generated.
-//! - Identity headers (`identity.rs`): client copies removed on every route, then the signed-in
-//!   user's added. Names the proxy owns can never be configured as claims headers
-//!   ([`is_reserved_header`]).
+//! - Client headers (`client.rs`): hop-by-hop fields, `_` names, identity families and URL
+//!   overrides removed on every route before anything is added; then the signed-in user's
+//!   identity headers (`identity.rs`). Names the proxy owns can never be configured as claims
+//!   headers ([`is_reserved_header`]).
 
 use std::net::IpAddr;
 
@@ -19,6 +20,7 @@ use http::HeaderMap;
 use ipnet::IpNet;
 use rand::RngCore;
 
+pub mod client;
 pub mod identity;
 
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -56,12 +58,12 @@ pub fn is_reserved_header(name: &HeaderName) -> bool {
 
 /// Removes hop-by-hop fields, including those the `Connection` field names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Read as bytes: one non-ASCII byte in the value must not hide the names beside it.
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
         .collect();
     for name in named {
         // `Connection: te` must not take away an end-to-end `TE: trailers` decision below.

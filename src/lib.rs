@@ -129,7 +129,7 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let routes = match &config.routes_file {
         Some(file) => config::routes::load(file)?,
-        None => Vec::new(),
+        None => config::routes::Routing::default(),
     };
     App::build(config, routes)
         .await?

@@ -141,7 +141,7 @@ fn check(path: &Path) -> anyhow::Result<()> {
         .clone()
         .context("the configuration names no routing file")?;
     let routes = portcullis::config::routes::load(&routes_file)?;
-    portcullis::config::routes::require_oidc(&routes, &routes_file, config.oidc.is_some())?;
+    portcullis::config::routes::require_oidc(&routes.routes, &routes_file, config.oidc.is_some())?;
     println!("{}: ok", config.file.display());
     match &config.oidc {
         Some(o) => println!(
@@ -158,13 +158,17 @@ fn check(path: &Path) -> anyhow::Result<()> {
         ),
         None => println!("sign-in: not configured ([oidc] absent): public routes only"),
     }
-    println!("{}: {} route(s)", routes_file.display(), routes.len());
+    println!(
+        "{}: {} route(s)",
+        routes_file.display(),
+        routes.routes.len()
+    );
     println!();
     println!(
         "{:<16} {:<24} {:<16} {:<8} UPSTREAM",
         "NAME", "HOST", "PATH", "AUTH"
     );
-    for r in &routes {
+    for r in &routes.routes {
         println!(
             "{:<16} {:<24} {:<16} {:<8} {}",
             r.name,

@@ -2,17 +2,17 @@
 //!
 //! ```text
 //! request ─▶ RequestCtx::new (context.rs: request ID, client address, format, access log, span)
-//!         ─▶ Target::of (request.rs: host, path; 400)
+//!         ─▶ Target::of (request.rs: method, framing, host, canonical path; 400/405)
 //!         ─▶ RouteTable::serves_host (route.rs; 404)
 //!         ─▶ Auth::reserved (auth.rs: /.auth/login, callback, logout, me)
-//!         ─▶ RouteTable::find (route.rs; 404)
-//!         ─▶ identity::strip (headers/identity.rs: client copies of identity headers, every route)
+//!         ─▶ RouteTable::resolve (route.rs: 404; 400 for a path the route does not allow)
+//!         ─▶ client::clean (headers/client.rs: hop-by-hop, `_` names, identity families, every route)
 //!         ─▶ Auth::authenticate (auth.rs: session or bearer; 302 to sign in, 401, 503)
 //!         ─▶ policy::authorize (policy.rs; 403)
 //!         ─▶ identity::inject (headers/identity.rs: X-Auth-Request-* / X-MS-CLIENT-PRINCIPAL*)
-//!         ─▶ to_upstream (headers.rs: hop-by-hop, X-Forwarded-*, request ID; own cookies out)
+//!         ─▶ to_upstream (canonical path, X-Forwarded-*, request ID; own cookies out)
 //!         ─▶ forward::send (forward.rs; 502/504)
-//!         ─▶ response (hop-by-hop; upgrade.rs tunnels a 101)
+//!         ─▶ response (hop-by-hop, the proxy's own Set-Cookie names out; upgrade.rs tunnels a 101)
 //!         ─▶ RequestCtx::finish (access_log.rs: one event when the body ends)
 //! ```
 //!
@@ -37,8 +37,7 @@ use crate::config::AuthMode;
 use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::forward::{self, Clients};
-use crate::headers::identity;
-use crate::headers::{self, X_REQUEST_ID};
+use crate::headers::{self, client, identity, X_REQUEST_ID};
 use crate::policy;
 use crate::request::Target;
 use crate::route::{Route, RouteTable};
@@ -142,18 +141,21 @@ impl Proxy {
                 return answer;
             }
         }
-        let route = table
-            .find(&target.host, req.uri().path())
-            .cloned()
-            .ok_or(ProxyError::NoRoute)?;
+        let route = table.resolve(&target)?.clone();
         ctx.set_route(&route);
 
-        // A login route that passes the access token owns `Authorization`; a bearer route
-        // reads the client's.
-        identity::strip(
+        // Read before hop-by-hop removal takes `Connection` and `Upgrade` away.
+        let upgrade = upgrade::requested(&req);
+        client::clean(
             req.headers_mut(),
-            table.injectable(),
-            route.pass_access_token && route.auth == AuthMode::Login,
+            &client::Rules {
+                removed: table.removed_headers(),
+                underscore_allowed: &route.allow_underscore_headers,
+                trusted_peer: ctx.client().trusted,
+                // A login route that passes the access token owns `Authorization`; a bearer
+                // route reads the client's.
+                owns_authorization: route.pass_access_token && route.auth == AuthMode::Login,
+            },
         );
         drop(table);
         let principal = match (&self.auth, route.auth) {
@@ -182,7 +184,6 @@ impl Proxy {
         if self.traced {
             crate::trace::inject(req.headers_mut());
         }
-        let upgrade = upgrade::requested(&req);
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let req = to_upstream(req, &route, &target, ctx, upgrade)?;
         let mut resp = forward::send(&route.client, req, route.timeout).await?;
@@ -198,6 +199,9 @@ impl Proxy {
             }
         }
         headers::remove_hop_by_hop(resp.headers_mut());
+        if let Some(auth) = &self.auth {
+            crate::auth::cookies::drop_own_set_cookies(resp.headers_mut(), auth.cookie_name());
+        }
         Ok(resp.map(|b| b.boxed()))
     }
 }
@@ -243,9 +247,10 @@ fn to_upstream(
     let mut uri = http::uri::Parts::default();
     uri.scheme = Some(route.upstream.scheme.clone());
     uri.authority = Some(route.upstream.authority.clone());
+    // The canonical path, the one the route and policy judged.
     uri.path_and_query = if route.rewrites_path() {
-        let mut path = route.upstream_path(parts.uri.path());
-        if let Some(q) = parts.uri.query() {
+        let mut path = route.upstream_path(target.path());
+        if let Some(q) = target.path_and_query.query() {
             path.push('?');
             path.push_str(q);
         }
@@ -254,8 +259,8 @@ fn to_upstream(
                 .map_err(|_| ProxyError::BadRequest("The request target is malformed."))?,
         )
     } else {
-        // Unchanged: share the client's bytes instead of re-parsing them.
-        parts.uri.path_and_query().cloned()
+        // Shares the client's bytes when the client sent the canonical spelling.
+        Some(target.path_and_query.clone())
     };
     parts.uri = Uri::from_parts(uri)
         .map_err(|_| ProxyError::BadRequest("The request target is malformed."))?;
@@ -265,7 +270,6 @@ fn to_upstream(
     parts.version = Version::HTTP_11;
 
     let h = &mut parts.headers;
-    headers::remove_hop_by_hop(h);
     if let Some(protocol) = upgrade {
         upgrade::restore(h, protocol);
     }

@@ -31,9 +31,9 @@ pub enum ReloadError {
 
 /// Reads, validates and swaps in the routing file. Returns the number of routes.
 pub fn reload_routes(proxy: &Proxy, file: &std::path::Path) -> Result<usize, ReloadError> {
-    let specs = routes::load(file)?;
-    routes::require_oidc(&specs, file, proxy.auth().is_some())?;
-    let table = RouteTable::build(specs, proxy.clients())?;
+    let routing = routes::load(file)?;
+    routes::require_oidc(&routing.routes, file, proxy.auth().is_some())?;
+    let table = RouteTable::build(routing, proxy.clients())?;
     let n = table.len();
     proxy.set_routes(table);
     Ok(n)

@@ -4,15 +4,22 @@
 //! matching `*.suffix`, which beats `*`; only the most specific host that has routes is
 //! searched. Within it the longest matching `path_prefix` wins. A prefix matches on segment
 //! boundaries: `/api` matches `/api` and `/api/x` but not `/apix`; a prefix ending in `/`
-//! matches everything below it.
+//! matches everything below it. Paths are canonical (`request/path.rs`) and prefixes match
+//! without ASCII case unless the routing file sets `case_sensitive_paths`.
+//!
+//! [`RouteTable::resolve`] also makes sure that a path holding an escaped slash or `;`
+//! parameters is served only by a route that allows them, and only when an upstream that
+//! decodes the slash or drops the parameters would still land on the same route.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::HeaderName;
 
-use crate::config::{HostPattern, RouteSpec};
+use crate::config::{HostPattern, RouteSpec, Routing};
+use crate::error::ProxyError;
 use crate::forward::{Clients, UpstreamClient};
+use crate::request::{path, Target};
 
 /// A route ready to serve: its validated spec plus the pooled client that reaches it. It
 /// dereferences to the spec (`route.name`, `route.policy`, …): one type per concept, the
@@ -41,9 +48,12 @@ impl Route {
     /// under the upstream URL's base path.
     pub fn upstream_path(&self, path: &str) -> String {
         let rest = if self.strip_prefix {
-            let rest = path
-                .strip_prefix(self.path_prefix.trim_end_matches('/'))
-                .unwrap_or(path);
+            // The prefix matched, perhaps in another case: strip as many bytes.
+            let prefix = self.path_prefix.trim_end_matches('/');
+            let rest = match path.get(..prefix.len()) {
+                Some(head) if head.eq_ignore_ascii_case(prefix) => &path[prefix.len()..],
+                _ => path,
+            };
             if rest.starts_with('/') {
                 rest
             } else {
@@ -66,8 +76,10 @@ pub struct RouteTable {
     wildcard: Vec<(String, HostGroup)>,
     any: Option<HostGroup>,
     len: usize,
-    /// Every `claims_headers` name of every route: client copies are stripped on all routes.
-    injectable: Vec<HeaderName>,
+    /// Every `claims_headers` name of every route and the routing file's `strip_headers`:
+    /// client copies are removed on all routes.
+    removed: Vec<HeaderName>,
+    case_sensitive: bool,
 }
 
 #[derive(Debug, Default)]
@@ -77,36 +89,47 @@ struct HostGroup {
 }
 
 impl HostGroup {
-    fn find(&self, path: &str) -> Option<&Arc<Route>> {
+    fn find(&self, path: &str, case_sensitive: bool) -> Option<&Arc<Route>> {
         self.routes
             .iter()
-            .find(|r| prefix_matches(&r.path_prefix, path))
+            .find(|r| prefix_matches(&r.path_prefix, path, case_sensitive))
     }
 }
 
-fn prefix_matches(prefix: &str, path: &str) -> bool {
-    if prefix.ends_with('/') {
-        return path.starts_with(prefix) || path == prefix.trim_end_matches('/');
-    }
-    match path.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/'),
-        None => false,
-    }
+fn prefix_matches(prefix: &str, path: &str, case_sensitive: bool) -> bool {
+    let (prefix, path) = (prefix.as_bytes(), path.as_bytes());
+    let same = |a: &[u8], b: &[u8]| {
+        if case_sensitive {
+            a == b
+        } else {
+            a.eq_ignore_ascii_case(b)
+        }
+    };
+    let Some(head) = path.get(..prefix.len()) else {
+        // `/api/` also matches `/api`.
+        return prefix.last() == Some(&b'/') && same(path, &prefix[..prefix.len() - 1]);
+    };
+    same(head, prefix)
+        && (prefix.last() == Some(&b'/') || matches!(path.get(prefix.len()), None | Some(b'/')))
 }
 
 impl RouteTable {
     /// Builds the table, taking (or creating) each route's upstream client from `clients`.
     pub fn build(
-        specs: Vec<RouteSpec>,
+        routing: Routing,
         clients: &Clients,
     ) -> Result<RouteTable, crate::forward::ClientError> {
-        let mut table = RouteTable::default();
-        for spec in specs {
+        let mut table = RouteTable {
+            case_sensitive: routing.case_sensitive_paths,
+            removed: routing.strip_headers,
+            ..RouteTable::default()
+        };
+        for spec in routing.routes {
             let client = clients.get(spec.ca_file.as_deref(), spec.h2c)?;
             let route = Arc::new(Route { spec, client });
             for (h, _) in &route.claims_headers {
-                if !table.injectable.contains(h) {
-                    table.injectable.push(h.clone());
+                if !table.removed.contains(h) {
+                    table.removed.push(h.clone());
                 }
             }
             let group = match &route.host {
@@ -142,14 +165,49 @@ impl RouteTable {
         Ok(table)
     }
 
-    /// The route for `host` (lower case, no port) and `path`, if any.
+    /// The route for `host` (lower case, no port) and canonical `path`, if any.
     pub fn find(&self, host: &str, path: &str) -> Option<&Arc<Route>> {
-        self.group(host)?.find(path)
+        self.group(host)?.find(path, self.case_sensitive)
     }
 
-    /// The `claims_headers` names of all routes.
-    pub fn injectable(&self) -> &[HeaderName] {
-        &self.injectable
+    /// The route that serves `target`: 404 without one; 400 when the path holds what the
+    /// route does not allow, or what would lead an upstream that reads the path another way
+    /// to another route's resource.
+    pub fn resolve(&self, target: &Target) -> Result<&Arc<Route>, ProxyError> {
+        let notes = target.notes;
+        if notes.case_trap && !self.case_sensitive {
+            return Err(ProxyError::BadRequest(
+                "The request path holds a letter that matches another under case folding.",
+            ));
+        }
+        let route = self
+            .find(&target.host, target.path())
+            .ok_or(ProxyError::NoRoute)?;
+        let same_route = |reading: &str| {
+            self.find(&target.host, reading)
+                .is_some_and(|r| Arc::ptr_eq(r, route))
+        };
+        if notes.encoded_slash
+            && !(route.allow_encoded_slashes && same_route(&path::slashes_decoded(target.path())))
+        {
+            return Err(ProxyError::BadRequest(
+                "The request path holds an escaped \"/\" or \"\\\".",
+            ));
+        }
+        if notes.parameters
+            && !(route.allow_path_parameters
+                && same_route(&path::parameters_dropped(target.path())))
+        {
+            return Err(ProxyError::BadRequest(
+                "The request path holds \";\" parameters.",
+            ));
+        }
+        Ok(route)
+    }
+
+    /// Client headers removed on every route: all `claims_headers` names and `strip_headers`.
+    pub fn removed_headers(&self) -> &[HeaderName] {
+        &self.removed
     }
 
     /// Whether any route serves `host`.

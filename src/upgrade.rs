@@ -6,7 +6,9 @@ use http::{Request, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-/// The protocol a request asks to upgrade to, if it is an HTTP/1.1 upgrade request.
+/// The protocol a request asks to upgrade to, if it is an HTTP/1.1 upgrade to WebSocket.
+/// Other upgrades (`h2c`, `TLS/1.0`) are not forwarded: the upstream would switch to a
+/// protocol whose requests the proxy never sees, route or authorize (h2c smuggling).
 pub fn requested<B>(req: &Request<B>) -> Option<HeaderValue> {
     if req.version() != Version::HTTP_11 {
         return None;
@@ -18,11 +20,11 @@ pub fn requested<B>(req: &Request<B>) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    if asks {
-        req.headers().get(UPGRADE).cloned()
-    } else {
-        None
-    }
+    let protocol = req.headers().get(UPGRADE).filter(|_| asks)?;
+    protocol
+        .as_bytes()
+        .eq_ignore_ascii_case(b"websocket")
+        .then(|| protocol.clone())
 }
 
 /// Restores the upgrade fields that hop-by-hop removal took away.

@@ -343,7 +343,9 @@ async fn a_request_path_starting_with_two_slashes_cannot_become_an_open_redirect
         .iter()
         .find(|h| h.url.path() == "/.auth/callback")
         .unwrap();
-    assert_eq!(cb.headers["location"], "/");
+    // The canonical path merges the slashes: a path on this host, never `//host`.
+    assert_eq!(cb.headers["location"], "/evil.example/x");
+    assert_eq!(hops.last().unwrap().url.host_str(), Some(HOST));
 }
 
 #[tokio::test]

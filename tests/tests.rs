@@ -13,6 +13,7 @@ mod credentials;
 #[cfg(feature = "demo")]
 mod demo;
 mod errors;
+mod gate;
 mod headers;
 mod identity;
 mod login;

@@ -148,6 +148,18 @@ async fn handle(
             h.insert("x-end-to-end", HeaderValue::from_static("kept"));
             return Ok(resp);
         }
+        "plant-cookies" => {
+            let mut resp = Response::new(full("planted"));
+            let h = resp.headers_mut();
+            for c in [
+                "__Host-portcullis=planted; Path=/; Secure; HttpOnly",
+                "__Host-portcullis-signin-0123456789ab=planted; Path=/; Secure",
+                "app-pref=1; Path=/",
+            ] {
+                h.append("set-cookie", HeaderValue::from_static(c));
+            }
+            return Ok(resp);
+        }
         "status=500" => {
             let mut resp = Response::new(full("upstream error page"));
             *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
-use http::header::{HeaderValue, COOKIE};
+use http::header::{HeaderValue, COOKIE, SET_COOKIE};
 use http::HeaderMap;
 
 /// Most sign-ins in progress one browser may hold (parallel tabs); older ones are dropped.
@@ -18,16 +18,26 @@ pub const MAX_PENDING: usize = 5;
 /// The cookie-name suffix of a pending sign-in.
 pub const SIGNIN_INFIX: &str = "-signin-";
 
-/// The `name=value` pairs of every `Cookie` header, in order.
-fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+/// Most distinct session IDs one request can make the proxy look up: a browser may hold a
+/// stale copy beside the live one, never hundreds.
+pub const MAX_SESSION_COPIES: usize = 3;
+
+/// The `name=value` pairs of every `Cookie` header, in order. Read as bytes, so one cookie
+/// that is not ASCII (some sites set them) never hides the others.
+fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
     headers
         .get_all(COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
         .filter_map(|pair| {
-            let (n, v) = pair.trim().split_once('=')?;
-            Some((n.trim(), v.trim().trim_matches('"')))
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            let value = pair[eq + 1..].trim_ascii();
+            let value = value
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(value);
+            Some((pair[..eq].trim_ascii(), value))
         })
 }
 
@@ -35,16 +45,39 @@ fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
 /// planted one), each is returned in order so the caller can try them.
 pub fn get_all<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     pairs(headers)
-        .filter(move |(n, _)| *n == name)
-        .map(|(_, v)| v)
+        .filter(move |(n, _)| *n == name.as_bytes())
+        .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+}
+
+/// The distinct values of cookie `name` shaped like a session ID, in order, at most
+/// [`MAX_SESSION_COPIES`]: what is worth a store lookup.
+pub fn session_ids<'a>(headers: &'a HeaderMap, name: &'a str) -> Vec<&'a str> {
+    let mut ids: Vec<&str> = Vec::new();
+    for v in get_all(headers, name).filter(|v| looks_like_token(v)) {
+        if !ids.contains(&v) {
+            ids.push(v);
+            if ids.len() == MAX_SESSION_COPIES {
+                break;
+            }
+        }
+    }
+    ids
+}
+
+/// A cookie value shaped like the proxy's IDs (43 base64url characters): anything else is not
+/// worth a store lookup.
+pub fn looks_like_token(v: &str) -> bool {
+    v.len() == 43
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The names of the pending sign-in cookies the browser sent.
 pub fn pending_names(headers: &HeaderMap, base: &str) -> Vec<String> {
     let prefix = format!("{base}{SIGNIN_INFIX}");
     let mut names: Vec<String> = pairs(headers)
-        .filter(|(n, _)| n.starts_with(&prefix))
-        .map(|(n, _)| n.to_owned())
+        .filter(|(n, _)| n.starts_with(prefix.as_bytes()))
+        .filter_map(|(n, _)| std::str::from_utf8(n).ok().map(str::to_owned))
         .collect();
     names.dedup();
     names
@@ -70,40 +103,66 @@ pub fn clear(name: &str) -> HeaderValue {
     set(name, "", Duration::ZERO)
 }
 
-/// Removes the proxy's own cookies from the request before it goes upstream.
+/// Whether `name` is one of the proxy's cookies (`base`, or a pending sign-in's).
+fn is_own(name: &[u8], base: &str) -> bool {
+    name == base.as_bytes()
+        || name
+            .strip_prefix(base.as_bytes())
+            .is_some_and(|rest| rest.starts_with(SIGNIN_INFIX.as_bytes()))
+}
+
+/// Removes the proxy's own cookies from the request before it goes upstream, whatever else
+/// the header holds (non-ASCII cookies included).
 pub fn strip_own(headers: &mut HeaderMap, base: &str) {
     if !headers.contains_key(COOKIE) {
         return;
     }
-    let own = |name: &str| {
-        name == base
-            || name
-                .strip_prefix(base)
-                .is_some_and(|rest| rest.starts_with(SIGNIN_INFIX))
+    let name = |pair: &[u8]| -> Vec<u8> {
+        let n = pair.split(|b| *b == b'=').next().unwrap_or(pair);
+        n.trim_ascii().to_vec()
     };
-    fn name(pair: &str) -> &str {
-        pair.split_once('=').map_or(pair, |(n, _)| n.trim())
-    }
     let pairs = || {
         headers
             .get_all(COOKIE)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .map(str::trim)
+            .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+            .map(<[u8]>::trim_ascii)
             .filter(|p| !p.is_empty())
     };
     // Most requests to most routes carry none: leave their header as it is.
-    if !pairs().any(|p| own(name(p))) {
+    if !pairs().any(|p| is_own(&name(p), base)) {
         return;
     }
-    let kept: Vec<&str> = pairs().filter(|p| !own(name(p))).collect();
-    let joined = kept.join("; ");
+    let kept: Vec<&[u8]> = pairs().filter(|p| !is_own(&name(p), base)).collect();
+    let joined = kept.join(&b"; "[..]);
     headers.remove(COOKIE);
     if !joined.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&joined) {
+        if let Ok(v) = HeaderValue::from_bytes(&joined) {
             headers.insert(COOKIE, v);
         }
+    }
+}
+
+/// Removes an upstream's `Set-Cookie` for the proxy's own cookie names: an application must
+/// not overwrite or delete the session (session fixation, forced sign-out).
+pub fn drop_own_set_cookies(headers: &mut HeaderMap, base: &str) {
+    let own = |v: &HeaderValue| {
+        let b = v.as_bytes();
+        let name = b.split(|c| *c == b'=').next().unwrap_or(b);
+        is_own(name.trim_ascii(), base)
+    };
+    if !headers.get_all(SET_COOKIE).iter().any(own) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter(|v| !own(v))
+        .cloned()
+        .collect();
+    headers.remove(SET_COOKIE);
+    for v in kept {
+        headers.append(SET_COOKIE, v);
     }
 }
 
@@ -170,5 +229,56 @@ mod tests {
             "__Host-portcullis-signin-aaaaaaaaaaaa=1; __Host-portcullis-signin-bbbbbbbbbbbb=2; __Host-portcullis=s",
         ]);
         assert_eq!(pending_names(&h, BASE).len(), 2);
+    }
+
+    #[test]
+    fn one_non_ascii_cookie_hides_neither_the_session_nor_its_removal() {
+        let mut h = HeaderMap::new();
+        h.append(
+            COOKIE,
+            HeaderValue::from_bytes(b"pref=caf\xc3\xa9; __Host-portcullis=abc; lang=de").unwrap(),
+        );
+        assert_eq!(get_all(&h, BASE).collect::<Vec<_>>(), ["abc"]);
+        strip_own(&mut h, BASE);
+        assert_eq!(
+            h.get(COOKIE).unwrap().as_bytes(),
+            b"pref=caf\xc3\xa9; lang=de"
+        );
+    }
+
+    #[test]
+    fn hundreds_of_session_copies_cost_at_most_a_few_lookups() {
+        let id = "a".repeat(43);
+        let mut many = vec![format!("__Host-portcullis={id}"); 300];
+        many.push(format!("__Host-portcullis={}", "b".repeat(43)));
+        many.extend((0..50).map(|i| format!("__Host-portcullis={i:0>43}")));
+        let h = with_cookies(&[many.join("; ").as_str()]);
+        let ids = session_ids(&h, BASE);
+        assert_eq!(ids.len(), MAX_SESSION_COPIES);
+        assert_eq!(ids[0], id);
+        assert_eq!(ids[1], "b".repeat(43));
+        let junk = with_cookies(&["__Host-portcullis=short; __Host-portcullis=also-not-an-id"]);
+        assert!(session_ids(&junk, BASE).is_empty());
+    }
+
+    #[test]
+    fn an_upstream_cannot_set_the_proxys_cookies() {
+        let mut h = HeaderMap::new();
+        for v in [
+            "__Host-portcullis=planted; Path=/; Secure",
+            "app=1; Path=/",
+            "__Host-portcullis-signin-0123456789ab=x",
+            " __Host-portcullis =spaced",
+            "__Host-portcullisx=kept",
+        ] {
+            h.append(SET_COOKIE, HeaderValue::from_static(v));
+        }
+        drop_own_set_cookies(&mut h, BASE);
+        let left: Vec<&str> = h
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(left, ["app=1; Path=/", "__Host-portcullisx=kept"]);
     }
 }

@@ -18,6 +18,9 @@ use crate::headers::identity;
 use crate::request::Target;
 use crate::session::store_key;
 
+/// The reserved prefix; its endpoints are answered by the proxy.
+const RESERVED: &str = "/.auth/";
+
 impl Auth {
     /// Answers the reserved `/.auth/*` paths (and the callback); `None` for every other path.
     pub async fn reserved<B>(
@@ -26,15 +29,23 @@ impl Auth {
         target: &Target,
         ctx: &RequestCtx,
     ) -> Option<Result<Response<Body>, ProxyError>> {
-        let path = req.uri().path();
-        if path == self.provider.config.callback_path {
+        // The canonical path, matched without ASCII case: no spelling of a reserved path
+        // reaches an upstream.
+        let path = target.path();
+        if path.eq_ignore_ascii_case(&self.provider.config.callback_path) {
             return Some(self.sign_in.callback(req, ctx).await);
         }
-        Some(match path {
-            "/.auth/login" => self.sign_in.login_endpoint(req, target),
-            "/.auth/logout" => self.logout(req, target, ctx).await,
-            "/.auth/me" => self.me(req, ctx).await,
-            "/.auth/frontchannel-logout" => self.frontchannel_logout(req, ctx).await,
+        if !path
+            .get(..RESERVED.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED))
+        {
+            return None;
+        }
+        Some(match path[RESERVED.len()..].to_ascii_lowercase().as_str() {
+            "login" => self.sign_in.login_endpoint(req, target),
+            "logout" => self.logout(req, target, ctx).await,
+            "me" => self.me(req, ctx).await,
+            "frontchannel-logout" => self.frontchannel_logout(req, ctx).await,
             _ => return None,
         })
     }
@@ -49,9 +60,7 @@ impl Auth {
             return Err(ProxyError::BadRequest("Sign out with GET or POST."));
         }
         let mut logout_hint = None;
-        for id in cookies::get_all(req.headers(), self.cookie_name())
-            .filter(|v| super::session_auth::looks_like_token(v))
-        {
+        for id in cookies::session_ids(req.headers(), self.cookie_name()) {
             let key = store_key(id);
             // A plain read: extending the idle timeout of a session about to go is wasted.
             let session = self

@@ -25,12 +25,8 @@ impl SignIn {
         req: &Request<B>,
         target: &Target,
     ) -> Result<Decision, ProxyError> {
-        let here = req
-            .uri()
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_owned();
-        let back = return_to::safe(&here, target.authority.as_str()).unwrap_or_else(|| "/".into());
+        let here = target.path_and_query.as_str();
+        let back = return_to::safe(here, target.authority.as_str()).unwrap_or_else(|| "/".into());
         if !self.provider.is_ready() {
             return Err(ProxyError::ProviderUnavailable);
         }

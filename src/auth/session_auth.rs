@@ -35,10 +35,7 @@ impl SessionAuth {
         headers: &HeaderMap,
         ctx: &RequestCtx,
     ) -> Result<Option<Arc<Active>>, ProxyError> {
-        for id in cookies::get_all(headers, self.cookie_name()) {
-            if !looks_like_token(id) {
-                continue;
-            }
+        for id in cookies::session_ids(headers, self.cookie_name()) {
             let Some(stored) = self
                 .sessions
                 .load(id)
@@ -59,12 +56,4 @@ impl SessionAuth {
         }
         Ok(None)
     }
-}
-
-/// A cookie value shaped like the proxy's IDs (43 base64url characters): anything else is not
-/// worth a store lookup.
-pub(super) fn looks_like_token(v: &str) -> bool {
-    v.len() == 43
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

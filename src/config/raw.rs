@@ -145,6 +145,10 @@ pub struct RawLog {
 #[serde(deny_unknown_fields)]
 pub struct RawRoutesFile {
     #[serde(default)]
+    pub case_sensitive_paths: bool,
+    #[serde(default)]
+    pub strip_headers: Vec<String>,
+    #[serde(default)]
     pub route: Vec<toml::Spanned<RawRoute>>,
 }
 
@@ -177,6 +181,12 @@ pub struct RawRoute {
     pub allowed_email_domains: Option<Vec<String>>,
     #[serde(default)]
     pub require_claims: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub allow_encoded_slashes: bool,
+    #[serde(default)]
+    pub allow_path_parameters: bool,
+    #[serde(default)]
+    pub allow_underscore_headers: Vec<String>,
 }
 
 fn default_prefix() -> String {

@@ -12,6 +12,8 @@ use http::Uri;
 
 use super::raw::{RawRoute, RawRoutesFile};
 use super::{base_dir, duration, ConfigError};
+
+mod request;
 pub use crate::headers::identity::HeaderPreset;
 
 /// One validated route, as written in the routing file.
@@ -33,8 +35,34 @@ pub struct RouteSpec {
     pub claims_headers: Vec<(http::HeaderName, String)>,
     pub pass_access_token: bool,
     pub policy: PolicySpec,
+    /// Serve paths holding `%2F` / `%5C` (`allow_encoded_slashes`).
+    pub allow_encoded_slashes: bool,
+    /// Serve paths holding `;` parameters (`allow_path_parameters`).
+    pub allow_path_parameters: bool,
+    /// Client headers with `_` in their name that still reach the upstream (lower case).
+    pub allow_underscore_headers: Vec<http::HeaderName>,
     /// Line of the `[[route]]` header in the routing file.
     pub line: usize,
+}
+
+/// A validated routing file: its routes and the rules that hold on every route.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    pub routes: Vec<RouteSpec>,
+    /// `case_sensitive_paths`: route prefixes match with case (default: ASCII case is
+    /// ignored, as ASP.NET Core and IIS ignore it).
+    pub case_sensitive_paths: bool,
+    /// `strip_headers`: more client headers removed on every route (lower case).
+    pub strip_headers: Vec<http::HeaderName>,
+}
+
+impl From<Vec<RouteSpec>> for Routing {
+    fn from(routes: Vec<RouteSpec>) -> Routing {
+        Routing {
+            routes,
+            ..Routing::default()
+        }
+    }
 }
 
 /// Who may use a route, beyond being signed in. Empty lists impose nothing; a request must
@@ -119,7 +147,7 @@ impl AuthMode {
 }
 
 /// Reads and validates the routing file.
-pub fn load(file: &Path) -> Result<Vec<RouteSpec>, ConfigError> {
+pub fn load(file: &Path) -> Result<Routing, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
         file: file.to_owned(),
         source,
@@ -128,7 +156,7 @@ pub fn load(file: &Path) -> Result<Vec<RouteSpec>, ConfigError> {
 }
 
 /// Validates routing-file text; `file` names it in errors and anchors relative paths.
-pub fn parse(text: &str, file: &Path) -> Result<Vec<RouteSpec>, ConfigError> {
+pub fn parse(text: &str, file: &Path) -> Result<Routing, ConfigError> {
     let raw: RawRoutesFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
         file: file.to_owned(),
         line: e.span().map(|s| line_of(text, s.start)),
@@ -150,7 +178,12 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<RouteSpec>, ConfigError> {
                 ),
             ));
         }
-        if !places.insert((spec.host.clone(), spec.path_prefix.clone())) {
+        let place = if raw.case_sensitive_paths {
+            spec.path_prefix.clone()
+        } else {
+            spec.path_prefix.to_ascii_lowercase()
+        };
+        if !places.insert((spec.host.clone(), place)) {
             return Err(at(
                 file,
                 line,
@@ -162,7 +195,13 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<RouteSpec>, ConfigError> {
         }
         specs.push(spec);
     }
-    Ok(specs)
+    let strip_headers = request::strip_headers(&raw.strip_headers, file)?;
+    request::check_underscore_allowances(&specs, &strip_headers, file)?;
+    Ok(Routing {
+        routes: specs,
+        case_sensitive_paths: raw.case_sensitive_paths,
+        strip_headers,
+    })
 }
 
 fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigError> {
@@ -180,12 +219,15 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
             ),
         )
     })?;
-    if !r.path_prefix.starts_with('/') || r.path_prefix.contains(['?', '#', '\\']) {
-        return Err(bad(
+    let path_prefix = request::path_prefix(&r.path_prefix).ok_or_else(|| {
+        bad(
             "path_prefix",
-            format!("a path starting with \"/\", got {:?}", r.path_prefix),
-        ));
-    }
+            format!(
+                "a path starting with \"/\", without query, \";\", \"\\\", dot segments or escaped slashes, got {:?}",
+                r.path_prefix
+            ),
+        )
+    })?;
     let upstream = parse_upstream(&r.upstream).ok_or_else(|| {
         bad(
             "upstream",
@@ -264,9 +306,16 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
     }
     Ok(RouteSpec {
         timeout: duration(file, &key("timeout"), r.timeout, "60s")?,
+        allow_underscore_headers: request::underscore_headers(
+            &r.allow_underscore_headers,
+            file,
+            &key("allow_underscore_headers"),
+        )?,
+        allow_encoded_slashes: r.allow_encoded_slashes,
+        allow_path_parameters: r.allow_path_parameters,
         name: r.name,
         host,
-        path_prefix: r.path_prefix,
+        path_prefix,
         upstream,
         preserve_host: r.preserve_host,
         strip_prefix: r.strip_prefix,

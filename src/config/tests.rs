@@ -115,7 +115,7 @@ fn example_config_and_routes_load() {
     assert_eq!(config.routes_file, Some(dir.path().join("routes.toml")));
 
     let routes = routes::load(config.routes_file.as_deref().unwrap()).unwrap();
-    let names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+    let names: Vec<&str> = routes.routes.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["wiki", "api"]);
 }
 

@@ -12,6 +12,7 @@ fn no_internals_reach_the_client() {
 fn every_variant_has_a_client_or_gateway_status() {
     let errors = [
         ProxyError::BadRequest("x"),
+        ProxyError::MethodNotAllowed,
         ProxyError::NoRoute,
         ProxyError::UpstreamUnreachable("refused".into()),
         ProxyError::UpstreamFailed("reset".into()),
@@ -29,8 +30,15 @@ fn every_variant_has_a_client_or_gateway_status() {
     let statuses: Vec<u16> = errors.iter().map(|e| e.status().as_u16()).collect();
     assert_eq!(
         statuses,
-        [400, 404, 502, 502, 504, 401, 401, 403, 400, 503, 503, 503]
+        [400, 405, 404, 502, 502, 504, 401, 401, 403, 400, 503, 503, 503]
     );
+}
+
+#[test]
+fn a_refused_method_lists_the_allowed_ones() {
+    let (name, value) = ProxyError::MethodNotAllowed.challenge().unwrap();
+    assert_eq!(name, ALLOW);
+    assert!(!value.to_str().unwrap().contains("TRACE"));
 }
 
 #[test]

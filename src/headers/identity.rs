@@ -1,9 +1,7 @@
-//! Identity headers: the removal of every client-sent header the proxy could inject, and the
-//! headers built from the signed-in user's claims.
-//!
-//! Stripping runs on every route, public ones included, before anything is added: an upstream
-//! behind Portcullis can trust that an `X-Auth-Request-*` or `X-MS-CLIENT-PRINCIPAL*` header came
-//! from the proxy. Values are sent as UTF-8 bytes (what oauth2-proxy and App Service do), so
+//! Identity headers: the headers built from the signed-in user's claims. Client copies of
+//! every name the proxy could inject are removed first, on every route (`client.rs`): an
+//! upstream behind Portcullis can trust that an `X-Auth-Request-*` or `X-MS-CLIENT-PRINCIPAL*`
+//! header came from the proxy. Values are sent as UTF-8 bytes (what oauth2-proxy and App Service do), so
 //! `José Núñez` arrives as the bytes of `José Núñez`; frameworks that decode header bytes as
 //! Latin-1 must re-decode them as UTF-8 (docs/config.md). A value with a control character
 //! (CR, LF, NUL, …) is never sent: the header is left out instead.
@@ -33,36 +31,6 @@ impl HeaderPreset {
             HeaderPreset::EasyAuth => "easy-auth",
             HeaderPreset::None => "none",
         }
-    }
-}
-
-const OAUTH2_PROXY_PREFIX: &str = "x-auth-request-";
-const EASY_AUTH_PREFIX: &str = "x-ms-client-principal";
-const EASY_AUTH_TOKEN_PREFIX: &str = "x-ms-token-";
-
-/// Whether the proxy may inject a header with this name on some route: client copies of it are
-/// removed everywhere.
-fn is_injectable(name: &HeaderName) -> bool {
-    let n = name.as_str();
-    n.starts_with(OAUTH2_PROXY_PREFIX)
-        || n.starts_with(EASY_AUTH_PREFIX)
-        || n.starts_with(EASY_AUTH_TOKEN_PREFIX)
-}
-
-/// Removes every copy of every header the proxy could inject: the preset families, the routing
-/// file's `claims_headers` names (`extra`, from all routes) and, where the route passes the
-/// access token, `Authorization`.
-pub fn strip(headers: &mut HeaderMap, extra: &[HeaderName], strip_authorization: bool) {
-    let found: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| is_injectable(k) || extra.contains(k))
-        .cloned()
-        .collect();
-    for name in found {
-        headers.remove(&name);
-    }
-    if strip_authorization {
-        headers.remove(AUTHORIZATION);
     }
 }
 
@@ -105,7 +73,7 @@ pub fn preset_headers(id: &Identity, preset: HeaderPreset) -> Headers {
 }
 
 /// Adds the preset's headers (from [`preset_headers`], built once per session), then the
-/// route's claims headers and the access token. Call after [`strip`].
+/// route's claims headers and the access token. Call after `client::clean`.
 pub fn inject(
     headers: &mut HeaderMap,
     id: &Identity,

@@ -3,6 +3,7 @@ use super::*;
 use std::time::Duration;
 
 use crate::config::AuthMode;
+use crate::error::ProxyError;
 
 use std::path::Path;
 
@@ -302,4 +303,110 @@ fn build_fails_when_a_route_ca_file_is_missing() {
         err.to_string().contains("missing-ca.pem"),
         "error should name the file: {err}"
     );
+}
+
+// --- canonical paths: case, escaped slashes, parameters -------------------------------------
+
+/// The gate's usual shape: an open prefix, a group-limited prefix and everything else.
+const GATE: &str = "[[route]]\nname = \"public\"\nhost = \"app.example.com\"\npath_prefix = \"/public\"\nupstream = \"http://127.0.0.1:3000\"\n\n\
+                    [[route]]\nname = \"admin\"\nhost = \"app.example.com\"\npath_prefix = \"/admin\"\nupstream = \"http://127.0.0.1:3000\"\n\n\
+                    [[route]]\nname = \"root\"\nhost = \"app.example.com\"\nupstream = \"http://127.0.0.1:3000\"\n";
+
+fn resolved(table: &RouteTable, uri: &str) -> Result<String, ProxyError> {
+    let req = http::Request::builder()
+        .uri(uri)
+        .header(http::header::HOST, "app.example.com")
+        .body(())
+        .unwrap();
+    let target = Target::of(&req)?;
+    table.resolve(&target).map(|r| r.name.clone())
+}
+
+#[test]
+fn prefixes_match_without_ascii_case_by_default() {
+    let t = build_toml(GATE);
+    for path in ["/ADMIN/x", "/Admin", "/aDmIn/", "/%41dmin/x", "/%61dmin"] {
+        assert_eq!(resolved(&t, path).unwrap(), "admin", "{path}");
+    }
+    assert_eq!(resolved(&t, "/ADMINX").unwrap(), "root");
+}
+
+#[test]
+fn case_sensitive_paths_makes_the_match_exact() {
+    let t = build_toml(&format!("case_sensitive_paths = true\n{GATE}"));
+    assert_eq!(resolved(&t, "/admin/x").unwrap(), "admin");
+    assert_eq!(resolved(&t, "/ADMIN/x").unwrap(), "root");
+}
+
+#[test]
+fn strip_prefix_strips_the_prefix_in_whatever_case_it_matched() {
+    let r = single("/app", "http://127.0.0.1:3000", true);
+    assert_eq!(r.upstream_path("/APP/x"), "/x");
+    assert_eq!(r.upstream_path("/App"), "/");
+}
+
+#[test]
+fn escaped_slashes_and_parameters_are_refused_by_default() {
+    let t = build_toml(GATE);
+    for path in [
+        "/admin%2fx",
+        "/admin%5Cx",
+        "/admin;x",
+        "/admin%3Bx",
+        "/public;x/y",
+    ] {
+        assert!(
+            matches!(resolved(&t, path), Err(ProxyError::BadRequest(_))),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn an_opt_in_serves_escapes_only_when_every_reading_picks_the_same_route() {
+    let text = GATE
+        .replace(
+            "name = \"root\"",
+            "name = \"root\"\nallow_encoded_slashes = true\nallow_path_parameters = true",
+        )
+        .replace(
+            "name = \"public\"",
+            "name = \"public\"\nallow_encoded_slashes = true\nallow_path_parameters = true",
+        );
+    let t = build_toml(&text);
+    assert_eq!(resolved(&t, "/public/a%2Fb").unwrap(), "public");
+    assert_eq!(resolved(&t, "/public/a;v=1/b").unwrap(), "public");
+    assert_eq!(resolved(&t, "/docs;jsessionid=1").unwrap(), "root");
+    // Decoded or without parameters, these name /admin: the opt-in on `root` cannot serve them.
+    for path in ["/admin%2Fx", "/admin;x", "/admin%3bx/y", "/;x/admin"] {
+        assert!(
+            matches!(resolved(&t, path), Err(ProxyError::BadRequest(_))),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn letters_that_fold_to_ascii_are_refused_while_matching_ignores_case() {
+    let t = build_toml(GATE);
+    assert!(matches!(
+        resolved(&t, "/adm%C4%B1n/x"),
+        Err(ProxyError::BadRequest(_))
+    ));
+    let exact = build_toml(&format!("case_sensitive_paths = true\n{GATE}"));
+    assert_eq!(resolved(&exact, "/adm%C4%B1n/x").unwrap(), "root");
+}
+
+#[test]
+fn claims_headers_and_strip_headers_are_removed_everywhere() {
+    let text = format!(
+        "strip_headers = [\"X-Employee-Id\"]\n{}",
+        GATE.replace(
+            "name = \"admin\"",
+            "name = \"admin\"\nclaims_headers = { \"X-Upn\" = \"upn\" }"
+        )
+    );
+    let t = build_toml(&text);
+    let names: Vec<&str> = t.removed_headers().iter().map(|h| h.as_str()).collect();
+    assert_eq!(names, ["x-employee-id", "x-upn"]);
 }

@@ -115,6 +115,39 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// How many times the server has run `command` (lower case), from `INFO commandstats`.
+    pub fn calls(&self, command: &str) -> u64 {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        stream.write_all(b"INFO commandstats\r\n").unwrap();
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 8192];
+        // A bulk reply: `$<len>\r\n<text>\r\n`; read until the text is complete.
+        loop {
+            let n = stream.read(&mut buf).unwrap_or(0);
+            reply.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&reply);
+            let complete = text.split_once("\r\n").is_some_and(|(len, rest)| {
+                len.trim_start_matches('$')
+                    .parse::<usize>()
+                    .is_ok_and(|len| rest.len() >= len)
+            });
+            if n == 0 || complete {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&reply);
+        let prefix = format!("cmdstat_{command}:calls=");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse().unwrap())
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();

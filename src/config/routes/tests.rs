@@ -8,7 +8,7 @@ fn file() -> &'static Path {
 
 fn parse_ok(text: &str) -> Vec<RouteSpec> {
     match parse(text, file()) {
-        Ok(specs) => specs,
+        Ok(routing) => routing.routes,
         Err(e) => panic!("expected the routes to parse, got: {e}"),
     }
 }
@@ -365,6 +365,108 @@ fn path_prefix_must_not_contain_a_query_or_fragment() {
     );
 }
 
+#[test]
+fn path_prefix_is_kept_in_canonical_form() {
+    assert_eq!(one("path_prefix = \"/%61pi//v1\"").path_prefix, "/api/v1");
+    assert_eq!(
+        one("path_prefix = \"/caf%c3%a9/\"").path_prefix,
+        "/caf%C3%A9/"
+    );
+}
+
+#[test]
+fn path_prefix_no_canonical_path_could_match_is_rejected() {
+    for prefix in [
+        "/a;b",
+        "/a%2Fb",
+        "/a\\\\b",
+        "/a/../b",
+        "/a%zz",
+        "/adm%C4%B1n",
+    ] {
+        assert_invalid(
+            &route(&format!("path_prefix = {prefix:?}")),
+            "path_prefix",
+            "dot segments or escaped slashes",
+        );
+    }
+}
+
+#[test]
+fn prefixes_differing_only_in_case_collide_unless_paths_are_case_sensitive() {
+    let text = format!(
+        "{}{}",
+        route("path_prefix = \"/Admin\""),
+        route("path_prefix = \"/admin\"").replace("name = \"r\"", "name = \"s\"")
+    );
+    assert!(parse_err(&text).to_string().contains("repeats host"));
+    let sensitive = parse(&format!("case_sensitive_paths = true\n{text}"), file()).unwrap();
+    assert!(sensitive.case_sensitive_paths);
+    assert_eq!(sensitive.routes.len(), 2);
+}
+
+#[test]
+fn request_hygiene_settings_default_to_strict_and_are_read() {
+    let strict = one("");
+    assert!(!strict.allow_encoded_slashes && !strict.allow_path_parameters);
+    assert!(strict.allow_underscore_headers.is_empty());
+    let relaxed = one(
+        "allow_encoded_slashes = true\nallow_path_parameters = true\n\
+         allow_underscore_headers = [\"X_Legacy_Tenant\"]",
+    );
+    assert!(relaxed.allow_encoded_slashes && relaxed.allow_path_parameters);
+    assert_eq!(
+        relaxed.allow_underscore_headers[0].as_str(),
+        "x_legacy_tenant"
+    );
+    let file_level = parse(
+        &format!("strip_headers = [\"X-Employee-Id\"]\n{}", route("")),
+        file(),
+    )
+    .unwrap();
+    assert_eq!(file_level.strip_headers[0].as_str(), "x-employee-id");
+    assert!(!file_level.case_sensitive_paths);
+}
+
+#[test]
+fn underscore_allowances_that_read_as_owned_headers_are_rejected() {
+    for name in [
+        "x_auth_request_email",
+        "X_MS_CLIENT_PRINCIPAL_NAME",
+        "x_forwarded_user",
+        "x_forwarded_for",
+        "remote_user",
+        "x-no-underscore",
+    ] {
+        assert_invalid(
+            &route(&format!("allow_underscore_headers = [{name:?}]")),
+            "allow_underscore_headers",
+            "header names with \"_\"",
+        );
+    }
+    let claims =
+        route("claims_headers = { \"X-Upn\" = \"upn\" }\nallow_underscore_headers = [\"x_upn\"]");
+    assert_invalid(&claims, "allow_underscore_headers", "claims_headers");
+}
+
+#[test]
+fn strip_headers_may_not_name_headers_the_proxy_needs() {
+    for name in [
+        "cookie",
+        "authorization",
+        "host",
+        "x-forwarded-for",
+        "bad name",
+    ] {
+        let err = parse_err(&format!("strip_headers = [{name:?}]\n{}", route("")));
+        let shown = err.to_string();
+        assert!(
+            shown.contains("strip_headers") && shown.contains(name),
+            "{shown}"
+        );
+    }
+}
+
 // --- upstream -------------------------------------------------------------------------------
 
 #[test]
@@ -647,7 +749,7 @@ fn load_reads_the_file_and_reports_a_missing_one() {
     )
     .unwrap();
     let specs = load(&path).unwrap();
-    assert_eq!(specs[0].ca_file, Some(dir.path().join("ca.pem")));
+    assert_eq!(specs.routes[0].ca_file, Some(dir.path().join("ca.pem")));
 
     let missing = dir.path().join("gone.toml");
     match load(&missing) {

@@ -242,30 +242,3 @@ fn access_token_goes_in_authorization() {
         Some("Bearer eyJ0.eyJ1.sig")
     );
 }
-
-#[test]
-fn strip_removes_every_copy_of_every_injectable_name() {
-    let mut h = HeaderMap::new();
-    for (k, v) in [
-        ("X-Auth-Request-User", "admin"),
-        ("x-auth-request-user", "admin2"),
-        ("X-Auth-Request-Anything-Else", "x"),
-        ("X-MS-CLIENT-PRINCIPAL", "e30="),
-        ("X-MS-CLIENT-PRINCIPAL-ID", "x"),
-        ("X-MS-TOKEN-AAD-ACCESS-TOKEN", "x"),
-        ("X-Upn", "forged"),
-        ("Authorization", "Bearer forged"),
-        ("Accept", "text/html"),
-    ] {
-        h.append(
-            HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            HeaderValue::from_static(v),
-        );
-    }
-    strip(&mut h, &[HeaderName::from_static("x-upn")], false);
-    let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
-    left.sort();
-    assert_eq!(left, ["accept", "authorization"]);
-    strip(&mut h, &[], true);
-    assert!(h.get("authorization").is_none());
-}
