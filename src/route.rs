@@ -183,24 +183,38 @@ impl RouteTable {
         let route = self
             .find(&target.host, target.path())
             .ok_or(ProxyError::NoRoute)?;
-        let same_route = |reading: &str| {
-            self.find(&target.host, reading)
-                .is_some_and(|r| Arc::ptr_eq(r, route))
-        };
-        if notes.encoded_slash
-            && !(route.allow_encoded_slashes && same_route(&path::slashes_decoded(target.path())))
-        {
+        if notes.encoded_slash && !route.allow_encoded_slashes {
             return Err(ProxyError::BadRequest(
                 "The request path holds an escaped \"/\" or \"\\\".",
             ));
         }
-        if notes.parameters
-            && !(route.allow_path_parameters
-                && same_route(&path::parameters_dropped(target.path())))
-        {
+        if notes.parameters && !route.allow_path_parameters {
             return Err(ProxyError::BadRequest(
                 "The request path holds \";\" parameters.",
             ));
+        }
+        if notes.encoded_slash || notes.parameters {
+            // Every reading, alone and combined, must name this route's resources.
+            let p = target.path();
+            let slashes = notes.encoded_slash.then(|| path::slashes_decoded(p));
+            let readings = [
+                slashes.clone(),
+                notes.parameters.then(|| path::parameters_dropped(p)),
+                slashes.as_deref().map(path::parameters_dropped),
+                notes
+                    .parameters
+                    .then(|| path::slashes_decoded(&path::parameters_dropped(p))),
+            ];
+            let elsewhere = readings.iter().flatten().any(|reading| {
+                !self
+                    .find(&target.host, reading)
+                    .is_some_and(|r| Arc::ptr_eq(r, route))
+            });
+            if elsewhere {
+                return Err(ProxyError::BadRequest(
+                    "The request path reads as another route's path once decoded.",
+                ));
+            }
         }
         Ok(route)
     }

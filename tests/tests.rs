@@ -19,6 +19,7 @@ mod identity;
 mod login;
 mod observability;
 mod optional_claims;
+mod properties;
 mod protocols;
 mod reload;
 mod routing;
