@@ -67,6 +67,31 @@ async fn demo_signs_in_demo_users_and_stops_on_ctrl_c() {
     assert!(page.contains("Hello, Alice Anderson"));
     let denied = alice.get(&format!("{url}admin")).await;
     assert_eq!(denied.status, 403);
+    // No other spelling of /admin reaches the whoami page for Alice either.
+    for spelling in [
+        "ADMIN",
+        "Admin/x",
+        "admin%2fx",
+        "admin;x",
+        "%61dmin",
+        "admin%00/x",
+        "/admin",
+        "admin//",
+        "adm%C4%B1n",
+        "admin%252f",
+    ] {
+        let hop = alice.get(&format!("{url}{spelling}")).await;
+        assert!(
+            hop.status == 400 || hop.status == 403,
+            "/{spelling}: {} {}",
+            hop.status,
+            hop.body
+        );
+        assert!(
+            !hop.body.contains("Hello, Alice"),
+            "/{spelling} reached whoami"
+        );
+    }
     let (_, page) = sign_in(proxy, &url, "chloe@demo.example").await;
     assert!(page.contains("Hello, Chloé Núñez"), "{page}");
 

@@ -98,7 +98,7 @@ fn example_routes_file_parses() {
     assert!(!wiki.strip_prefix);
     assert_eq!(wiki.timeout, Duration::from_secs(60));
     assert_eq!(wiki.auth, AuthMode::Public);
-    assert_eq!(wiki.line, 4);
+    assert_eq!(wiki.line, 8);
 
     let api = &specs[1];
     assert_eq!(api.name, "api");
@@ -106,7 +106,7 @@ fn example_routes_file_parses() {
     assert_eq!(api.path_prefix, "/api");
     assert_eq!(api.upstream.base_path, "/v1");
     assert!(api.strip_prefix);
-    assert_eq!(api.line, 14);
+    assert_eq!(api.line, 18);
 }
 
 #[test]
