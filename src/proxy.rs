@@ -183,7 +183,7 @@ impl Proxy {
             crate::trace::inject(req.headers_mut());
         }
         let upgrade = upgrade::requested(&req);
-        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        let client_upgrade = upgrade.is_some().then(|| upgrade::on(&mut req));
         let req = to_upstream(req, &route, &target, ctx, upgrade)?;
         let mut resp = forward::send(&route.client, req, route.timeout).await?;
 

@@ -9,6 +9,7 @@ mod upstream;
 
 mod admin;
 mod cli;
+mod connections;
 mod credentials;
 #[cfg(feature = "demo")]
 mod demo;
