@@ -1,6 +1,5 @@
-//! Connection limits and HSTS: idle HTTP/2, HTTP/1.1 and WebSocket connections are closed,
-//! busy ones are not; tunnels hold connection slots; the per-client cap; and
-//! `Strict-Transport-Security` on HTTPS answers only.
+//! Connection limits: idle HTTP/2, HTTP/1.1 and WebSocket connections are closed, busy ones
+//! are not; tunnels hold connection slots, through a shutdown too; the per-client cap.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +15,6 @@ use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::support::signin::{Setup, SignIn, HOST};
 use crate::support::{eventually, full, BoxBody, Harness, Options, Upstream};
 
 /// Far longer than any timeout these tests configure: reaching it means "never".
@@ -224,6 +222,30 @@ async fn open_websocket_tunnels_hold_their_connection_slots() {
     echo(&mut second, "still open").await;
 }
 
+#[tokio::test]
+async fn shutdown_waits_for_an_open_tunnel_then_cuts_it_at_the_grace() {
+    let up = Upstream::start("ws").await;
+    // The harness's shutdown_grace is 5 s.
+    let mut h = start(&up, "").await;
+    let mut ws = websocket(&h).await;
+    let run = h.begin_stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    echo(&mut ws, "during the drain").await;
+    assert!(!run.is_finished(), "the drain waits for the tunnel");
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("run returns at the grace")
+        .unwrap()
+        .unwrap();
+    let next = tokio::time::timeout(PATIENCE, ws.next())
+        .await
+        .expect("the tunnel was cut");
+    assert!(
+        !matches!(next, Some(Ok(Message::Text(_) | Message::Binary(_)))),
+        "{next:?}"
+    );
+}
+
 /// `portcullis_connections_refused_total` for the HTTPS listener's per-client cap.
 async fn refused(h: &Harness) -> u64 {
     let metrics = reqwest::get(format!("http://{}/metrics", h.admin))
@@ -290,101 +312,4 @@ async fn trusted_proxies_are_exempt_from_max_connections_per_client() {
         assert_eq!(status(&mut send).await.unwrap(), 200);
         open.push((send, conn));
     }
-}
-
-// --- HSTS -----------------------------------------------------------------------------------
-
-fn hsts(resp: &reqwest::Response) -> Vec<String> {
-    resp.headers()
-        .get_all("strict-transport-security")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
-}
-
-#[tokio::test]
-async fn every_https_answer_carries_hsts() {
-    let up = Upstream::start("a").await;
-    let h = start(&up, "").await;
-    let client = h.client(&[APP, "other.example.test"]);
-    let proxied = client.get(h.url(APP, "/")).send().await.unwrap();
-    assert_eq!(proxied.status(), 200);
-    assert_eq!(hsts(&proxied), ["max-age=31536000"]);
-    let no_route = client
-        .get(h.url("other.example.test", "/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(no_route.status(), 404);
-    assert_eq!(hsts(&no_route), ["max-age=31536000"]);
-}
-
-#[tokio::test]
-async fn the_upstreams_own_hsts_is_kept() {
-    let up = Upstream::start("a").await;
-    let h = start(&up, "hsts = \"max-age=63072000; includeSubDomains\"").await;
-    let client = h.client(&[APP]);
-    let own = client
-        .get(h.url(APP, "/"))
-        .header(
-            "x-test-action",
-            "header=strict-transport-security: max-age=60",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(hsts(&own), ["max-age=60"]);
-    let configured = client.get(h.url(APP, "/")).send().await.unwrap();
-    assert_eq!(hsts(&configured), ["max-age=63072000; includeSubDomains"]);
-}
-
-#[tokio::test]
-async fn an_empty_hsts_sends_none() {
-    let up = Upstream::start("a").await;
-    let h = start(&up, "hsts = \"\"").await;
-    let resp = h.client(&[APP]).get(h.url(APP, "/")).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(hsts(&resp).is_empty());
-}
-
-#[tokio::test]
-async fn plain_http_and_admin_answers_carry_no_hsts() {
-    let up = Upstream::start("a").await;
-    let h = start(&up, "").await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve(APP, h.http)
-        .build()
-        .unwrap();
-    let redirect = client
-        .get(format!("http://{APP}:{}/", h.http.port()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(redirect.status(), 308);
-    assert!(hsts(&redirect).is_empty());
-    let health = client
-        .get(format!("http://{}/healthz", h.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
-    assert!(hsts(&health).is_empty());
-}
-
-#[tokio::test]
-async fn sign_in_redirects_and_auth_endpoints_carry_hsts() {
-    let s = SignIn::start(Setup::default()).await;
-    let client = s.proxy.client(&[HOST]);
-    let to_sign_in = client
-        .get(s.url("/"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(to_sign_in.status(), 302);
-    assert_eq!(hsts(&to_sign_in), ["max-age=31536000"]);
-    let me = client.get(s.url("/.auth/me")).send().await.unwrap();
-    assert_eq!(me.status(), 401);
-    assert_eq!(hsts(&me), ["max-age=31536000"]);
 }

@@ -15,6 +15,7 @@ mod credentials;
 mod demo;
 mod errors;
 mod headers;
+mod hsts;
 mod identity;
 mod login;
 mod observability;
