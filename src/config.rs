@@ -19,18 +19,18 @@
 pub mod auth;
 mod raw;
 pub mod routes;
+pub mod server;
 pub mod session;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipnet::IpNet;
-
 pub use auth::{OidcConfig, Secret};
 pub use routes::{
     AuthMode, HeaderPreset, HostPattern, PolicySpec, RouteSpec, Routing, UpstreamTarget,
 };
+pub use server::ServerConfig;
 pub use session::{RedisConfig, SessionConfig, StoreKind};
 
 /// The validated main configuration.
@@ -59,21 +59,6 @@ pub struct TelemetryConfig {
     /// `None`: no export (W3C `traceparent` from clients still reaches upstreams unchanged).
     pub otlp_endpoint: Option<String>,
     pub service_name: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub listen: SocketAddr,
-    pub http_listen: Option<SocketAddr>,
-    pub admin_listen: Option<SocketAddr>,
-    pub trusted_proxies: Vec<IpNet>,
-    /// The port browsers reach HTTPS on, for the plain-HTTP redirect (default: `listen`'s).
-    pub https_port: u16,
-    pub max_connections: usize,
-    pub max_header_bytes: usize,
-    pub handshake_timeout: Duration,
-    pub header_read_timeout: Duration,
-    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -249,53 +234,7 @@ impl OidcConfig {
 
 fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
     let base = base_dir(file);
-    let s = raw.server;
-    let addr = |key: &str, v: &str| {
-        v.parse::<SocketAddr>().map_err(|_| {
-            ConfigError::invalid(
-                file,
-                key,
-                format!("a socket address like 0.0.0.0:8443, got {v:?}"),
-            )
-        })
-    };
-    let listen = addr("server.listen", &s.listen)?;
-    let opt_addr = |key: &str, v: &Option<String>| match v.as_deref() {
-        None | Some("") => Ok(None),
-        Some(v) => addr(key, v).map(Some),
-    };
-    let mut trusted_proxies = Vec::new();
-    for (i, cidr) in s.trusted_proxies.iter().enumerate() {
-        trusted_proxies.push(parse_cidr(cidr).ok_or_else(|| {
-            ConfigError::invalid(
-                file,
-                format!("server.trusted_proxies[{i}]"),
-                format!("a CIDR like 10.0.0.0/8 or an IP address, got {cidr:?}"),
-            )
-        })?);
-    }
-    let positive = |key: &str, v: Option<usize>, default: usize| match v {
-        Some(0) => Err(ConfigError::invalid(file, key, "a number greater than 0")),
-        Some(n) => Ok(n),
-        None => Ok(default),
-    };
-    let server = ServerConfig {
-        listen,
-        http_listen: opt_addr("server.http_listen", &s.http_listen)?,
-        admin_listen: opt_addr("server.admin_listen", &s.admin_listen)?,
-        trusted_proxies,
-        https_port: s.https_port.unwrap_or(listen.port()),
-        max_connections: positive("server.max_connections", s.max_connections, 10_000)?,
-        max_header_bytes: header_limit(file, s.max_header_bytes)?,
-        handshake_timeout: duration(file, "server.handshake_timeout", s.handshake_timeout, "10s")?,
-        header_read_timeout: duration(
-            file,
-            "server.header_read_timeout",
-            s.header_read_timeout,
-            "10s",
-        )?,
-        shutdown_grace: duration(file, "server.shutdown_grace", s.shutdown_grace, "30s")?,
-    };
+    let server = server::server(raw.server, file)?;
 
     let mut certificates = Vec::new();
     match (raw.tls.cert_file, raw.tls.key_file) {
@@ -454,26 +393,6 @@ pub(crate) fn duration(
             format!("a duration like \"30s\" or \"5m\", got {text:?}"),
         )),
     }
-}
-
-fn header_limit(file: &Path, v: Option<usize>) -> Result<usize, ConfigError> {
-    // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
-    match v {
-        None => Ok(64 * 1024),
-        Some(n) if (8 * 1024..=1024 * 1024).contains(&n) => Ok(n),
-        Some(n) => Err(ConfigError::invalid(
-            file,
-            "server.max_header_bytes",
-            format!("a size from 8192 to 1048576 bytes, got {n}"),
-        )),
-    }
-}
-
-fn parse_cidr(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
 #[cfg(test)]

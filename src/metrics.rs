@@ -15,6 +15,7 @@
 //! | `portcullis_session_store_errors_total` (counter) | `store`, `op` |
 //! | `portcullis_config_reloads_total` (counter) | `result` |
 //! | `portcullis_open_connections` (gauge) | `listener` |
+//! | `portcullis_connections_refused_total` (counter) | `listener`, `reason` |
 //! | `portcullis_build_info` (gauge, 1) | `version` |
 
 use std::sync::OnceLock;
@@ -123,6 +124,12 @@ pub fn store_op(store: &'static str, op: &'static str, elapsed: Duration, ok: bo
 
 pub fn reload(ok: bool) {
     metrics::counter!("portcullis_config_reloads_total", "result" => if ok { "ok" } else { "failed" })
+        .increment(1);
+}
+
+/// A connection closed right after accept, for `reason` (`per_client_cap`).
+pub fn connection_refused(listener: &'static str, reason: &'static str) {
+    metrics::counter!("portcullis_connections_refused_total", "listener" => listener, "reason" => reason)
         .increment(1);
 }
 

@@ -184,7 +184,7 @@ impl Proxy {
         if self.traced {
             crate::trace::inject(req.headers_mut());
         }
-        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        let client_upgrade = upgrade.is_some().then(|| upgrade::on(&mut req));
         let req = to_upstream(req, &route, &target, ctx, upgrade)?;
         let mut resp = forward::send(&route.client, req, route.timeout).await?;
 

@@ -31,8 +31,12 @@ pub async fn handle(proxy: Arc<Proxy>, https_port: u16, req: Request<Incoming>) 
     } else {
         format!(":{https_port}")
     };
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let location = format!("https://{}{port}{path}", target.host);
+    // The canonical path: the one the HTTPS listener will route.
+    let location = format!(
+        "https://{}{port}{}",
+        target.host,
+        target.path_and_query.as_str()
+    );
     let Ok(location) = HeaderValue::from_str(&location) else {
         return ProxyError::BadRequest("The request target is malformed.").to_response(format, id);
     };

@@ -1,29 +1,49 @@
 //! Accepting connections: TCP → TLS → HTTP/1.1 or HTTP/2 → `Proxy::handle`.
 //!
-//! Limits that protect the proxy from slow or abusive clients live here: a connection cap
-//! (a semaphore taken before `accept`, so excess clients wait in the kernel backlog), a TLS
-//! handshake deadline, a header-read deadline (which also closes idle HTTP/1 keep-alive
-//! connections), and a header size limit (hyper answers 431 over it). On shutdown the
-//! listener closes at once and open connections drain until `server.shutdown_grace`.
+//! Limits that protect the proxy from slow or abusive clients live here:
+//!
+//! - a connection cap per listener (a semaphore taken before `accept`, so excess clients wait
+//!   in the kernel backlog) and a cap per client address (over it, the connection is closed
+//!   right after `accept`, before any TLS work; `trusted_proxies` are exempt) — see
+//!   `server/accept.rs` and `server/per_client.rs`. A connection holds both until its socket
+//!   closes, and an upgraded connection's socket lives in its WebSocket tunnel, so a tunnel
+//!   counts against both caps until it ends;
+//! - a TLS handshake deadline, a header-read deadline and a header size limit (hyper answers
+//!   431 over it);
+//! - an idle deadline: a connection with no request in flight for `server.idle_timeout` is
+//!   closed gracefully (HTTP/2: GOAWAY), since hyper's HTTP/2 server has no such setting —
+//!   see `server/conn.rs`. Tunnels have their own (`server.websocket_idle_timeout`, kept by
+//!   `upgrade.rs`, told through the request's extensions).
+//!
+//! Every HTTPS answer carries `Strict-Transport-Security` (`server.hsts`) unless the upstream
+//! sent its own; the plain-HTTP and admin listeners never send it (RFC 6797 §7.2).
+//!
+//! On shutdown the listeners close at once, every connection is asked to finish (HTTP/1.1:
+//! after the request in flight; HTTP/2: GOAWAY), and the listener waits until every
+//! connection and tunnel has ended or `server.shutdown_grace` has passed; then the rest are
+//! cut.
 
-use std::convert::Infallible;
+mod accept;
+mod conn;
+mod per_client;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::header::{STRICT_TRANSPORT_SECURITY, UPGRADE};
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::ServerConfig;
 use crate::proxy::Proxy;
+use crate::upgrade::TunnelLimits;
 
 /// The HTTP/1 + HTTP/2 connection builder with the configured limits.
 fn http_builder(limits: &ServerConfig) -> auto::Builder<TokioExecutor> {
@@ -54,17 +74,19 @@ pub async fn serve_https(
     stop: watch::Receiver<bool>,
 ) {
     let builder = http_builder(&limits);
-    let handshake_timeout = limits.handshake_timeout;
-    accept_loop(
+    let (handshake_timeout, idle_timeout) = (limits.handshake_timeout, limits.idle_timeout);
+    let websocket_idle_timeout = limits.websocket_idle_timeout;
+    let hsts = limits.hsts.clone();
+    accept::run(
         "https",
         listener,
-        limits.max_connections,
-        limits.shutdown_grace,
+        &limits,
         stop,
-        move |tcp, peer, watcher| {
+        move |tcp, peer, signals| {
             let acceptor = acceptor.clone();
             let builder = builder.clone();
             let proxy = proxy.clone();
+            let hsts = hsts.clone();
             async move {
                 let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await
                 {
@@ -72,16 +94,27 @@ pub async fn serve_https(
                     Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
                 };
-                let service = service_fn(move |req: Request<Incoming>| {
+                let tunnel = TunnelLimits {
+                    idle_timeout: websocket_idle_timeout,
+                    cut: signals.cut.clone(),
+                };
+                let handler = move |mut req: Request<Incoming>| {
+                    if req.headers().contains_key(UPGRADE) {
+                        req.extensions_mut().insert(tunnel.clone());
+                    }
                     let proxy = proxy.clone();
-                    async move { Ok::<_, Infallible>(proxy.handle(peer, req).await) }
-                });
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                    .into_owned();
-                if let Err(e) = watcher.watch(conn).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
+                    let hsts = hsts.clone();
+                    async move {
+                        let mut resp = proxy.handle(peer, req).await;
+                        if let Some(hsts) = hsts {
+                            resp.headers_mut()
+                                .entry(STRICT_TRANSPORT_SECURITY)
+                                .or_insert(hsts);
+                        }
+                        resp
+                    }
+                };
+                conn::serve(&builder, tls, peer, idle_timeout, signals, handler).await;
             }
         },
     )
@@ -107,76 +140,14 @@ pub async fn serve_plain<F, Fut, B>(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes);
-    accept_loop(
-        name,
-        listener,
-        limits.max_connections,
-        limits.shutdown_grace,
-        stop,
-        move |tcp, peer, watcher| {
-            let builder = builder.clone();
-            let handler = handler.clone();
-            async move {
-                let service = service_fn(move |req| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler(peer, req).await) }
-                });
-                let conn = builder
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .into_owned();
-                if let Err(e) = watcher.watch(conn).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-            }
-        },
-    )
+    let idle_timeout = limits.idle_timeout;
+    accept::run(name, listener, &limits, stop, move |tcp, peer, signals| {
+        let builder = builder.clone();
+        let handler = handler.clone();
+        async move {
+            let handler = move |req| handler(peer, req);
+            conn::serve(&builder, tcp, peer, idle_timeout, signals, handler).await;
+        }
+    })
     .await
-}
-
-/// Accepts connections within the connection cap and hands each to `serve` on its own task;
-/// when `stop` flips, stops accepting and waits up to `grace` for the watched connections.
-async fn accept_loop<F, Fut>(
-    name: &'static str,
-    listener: TcpListener,
-    max_connections: usize,
-    grace: Duration,
-    mut stop: watch::Receiver<bool>,
-    serve: F,
-) where
-    F: Fn(TcpStream, SocketAddr, hyper_util::server::graceful::Watcher) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(max_connections));
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = stop.changed() => break,
-        };
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
-        };
-        let _ = tcp.set_nodelay(true);
-        let fut = serve(tcp, peer, graceful.watcher());
-        let open = crate::metrics::Connection::open(name);
-        tokio::spawn(async move {
-            fut.await;
-            drop(open);
-            drop(permit);
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::debug!("connections drained"),
-        _ = tokio::time::sleep(grace) => tracing::warn!(grace = ?grace, "shutdown deadline passed with connections still open"),
-    }
 }

@@ -9,12 +9,14 @@ mod upstream;
 
 mod admin;
 mod cli;
+mod connections;
 mod credentials;
 #[cfg(feature = "demo")]
 mod demo;
 mod errors;
 mod gate;
 mod headers;
+mod hsts;
 mod identity;
 mod login;
 mod observability;

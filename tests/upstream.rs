@@ -1,6 +1,6 @@
 //! An upstream test server on 127.0.0.1:0: answers with a JSON echo of what it received, and
 //! on request (header `x-test-action`) sleeps, streams, counts an upload, sends trailers,
-//! sends hop-by-hop headers, or speaks WebSocket. It serves HTTP/1.1 and cleartext HTTP/2.
+//! sends hop-by-hop headers or a header of the test's choice, or speaks WebSocket. It serves HTTP/1.1 and cleartext HTTP/2.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -108,6 +108,17 @@ async fn handle(
     }
     if let Some(key) = action.strip_prefix("hold=") {
         return Ok(Response::new(held(key)));
+    }
+    if let Some((name, value)) = action
+        .strip_prefix("header=")
+        .and_then(|h| h.split_once(':'))
+    {
+        let mut resp = Response::new(full("with a header"));
+        resp.headers_mut().insert(
+            http::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+            HeaderValue::from_str(value.trim()).unwrap(),
+        );
+        return Ok(resp);
     }
     match action.as_str() {
         "count" => {

@@ -93,10 +93,14 @@ pub struct RawServer {
     pub trusted_proxies: Vec<String>,
     pub https_port: Option<u16>,
     pub max_connections: Option<usize>,
+    pub max_connections_per_client: Option<usize>,
     pub max_header_bytes: Option<usize>,
     pub handshake_timeout: Option<String>,
     pub header_read_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub websocket_idle_timeout: Option<String>,
     pub shutdown_grace: Option<String>,
+    pub hsts: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

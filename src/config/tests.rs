@@ -133,6 +133,10 @@ fn omitted_settings_take_their_documented_defaults() {
     assert_eq!(s.handshake_timeout, Duration::from_secs(10));
     assert_eq!(s.header_read_timeout, Duration::from_secs(10));
     assert_eq!(s.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(s.max_connections_per_client, 256);
+    assert_eq!(s.idle_timeout, Duration::from_secs(300));
+    assert_eq!(s.websocket_idle_timeout, Duration::from_secs(600));
+    assert_eq!(s.hsts.as_ref().unwrap(), "max-age=31536000");
     let u = &config.upstream;
     assert_eq!(u.connect_timeout, Duration::from_secs(5));
     assert_eq!(u.pool_idle_timeout, Duration::from_secs(4));
@@ -369,6 +373,56 @@ fn zero_duration_is_rejected() {
         &with_server("shutdown_grace = \"0s\""),
         "server.shutdown_grace",
         "\"0s\"",
+    );
+}
+
+#[test]
+fn connection_limits_and_hsts_can_be_set() {
+    let (_dir, config) = load_ok(&with_server(
+        "max_connections_per_client = 0
+idle_timeout = \"90s\"
+\
+         websocket_idle_timeout = \"1h\"
+hsts = \"max-age=63072000; includeSubDomains; preload\"",
+    ));
+    let s = &config.server;
+    assert_eq!(s.max_connections_per_client, 0, "0: no cap");
+    assert_eq!(s.idle_timeout, Duration::from_secs(90));
+    assert_eq!(s.websocket_idle_timeout, Duration::from_secs(3600));
+    assert_eq!(
+        s.hsts.as_ref().unwrap(),
+        "max-age=63072000; includeSubDomains; preload"
+    );
+}
+
+#[test]
+fn empty_hsts_means_none_is_sent() {
+    let (_dir, config) = load_ok(&with_server("hsts = \"\""));
+    assert_eq!(config.server.hsts, None);
+}
+
+#[test]
+fn hsts_without_max_age_is_rejected() {
+    for bad in ["includeSubDomains", "max-age=1y", "max-age=60; always"] {
+        assert_invalid(
+            &with_server(&format!("hsts = {bad:?}")),
+            "server.hsts",
+            &format!("\"max-age=<seconds>\", optionally followed by \"; includeSubDomains\" and \"; preload\", or \"\" to send none; got {bad:?}"),
+        );
+    }
+}
+
+#[test]
+fn bad_idle_timeouts_are_rejected_under_their_own_key() {
+    assert_invalid(
+        &with_server("idle_timeout = \"0s\""),
+        "server.idle_timeout",
+        "a duration",
+    );
+    assert_invalid(
+        &with_server("websocket_idle_timeout = \"forever\""),
+        "server.websocket_idle_timeout",
+        "\"forever\"",
     );
 }
 
