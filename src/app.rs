@@ -48,7 +48,7 @@ impl App {
         metrics::install();
         let routes = routes.into();
         let routes_file = config.routes_file.clone().unwrap_or_default();
-        config::routes::require_oidc(&routes.routes, &routes_file, config.oidc.is_some())?;
+        config::routes::check_against_oidc(&routes.routes, &routes_file, config.oidc.as_ref())?;
         let clients = Clients::new(config.upstream.clone());
         let table = RouteTable::build(routes, &clients)?;
         let auth = auth::setup::build(&config).await?;

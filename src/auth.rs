@@ -60,6 +60,7 @@ impl Principal {
     pub fn preset_headers(
         &self,
         preset: crate::headers::identity::HeaderPreset,
+        user_claim: &str,
     ) -> std::borrow::Cow<'_, [(http::HeaderName, http::HeaderValue)]> {
         use crate::headers::identity::preset_headers;
         use crate::headers::identity::HeaderPreset;
@@ -70,10 +71,11 @@ impl Principal {
         };
         match self {
             Principal::Session(s) => std::borrow::Cow::Borrowed(
-                s.memo().headers[slot].get_or_init(|| preset_headers(&s.identity, preset)),
+                s.memo().headers[slot]
+                    .get_or_init(|| preset_headers(&s.identity, preset, user_claim)),
             ),
             Principal::Bearer { identity, .. } => {
-                std::borrow::Cow::Owned(preset_headers(identity, preset))
+                std::borrow::Cow::Owned(preset_headers(identity, preset, user_claim))
             }
         }
     }

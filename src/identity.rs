@@ -15,8 +15,12 @@ pub struct Identity {
     pub groups_unresolved: bool,
 }
 
-/// Claims that only matter while validating a token, or that are large and useless upstream.
+/// Claims that only matter while validating a token, that are large and useless upstream, or
+/// that must never reach an upstream: `sid` and `login_hint` (the session keeps them for
+/// sign-out; with them an app could sign the user out of Entra, or learn the user's session).
 const DROPPED_CLAIMS: &[&str] = &[
+    "sid",
+    "login_hint",
     "nonce",
     "aio",
     "rh",
@@ -26,6 +30,9 @@ const DROPPED_CLAIMS: &[&str] = &[
     "_claim_names",
     "_claim_sources",
 ];
+
+/// Claims no header may carry, even from a session stored before they were dropped.
+pub const NEVER_UPSTREAM: &[&str] = &["sid", "login_hint"];
 
 impl Identity {
     /// Keeps the claims worth keeping for the session's life.
@@ -57,6 +64,15 @@ impl Identity {
             .or_else(|| self.str("upn"))
             .or_else(|| self.str("email"))
             .unwrap_or("")
+    }
+
+    /// The user's name by `claim` (`oidc.user_claim`): `preferred_username` falls back as
+    /// [`Identity::username`] does; others are the claim or nothing.
+    pub fn user(&self, claim: &str) -> &str {
+        match claim {
+            "preferred_username" => self.username(),
+            c => self.str(c).unwrap_or(""),
+        }
     }
 
     /// The values of a claim as strings: one for a string, each string of an array.

@@ -141,7 +141,11 @@ fn check(path: &Path) -> anyhow::Result<()> {
         .clone()
         .context("the configuration names no routing file")?;
     let routes = portcullis::config::routes::load(&routes_file)?;
-    portcullis::config::routes::require_oidc(&routes.routes, &routes_file, config.oidc.is_some())?;
+    portcullis::config::routes::check_against_oidc(
+        &routes.routes,
+        &routes_file,
+        config.oidc.as_ref(),
+    )?;
     println!("{}: ok", config.file.display());
     match &config.oidc {
         Some(o) => println!(

@@ -92,6 +92,13 @@ impl Proxy {
         self.auth.as_ref()
     }
 
+    /// The claim that names the user in the user headers (`oidc.user_claim`).
+    fn user_claim(&self) -> &'static str {
+        self.auth.as_ref().map_or("preferred_username", |a| {
+            a.provider().config.user_claim.as_str()
+        })
+    }
+
     /// Answers one request from `peer`. Never fails: errors become pages here.
     pub async fn handle(&self, peer: SocketAddr, req: Request<Incoming>) -> Response<LoggedBody> {
         let mut ctx = RequestCtx::new(peer, &req, &self.trusted_proxies, self.traced);
@@ -164,7 +171,7 @@ impl Proxy {
                 Decision::Proceed(p) => p,
                 Decision::Respond(resp) => return Ok(resp),
             },
-            // Refused at load (routes::require_oidc); fail closed all the same.
+            // Refused at load (routes::check_against_oidc); fail closed all the same.
             (None, _) => return Err(ProxyError::ProviderUnavailable),
         };
         if let Some(p) = &principal {
@@ -172,7 +179,7 @@ impl Proxy {
             identity::inject(
                 req.headers_mut(),
                 p.identity(),
-                &p.preset_headers(route.headers),
+                &p.preset_headers(route.headers, self.user_claim()),
                 &route.claims_headers,
                 p.access_token().filter(|_| route.pass_access_token),
             );

@@ -32,7 +32,8 @@ pub enum ReloadError {
 /// Reads, validates and swaps in the routing file. Returns the number of routes.
 pub fn reload_routes(proxy: &Proxy, file: &std::path::Path) -> Result<usize, ReloadError> {
     let routing = routes::load(file)?;
-    routes::require_oidc(&routing.routes, file, proxy.auth().is_some())?;
+    let oidc = proxy.auth().map(|a| &a.provider().config);
+    routes::check_against_oidc(&routing.routes, file, oidc)?;
     let table = RouteTable::build(routing, proxy.clients())?;
     let n = table.len();
     proxy.set_routes(table);

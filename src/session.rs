@@ -110,8 +110,41 @@ pub fn store_key(id: &str) -> String {
     format!("session:{}", digest(id))
 }
 
+/// The set of session keys Entra knows by `sid` (every sign-in of one Entra browser session).
 fn sid_key(sid: &str) -> String {
+    format!("sid-set:{}", digest(sid))
+}
+
+/// The single-key `sid` index of earlier versions, read and removed for sessions it still
+/// names.
+fn legacy_sid_key(sid: &str) -> String {
     format!("sid:{}", digest(sid))
+}
+
+/// The set of a user's session keys, for revoking them all.
+fn user_key(id: &Identity) -> String {
+    format!("user:{}", digest(&format!("{}/{}", id.tid(), id.oid())))
+}
+
+/// What sign-out needs from the ID token: kept on the session, never sent upstream.
+#[derive(Debug, Clone, Default)]
+pub struct SignOutHints {
+    /// Entra's `sid`, for front-channel sign-out.
+    pub sid: Option<String>,
+    /// Entra's `login_hint`, passed back as `logout_hint`.
+    pub login_hint: Option<String>,
+}
+
+impl SignOutHints {
+    /// Reads them from a validated ID token's claims (before `Identity::from_claims` drops
+    /// them).
+    pub fn of(claims: &serde_json::Map<String, serde_json::Value>) -> SignOutHints {
+        let get = |c: &str| claims.get(c).and_then(|v| v.as_str()).map(String::from);
+        SignOutHints {
+            sid: get("sid"),
+            login_hint: get("login_hint"),
+        }
+    }
 }
 
 /// A session as read, with the key it lives under.
@@ -192,6 +225,7 @@ impl Sessions {
     pub async fn start(
         &self,
         identity: Identity,
+        hints: SignOutHints,
         tokens: Tokens,
     ) -> Result<(String, Duration), StoreError> {
         let now = now();
@@ -203,8 +237,8 @@ impl Sessions {
             hard_end.min(access_expires_at)
         };
         self.create(Session {
-            sid: identity.str("sid").map(String::from),
-            login_hint: identity.str("login_hint").map(String::from),
+            sid: hints.sid,
+            login_hint: hints.login_hint,
             identity,
             access_token: Some(tokens.access_token),
             refresh_token: tokens.refresh_token,
@@ -226,9 +260,16 @@ impl Sessions {
         self.store
             .set(&key, &self.seal(&key, &session)?, ttl)
             .await?;
+        // The indexes live as long as the session's hard end: a member may outlive its
+        // session (readers skip it), a session never outlives its index entry.
+        let left = Duration::from_secs(session.expires_at.saturating_sub(now()).max(1));
         if let Some(sid) = &session.sid {
-            let left = Duration::from_secs(session.expires_at.saturating_sub(now()).max(1));
-            self.store.set(&sid_key(sid), key.as_bytes(), left).await?;
+            self.store.set_add(&sid_key(sid), &key, left).await?;
+        }
+        if !session.identity.oid().is_empty() {
+            self.store
+                .set_add(&user_key(&session.identity), &key, left)
+                .await?;
         }
         Ok(id)
     }
@@ -308,26 +349,43 @@ impl Sessions {
                 .is_ok()
     }
 
-    /// Replaces a session's value (after a refresh) and tells the other instances.
-    pub async fn save(&self, key: &str, session: Session) -> Result<Arc<Active>, StoreError> {
+    /// Replaces a session's value (after a refresh) and tells the other instances. `None`:
+    /// the session was deleted meanwhile (a sign-out during the refresh), and stays deleted.
+    pub async fn save(
+        &self,
+        key: &str,
+        session: Session,
+    ) -> Result<Option<Arc<Active>>, StoreError> {
         let ttl = self
             .ttl(&session, now())
             .ok_or_else(|| StoreError::Failed("session has ended".into()))?;
-        self.store.set(key, &self.seal(key, &session)?, ttl).await?;
+        if !self
+            .store
+            .set_xx(key, &self.seal(key, &session)?, ttl)
+            .await?
+        {
+            self.cache.remove(key).await;
+            return Ok(None);
+        }
         let session = Arc::new(Active::new(session));
         self.cache.insert(key, session.clone()).await;
         if let Err(e) = self.store.publish_invalidation(key).await {
             tracing::warn!(error = %e, "could not publish a session change");
         }
-        Ok(session)
+        Ok(Some(session))
     }
 
     /// Ends a session everywhere.
     pub async fn delete(&self, key: &str, session: Option<&Session>) -> Result<(), StoreError> {
         self.cache.remove(key).await;
         self.store.delete(key).await?;
-        if let Some(sid) = session.and_then(|s| s.sid.as_deref()) {
-            self.store.delete(&sid_key(sid)).await?;
+        if let Some(s) = session {
+            if let Some(sid) = s.sid.as_deref() {
+                self.store.set_remove(&sid_key(sid), key).await?;
+            }
+            if !s.identity.oid().is_empty() {
+                self.store.set_remove(&user_key(&s.identity), key).await?;
+            }
         }
         if let Err(e) = self.store.publish_invalidation(key).await {
             tracing::warn!(error = %e, "could not publish a session deletion");
@@ -335,19 +393,52 @@ impl Sessions {
         Ok(())
     }
 
-    /// Ends the session Entra knows as `sid` (front-channel sign-out). True if one existed.
-    pub async fn delete_by_sid(&self, sid: &str) -> Result<bool, StoreError> {
-        let Some(key) = self.store.get(&sid_key(sid)).await? else {
-            return Ok(false);
-        };
-        let key = String::from_utf8_lossy(&key).into_owned();
-        let session = self.read(&key).await?;
-        self.delete(&key, session.as_deref().map(|a| &**a)).await?;
-        if session.is_none() {
-            // Ended on its own already: only the index entry is left.
-            self.store.delete(&sid_key(sid)).await?;
+    /// Ends every session Entra knows as `sid` (front-channel sign-out) whose issuer is
+    /// `iss`, when the provider names one (OpenID Connect Front-Channel Logout 1.0 §2).
+    /// Returns how many ended.
+    pub async fn delete_by_sid(&self, sid: &str, iss: Option<&str>) -> Result<usize, StoreError> {
+        let mut keys = self.store.set_members(&sid_key(sid)).await?;
+        if let Some(old) = self.store.get(&legacy_sid_key(sid)).await? {
+            keys.push(String::from_utf8_lossy(&old).into_owned());
         }
-        Ok(true)
+        let mut ended = 0;
+        for key in keys {
+            let session = self.read(&key).await?;
+            let Some(session) = session else {
+                // Ended on its own already: only the index entry was left.
+                self.store.set_remove(&sid_key(sid), &key).await?;
+                continue;
+            };
+            if iss.is_some_and(|iss| session.identity.str("iss") != Some(iss)) {
+                tracing::info!("front-channel sign-out names another issuer; session kept");
+                continue;
+            }
+            self.delete(&key, Some(&**session)).await?;
+            ended += 1;
+        }
+        if ended > 0 {
+            self.store.delete(&legacy_sid_key(sid)).await?;
+        }
+        Ok(ended)
+    }
+
+    /// Ends every session of the user `tid`/`oid`, on every instance. Returns how many ended.
+    pub async fn delete_user(&self, tid: &str, oid: &str) -> Result<usize, StoreError> {
+        let mut who = Identity::default();
+        who.claims.insert("tid".into(), tid.into());
+        who.claims.insert("oid".into(), oid.into());
+        let index = user_key(&who);
+        let mut ended = 0;
+        for key in self.store.set_members(&index).await? {
+            match self.read(&key).await? {
+                Some(session) => {
+                    self.delete(&key, Some(&**session)).await?;
+                    ended += 1;
+                }
+                None => self.store.set_remove(&index, &key).await?,
+            }
+        }
+        Ok(ended)
     }
 }
 

@@ -17,8 +17,11 @@
 //!   and no log line contains one.
 //! - Every entry expires. A TTL is kept with millisecond precision: a sub-millisecond TTL
 //!   rounds up to 1 ms, a zero TTL is refused (Redis would refuse it too).
-//! - `set_nx` and `delete_if` are atomic, across instances for Redis: a refresh lock has at
-//!   most one holder, and only the holder releases it.
+//! - `set_nx`, `set_xx`, `set_add` and `delete_if` are atomic, across instances for Redis: a
+//!   refresh lock has at most one holder, only the holder releases it, and a renewal never
+//!   brings back a session deleted while it ran.
+//! - Sets (`sid-set:<hex>`, `user:<hex>`) index session keys; a member may outlive its
+//!   session (readers skip members that are gone), never the other way round.
 //! - A store that cannot be reached answers [`StoreError::Unavailable`] quickly instead of
 //!   hanging the request; the proxy maps that to 503 on protected routes and to a failing
 //!   `/readyz` (through [`SessionStore::ping`]).
@@ -46,6 +49,16 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
     /// Stores only if `key` is absent; true if stored. Used for refresh locks and one-time markers.
     async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError>;
+    /// Replaces the value only if `key` exists (`SET XX`); false if absent. A renewed session
+    /// is written this way, so a sign-out during the renewal is not undone.
+    async fn set_xx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError>;
+    /// Adds `member` to the set at `key` and makes the set live at least `ttl` from now (an
+    /// index: the sessions of a `sid`, of a user).
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// The members of the set at `key`; empty if absent.
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError>;
+    /// Removes `member` from the set at `key`.
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError>;
     /// Resets the time to live of an existing key; false if the key is absent.
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
     /// Remaining time to live, None if absent.

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use fred::prelude::*;
 use portcullis::config::Secret;
-use portcullis::store::redis::{acl_rules, DELETE_IF_SCRIPT, DELETE_IF_SHA1};
+use portcullis::store::redis::{
+    acl_rules, DELETE_IF_SCRIPT, DELETE_IF_SHA1, SET_ADD_SCRIPT, SET_ADD_SHA1,
+};
 use portcullis::store::{
     Invalidation, MemoryStore, RedisConfig, RedisStore, SessionStore, StoreError,
 };
@@ -138,7 +140,57 @@ suite!(
     invalidations_reach_every_instance,
     zero_ttl_is_refused,
     ping_answers_and_kind_names_the_backend,
+    set_xx_replaces_only_an_existing_key,
+    sets_add_list_and_remove_members_across_instances,
+    a_set_lives_as_long_as_its_longest_member_asked,
 );
+
+async fn set_xx_replaces_only_an_existing_key(s: Backend) {
+    let k = key("session");
+    assert!(!s.a.set_xx(&k, b"renewed", HOUR).await.unwrap());
+    assert_eq!(s.b.get(&k).await.unwrap(), None, "set_xx created a key");
+    s.a.set(&k, b"first", HOUR).await.unwrap();
+    assert!(s.b.set_xx(&k, b"renewed", SHORT).await.unwrap());
+    assert_eq!(s.a.get(&k).await.unwrap().as_deref(), Some(&b"renewed"[..]));
+    assert!(s.a.ttl(&k).await.unwrap().unwrap() <= SHORT);
+    s.a.delete(&k).await.unwrap();
+    assert!(!s.b.set_xx(&k, b"resurrected", HOUR).await.unwrap());
+    assert_eq!(s.a.get(&k).await.unwrap(), None);
+}
+
+async fn sets_add_list_and_remove_members_across_instances(s: Backend) {
+    let k = key("sid-set");
+    assert!(s.a.set_members(&k).await.unwrap().is_empty());
+    s.a.set_add(&k, "session:1", HOUR).await.unwrap();
+    s.b.set_add(&k, "session:2", HOUR).await.unwrap();
+    s.b.set_add(&k, "session:2", HOUR).await.unwrap();
+    let mut members = s.a.set_members(&k).await.unwrap();
+    members.sort();
+    assert_eq!(members, ["session:1", "session:2"]);
+    s.b.set_remove(&k, "session:1").await.unwrap();
+    assert_eq!(s.a.set_members(&k).await.unwrap(), ["session:2"]);
+    s.a.set_remove(&k, "session:2").await.unwrap();
+    s.a.set_remove(&k, "absent").await.unwrap();
+    assert!(s.b.set_members(&k).await.unwrap().is_empty());
+}
+
+async fn a_set_lives_as_long_as_its_longest_member_asked(s: Backend) {
+    let k = key("user");
+    s.a.set_add(&k, "session:long", HOUR).await.unwrap();
+    s.a.set_add(&k, "session:short", SHORT).await.unwrap();
+    assert!(
+        s.a.ttl(&k).await.unwrap().unwrap() > Duration::from_secs(3000),
+        "a shorter member cut the set's life"
+    );
+    let k = key("user");
+    s.a.set_add(&k, "session:short", SHORT).await.unwrap();
+    assert!(
+        eventually(BOUND, || async {
+            s.b.set_members(&k).await.unwrap().is_empty()
+        })
+        .await
+    );
+}
 
 async fn set_then_get_round_trips(s: Backend) {
     let k = key("session");
@@ -395,6 +447,8 @@ mod redis_only {
         let raw = raw(&server, None).await;
         let sha: String = raw.script_load(DELETE_IF_SCRIPT).await.unwrap();
         assert_eq!(sha, DELETE_IF_SHA1);
+        let sha: String = raw.script_load(SET_ADD_SCRIPT).await.unwrap();
+        assert_eq!(sha, SET_ADD_SHA1);
     }
 
     #[tokio::test]
@@ -515,7 +569,12 @@ mod redis_only {
         assert!(!a.delete_if(&k, b"other").await.unwrap());
         assert!(a.delete_if(&k, b"token").await.unwrap());
         a.set(&k, b"v", HOUR).await.unwrap();
+        assert!(a.set_xx(&k, b"w", HOUR).await.unwrap());
         a.delete(&k).await.unwrap();
+        let index = key("sid-set");
+        a.set_add(&index, "session:x", HOUR).await.unwrap();
+        assert_eq!(b.set_members(&index).await.unwrap(), ["session:x"]);
+        b.set_remove(&index, "session:x").await.unwrap();
         a.ping().await.unwrap();
         let mut at_b = b.invalidations();
         a.publish_invalidation(&k).await.unwrap();

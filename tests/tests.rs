@@ -25,6 +25,7 @@ mod properties;
 mod protocols;
 mod reload;
 mod routing;
+mod session_rules;
 mod sessions;
 mod shutdown;
 mod store;

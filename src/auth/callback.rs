@@ -20,6 +20,7 @@ use crate::error::ProxyError;
 use crate::identity::Identity;
 use crate::oidc::{graph, token::aadsts_code, verify::constant_time_eq, Expect};
 use crate::primitives::now;
+use crate::session::SignOutHints;
 
 impl SignIn {
     pub(super) async fn callback<B>(
@@ -77,6 +78,7 @@ impl SignIn {
             .await
             .map_err(|e| fail(SignInError::IdToken(e)))?;
         let overage = graph::has_overage(&claims);
+        let hints = SignOutHints::of(&claims);
         let mut identity = Identity::from_claims(claims);
         if overage {
             match self.provider.graph_groups(&tokens.access_token).await {
@@ -93,7 +95,7 @@ impl SignIn {
         let (oid, tid) = (identity.oid().to_owned(), identity.tid().to_owned());
         let (id, lifetime) = self
             .sessions
-            .start(identity, tokens)
+            .start(identity, hints, tokens)
             .await
             .map_err(ProxyError::StoreUnavailable)?;
         crate::audit::record(ctx.audit(), crate::audit::Event::SignIn, &oid, &tid, "");

@@ -136,7 +136,7 @@ impl Auth {
         });
         let body = serde_json::json!([{
             "provider_name": "aad",
-            "user_id": id.username(),
+            "user_id": id.user(self.provider().config.user_claim.as_str()),
             "user_claims": principal["claims"],
             "oid": id.oid(),
             "tid": id.tid(),
@@ -153,25 +153,31 @@ impl Auth {
         Ok(resp)
     }
 
-    /// `GET /.auth/frontchannel-logout?sid=…`: always 200, so the provider's frame completes.
+    /// `GET /.auth/frontchannel-logout?sid=…&iss=…`: ends every session of that Entra
+    /// session; with `iss`, only sessions of that issuer. Always 200, so the provider's frame
+    /// completes.
     async fn frontchannel_logout<B>(
         &self,
         req: &Request<B>,
         ctx: &RequestCtx,
     ) -> Result<Response<Body>, ProxyError> {
-        let sid = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-            .find(|(k, _)| k == "sid")
-            .map(|(_, v)| v.into_owned());
-        if let Some(sid) = sid.filter(|s| !s.is_empty() && s.len() <= 256) {
-            match self.sessions.delete_by_sid(&sid).await {
-                Ok(true) => crate::audit::record(
+        let param = |name: &str| {
+            url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .filter(|v| !v.is_empty() && v.len() <= 256)
+        };
+        if let Some(sid) = param("sid") {
+            let iss = param("iss");
+            match self.sessions.delete_by_sid(&sid, iss.as_deref()).await {
+                Ok(0) => {}
+                Ok(_) => crate::audit::record(
                     ctx.audit(),
                     crate::audit::Event::SignOut,
                     "",
                     "",
                     "front_channel",
                 ),
-                Ok(false) => {}
                 Err(e) => return Err(ProxyError::StoreUnavailable(e)),
             }
         }

@@ -57,6 +57,33 @@ pub struct OidcConfig {
     pub clock_skew: Duration,
     pub jwks_refresh: Duration,
     pub http_timeout: Duration,
+    /// The claim that names the user in `X-Auth-Request-User` and
+    /// `X-MS-CLIENT-PRINCIPAL-NAME` (`user_claim`).
+    pub user_claim: UserClaim,
+}
+
+/// Which claim names the user in the user headers. Display and logs only: policies use
+/// `oid`, `tid`, groups and roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserClaim {
+    /// `preferred_username`, then `upn`, then `email`, whichever the token has first.
+    PreferredUsername,
+    /// The object ID: immutable and unique in its tenant.
+    Oid,
+    Upn,
+    /// Mutable, and not verified in every tenant (the "nOAuth" hazard): never an identity.
+    Email,
+}
+
+impl UserClaim {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserClaim::PreferredUsername => "preferred_username",
+            UserClaim::Oid => "oid",
+            UserClaim::Upn => "upn",
+            UserClaim::Email => "email",
+        }
+    }
 }
 
 /// The client credential (ENTRA.md §7). Certificates and federated tokens are read from their
@@ -206,6 +233,18 @@ pub(super) fn oidc(mut raw: RawOidc, file: &Path, base: &Path) -> Result<OidcCon
         clock_skew: duration(file, "oidc.clock_skew", raw.clock_skew, "5m")?,
         jwks_refresh: duration(file, "oidc.jwks_refresh", raw.jwks_refresh, "1h")?,
         http_timeout: duration(file, "oidc.http_timeout", raw.http_timeout, "10s")?,
+        user_claim: match raw.user_claim.as_deref().unwrap_or("preferred_username") {
+            "preferred_username" => UserClaim::PreferredUsername,
+            "oid" => UserClaim::Oid,
+            "upn" => UserClaim::Upn,
+            "email" => UserClaim::Email,
+            other => {
+                return Err(bad(
+                    "oidc.user_claim",
+                    format!("\"preferred_username\", \"oid\", \"upn\" or \"email\", got {other:?}"),
+                ))
+            }
+        },
     })
 }
 

@@ -52,6 +52,7 @@ pub struct RawOidc {
     pub clock_skew: Option<String>,
     pub jwks_refresh: Option<String>,
     pub http_timeout: Option<String>,
+    pub user_claim: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

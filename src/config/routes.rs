@@ -287,10 +287,11 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
                     "a header name that is not a connection, forwarding, cookie or authorization header".to_owned(),
                 )
             })?;
-        if claim.trim().is_empty() {
+        if claim.trim().is_empty() || crate::identity::NEVER_UPSTREAM.contains(&claim.trim()) {
             return Err(bad(
                 &format!("claims_headers.{name}"),
-                "a claim name, like \"upn\"".to_owned(),
+                "a claim name, like \"upn\" (not \"sid\" or \"login_hint\", which never leave the proxy)"
+                    .to_owned(),
             ));
         }
         claims_headers.push((header, claim.trim().to_owned()));
@@ -394,19 +395,40 @@ fn policy(
     })
 }
 
-/// Refuses `login` and `bearer` routes when the main file has no `[oidc]` section.
-pub fn require_oidc(specs: &[RouteSpec], file: &Path, has_oidc: bool) -> Result<(), ConfigError> {
-    if has_oidc {
+/// Checks the routes against the main file's `[oidc]`: `login` and `bearer` routes need one;
+/// with a multi-tenant authority, a route that decides by app roles or claims must name its
+/// tenants, because a role or claim value means something else in every tenant (any tenant
+/// can define an app role called `Admin` for its own users).
+pub fn check_against_oidc(
+    specs: &[RouteSpec],
+    file: &Path,
+    oidc: Option<&super::OidcConfig>,
+) -> Result<(), ConfigError> {
+    let Some(oidc) = oidc else {
+        return match specs.iter().find(|s| s.auth != AuthMode::Public) {
+            Some(s) => Err(ConfigError::invalid(
+                file,
+                format!("route {:?} (line {}): auth", s.name, s.line),
+                format!(
+                    "\"public\", or an [oidc] section in the main file: auth = \"{}\" signs users in with Entra ID (routes default to \"login\")",
+                    s.auth.as_str()
+                ),
+            )),
+            None => Ok(()),
+        };
+    };
+    if !oidc.multi_tenant {
         return Ok(());
     }
-    match specs.iter().find(|s| s.auth != AuthMode::Public) {
+    let unscoped = specs.iter().find(|s| {
+        (!s.policy.roles.is_empty() || !s.policy.claims.is_empty()) && s.policy.tenants.is_empty()
+    });
+    match unscoped {
         Some(s) => Err(ConfigError::invalid(
             file,
-            format!("route {:?} (line {}): auth", s.name, s.line),
-            format!(
-                "\"public\", or an [oidc] section in the main file: auth = \"{}\" signs users in with Entra ID (routes default to \"login\")",
-                s.auth.as_str()
-            ),
+            format!("route {:?} (line {}): allowed_tenants", s.name, s.line),
+            "the tenant IDs whose app roles and claims this route trusts: with a multi-tenant \
+             issuer, allowed_roles and require_claims mean something else in every tenant",
         )),
         None => Ok(()),
     }

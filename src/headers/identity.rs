@@ -37,8 +37,8 @@ impl HeaderPreset {
 /// Identity headers ready to send, built once per session value (`session::Memo`).
 pub type Headers = Vec<(HeaderName, HeaderValue)>;
 
-/// The preset's headers for `id`.
-pub fn preset_headers(id: &Identity, preset: HeaderPreset) -> Headers {
+/// The preset's headers for `id`; `user_claim` names the user (`oidc.user_claim`).
+pub fn preset_headers(id: &Identity, preset: HeaderPreset, user_claim: &str) -> Headers {
     let mut out = Headers::new();
     let mut put = |name: &'static str, value: Option<String>| {
         if let Some(v) = value.filter(|v| !v.is_empty()) {
@@ -49,7 +49,7 @@ pub fn preset_headers(id: &Identity, preset: HeaderPreset) -> Headers {
     };
     match preset {
         HeaderPreset::OAuth2Proxy => {
-            put("x-auth-request-user", Some(id.username().to_owned()));
+            put("x-auth-request-user", Some(id.user(user_claim).to_owned()));
             put("x-auth-request-email", id.rendered("email"));
             put(
                 "x-auth-request-preferred-username",
@@ -62,7 +62,10 @@ pub fn preset_headers(id: &Identity, preset: HeaderPreset) -> Headers {
             put("x-auth-request-roles", Some(id.roles().join(",")));
         }
         HeaderPreset::EasyAuth => {
-            put("x-ms-client-principal-name", Some(id.username().to_owned()));
+            put(
+                "x-ms-client-principal-name",
+                Some(id.user(user_claim).to_owned()),
+            );
             put("x-ms-client-principal-id", id.rendered("oid"));
             put("x-ms-client-principal-idp", Some("aad".to_owned()));
             put("x-ms-client-principal", Some(easy_auth_principal(id)));
@@ -147,6 +150,9 @@ pub fn easy_auth_principal(id: &Identity) -> String {
 pub fn easy_auth_json(id: &Identity) -> Value {
     let mut claims = Vec::new();
     for (name, value) in &id.claims {
+        if crate::identity::NEVER_UPSTREAM.contains(&name.as_str()) {
+            continue;
+        }
         let typ = EASY_AUTH_TYPES
             .iter()
             .find(|(n, _)| n == name)

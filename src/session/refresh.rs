@@ -229,10 +229,10 @@ impl Sessions {
             {
                 // The same user, or the refresh is not to be trusted.
                 Ok(claims) if claims.get("oid") == current.identity.claims.get("oid") => {
+                    // Overage is announced by claims that `from_claims` drops: look first.
+                    let overage = crate::oidc::graph::has_overage(&claims);
                     let mut identity = Identity::from_claims(claims);
-                    if crate::oidc::graph::has_overage(&identity.claims)
-                        || current.identity.groups_unresolved
-                    {
+                    if overage || current.identity.groups_unresolved {
                         // Keep the groups resolved at sign-in; Graph is asked again at the next
                         // sign-in.
                         identity.claims.remove("groups");
@@ -265,7 +265,9 @@ impl Sessions {
         }
         let renewed = Arc::new(Active::new(next.clone()));
         match self.save(key, next).await {
-            Ok(s) => {
+            // Signed out while the token call ran: the sign-out stands.
+            Ok(None) => Freshness::Ended("session_gone"),
+            Ok(Some(s)) => {
                 audit::record(
                     audit,
                     Event::Refresh,

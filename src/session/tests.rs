@@ -26,10 +26,12 @@ fn session(expires_in: u64) -> Session {
     let now = now();
     let mut claims = serde_json::Map::new();
     claims.insert("oid".into(), "o-1".into());
+    claims.insert("tid".into(), "t-1".into());
+    claims.insert("iss".into(), "https://issuer.example/t-1/v2.0".into());
     Session {
         identity: Identity::from_claims(claims),
-        access_token: Some("at".into()),
-        refresh_token: Some("rt".into()),
+        access_token: Some("access-token-value".into()),
+        refresh_token: Some("refresh-token-value".into()),
         access_expires_at: now + 3600,
         created_at: now,
         expires_at: now + expires_in,
@@ -50,7 +52,14 @@ async fn a_created_session_loads_by_its_cookie_value_only() {
     // The stored value is sealed: no claim or token in the clear, and not under the raw ID.
     let raw = store.get(&store_key(&id)).await.unwrap().unwrap();
     let text = String::from_utf8_lossy(&raw);
-    assert!(!text.contains("o-1") && !text.contains("rt"));
+    // (Markers long enough that random ciphertext cannot hold them by chance.)
+    for clear in [
+        "issuer.example",
+        "access-token-value",
+        "refresh-token-value",
+    ] {
+        assert!(!text.contains(clear), "{clear} is in the clear");
+    }
     assert!(store.get(&id).await.unwrap().is_none());
 }
 
@@ -89,12 +98,93 @@ async fn delete_by_sid_ends_the_session_everywhere() {
     let (s, _) = sessions();
     let id = s.create(session(3600)).await.unwrap();
     assert!(s.load(&id).await.unwrap().is_some());
-    assert!(s.delete_by_sid("sid-1").await.unwrap());
+    assert_eq!(s.delete_by_sid("sid-1", None).await.unwrap(), 1);
     assert!(
         s.load(&id).await.unwrap().is_none(),
         "the cached copy went too"
     );
-    assert!(!s.delete_by_sid("sid-1").await.unwrap());
+    assert_eq!(s.delete_by_sid("sid-1", None).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn every_session_of_a_sid_ends_and_only_for_its_issuer() {
+    let (s, _) = sessions();
+    let first = s.create(session(3600)).await.unwrap();
+    let second = s.create(session(3600)).await.unwrap();
+    let other = s.create(Session {
+        sid: Some("sid-2".into()),
+        ..session(3600)
+    });
+    let other = other.await.unwrap();
+    assert_eq!(
+        s.delete_by_sid("sid-1", Some("https://evil.example/t-1/v2.0"))
+            .await
+            .unwrap(),
+        0,
+        "another issuer's front-channel request ends nothing"
+    );
+    assert!(s.load(&first).await.unwrap().is_some());
+    assert_eq!(
+        s.delete_by_sid("sid-1", Some("https://issuer.example/t-1/v2.0"))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(s.load(&first).await.unwrap().is_none());
+    assert!(s.load(&second).await.unwrap().is_none());
+    assert!(s.load(&other).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_sid_indexed_the_earlier_way_is_still_found() {
+    let (s, store) = sessions();
+    let id = s.create(session(3600)).await.unwrap();
+    store
+        .set_remove(&sid_key("sid-1"), &store_key(&id))
+        .await
+        .unwrap();
+    store
+        .set(
+            &legacy_sid_key("sid-1"),
+            store_key(&id).as_bytes(),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.delete_by_sid("sid-1", None).await.unwrap(), 1);
+    assert!(store.get(&legacy_sid_key("sid-1")).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_renewal_written_after_a_sign_out_does_not_bring_the_session_back() {
+    let (s, store) = sessions();
+    let id = s.create(session(3600)).await.unwrap();
+    let key = store_key(&id);
+    let loaded = s.load(&id).await.unwrap().unwrap();
+    // A refresh read the session, then a sign-out ended it, then the refresh wrote.
+    s.delete(&key, Some(&**loaded.session)).await.unwrap();
+    let renewed = Session::clone(&loaded.session);
+    assert!(s.save(&key, renewed).await.unwrap().is_none());
+    assert!(store.get(&key).await.unwrap().is_none());
+    assert!(s.load(&id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn every_session_of_a_user_ends_at_once() {
+    let (s, _) = sessions();
+    let a = s.create(session(3600)).await.unwrap();
+    let b = s.create(session(600)).await.unwrap();
+    let mut someone_else = session(3600);
+    someone_else
+        .identity
+        .claims
+        .insert("oid".into(), "o-2".into());
+    let c = s.create(someone_else).await.unwrap();
+    assert_eq!(s.delete_user("t-1", "o-1").await.unwrap(), 2);
+    assert!(s.load(&a).await.unwrap().is_none());
+    assert!(s.load(&b).await.unwrap().is_none());
+    assert!(s.load(&c).await.unwrap().is_some());
+    assert_eq!(s.delete_user("t-1", "o-1").await.unwrap(), 0);
 }
 
 #[test]

@@ -38,6 +38,21 @@ impl<S: SessionStore> SessionStore for Instrumented<S> {
         self.timed("set_nx", self.inner.set_nx(key, value, ttl))
             .await
     }
+    async fn set_xx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        self.timed("set_xx", self.inner.set_xx(key, value, ttl))
+            .await
+    }
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.timed("set_add", self.inner.set_add(key, member, ttl))
+            .await
+    }
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.timed("set_members", self.inner.set_members(key)).await
+    }
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        self.timed("set_remove", self.inner.set_remove(key, member))
+            .await
+    }
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         self.timed("expire", self.inner.expire(key, ttl)).await
     }

@@ -142,6 +142,15 @@ impl State {
     }
 }
 
+/// A set's members: kept as one value, newline-separated (members are store keys).
+fn members(value: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(value)
+        .split('\n')
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 fn deadline(now: Instant, ttl: Duration) -> Result<Instant, StoreError> {
     let ttl = Duration::from_millis(ttl_millis(ttl)?);
     now.checked_add(ttl)
@@ -206,6 +215,71 @@ impl SessionStore for MemoryStore {
             self.shared.wake.notify_one();
         }
         Ok(true)
+    }
+
+    async fn set_xx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let deadline = deadline(now, ttl)?;
+        let wake = {
+            let mut state = self.shared.lock();
+            state.purge(now);
+            if state.live(key, now).is_none() {
+                return Ok(false);
+            }
+            state.insert(key, value, deadline)
+        };
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        Ok(true)
+    }
+
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let wanted = deadline(now, ttl)?;
+        let wake = {
+            let mut state = self.shared.lock();
+            state.purge(now);
+            let (mut members, deadline) = match state.live(key, now) {
+                Some(e) => (members(&e.value), e.deadline.max(wanted)),
+                None => (Vec::new(), wanted),
+            };
+            if !members.iter().any(|m| m == member) {
+                members.push(member.to_owned());
+            }
+            state.insert(key, members.join("\n").as_bytes(), deadline)
+        };
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let state = self.shared.lock();
+        Ok(state
+            .live(key, Instant::now())
+            .map(|e| members(&e.value))
+            .unwrap_or_default())
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        let mut state = self.shared.lock();
+        let now = Instant::now();
+        let Some(entry) = state.live(key, now) else {
+            return Ok(());
+        };
+        let deadline = entry.deadline;
+        let left: Vec<String> = members(&entry.value)
+            .into_iter()
+            .filter(|m| m != member)
+            .collect();
+        if left.is_empty() {
+            state.remove(key);
+        } else {
+            state.insert(key, left.join("\n").as_bytes(), deadline);
+        }
+        Ok(())
     }
 
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {

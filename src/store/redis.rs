@@ -58,6 +58,11 @@ pub const DELETE_IF_SCRIPT: &str =
 /// tests).
 pub const DELETE_IF_SHA1: &str = "d02e481a9c91ceec59c5822a58a49d5d5d7ac80b";
 
+/// Adds `ARGV[1]` to the set `KEYS[1]` and makes it live at least `ARGV[2]` ms more.
+pub const SET_ADD_SCRIPT: &str = "redis.call('SADD', KEYS[1], ARGV[1]) if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 1";
+/// SHA-1 of [`SET_ADD_SCRIPT`].
+pub const SET_ADD_SHA1: &str = "cdda7b58ced424af407171c1b3327d51d692215f";
+
 /// See [`RedisStore::run`].
 const OUTER_TIMEOUT_MARGIN: Duration = Duration::from_millis(250);
 
@@ -66,7 +71,8 @@ const OUTER_TIMEOUT_MARGIN: Duration = Duration::from_millis(250);
 pub fn acl_rules(key_prefix: &str) -> String {
     format!(
         "resetkeys ~{key_prefix}* resetchannels &{key_prefix}invalidate -@all \
-         +get +set +del +pexpire +pttl +eval +evalsha +ping +publish +subscribe"
+         +get +set +del +pexpire +pttl +sadd +srem +smembers +eval +evalsha +ping +publish \
+         +subscribe"
     )
 }
 
@@ -188,6 +194,28 @@ impl RedisStore {
         command: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, StoreError> {
         self.bounded(command).await?.map_err(|e| store_error(&e))
+    }
+
+    /// Runs a Lua script by its hash, loading it with EVAL when Redis does not have it (after
+    /// a restart or SCRIPT FLUSH).
+    async fn script(
+        &self,
+        script: &'static str,
+        sha1: &'static str,
+        key: String,
+        args: Vec<Value>,
+    ) -> Result<i64, StoreError> {
+        let client = self.client()?;
+        match self
+            .bounded(client.evalsha(sha1, key.clone(), args.clone()))
+            .await?
+        {
+            Ok(n) => Ok(n),
+            Err(e) if e.details().starts_with("NOSCRIPT") => {
+                self.run(client.eval(script, key, args)).await
+            }
+            Err(e) => Err(store_error(&e)),
+        }
     }
 
     /// [`run`](Self::run), handing back fred's error for a closer look.
@@ -341,6 +369,43 @@ impl SessionStore for RedisStore {
         Ok(!reply.is_null())
     }
 
+    async fn set_xx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        let expire = px(ttl)?;
+        let client = self.client()?;
+        let value = Bytes::copy_from_slice(value);
+        let reply: Value = self
+            .run(client.set(
+                self.key(key),
+                value,
+                Some(expire),
+                Some(SetOptions::XX),
+                false,
+            ))
+            .await?;
+        // OK when replaced, nil when the key was gone.
+        Ok(!reply.is_null())
+    }
+
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        let millis = ttl_millis(ttl)?;
+        let args = vec![Value::from(member), Value::from(millis.to_string())];
+        let _: i64 = self
+            .script(SET_ADD_SCRIPT, SET_ADD_SHA1, self.key(key), args)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let client = self.client()?;
+        self.run(client.smembers(self.key(key))).await
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        let client = self.client()?;
+        let _: i64 = self.run(client.srem(self.key(key), member)).await?;
+        Ok(())
+    }
+
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         let millis = ttl_millis(ttl)? as i64;
         let client = self.client()?;
@@ -368,19 +433,10 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete_if(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
-        let client = self.client()?;
-        let key = self.key(key);
         let value = Value::Bytes(Bytes::copy_from_slice(value));
-        let by_hash = client.evalsha(DELETE_IF_SHA1, key.clone(), vec![value.clone()]);
-        let deleted: i64 = match self.bounded(by_hash).await? {
-            Ok(n) => n,
-            // The script cache is empty after a restart or SCRIPT FLUSH; EVAL refills it.
-            Err(e) if e.details().starts_with("NOSCRIPT") => {
-                self.run(client.eval(DELETE_IF_SCRIPT, key, vec![value]))
-                    .await?
-            }
-            Err(e) => return Err(store_error(&e)),
-        };
+        let deleted: i64 = self
+            .script(DELETE_IF_SCRIPT, DELETE_IF_SHA1, self.key(key), vec![value])
+            .await?;
         Ok(deleted == 1)
     }
 

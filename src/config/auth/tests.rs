@@ -329,3 +329,24 @@ fn guid_shape_is_checked() {
     assert!(!is_guid("72f988bf86f141af91ab2d7cd011db47"));
     assert!(!is_guid("72f988bf-86f1-41af-91ab-2d7cd011db4g"));
 }
+
+#[test]
+fn user_claim_names_one_of_the_documented_claims() {
+    let c = ok(&main_file(&oidc("client_secret = \"s\"")));
+    assert_eq!(c.oidc.unwrap().user_claim, UserClaim::PreferredUsername);
+    for (value, claim) in [
+        ("oid", UserClaim::Oid),
+        ("upn", UserClaim::Upn),
+        ("email", UserClaim::Email),
+    ] {
+        let c = ok(&main_file(&oidc(&format!(
+            "client_secret = \"s\"\nuser_claim = \"{value}\""
+        ))));
+        assert_eq!(c.oidc.unwrap().user_claim, claim);
+    }
+    invalid(
+        &main_file(&oidc("client_secret = \"s\"\nuser_claim = \"name\"")),
+        "oidc.user_claim",
+        "\"preferred_username\", \"oid\", \"upn\" or \"email\"",
+    );
+}

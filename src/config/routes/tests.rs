@@ -195,6 +195,48 @@ fn claims_headers_may_not_name_reserved_headers() {
         "claims_headers.X-Upn",
         "claim name",
     );
+    for claim in ["sid", "login_hint"] {
+        assert_invalid(
+            &route(&format!("[route.claims_headers]\n\"X-S\" = \"{claim}\"\n")),
+            "claims_headers.X-S",
+            "never leave the proxy",
+        );
+    }
+}
+
+#[test]
+fn multi_tenant_routes_deciding_by_roles_or_claims_must_name_their_tenants() {
+    // Only the multi-tenant flag matters here (a real `organizations` authority also needs
+    // `allowed_tenants` in the main file).
+    let mut oidc = super::super::OidcConfig::new(
+        "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",
+        "6731de76-14a6-49ae-97bc-6eba6914391e",
+        Some("secret"),
+    )
+    .unwrap();
+    oidc.multi_tenant = true;
+    let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    for policy in [
+        "allowed_roles = [\"Admin\"]",
+        "require_claims = { wids = [\"x\"] }",
+    ] {
+        let specs = parse_ok(&route(policy));
+        let err = check_against_oidc(&specs, file(), Some(&oidc)).unwrap_err();
+        assert!(err.to_string().contains("allowed_tenants"), "{err}");
+        let scoped = parse_ok(&route(&format!(
+            "{policy}\nallowed_tenants = [\"{tenant}\"]"
+        )));
+        check_against_oidc(&scoped, file(), Some(&oidc)).unwrap();
+        oidc.multi_tenant = false;
+        check_against_oidc(&specs, file(), Some(&oidc)).unwrap();
+        oidc.multi_tenant = true;
+    }
+    let groups = parse_ok(&route(
+        "allowed_groups = [\"9f8e7d6c-2222-4b5a-9c8d-1e2f3a4b5c6d\"]",
+    ));
+    check_against_oidc(&groups, file(), Some(&oidc)).unwrap();
+    let err = check_against_oidc(&groups, file(), None).unwrap_err();
+    assert!(err.to_string().contains("[oidc]"), "{err}");
 }
 
 #[test]

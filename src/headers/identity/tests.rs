@@ -37,7 +37,7 @@ struct Injection<'a> {
 }
 
 fn inject_with(headers: &mut HeaderMap, id: &Identity, how: &Injection<'_>) {
-    let preset = preset_headers(id, how.preset);
+    let preset = preset_headers(id, how.preset, "preferred_username");
     inject(headers, id, &preset, how.claims_headers, how.access_token);
 }
 

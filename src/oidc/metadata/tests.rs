@@ -20,6 +20,7 @@ fn config(issuer: &str, multi_tenant: bool) -> OidcConfig {
         clock_skew: Duration::from_secs(300),
         jwks_refresh: Duration::from_secs(3600),
         http_timeout: Duration::from_secs(10),
+        user_claim: crate::config::UserClaim::PreferredUsername,
     }
 }
 

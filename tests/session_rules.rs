@@ -1,0 +1,212 @@
+//! Session rules under attack: a sign-out during a token refresh stands, front-channel
+//! sign-out ends every session of an Entra session and checks the issuer, `sid` and
+//! `login_hint` never reach an upstream, overage groups survive a refresh, and the user header
+//! names the configured claim.
+
+use std::time::Duration;
+
+use base64::Engine;
+
+use crate::support::browser::{Browser, Cookie};
+use crate::support::seen;
+use crate::support::signin::{alice, login_route, Setup, SignIn, GROUP_ADMINS, HOST};
+
+const COOKIE: &str = "__Host-portcullis";
+/// Tokens live 10 s and are renewed with 7 s left: certainly due after this.
+const DUE: Duration = Duration::from_millis(3100);
+
+fn short_tokens(setup: Setup) -> Setup {
+    Setup {
+        access_token_lifetime: Duration::from_secs(10),
+        session: "refresh_before = \"7s\"".into(),
+        ..setup
+    }
+}
+
+/// Signs in with `b` and returns the session cookie and Entra's `sid` (`session_state`).
+async fn sign_in(s: &SignIn, b: &mut Browser) -> (String, String) {
+    let hops = b.navigate(&s.url("/")).await;
+    assert_eq!(
+        hops.last().unwrap().status,
+        200,
+        "{}",
+        hops.last().unwrap().body
+    );
+    let sid = hops
+        .iter()
+        .find(|h| h.url.path() == "/.auth/callback")
+        .and_then(|h| h.url.query_pairs().find(|(k, _)| k == "session_state"))
+        .map(|(_, v)| v.into_owned())
+        .expect("session_state");
+    (b.cookie(HOST, COOKIE).unwrap().value.clone(), sid)
+}
+
+/// A browser holding only the session cookie `value`.
+fn holding(s: &SignIn, value: &str) -> Browser {
+    let mut b = s.browser();
+    b.jar.entry(HOST.to_owned()).or_default().insert(
+        COOKIE.to_owned(),
+        Cookie {
+            value: value.to_owned(),
+        },
+    );
+    b
+}
+
+#[tokio::test]
+async fn a_sign_out_during_a_token_refresh_is_not_undone() {
+    let s = SignIn::start(short_tokens(Setup::default())).await;
+    let mut b = s.browser();
+    let (cookie, _) = sign_in(&s, &mut b).await;
+    tokio::time::sleep(DUE).await;
+    // The refresh's token call takes a second; the sign-out lands in the middle of it.
+    s.idp.set_delay(Duration::from_secs(1));
+    let mut renewing = holding(&s, &cookie);
+    let url = s.url("/renewing");
+    let refresh = tokio::spawn(async move { renewing.api(&url).await.status });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = holding(&s, &cookie)
+        .request(reqwest::Method::POST, &s.url("/.auth/logout"), "text/html")
+        .await;
+    assert!(out.status.is_redirection(), "{}", out.status);
+    let during = refresh.await.unwrap();
+    s.idp.set_delay(Duration::ZERO);
+    assert_eq!(s.idp.token_calls().refresh_token, 1, "the refresh did run");
+    assert!(during == 200 || during == 401, "{during}");
+    // The old cookie, replayed: the session stays ended.
+    let after = holding(&s, &cookie).api(&s.url("/after")).await;
+    assert_eq!(
+        after.status, 401,
+        "the refresh brought the session back: {}",
+        after.body
+    );
+}
+
+#[tokio::test]
+async fn front_channel_logout_ends_every_session_of_the_entra_session_and_checks_the_issuer() {
+    let s = SignIn::start(Setup::default()).await;
+    let mut b = s.browser();
+    let (first, sid) = sign_in(&s, &mut b).await;
+    // The same browser signs in again (a new tab after the cookie was lost): Entra reuses
+    // its session, so both proxy sessions carry the same `sid`.
+    b.jar.get_mut(HOST).unwrap().remove(COOKIE);
+    let (second, sid_again) = sign_in(&s, &mut b).await;
+    assert_eq!(sid, sid_again);
+    assert_ne!(first, second);
+
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let mut entra = s.browser();
+    let wrong = entra
+        .get(&s.url(&format!(
+            "/.auth/frontchannel-logout?sid={}&iss={}",
+            enc(&sid),
+            enc("https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0")
+        )))
+        .await;
+    assert_eq!(wrong.status, 200);
+    assert_eq!(
+        holding(&s, &first).api(&s.url("/")).await.status,
+        200,
+        "another issuer ended it"
+    );
+
+    let right = entra
+        .get(&s.url(&format!(
+            "/.auth/frontchannel-logout?sid={}&iss={}",
+            enc(&sid),
+            enc(&s.idp.issuer())
+        )))
+        .await;
+    assert_eq!(right.status, 200);
+    for cookie in [&first, &second] {
+        assert_eq!(holding(&s, cookie).api(&s.url("/")).await.status, 401);
+    }
+}
+
+#[tokio::test]
+async fn sid_and_login_hint_never_reach_an_upstream() {
+    let routes = format!(
+        "{}{}",
+        login_route(
+            "easy",
+            HOST,
+            "path_prefix = \"/easy\"\nheaders = \"easy-auth\""
+        ),
+        login_route("app", HOST, ""),
+    );
+    let s = SignIn::start(Setup {
+        routes,
+        ..Setup::default()
+    })
+    .await;
+    let mut b = s.browser();
+    let (_, sid) = sign_in(&s, &mut b).await;
+    for path in ["/x", "/easy/x"] {
+        let hop = b.get(&s.url(path)).await;
+        assert_eq!(hop.status, 200);
+        assert!(
+            !hop.body.contains(&sid),
+            "{path}: the sid reached the upstream"
+        );
+        let echo = hop.json();
+        for principal in seen(&echo, "x-ms-client-principal") {
+            let json = base64::engine::general_purpose::STANDARD
+                .decode(principal)
+                .unwrap();
+            let text = String::from_utf8(json).unwrap();
+            assert!(
+                !text.contains("\"sid\"") && !text.contains("login_hint"),
+                "{text}"
+            );
+        }
+    }
+    let me = b.api(&s.url("/.auth/me")).await;
+    assert!(!me.body.contains(&sid));
+}
+
+#[tokio::test]
+async fn overage_groups_resolved_through_graph_survive_a_token_refresh() {
+    let mut many = alice();
+    many.groups = (0..250)
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .collect();
+    many.groups[240] = GROUP_ADMINS.to_owned();
+    let s = SignIn::start(short_tokens(Setup {
+        users: vec![many],
+        routes: login_route(
+            "admin",
+            HOST,
+            &format!("allowed_groups = [\"{GROUP_ADMINS}\"]"),
+        ),
+        ..Setup::default()
+    }))
+    .await;
+    let mut b = s.browser();
+    sign_in(&s, &mut b).await;
+    assert_eq!(b.api(&s.url("/before")).await.status, 200);
+    tokio::time::sleep(DUE).await;
+    let after = b.api(&s.url("/after-refresh")).await;
+    assert_eq!(s.idp.token_calls().refresh_token, 1, "a refresh ran");
+    assert_eq!(
+        after.status, 200,
+        "groups lost at the refresh: {}",
+        after.body
+    );
+    let groups = seen(&after.json(), "x-auth-request-groups");
+    assert!(groups[0].contains(GROUP_ADMINS));
+}
+
+#[tokio::test]
+async fn the_user_header_names_the_configured_claim() {
+    let s = SignIn::start(Setup {
+        oidc: "user_claim = \"oid\"".into(),
+        ..Setup::default()
+    })
+    .await;
+    let mut b = s.browser();
+    sign_in(&s, &mut b).await;
+    let echo = b.get(&s.url("/")).await.json();
+    let oid = seen(&echo, "x-auth-request-oid");
+    assert_eq!(seen(&echo, "x-auth-request-user"), oid);
+    assert_ne!(oid[0], "alice@contoso.example");
+}
