@@ -1,6 +1,10 @@
-//! The admin listener: `/healthz` (the process answers) and `/readyz` (configuration loaded
-//! and every dependency the request path needs answering). Bind it to loopback or a pod-only
-//! address; it is not authenticated.
+//! The admin listener: `/healthz` (the process answers), `/readyz` (configuration loaded
+//! and every dependency the request path needs answering), `/metrics`, and, with
+//! `server.admin_token_file`, the token-authenticated `POST /admin/sessions/revoke`
+//! (`revoke.rs`). Bind it to loopback or a pod-only address: only the revoke API is
+//! authenticated.
+
+mod revoke;
 
 use std::sync::Arc;
 
@@ -12,7 +16,14 @@ use crate::body::{self, Body};
 use crate::proxy::Proxy;
 
 /// Answers one admin request.
-pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(
+    proxy: Arc<Proxy>,
+    token_file: Option<Arc<std::path::PathBuf>>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    if req.uri().path() == "/admin/sessions/revoke" {
+        return revoke::handle(&proxy, token_file.as_deref().map(|p| p.as_path()), req).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -66,6 +77,13 @@ async fn readiness(proxy: &Proxy) -> Result<String, String> {
     Ok(format!(
         "session store ({store}): ok\nidentity provider: {provider}\n"
     ))
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+    let mut resp = text(status, format!("{value}\n"));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
 }
 
 fn text(status: StatusCode, body: String) -> Response<Body> {

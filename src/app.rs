@@ -104,7 +104,8 @@ impl App {
         ));
         if let Some(listener) = listeners.admin {
             let p = proxy.clone();
-            let handler = move |_, req| admin::handle(p.clone(), req);
+            let token = config.server.admin_token_file.clone().map(Arc::new);
+            let handler = move |_, req| admin::handle(p.clone(), token.clone(), req);
             tasks.spawn(server::serve_plain(
                 "admin",
                 listener,

@@ -2,7 +2,8 @@
 //! target (`portcullis::audit`) so operators can route it apart from the access log.
 //!
 //! Events: `sign_in` (success), `sign_in_failed`, `sign_out`, `refresh`, `refresh_failed`,
-//! `session_ended`, `policy_denied`, `config_reload`, `config_reload_failed`. Fields: `event`,
+//! `session_ended`, `policy_denied`, `sessions_revoked`, `config_reload`,
+//! `config_reload_failed`. Fields: `event`,
 //! `request_id`, `route`, `oid`, `tid`, `reason`. Never tokens, cookie values or claims beyond
 //! the two identifiers. The request ID and route come from the request's context
 //! (`RequestCtx::audit`), handed down to the code that records the event.
@@ -33,6 +34,7 @@ pub enum Event {
     RefreshFailed,
     SessionEnded,
     PolicyDenied,
+    SessionsRevoked,
     ConfigReload,
     ConfigReloadFailed,
 }
@@ -47,6 +49,7 @@ impl Event {
             Event::RefreshFailed => "refresh_failed",
             Event::SessionEnded => "session_ended",
             Event::PolicyDenied => "policy_denied",
+            Event::SessionsRevoked => "sessions_revoked",
             Event::ConfigReload => "config_reload",
             Event::ConfigReloadFailed => "config_reload_failed",
         }
@@ -62,6 +65,7 @@ impl Event {
             Event::RefreshFailed => Some("refresh_failed"),
             Event::SessionEnded => Some("session_ended"),
             Event::PolicyDenied => Some("policy_denied"),
+            Event::SessionsRevoked => Some("sessions_revoked"),
             Event::ConfigReload | Event::ConfigReloadFailed => None,
         }
     }

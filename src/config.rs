@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use auth::{OidcConfig, Secret, UserClaim};
+pub use auth::{is_guid, OidcConfig, Secret, UserClaim};
 pub use routes::{
     AuthMode, HeaderPreset, HostPattern, PolicySpec, RouteSpec, Routing, UpstreamTarget,
 };

@@ -121,9 +121,9 @@ fn legacy_sid_key(sid: &str) -> String {
     format!("sid:{}", digest(sid))
 }
 
-/// The set of a user's session keys, for revoking them all.
-fn user_key(id: &Identity) -> String {
-    format!("user:{}", digest(&format!("{}/{}", id.tid(), id.oid())))
+/// The set of a user's session keys (by `oid`, a GUID), for revoking them all.
+fn user_key(oid: &str) -> String {
+    format!("user:{}", digest(&oid.to_ascii_lowercase()))
 }
 
 /// What sign-out needs from the ID token: kept on the session, never sent upstream.
@@ -268,7 +268,7 @@ impl Sessions {
         }
         if !session.identity.oid().is_empty() {
             self.store
-                .set_add(&user_key(&session.identity), &key, left)
+                .set_add(&user_key(session.identity.oid()), &key, left)
                 .await?;
         }
         Ok(id)
@@ -384,7 +384,9 @@ impl Sessions {
                 self.store.set_remove(&sid_key(sid), key).await?;
             }
             if !s.identity.oid().is_empty() {
-                self.store.set_remove(&user_key(&s.identity), key).await?;
+                self.store
+                    .set_remove(&user_key(s.identity.oid()), key)
+                    .await?;
             }
         }
         if let Err(e) = self.store.publish_invalidation(key).await {
@@ -422,12 +424,10 @@ impl Sessions {
         Ok(ended)
     }
 
-    /// Ends every session of the user `tid`/`oid`, on every instance. Returns how many ended.
-    pub async fn delete_user(&self, tid: &str, oid: &str) -> Result<usize, StoreError> {
-        let mut who = Identity::default();
-        who.claims.insert("tid".into(), tid.into());
-        who.claims.insert("oid".into(), oid.into());
-        let index = user_key(&who);
+    /// Ends every session of the user `oid`, on every instance (each deletion is published,
+    /// so every instance drops its cached copy). Returns how many ended.
+    pub async fn delete_user(&self, oid: &str) -> Result<usize, StoreError> {
+        let index = user_key(oid);
         let mut ended = 0;
         for key in self.store.set_members(&index).await? {
             match self.read(&key).await? {

@@ -210,3 +210,90 @@ async fn the_user_header_names_the_configured_claim() {
     assert_eq!(seen(&echo, "x-auth-request-user"), oid);
     assert_ne!(oid[0], "alice@contoso.example");
 }
+
+#[tokio::test]
+async fn the_admin_api_revokes_every_session_of_a_user_on_every_instance() {
+    let redis = crate::support::redis::RedisServer::start();
+    let token = "9f1c2b7e4d3a58f60e1b2c3d4e5f60718293a4b5c6d7e8f9";
+    let s = SignIn::start(Setup {
+        users: vec![alice(), crate::support::signin::jose()],
+        redis: Some(redis.url()),
+        // A long cache: only the invalidation message can make an instance forget a session.
+        session: "cache_ttl = \"1m\"".into(),
+        files: vec![("admin-token".into(), format!("{token}\n"))],
+        server: "admin_token_file = \"admin-token\"".into(),
+        ..Setup::default()
+    })
+    .await;
+    let sign_in_as = |user: &'static str| {
+        let s = &s;
+        async move {
+            let mut b = s.browser();
+            let hops = b
+                .navigate(&s.url(&format!(
+                    "/.auth/login?rd=%2F&login_hint={}",
+                    user.replace('@', "%40")
+                )))
+                .await;
+            assert_eq!(hops.last().unwrap().status, 200);
+            b
+        }
+    };
+    let mut laptop = sign_in_as("alice@contoso.example").await;
+    let mut phone = sign_in_as("alice@contoso.example").await;
+    let mut jose = sign_in_as("jose@contoso.example").await;
+    for b in [&mut laptop, &mut phone, &mut jose] {
+        assert_eq!(b.api(&s.url("/warm-the-cache")).await.status, 200);
+    }
+    let oid = s.idp.user("alice@contoso.example").unwrap().oid;
+    let admin = reqwest::Client::new();
+    let url = format!("http://{}/admin/sessions/revoke", s.proxy.admin);
+    let call = |auth: Option<&str>, body: String| {
+        let mut r = admin.post(&url).body(body);
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    let body = serde_json::json!({ "oid": oid }).to_string();
+    assert_eq!(call(None, body.clone()).await.unwrap().status(), 401);
+    let wrong = format!("Bearer {}x", &token[..token.len() - 1]);
+    assert_eq!(
+        call(Some(&wrong), body.clone()).await.unwrap().status(),
+        401
+    );
+    let bearer = format!("Bearer {token}");
+    let bad = call(Some(&bearer), "{\"oid\": \"alice\"}".into())
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let done = call(Some(&bearer), body).await.unwrap();
+    assert_eq!(done.status(), 200);
+    let answer: serde_json::Value = serde_json::from_str(&done.text().await.unwrap()).unwrap();
+    assert_eq!(answer["sessions_ended"], 2);
+    for b in [&mut laptop, &mut phone] {
+        assert_eq!(
+            b.api(&s.url("/after")).await.status,
+            401,
+            "a revoked session served"
+        );
+    }
+    assert_eq!(
+        jose.api(&s.url("/after")).await.status,
+        200,
+        "another user's session ended"
+    );
+}
+
+#[tokio::test]
+async fn without_an_admin_token_file_the_revoke_api_does_not_exist() {
+    let s = SignIn::start(Setup::default()).await;
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/admin/sessions/revoke", s.proxy.admin))
+        .header("authorization", "Bearer anything")
+        .body("{\"oid\": \"00000000-0000-0000-0000-000000000000\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}

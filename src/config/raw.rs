@@ -101,6 +101,7 @@ pub struct RawServer {
     pub idle_timeout: Option<String>,
     pub websocket_idle_timeout: Option<String>,
     pub shutdown_grace: Option<String>,
+    pub admin_token_file: Option<String>,
     pub hsts: Option<String>,
 }
 

@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// `Strict-Transport-Security` for every HTTPS answer that has none; `None`: not sent.
     pub hsts: Option<HeaderValue>,
+    /// The bearer token of the admin API (`POST /admin/sessions/revoke`); `None`: the API is
+    /// off. Read at each call, so a rotated file takes effect at once.
+    pub admin_token_file: Option<std::path::PathBuf>,
 }
 
 const DEFAULT_HSTS: &str = "max-age=31536000";
@@ -105,7 +108,36 @@ pub(super) fn server(s: RawServer, file: &Path) -> Result<ServerConfig, ConfigEr
         )?,
         shutdown_grace: duration(file, "server.shutdown_grace", s.shutdown_grace, "30s")?,
         hsts,
+        admin_token_file: admin_token_file(s.admin_token_file.as_deref(), file)?,
     })
+}
+
+/// The least an admin token must hold: guessing it must be hopeless.
+pub const ADMIN_TOKEN_MIN: usize = 32;
+
+/// `admin_token_file`: resolved against the file's directory, and readable with a long
+/// enough token now, so a typo fails at start rather than at the first revoke.
+fn admin_token_file(
+    value: Option<&str>,
+    file: &Path,
+) -> Result<Option<std::path::PathBuf>, ConfigError> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let path = super::base_dir(file).join(value);
+    match std::fs::read_to_string(&path) {
+        Ok(t) if t.trim().len() >= ADMIN_TOKEN_MIN => Ok(Some(path)),
+        Ok(_) => Err(ConfigError::invalid(
+            file,
+            "server.admin_token_file",
+            format!("a file holding a token of at least {ADMIN_TOKEN_MIN} characters (e.g. `openssl rand -hex 32`); {value:?} holds a shorter one"),
+        )),
+        Err(e) => Err(ConfigError::invalid(
+            file,
+            "server.admin_token_file",
+            format!("a readable file holding the admin token; {value:?}: {e}"),
+        )),
+    }
 }
 
 /// Checks a `Strict-Transport-Security` value (RFC 6797 §6.1): `max-age` first, with a
@@ -164,7 +196,29 @@ fn parse_cidr(s: &str) -> Option<IpNet> {
 
 #[cfg(test)]
 mod tests {
-    use super::hsts;
+    use super::{admin_token_file, hsts, ADMIN_TOKEN_MIN};
+
+    #[test]
+    fn the_admin_token_file_must_hold_a_long_token() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let main = dir.path().join("portcullis.toml");
+        std::fs::write(dir.path().join("long"), "a".repeat(ADMIN_TOKEN_MIN) + "\n").unwrap();
+        std::fs::write(dir.path().join("short"), "secret\n").unwrap();
+        assert_eq!(admin_token_file(None, &main).unwrap(), None);
+        assert_eq!(admin_token_file(Some(""), &main).unwrap(), None);
+        assert_eq!(
+            admin_token_file(Some("long"), &main).unwrap().as_deref(),
+            Some(dir.path().join("long").as_path())
+        );
+        for bad in ["short", "missing"] {
+            let e = admin_token_file(Some(bad), &main).unwrap_err().to_string();
+            assert!(
+                e.contains("server.admin_token_file") && e.contains(bad),
+                "{e}"
+            );
+            assert!(e.starts_with(&main.display().to_string()), "{e}");
+        }
+    }
 
     #[test]
     fn hsts_accepts_max_age_with_optional_directives() {

@@ -41,6 +41,8 @@ pub struct Setup {
     pub credential: Option<String>,
     /// Files written next to the proxy's configuration (name, content).
     pub files: Vec<(String, String)>,
+    /// Lines added to the main file's `[server]`.
+    pub server: String,
 }
 
 impl Default for Setup {
@@ -60,6 +62,7 @@ impl Default for Setup {
             client: None,
             credential: None,
             files: Vec::new(),
+            server: String::new(),
         }
     }
 }
@@ -102,6 +105,7 @@ pub struct SignIn {
     pki: Arc<Pki>,
     config: (String, String),
     files: Vec<(String, String)>,
+    server: String,
 }
 
 impl SignIn {
@@ -157,7 +161,7 @@ impl SignIn {
             setup.oidc,
             setup.session,
         );
-        let proxy = start_proxy(&routes, &extra, pki.clone(), &setup.files).await;
+        let proxy = start_proxy(&routes, &extra, &setup.server, pki.clone(), &setup.files).await;
         register(&idp, &proxy);
         let s = SignIn {
             idp,
@@ -166,6 +170,7 @@ impl SignIn {
             pki,
             config: (routes, extra),
             files: setup.files,
+            server: setup.server,
         };
         s.wait_ready().await;
         s
@@ -216,6 +221,7 @@ impl SignIn {
             start_proxy(
                 &self.config.0,
                 &self.config.1,
+                &self.server,
                 self.pki.clone(),
                 &self.files,
             )
@@ -242,12 +248,14 @@ fn register(idp: &StandIn, proxy: &Harness) {
 async fn start_proxy(
     routes: &str,
     extra: &str,
+    server: &str,
     pki: Arc<Pki>,
     files: &[(String, String)],
 ) -> Harness {
     Harness::start_with(
         routes,
         Options {
+            server: server.to_owned(),
             extra: extra.to_owned(),
             pki: Some(pki),
             files: files.to_vec(),
