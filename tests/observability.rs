@@ -129,7 +129,7 @@ async fn audit_events_and_metrics_follow_a_real_sign_in() {
 }
 
 /// Every sample on the admin listener's `/metrics`: series (name and labels) → value.
-async fn metrics(s: &SignIn) -> std::collections::HashMap<String, f64> {
+pub(crate) async fn metrics(s: &SignIn) -> std::collections::HashMap<String, f64> {
     let text = reqwest::get(format!("http://{}/metrics", s.proxy.admin))
         .await
         .unwrap()

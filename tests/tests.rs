@@ -27,6 +27,7 @@ mod reload;
 mod routing;
 mod sessions;
 mod shutdown;
+mod sign_in_abuse;
 mod store;
 mod streaming;
 mod tokens;

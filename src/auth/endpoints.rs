@@ -42,7 +42,7 @@ impl Auth {
             return None;
         }
         Some(match path[RESERVED.len()..].to_ascii_lowercase().as_str() {
-            "login" => self.sign_in.login_endpoint(req, target),
+            "login" => self.sign_in.login_endpoint(req, target, ctx),
             "logout" => self.logout(req, target, ctx).await,
             "me" => self.me(req, ctx).await,
             "frontchannel-logout" => self.frontchannel_logout(req, ctx).await,
