@@ -6,7 +6,8 @@
 //!   (`sign_in.rs`: `login.rs` starts, `callback.rs` finishes), an API client gets 401.
 //! - `auth = "bearer"`: `Bearer` checks an Entra ID access token (`bearer.rs`).
 //! - `endpoints.rs`: the dispatcher for the reserved paths — `/.auth/login` and the callback
-//!   (sign-in), `/.auth/logout`, `/.auth/me`, `/.auth/frontchannel-logout`.
+//!   (sign-in), `/.auth/logout` (which asks first unless the request comes from this host:
+//!   `sign_out.rs`), `/.auth/me`, `/.auth/frontchannel-logout`.
 //! - Helpers: `cookies.rs` (attributes, reading, stripping), `pending.rs` (the sealed
 //!   pending sign-in), `return_to.rs` (open-redirect rules), `throttle.rs` (the per-client
 //!   rate limit of sign-in), `setup.rs` (building it all).
@@ -23,6 +24,7 @@ pub mod return_to;
 mod session_auth;
 pub mod setup;
 mod sign_in;
+mod sign_out;
 mod throttle;
 
 use std::sync::Arc;

@@ -1,13 +1,16 @@
-//! Sign-in under attack: what an unauthenticated client can make the proxy spend (store
-//! writes, token calls), the per-address rate limit, the bound on redemptions in flight.
+//! Sign-in and sign-out under attack: what an unauthenticated client can make the proxy
+//! spend (store writes, token calls), the per-address rate limit, the bound on redemptions in
+//! flight, and sign-out requests from other sites (logout CSRF).
 
 use std::time::Duration;
+
+use reqwest::Method;
 
 use crate::observability::metrics;
 use crate::support::browser::{Browser, Hop};
 use crate::support::eventually;
 use crate::support::redis::RedisServer;
-use crate::support::signin::{Setup, SignIn, GENEROUS_SIGN_IN};
+use crate::support::signin::{Setup, SignIn, GENEROUS_SIGN_IN, HOST};
 
 /// The most any single wait in these tests may take.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -246,4 +249,223 @@ async fn redemptions_beyond_the_bound_get_503_and_can_be_retried() {
         assert_eq!(hop.status, 302, "{}", hop.body);
     }
     assert_eq!(s.idp.token_calls().authorization_code, 5);
+}
+
+// Sign-out.
+
+async fn signed_in(s: &SignIn) -> Browser {
+    let mut b = s.browser();
+    let hops = b.navigate(&s.url("/")).await;
+    let last = hops.last().unwrap();
+    assert_eq!(last.status, 200, "sign-in completes: {}", last.body);
+    b
+}
+
+fn own_origin(s: &SignIn) -> String {
+    format!("https://{HOST}:{}", s.proxy.https.port())
+}
+
+/// A request from `b` with these extra headers (for this request only).
+async fn send(b: &mut Browser, method: Method, url: &str, headers: &[(&str, &str)]) -> Hop {
+    for (k, v) in headers {
+        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap();
+        b.extra_headers.insert(name, v.parse().unwrap());
+    }
+    let hop = b.request(method, url, "text/html").await;
+    b.extra_headers.clear();
+    hop
+}
+
+/// The confirmation page's form target, as the browser would read it.
+fn form_action(hop: &Hop) -> String {
+    assert_eq!(hop.status, 200, "{}", hop.body);
+    assert!(hop.body.contains("method=\"post\""), "{}", hop.body);
+    let start = hop.body.find("action=\"").expect("a form") + "action=\"".len();
+    let end = start + hop.body[start..].find('"').unwrap();
+    hop.body[start..end].replace("&amp;", "&")
+}
+
+async fn still_signed_in(s: &SignIn, b: &mut Browser) -> bool {
+    match b.api(&s.url("/.auth/me")).await.status.as_u16() {
+        200 => true,
+        401 => false,
+        other => panic!("/.auth/me answered {other}"),
+    }
+}
+
+fn with_entra_sign_out() -> Setup {
+    Setup {
+        oidc: "post_logout_redirect_uri = \"/\"".into(),
+        ..Setup::default()
+    }
+}
+
+#[tokio::test]
+async fn a_cross_site_get_to_logout_keeps_the_session_and_asks_first() {
+    let s = SignIn::start(with_entra_sign_out()).await;
+    let mut b = signed_in(&s).await;
+    let logout = s.url("/.auth/logout?rd=%2Fbye");
+    let page = send(
+        &mut b,
+        Method::GET,
+        &logout,
+        &[("sec-fetch-site", "cross-site")],
+    )
+    .await;
+    assert_eq!(form_action(&page), "/.auth/logout?rd=%2Fbye");
+    let h = &page.headers;
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert_eq!(h["cache-control"], "no-store");
+    assert!(h["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    assert!(page.set_cookies().is_empty(), "{:?}", page.set_cookies());
+
+    // From a sibling host, and from a browser that sends no Fetch Metadata: the same page.
+    let page = send(
+        &mut b,
+        Method::GET,
+        &logout,
+        &[("sec-fetch-site", "same-site")],
+    )
+    .await;
+    assert_eq!(form_action(&page), "/.auth/logout?rd=%2Fbye");
+    let page = b.get(&s.url("/.auth/logout")).await;
+    assert_eq!(form_action(&page), "/.auth/logout?rd=%2F");
+
+    assert!(still_signed_in(&s, &mut b).await);
+    assert!(s.idp.logouts().is_empty(), "Entra's session was not ended");
+}
+
+#[tokio::test]
+async fn the_confirmation_pages_button_signs_out() {
+    let s = SignIn::start(with_entra_sign_out()).await;
+    let mut b = signed_in(&s).await;
+    let page = send(
+        &mut b,
+        Method::GET,
+        &s.url("/.auth/logout?rd=%2Fbye"),
+        &[("sec-fetch-site", "cross-site")],
+    )
+    .await;
+    let action = form_action(&page);
+    // The form's POST, as a browser sends it from the page.
+    let origin = own_origin(&s);
+    let out = send(
+        &mut b,
+        Method::POST,
+        &s.url(&action),
+        &[("sec-fetch-site", "same-origin"), ("origin", &origin)],
+    )
+    .await;
+    assert_eq!(out.status, 302, "{}", out.body);
+    let to = out.location().unwrap();
+    assert!(
+        to.as_str().starts_with(&format!(
+            "{}/{}/oauth2/v2.0/logout",
+            s.idp.base_url(),
+            s.idp.tenant_id()
+        )),
+        "{to}"
+    );
+    assert!(!still_signed_in(&s, &mut b).await);
+}
+
+/// A request's method and extra headers.
+type Attempt<'a> = (Method, &'a [(&'a str, &'a str)]);
+
+#[tokio::test]
+async fn same_origin_gets_typed_urls_and_plain_posts_sign_out_where_their_cross_site_twins_do_not()
+{
+    let s = SignIn::start(Setup::default()).await;
+    let logout = s.url("/.auth/logout?rd=%2Fbye");
+    let evil = [("origin", "https://evil.example")];
+    // (refused, then accepted): method and headers of each.
+    let cases: [(Attempt, Attempt); 3] = [
+        // A link on another site; a link on this one.
+        (
+            (Method::GET, &[("sec-fetch-site", "cross-site")]),
+            (Method::GET, &[("sec-fetch-site", "same-origin")]),
+        ),
+        // A browser that does not say where the link was; the address bar or a bookmark.
+        (
+            (Method::GET, &[]),
+            (Method::GET, &[("sec-fetch-site", "none")]),
+        ),
+        // Another site's form; a program, with neither Fetch Metadata nor Origin.
+        ((Method::POST, &evil), (Method::POST, &[])),
+    ];
+    for ((refused, refused_headers), (accepted, accepted_headers)) in cases {
+        let mut b = signed_in(&s).await;
+        let page = send(&mut b, refused.clone(), &logout, refused_headers).await;
+        assert_eq!(
+            form_action(&page),
+            "/.auth/logout?rd=%2Fbye",
+            "{refused} {refused_headers:?}"
+        );
+        assert!(
+            still_signed_in(&s, &mut b).await,
+            "{refused} {refused_headers:?}"
+        );
+        let out = send(&mut b, accepted.clone(), &logout, accepted_headers).await;
+        assert_eq!(
+            out.status, 302,
+            "{accepted} {accepted_headers:?}: {}",
+            out.body
+        );
+        assert_eq!(out.headers["location"], "/bye");
+        assert!(
+            !still_signed_in(&s, &mut b).await,
+            "{accepted} {accepted_headers:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cross_site_post_does_not_sign_out() {
+    let s = SignIn::start(with_entra_sign_out()).await;
+    let mut b = signed_in(&s).await;
+    let logout = s.url("/.auth/logout?rd=%2Fbye");
+    for headers in [
+        &[
+            ("origin", "https://evil.example"),
+            ("sec-fetch-site", "cross-site"),
+        ][..],
+        // A browser without Fetch Metadata still names the form's origin.
+        &[("origin", "https://evil.example")][..],
+        &[("origin", "null")][..],
+        &[("sec-fetch-site", "same-site")][..],
+    ] {
+        let page = send(&mut b, Method::POST, &logout, headers).await;
+        assert_eq!(form_action(&page), "/.auth/logout?rd=%2Fbye", "{headers:?}");
+        assert!(page.set_cookies().is_empty(), "{headers:?}");
+    }
+    assert!(still_signed_in(&s, &mut b).await);
+    assert!(s.idp.logouts().is_empty(), "Entra's session was not ended");
+}
+
+#[tokio::test]
+async fn the_confirmation_page_carries_only_a_safe_rd_and_escapes_it() {
+    let s = SignIn::start(Setup::default()).await;
+    let mut b = s.browser();
+    for (rd, action) in [
+        ("%2F%2Fevil.example", "/.auth/logout?rd=%2F"),
+        ("https%3A%2F%2Fevil.example%2F", "/.auth/logout?rd=%2F"),
+        (
+            "%2Fwiki%3Fa%3D1%26b%3D2",
+            "/.auth/logout?rd=%2Fwiki%3Fa%3D1%26b%3D2",
+        ),
+    ] {
+        let page = b.get(&s.url(&format!("/.auth/logout?rd={rd}"))).await;
+        assert_eq!(form_action(&page), action, "rd={rd}");
+    }
+    let page = b
+        .get(&s.url(
+            "/.auth/logout?rd=%2Fx%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E%3Cform%20action%3D%22",
+        ))
+        .await;
+    assert!(!page.body.contains("<script>"), "{}", page.body);
+    assert_eq!(page.body.matches("<form").count(), 1, "{}", page.body);
+    assert!(form_action(&page).starts_with("/.auth/logout?rd=%2F"));
 }
