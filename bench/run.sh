@@ -431,6 +431,10 @@ client_id = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 client_secret = "bench-client-secret"
 ca_file = "$WORK/idp/idp-ca.pem"
 
+# Every benchmark sign-in comes from 127.0.0.1.
+[sign_in]
+rate_limit = "off"
+
 [session]
 secret = "a-benchmark-session-secret-of-more-than-32-bytes"
 EOF

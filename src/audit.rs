@@ -1,8 +1,9 @@
 //! The audit log: one structured event per security-relevant decision, on its own tracing
 //! target (`portcullis::audit`) so operators can route it apart from the access log.
 //!
-//! Events: `sign_in` (success), `sign_in_failed`, `sign_out`, `refresh`, `refresh_failed`,
-//! `session_ended`, `policy_denied`, `sessions_revoked`, `config_reload`,
+//! Events: `sign_in` (success), `sign_in_failed`, `sign_in_rate_limited` (the first refusal of
+//! a client by the sign-in rate limit after an allowed request), `sign_out`, `refresh`,
+//! `refresh_failed`, `session_ended`, `policy_denied`, `sessions_revoked`, `config_reload`,
 //! `config_reload_failed`. Fields: `event`,
 //! `request_id`, `route`, `oid`, `tid`, `reason`. Never tokens, cookie values or claims beyond
 //! the two identifiers. The request ID and route come from the request's context
@@ -29,6 +30,7 @@ impl Scope<'_> {
 pub enum Event {
     SignIn,
     SignInFailed,
+    SignInRateLimited,
     SignOut,
     Refresh,
     RefreshFailed,
@@ -44,6 +46,7 @@ impl Event {
         match self {
             Event::SignIn => "sign_in",
             Event::SignInFailed => "sign_in_failed",
+            Event::SignInRateLimited => "sign_in_rate_limited",
             Event::SignOut => "sign_out",
             Event::Refresh => "refresh",
             Event::RefreshFailed => "refresh_failed",
@@ -60,6 +63,7 @@ impl Event {
         match self {
             Event::SignIn => Some("sign_in_completed"),
             Event::SignInFailed => Some("sign_in_failed"),
+            Event::SignInRateLimited => Some("sign_in_rate_limited"),
             Event::SignOut => Some("sign_out"),
             Event::Refresh => Some("refresh_ok"),
             Event::RefreshFailed => Some("refresh_failed"),

@@ -6,9 +6,11 @@
 //!   (`sign_in.rs`: `login.rs` starts, `callback.rs` finishes), an API client gets 401.
 //! - `auth = "bearer"`: `Bearer` checks an Entra ID access token (`bearer.rs`).
 //! - `endpoints.rs`: the dispatcher for the reserved paths — `/.auth/login` and the callback
-//!   (sign-in), `/.auth/logout`, `/.auth/me`, `/.auth/frontchannel-logout`.
+//!   (sign-in), `/.auth/logout` (which asks first unless the request comes from this host:
+//!   `sign_out.rs`), `/.auth/me`, `/.auth/frontchannel-logout`.
 //! - Helpers: `cookies.rs` (attributes, reading, stripping), `pending.rs` (the sealed
-//!   pending sign-in), `return_to.rs` (open-redirect rules), `setup.rs` (building it all).
+//!   pending sign-in), `return_to.rs` (open-redirect rules), `throttle.rs` (the per-client
+//!   rate limit of sign-in), `setup.rs` (building it all).
 //!
 //! Failures are `ProxyError`s; `error.rs` turns them into answers.
 
@@ -22,6 +24,8 @@ pub mod return_to;
 mod session_auth;
 pub mod setup;
 mod sign_in;
+mod sign_out;
+mod throttle;
 
 use std::sync::Arc;
 
@@ -29,7 +33,7 @@ use http::header::ACCEPT;
 use http::{Method, Request, Response};
 
 use crate::body::Body;
-use crate::config::AuthMode;
+use crate::config::{AuthMode, SignInConfig};
 use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::identity::Identity;
@@ -117,9 +121,14 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    pub fn new(provider: Arc<Provider>, sessions: Arc<Sessions>, secrets: &[Vec<u8>]) -> Auth {
+    pub fn new(
+        provider: Arc<Provider>,
+        sessions: Arc<Sessions>,
+        secrets: &[Vec<u8>],
+        sign_in: &SignInConfig,
+    ) -> Auth {
         Auth {
-            sign_in: SignIn::new(provider.clone(), sessions.clone(), secrets),
+            sign_in: SignIn::new(provider.clone(), sessions.clone(), secrets, sign_in),
             session: SessionAuth::new(provider.clone(), sessions.clone()),
             bearer: Bearer::new(provider.clone()),
             provider,

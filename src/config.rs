@@ -21,6 +21,7 @@ mod raw;
 pub mod routes;
 pub mod server;
 pub mod session;
+pub mod sign_in;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub use routes::{
 };
 pub use server::ServerConfig;
 pub use session::{RedisConfig, SessionConfig, StoreKind};
+pub use sign_in::SignInConfig;
 
 /// The validated main configuration.
 #[derive(Debug, Clone)]
@@ -49,6 +51,8 @@ pub struct Config {
     pub oidc: Option<OidcConfig>,
     pub session: SessionConfig,
     pub redis: Option<RedisConfig>,
+    /// `[sign_in]`: rate limit and redemption bound of sign-ins.
+    pub sign_in: SignInConfig,
     pub telemetry: TelemetryConfig,
 }
 
@@ -208,6 +212,7 @@ impl Config {
             oidc: None,
             session: raw::RawSession::default(),
             redis: None,
+            sign_in: raw::RawSignIn::default(),
             telemetry: raw::RawTelemetry::default(),
         };
         validate(raw, Path::new(IN_CODE))
@@ -327,6 +332,7 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
         .redis
         .map(|r| session::redis(r, file, &base))
         .transpose()?;
+    let sign_in = sign_in::sign_in(raw.sign_in, file)?;
     let otlp_endpoint = match raw.telemetry.otlp_endpoint.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(u) => match url::Url::parse(u) {
@@ -368,6 +374,7 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
         oidc,
         session,
         redis,
+        sign_in,
         telemetry,
     })
 }

@@ -66,6 +66,10 @@ pub enum ProxyError {
     /// The session's token has expired and could not be renewed just now.
     #[error("session renewal unavailable")]
     RenewalUnavailable(#[source] RenewalError),
+    /// The client's address made more sign-in requests than `sign_in.rate_limit` allows; the
+    /// next one is allowed after `retry_after`.
+    #[error("sign-in rate limit reached (next allowed in {retry_after:?})")]
+    TooManyRequests { retry_after: std::time::Duration },
 }
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -103,6 +107,7 @@ impl ProxyError {
                 | SignInError::Replayed
                 | SignInError::MissingCode,
             ) => S::BAD_REQUEST,
+            ProxyError::SignIn(SignInError::Busy) => S::SERVICE_UNAVAILABLE,
             // The provider's `error` parameter is anyone's to write: unknown codes are 400.
             ProxyError::SignIn(SignInError::Provider { error, .. }) => match error.as_str() {
                 "access_denied" | "unauthorized_client" => S::FORBIDDEN,
@@ -137,6 +142,7 @@ impl ProxyError {
             ProxyError::ProviderUnavailable => S::SERVICE_UNAVAILABLE,
             ProxyError::StoreUnavailable(_) => S::SERVICE_UNAVAILABLE,
             ProxyError::RenewalUnavailable(_) => S::SERVICE_UNAVAILABLE,
+            ProxyError::TooManyRequests { .. } => S::TOO_MANY_REQUESTS,
         }
     }
 
@@ -156,6 +162,7 @@ impl ProxyError {
             ProxyError::ProviderUnavailable => "provider_unavailable",
             ProxyError::StoreUnavailable(_) => "store_unavailable",
             ProxyError::RenewalUnavailable(_) => "renewal_unavailable",
+            ProxyError::TooManyRequests { .. } => "too_many_requests",
         }
     }
 
@@ -202,6 +209,11 @@ impl ProxyError {
             ProxyError::SignIn(SignInError::MissingCode) => {
                 format!("Microsoft Entra ID sent no sign-in code. {AGAIN}").into()
             }
+            // The code is still unused: loading the page again finishes the sign-in.
+            ProxyError::SignIn(SignInError::Busy) => {
+                "Many sign-ins are being completed right now. Load this page again in a moment."
+                    .into()
+            }
             ProxyError::SignIn(SignInError::Provider { error, aadsts }) => format!(
                 "Microsoft Entra ID did not sign you in: {error}{}.",
                 aadsts.map(|c| format!(" (AADSTS{c})")).unwrap_or_default()
@@ -230,6 +242,13 @@ impl ProxyError {
             ProxyError::StoreUnavailable(_) | ProxyError::RenewalUnavailable(_) => {
                 "Your session cannot be checked right now. Try again in a moment.".into()
             }
+            ProxyError::TooManyRequests { retry_after } => format!(
+                "Too many sign-in attempts from your network address. Try again in {}.",
+                humantime::format_duration(std::time::Duration::from_secs(retry_after_secs(
+                    *retry_after
+                )))
+            )
+            .into(),
         }
     }
 
@@ -241,6 +260,7 @@ impl ProxyError {
             ProxyError::SignIn(SignInError::Provider { error, .. }) if error == "access_denied" => {
                 None
             }
+            ProxyError::SignIn(SignInError::Busy) => Some(Action::Retry),
             ProxyError::SignIn(_) => Some(Action::SignIn("/.auth/login")),
             ProxyError::Forbidden(_) => Some(Action::SwitchAccount),
             ProxyError::UpstreamUnreachable(_)
@@ -248,7 +268,8 @@ impl ProxyError {
             | ProxyError::UpstreamTimeout(_)
             | ProxyError::ProviderUnavailable
             | ProxyError::StoreUnavailable(_)
-            | ProxyError::RenewalUnavailable(_) => Some(Action::Retry),
+            | ProxyError::RenewalUnavailable(_)
+            | ProxyError::TooManyRequests { .. } => Some(Action::Retry),
             ProxyError::BadRequest(_)
             | ProxyError::MethodNotAllowed
             | ProxyError::NoRoute
@@ -282,6 +303,15 @@ impl ProxyError {
             | ProxyError::RenewalUnavailable(_) => {
                 Some((RETRY_AFTER, HeaderValue::from_static("5")))
             }
+            // A slot for the redemption is usually free again within a token call's time.
+            ProxyError::SignIn(SignInError::Busy) => {
+                Some((RETRY_AFTER, HeaderValue::from_static("2")))
+            }
+            // RFC 6585 §4.
+            ProxyError::TooManyRequests { retry_after } => Some((
+                RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(*retry_after)),
+            )),
             // RFC 9110 §15.5.6: a 405 lists the methods the resource supports.
             ProxyError::MethodNotAllowed => Some((
                 ALLOW,
@@ -296,6 +326,11 @@ impl ProxyError {
             | ProxyError::SignIn(_) => None,
         }
     }
+}
+
+/// `Retry-After` in whole seconds (RFC 9110 §10.2.3): rounded up, at least 1.
+fn retry_after_secs(d: std::time::Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
 /// An error and its sources, `outer: inner: innermost`, for the log.

@@ -4,7 +4,9 @@
 //! each, and one way out where there is one (sign in, use another account, try again).
 //! Messages are the code's own text or escaped; nothing a client sent is echoed unescaped.
 
-use http::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{
+    HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_FRAME_OPTIONS,
+};
 use http::{HeaderMap, Response, StatusCode};
 
 use crate::body::Body;
@@ -125,20 +127,59 @@ fn html(
             escape(&href)
         )
     });
+    let heading = format!("{} {}", status.as_u16(), escape(title));
+    document(
+        &heading,
+        &format!("<p>{}</p>{link}", escape(message)),
+        request_id,
+    )
+}
+
+/// The one look: `heading` and `content` are HTML the caller has escaped.
+fn document(heading: &str, content: &str, request_id: &str) -> String {
     format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} {title}</title>\
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{heading}</title>\
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><style>\
 body{{font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;color:#1f2328;margin:0}}\
 main{{max-width:36rem;margin:12vh auto;background:#fff;border-radius:8px;padding:2rem 2.5rem;box-shadow:0 1px 3px #0002}}\
 h1{{font-size:1.4rem;margin:0 0 .5rem}}p{{margin:.5rem 0}}.id{{color:#656d76;font-size:.85rem;font-family:ui-monospace,monospace}}\
 .brand{{color:#656d76;font-size:.8rem;letter-spacing:.08em;text-transform:uppercase;margin:0 0 1.2rem}}\
-a.action{{display:inline-block;margin-top:.5rem;padding:.45rem 1rem;border-radius:6px;background:#0969da;color:#fff;text-decoration:none}}\
-</style></head><body><main><p class=\"brand\">Portcullis</p><h1>{code} {title}</h1><p>{message}</p>{link}<p class=\"id\">Request ID: {id}</p></main></body></html>",
-        code = status.as_u16(),
-        title = escape(title),
-        message = escape(message),
+a.action,button.action{{display:inline-block;margin-top:.5rem;padding:.45rem 1rem;border:0;border-radius:6px;background:#0969da;color:#fff;font:inherit;text-decoration:none;cursor:pointer}}\
+</style></head><body><main><p class=\"brand\">Portcullis</p><h1>{heading}</h1>{content}<p class=\"id\">Request ID: {id}</p></main></body></html>",
         id = escape(request_id),
     )
+}
+
+/// The page that asks before signing out (`auth/sign_out.rs`): one button that POSTs to
+/// `action`, a same-origin path. It changes nothing itself, is never cached, and cannot be
+/// framed, so another site cannot trick a click on its button (clickjacking).
+pub fn sign_out_confirmation(action: &str, request_id: &str) -> Response<Body> {
+    let mut resp = Response::new(crate::body::full(sign_out_html(action, request_id)));
+    let h = resp.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // No script, no framing; `form-action` is left open because Chrome applies it to the
+    // redirect that follows the POST (to Entra ID's sign-out page).
+    h.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    resp
+}
+
+fn sign_out_html(action: &str, request_id: &str) -> String {
+    let content = format!(
+        "<p>Do you want to sign out?</p><form method=\"post\" action=\"{}\">\
+<button class=\"action\" type=\"submit\">Sign out</button></form>",
+        escape(action)
+    );
+    document("Sign out", &content, request_id)
 }
 
 /// Minimal HTML escaping for text placed in element content.
@@ -184,6 +225,26 @@ mod tests {
         let resp = e.to_response(Format::Html, "rid");
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         assert!(!resp.headers().contains_key(http::header::WWW_AUTHENTICATE));
+    }
+
+    #[test]
+    fn the_sign_out_confirmation_escapes_its_action_and_cannot_be_framed_or_cached() {
+        let resp = sign_out_confirmation("/.auth/logout?rd=%2F\"><script>", "<id>");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let h = resp.headers();
+        assert_eq!(h[CACHE_CONTROL], "no-store");
+        assert_eq!(h[X_FRAME_OPTIONS], "DENY");
+        assert!(h[CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'"));
+        let page = sign_out_html("/.auth/logout?rd=%2F\"><script>", "<id>");
+        assert!(page.contains("action=\"/.auth/logout?rd=%2F&quot;&gt;&lt;script&gt;\""));
+        assert!(
+            !page.contains("<script>") && !page.contains("<id>"),
+            "{page}"
+        );
+        assert!(page.contains("method=\"post\""));
     }
 
     #[test]

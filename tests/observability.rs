@@ -67,7 +67,7 @@ async fn audit_events_and_metrics_follow_a_real_sign_in() {
     let denied = b.get(&s.url("/admin")).await;
     assert_eq!(denied.status, 403);
     let denied_id = denied.headers["x-request-id"].to_str().unwrap().to_owned();
-    assert_eq!(b.get(&s.url("/.auth/logout")).await.status, 302);
+    assert_eq!(b.click(&s.url("/.auth/logout")).await.status, 302);
 
     let user = s.idp.user("alice@contoso.example").unwrap();
     let audit: Vec<BTreeMap<String, String>> = events
@@ -129,7 +129,7 @@ async fn audit_events_and_metrics_follow_a_real_sign_in() {
 }
 
 /// Every sample on the admin listener's `/metrics`: series (name and labels) → value.
-async fn metrics(s: &SignIn) -> std::collections::HashMap<String, f64> {
+pub(crate) async fn metrics(s: &SignIn) -> std::collections::HashMap<String, f64> {
     let text = reqwest::get(format!("http://{}/metrics", s.proxy.admin))
         .await
         .unwrap()

@@ -71,7 +71,7 @@ async fn without_login_hint_sign_out_sends_no_logout_hint() {
     })
     .await;
     let (mut b, _) = signed_in(&s).await;
-    let out = b.get(&s.url("/.auth/logout")).await;
+    let out = b.click(&s.url("/.auth/logout")).await;
     assert_eq!(out.status, 302);
     let to = out.location().unwrap();
     let names: Vec<String> = to.query_pairs().map(|(k, _)| k.into_owned()).collect();

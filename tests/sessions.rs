@@ -206,7 +206,7 @@ async fn sign_out_deletes_the_session_and_ends_the_entra_session() {
     .await;
     let mut b = signed_in(&s).await;
     let old = b.cookie(HOST, COOKIE).unwrap().value.clone();
-    let out = b.get(&s.url("/.auth/logout")).await;
+    let out = b.click(&s.url("/.auth/logout")).await;
     assert_eq!(out.status, 302);
     assert!(out
         .set_cookies()
@@ -246,9 +246,9 @@ async fn sign_out_deletes_the_session_and_ends_the_entra_session() {
 async fn sign_out_without_an_entra_redirect_returns_to_a_safe_rd() {
     let s = SignIn::start(Setup::default()).await;
     let mut b = signed_in(&s).await;
-    let out = b.get(&s.url("/.auth/logout?rd=%2Fbye")).await;
+    let out = b.click(&s.url("/.auth/logout?rd=%2Fbye")).await;
     assert_eq!(out.headers["location"], "/bye");
-    let out = b.get(&s.url("/.auth/logout?rd=%2F%2Fevil.example")).await;
+    let out = b.click(&s.url("/.auth/logout?rd=%2F%2Fevil.example")).await;
     assert_eq!(out.headers["location"], "/");
     assert!(s.idp.logouts().is_empty());
 }

@@ -28,6 +28,7 @@ mod routing;
 mod session_rules;
 mod sessions;
 mod shutdown;
+mod sign_in_abuse;
 mod store;
 mod streaming;
 mod tokens;

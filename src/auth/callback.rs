@@ -1,18 +1,20 @@
 //! The callback: Entra ID sends the browser back with `code` and `state` (or `error`).
 //!
-//! Checks, in order: a pending sign-in cookie for this `state` exists in this browser and
-//! opens (sealed by us, for this cookie), its state equals the callback's (constant time), it
-//! has not expired, and the state was not used before (a one-time marker in the store, so a
-//! replayed callback fails even on another instance). Then the code is redeemed with the PKCE
-//! verifier, the ID token validated with the nonce, group overage resolved, and the session
-//! created with a fresh ID (no session fixation).
+//! Checks, in order: the client's sign-in rate limit (`sign_in.rs`), a pending sign-in cookie
+//! for this `state` exists in this browser and opens (sealed by us, for this cookie), its state
+//! equals the callback's (constant time), it has not expired, and the callback carries a code
+//! rather than an error. Only then does the callback cost anything: it takes a redemption slot,
+//! marks the state used (a one-time marker in the store, so a replayed callback fails even on
+//! another instance), redeems the code with the PKCE verifier, validates the ID token with the
+//! nonce, resolves group overage, and creates the session with a fresh ID (no session
+//! fixation). A callback refused before the marker writes nothing and calls no one.
 
 use std::time::Duration;
 
 use http::header::{HeaderValue, CACHE_CONTROL, LOCATION, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 
-use super::sign_in::SignIn;
+use super::sign_in::{Endpoint, SignIn};
 use super::{cookies, pending, SignInError};
 use crate::body::{self, Body};
 use crate::context::RequestCtx;
@@ -29,6 +31,7 @@ impl SignIn {
         ctx: &RequestCtx,
     ) -> Result<Response<Body>, ProxyError> {
         let fail = |e: SignInError| ProxyError::SignIn(e);
+        self.admit(ctx, Endpoint::Callback)?;
         let q = Query::parse(req.uri().query().unwrap_or(""));
         let state = q.state.ok_or(fail(SignInError::MissingState))?;
         let name = pending::cookie_name(self.cookie_name(), &state);
@@ -42,14 +45,6 @@ impl SignIn {
         if p.expires_at <= now() {
             return Err(fail(SignInError::Expired));
         }
-        let first_use = self
-            .sessions
-            .mark_sign_in_used(&state, pending::LIFETIME + Duration::from_secs(60))
-            .await
-            .map_err(ProxyError::StoreUnavailable)?;
-        if !first_use {
-            return Err(fail(SignInError::Replayed));
-        }
         if let Some(error) = q.error {
             return Err(fail(SignInError::Provider {
                 error,
@@ -58,6 +53,16 @@ impl SignIn {
         }
         let code = q.code.ok_or(fail(SignInError::MissingCode))?;
 
+        // Held until the provider's part (token call, keys, Graph) is over.
+        let slot = self.redemption_slot().await?;
+        let first_use = self
+            .sessions
+            .mark_sign_in_used(&state, pending::LIFETIME + Duration::from_secs(60))
+            .await
+            .map_err(ProxyError::StoreUnavailable)?;
+        if !first_use {
+            return Err(fail(SignInError::Replayed));
+        }
         let tokens = self
             .provider
             .redeem(&code, &p.verifier, &p.redirect_uri)
@@ -91,6 +96,7 @@ impl SignIn {
                 }
             }
         }
+        drop(slot);
 
         let (oid, tid) = (identity.oid().to_owned(), identity.tid().to_owned());
         let (id, lifetime) = self

@@ -5,6 +5,9 @@
 //! `oidc.post_logout_redirect_uri` is set, so the Entra session ends too; otherwise back to a
 //! same-host `rd`. Front-channel sign-out is Entra calling us (in a hidden frame, often without
 //! our cookies) with the `sid` of a session it ended: the `sid → session` index finds it.
+//!
+//! Which `/.auth/logout` requests may sign out at all, and the page the others get (logout
+//! CSRF): `sign_out.rs`.
 
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};
@@ -42,7 +45,7 @@ impl Auth {
             return None;
         }
         Some(match path[RESERVED.len()..].to_ascii_lowercase().as_str() {
-            "login" => self.sign_in.login_endpoint(req, target),
+            "login" => self.sign_in.login_endpoint(req, target, ctx),
             "logout" => self.logout(req, target, ctx).await,
             "me" => self.me(req, ctx).await,
             "frontchannel-logout" => self.frontchannel_logout(req, ctx).await,
@@ -58,6 +61,9 @@ impl Auth {
     ) -> Result<Response<Body>, ProxyError> {
         if req.method() != Method::GET && req.method() != Method::POST {
             return Err(ProxyError::BadRequest("Sign out with GET or POST."));
+        }
+        if !super::sign_out::may_sign_out(req, target) {
+            return Ok(super::sign_out::confirmation(req, target, ctx));
         }
         let mut logout_hint = None;
         for id in cookies::session_ids(req.headers(), self.cookie_name()) {

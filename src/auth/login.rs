@@ -10,9 +10,10 @@ use http::{Request, Response, StatusCode};
 
 use super::cookies::{self, MAX_PENDING};
 use super::pending::{self, Pending};
-use super::sign_in::SignIn;
+use super::sign_in::{Endpoint, SignIn};
 use super::{return_to, Decision};
 use crate::body::{self, Body};
+use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::oidc::AuthorizeParams;
 use crate::primitives::{now, random_token};
@@ -45,7 +46,9 @@ impl SignIn {
         &self,
         req: &Request<B>,
         target: &Target,
+        ctx: &RequestCtx,
     ) -> Result<Response<Body>, ProxyError> {
+        self.admit(ctx, Endpoint::Login)?;
         let mut rd = None;
         let mut login_hint = None;
         let mut domain_hint = None;

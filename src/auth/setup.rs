@@ -47,7 +47,12 @@ pub async fn build(config: &Config) -> Result<Option<Arc<Auth>>, SetupError> {
         );
     }
     let sessions = Sessions::new(config.session.clone(), store, &secrets);
-    Ok(Some(Arc::new(Auth::new(provider, sessions, &secrets))))
+    Ok(Some(Arc::new(Auth::new(
+        provider,
+        sessions,
+        &secrets,
+        &config.sign_in,
+    ))))
 }
 
 async fn store(config: &Config) -> Result<Arc<dyn SessionStore>, StoreError> {

@@ -21,6 +21,8 @@ pub struct RawConfig {
     pub session: RawSession,
     pub redis: Option<RawRedis>,
     #[serde(default)]
+    pub sign_in: RawSignIn,
+    #[serde(default)]
     pub telemetry: RawTelemetry,
 }
 
@@ -68,6 +70,14 @@ pub struct RawSession {
     pub refresh_before: Option<String>,
     pub cache_ttl: Option<String>,
     pub memory_max_entries: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSignIn {
+    pub rate_limit: Option<String>,
+    pub burst: Option<u32>,
+    pub max_concurrent_redemptions: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

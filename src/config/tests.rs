@@ -607,6 +607,7 @@ fn a_configuration_built_in_code_has_the_files_defaults() {
     same(&in_code.oidc, &from_file.oidc);
     same(&in_code.session, &from_file.session);
     same(&in_code.redis, &from_file.redis);
+    same(&in_code.sign_in, &from_file.sign_in);
     same(&in_code.telemetry, &from_file.telemetry);
     assert_eq!(from_file.routes_file, Some(dir.path().join("routes.toml")));
 }
@@ -642,4 +643,26 @@ fn a_redis_configuration_built_in_code_has_the_files_defaults() {
     let from_file = from_file.redis.unwrap();
     assert_eq!(format!("{in_code:?}"), format!("{from_file:?}"));
     assert!(!format!("{in_code:?}").contains(":pw@"), "{in_code:?}");
+}
+
+#[test]
+fn sign_in_limits_are_read_from_the_file_and_checked() {
+    let (_dir, c) = load_ok(&config_text(
+        LISTEN,
+        PEM_PAIR,
+        "[sign_in]\nrate_limit = \"5/s\"\nburst = 3\nmax_concurrent_redemptions = 4",
+    ));
+    let rate = c.sign_in.rate_limit.unwrap();
+    assert_eq!((rate.count, rate.per), (5, Duration::from_secs(1)));
+    assert_eq!(
+        (c.sign_in.burst, c.sign_in.max_concurrent_redemptions),
+        (3, 4)
+    );
+    assert_invalid(
+        &config_text(LISTEN, PEM_PAIR, "[sign_in]\nrate_limit = \"lots\""),
+        "sign_in.rate_limit",
+        "a rate like \"30/min\"",
+    );
+    let shown = load_error_text(&config_text(LISTEN, PEM_PAIR, "[sign_in]\nbursts = 3"));
+    assert!(shown.contains("bursts"), "{shown}");
 }

@@ -17,6 +17,10 @@ pub enum SignInError {
     Replayed,
     #[error("the callback has no code")]
     MissingCode,
+    /// `sign_in.max_concurrent_redemptions` codes are being redeemed already; this one was
+    /// neither marked used nor sent, so the same callback can be tried again.
+    #[error("too many codes are being redeemed at once")]
+    Busy,
     #[error("the provider answered {error}{}", aadsts.map(|c| format!(" (AADSTS{c})")).unwrap_or_default())]
     Provider { error: String, aadsts: Option<u32> },
     #[error("the token endpoint refused the code")]
@@ -36,6 +40,7 @@ impl SignInError {
             SignInError::Expired => "sign_in_expired",
             SignInError::Replayed => "sign_in_replayed",
             SignInError::MissingCode => "sign_in_missing_code",
+            SignInError::Busy => "sign_in_busy",
             SignInError::Provider { .. } => "sign_in_provider_error",
             SignInError::Redeem(_) => "sign_in_redeem_failed",
             SignInError::NoIdToken => "sign_in_no_id_token",

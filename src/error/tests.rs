@@ -26,11 +26,14 @@ fn every_variant_has_a_client_or_gateway_status() {
         ProxyError::ProviderUnavailable,
         ProxyError::StoreUnavailable(StoreError::Unavailable("down".into())),
         ProxyError::RenewalUnavailable(RenewalError::BackingOff),
+        ProxyError::TooManyRequests {
+            retry_after: std::time::Duration::from_secs(1),
+        },
     ];
     let statuses: Vec<u16> = errors.iter().map(|e| e.status().as_u16()).collect();
     assert_eq!(
         statuses,
-        [400, 405, 404, 502, 502, 504, 401, 401, 403, 400, 503, 503, 503]
+        [400, 405, 404, 502, 502, 504, 401, 401, 403, 400, 503, 503, 503, 429]
     );
 }
 
@@ -45,6 +48,7 @@ fn a_refused_method_lists_the_allowed_ones() {
 fn sign_in_failures_map_by_cause() {
     let cases = [
         (SignInError::MissingCode, 400),
+        (SignInError::Busy, 503),
         (
             SignInError::Provider {
                 error: "access_denied".into(),
@@ -129,4 +133,29 @@ fn challenges_name_the_scheme_or_a_retry_time() {
     let e = ProxyError::RenewalUnavailable(RenewalError::PeerBusy);
     assert_eq!(e.challenge().unwrap().0, RETRY_AFTER);
     assert!(ProxyError::NoRoute.challenge().is_none());
+}
+
+#[test]
+fn a_rate_limited_client_is_told_when_to_come_back_in_whole_seconds() {
+    for (wait, header, shown) in [
+        (std::time::Duration::from_millis(1), "1", "1s"),
+        (std::time::Duration::from_millis(1500), "2", "2s"),
+        (std::time::Duration::from_secs(90), "90", "1m 30s"),
+    ] {
+        let e = ProxyError::TooManyRequests { retry_after: wait };
+        assert_eq!(e.status().as_u16(), 429);
+        let (name, value) = e.challenge().unwrap();
+        assert_eq!(name, RETRY_AFTER);
+        assert_eq!(value, header);
+        assert!(e.public_message().contains(shown), "{}", e.public_message());
+        assert_eq!(e.action(), Some(Action::Retry));
+    }
+}
+
+#[test]
+fn a_busy_redemption_asks_to_load_the_page_again() {
+    let e = ProxyError::SignIn(SignInError::Busy);
+    assert_eq!(e.action(), Some(Action::Retry));
+    assert_eq!(e.challenge().unwrap().0, RETRY_AFTER);
+    assert_eq!(e.kind(), "sign_in_busy");
 }

@@ -169,6 +169,16 @@ impl Browser {
         .await
     }
 
+    /// A click on a link of a page from the same origin: a navigation with
+    /// `Sec-Fetch-Site: same-origin`, as browsers send it.
+    pub async fn click(&mut self, url: &str) -> Hop {
+        self.extra_headers
+            .insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        let hop = self.get(url).await;
+        self.extra_headers.remove("sec-fetch-site");
+        hop
+    }
+
     /// Navigates and follows redirects (at most 10), returning every hop.
     pub async fn navigate(&mut self, url: &str) -> Vec<Hop> {
         let mut hops = Vec::new();

@@ -279,6 +279,12 @@ impl StandIn {
         lock(&self.state().controls).delay = d;
     }
 
+    /// `true`: token-endpoint calls are counted, then wait until this is called with `false`
+    /// (to see how many a client has in flight at once, without timing).
+    pub fn hold_token_requests(&self, hold: bool) {
+        self.state().token_hold.send_replace(hold);
+    }
+
     pub fn token_calls(&self) -> TokenCalls {
         let c = &self.state().counters;
         TokenCalls {

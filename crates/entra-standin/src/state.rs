@@ -172,6 +172,8 @@ pub(crate) struct State {
     pub grants: Mutex<Grants>,
     pub records: Mutex<Records>,
     pub counters: Counters,
+    /// `true` while a test holds token-endpoint calls (`StandIn::hold_token_requests`).
+    pub token_hold: tokio::sync::watch::Sender<bool>,
 }
 
 impl State {
@@ -196,6 +198,7 @@ impl State {
             grants: Mutex::new(Grants::default()),
             records: Mutex::new(Records::default()),
             counters: Counters::default(),
+            token_hold: tokio::sync::watch::Sender::new(false),
         }
     }
 

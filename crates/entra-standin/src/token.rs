@@ -10,8 +10,8 @@
 //! the tests. A refresh token also stays with its client and with the user's tenant
 //! (refresh-tokens). The response itself is built in `issue`.
 //!
-//! Test controls act here in this order: the artificial delay, then the queue of injected
-//! failures, then the real checks.
+//! Test controls act here in this order: the artificial delay, the hold (after the call is
+//! counted), then the queue of injected failures, then the real checks.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -61,6 +61,8 @@ pub(crate) async fn handle(
         Some("refresh_token") => Counters::bump(&state.counters.refresh_token),
         _ => {}
     }
+    // Never fails: the state owns the sender.
+    let _ = state.token_hold.subscribe().wait_for(|held| !*held).await;
     let injected = lock(&state.controls).failures.pop_front();
     if let Some(failure) = injected {
         Counters::bump(&state.counters.failed);
