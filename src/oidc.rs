@@ -12,6 +12,7 @@
 pub mod credential;
 pub mod graph;
 pub mod jwks;
+pub mod limited;
 pub mod metadata;
 pub mod token;
 pub mod verify;
@@ -55,6 +56,12 @@ pub enum DiscoveryError {
     },
     #[error("GET {url} answered HTTP {status}")]
     Status { url: String, status: u16 },
+    #[error("GET {url}: the answer was refused")]
+    Body {
+        url: String,
+        #[source]
+        source: limited::BodyError,
+    },
     #[error("the discovery document was refused")]
     Metadata(#[from] metadata::MetadataError),
     #[error("the metadata's issuer is not a URL")]
@@ -193,7 +200,12 @@ impl Provider {
                 status: resp.status().as_u16(),
             });
         }
-        resp.bytes().await.map(|b| b.to_vec()).map_err(fetch)
+        limited::read(resp, limited::MAX_METADATA)
+            .await
+            .map_err(|source| DiscoveryError::Body {
+                url: url.to_owned(),
+                source,
+            })
     }
 
     async fn fetch_keys(&self) -> Result<(), DiscoveryError> {
