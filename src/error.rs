@@ -132,7 +132,8 @@ impl ProxyError {
                 | VerifyError::IssuedInFuture
                 | VerifyError::Audience
                 | VerifyError::Issuer
-                | VerifyError::Nonce,
+                | VerifyError::Nonce
+                | VerifyError::NotAnAccessToken,
             )) => S::UNAUTHORIZED,
             ProxyError::ProviderUnavailable => S::SERVICE_UNAVAILABLE,
             ProxyError::StoreUnavailable(_) => S::SERVICE_UNAVAILABLE,

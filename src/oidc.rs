@@ -172,7 +172,9 @@ impl Provider {
     async fn discover(&self) -> Result<(), DiscoveryError> {
         let url = metadata::discovery_url(&self.config);
         let body = self.get(&url).await?;
-        let md = metadata::parse(&body, &self.config)?;
+        let mut md = metadata::parse(&body, &self.config)?;
+        let v1 = self.get(&metadata::v1_discovery_url(&self.config)).await?;
+        md.v1_issuer = Some(metadata::parse_v1(&v1, &md)?);
         let client = token::client(&self.config, &md).ok_or(DiscoveryError::IssuerNotAUrl)?;
         self.loaded.store(Some(Arc::new(Discovered {
             metadata: md,

@@ -35,6 +35,8 @@ pub enum VerifyError {
     Tenant,
     #[error("token nonce does not match the sign-in")]
     Nonce,
+    #[error("token is not an access token (an ID token, or neither scp nor roles)")]
+    NotAnAccessToken,
 }
 
 impl VerifyError {
@@ -52,6 +54,7 @@ impl VerifyError {
             VerifyError::Issuer => "issuer",
             VerifyError::Tenant => "tenant",
             VerifyError::Nonce => "nonce",
+            VerifyError::NotAnAccessToken => "not_an_access_token",
         }
     }
 }
