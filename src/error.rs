@@ -272,6 +272,14 @@ impl ProxyError {
                 WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"portcullis\""),
             )),
+            // RFC 6750 §3.1: the token is good but does not grant enough. The scopes wanted
+            // are not named: a page names requirements, never the values accepted.
+            ProxyError::Forbidden(Denied::Scopes) => Some((
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    "Bearer realm=\"portcullis\", error=\"insufficient_scope\"",
+                ),
+            )),
             // RFC 6750 §3.1.
             ProxyError::BearerRequired(Some(e)) => HeaderValue::from_str(&format!(
                 "Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"{e}\""

@@ -206,9 +206,14 @@ impl Proxy {
     }
 }
 
-/// The route's policy, for a signed-in principal.
+/// The route's policy, for a signed-in principal; an access token's calling app too.
 fn authorize(route: &Route, p: &Principal, ctx: &RequestCtx) -> Result<(), ProxyError> {
-    policy::authorize(&route.policy, p.identity()).map_err(|denied| {
+    let caller = match p {
+        Principal::Bearer { identity, .. } => policy::authorize_caller(&route.policy, identity),
+        Principal::Session(_) => Ok(()),
+    };
+    let decision = caller.and_then(|()| policy::authorize(&route.policy, p.identity()));
+    decision.map_err(|denied| {
         let id = p.identity();
         audit::record(
             ctx.audit(),

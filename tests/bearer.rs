@@ -1,7 +1,8 @@
 //! Bearer routes under attack, with tokens shaped as Entra shapes them, taken from the
 //! stand-in's token endpoint: delegated (authorization code) and app-only (client
 //! credentials), v1.0 and v2.0. ID tokens and tokens without `scp` or `roles` are refused,
-//! v1 tokens meet the v1 issuer rule.
+//! v1 tokens meet the v1 issuer rule, `required_scopes` and `allowed_client_apps` judge the
+//! calling app.
 
 use entra_standin::{AppPermission, TestClient, TestUser, TokenVersion};
 use serde_json::{json, Value};
@@ -283,7 +284,15 @@ async fn v1_access_tokens_carry_the_v1_issuer_of_their_tenant() {
             access_token_version: TokenVersion::V1,
             ..crate::support::signin::client()
         }),
-        ..setup(bearer_route("api", "/", ""))
+        ..setup(format!(
+            "{}{}",
+            bearer_route("api", "/", ""),
+            bearer_route(
+                "caller-only",
+                "/caller-only",
+                &format!("allowed_client_apps = [\"{CALLER}\"]")
+            )
+        ))
     })
     .await;
     let tid = s.idp.tenant_id().to_owned();
@@ -302,6 +311,13 @@ async fn v1_access_tokens_carry_the_v1_issuer_of_their_tenant() {
     let app = app_token(&s, DAEMON).await;
     assert_eq!(claims_of(&app)["ver"], "1.0");
     assert_eq!(call(&s, "/x", Some(&app)).await.status(), 200);
+    // The calling app of a v1 token is its `appid`.
+    assert_eq!(claims_of(&delegated)["appid"], CALLER);
+    let caller_only = call(&s, "/caller-only", Some(&delegated)).await;
+    assert_eq!(caller_only.status(), 200);
+    let other = user_token(&s, OTHER_CALLER, "alice@contoso.example", &["Files.Read"]).await;
+    assert_eq!(call(&s, "/caller-only", Some(&other)).await.status(), 403);
+    assert_eq!(call(&s, "/caller-only", Some(&app)).await.status(), 403);
 
     let other = "00000000-0000-4000-8000-0000000000ff";
     for (what, patch) in [
@@ -368,4 +384,76 @@ async fn v1_tokens_under_a_multi_tenant_authority_need_an_allowed_tenant() {
         &call(&s, "/x", Some(&forged)).await,
         "guest tid, home issuer",
     );
+}
+
+#[tokio::test]
+async fn required_scopes_admit_any_listed_delegated_scope() {
+    let s = SignIn::start(setup(format!(
+        "{}{}",
+        bearer_route(
+            "files",
+            "/files",
+            "required_scopes = [\"Files.Read\", \"Files.ReadWrite\"]"
+        ),
+        bearer_route("any", "/", "")
+    )))
+    .await;
+    let alice = "alice@contoso.example";
+    let writer = user_token(&s, CALLER, alice, &["Tasks.Read", "Files.ReadWrite"]).await;
+    assert_eq!(claims_of(&writer)["scp"], "Tasks.Read Files.ReadWrite");
+    assert_eq!(call(&s, "/files/a", Some(&writer)).await.status(), 200);
+
+    let tasks = user_token(&s, CALLER, alice, &["Tasks.Read"]).await;
+    let r = call(&s, "/files/a", Some(&tasks)).await;
+    assert_eq!(r.status(), 403);
+    // RFC 6750 §3.1: the token is fine, its grant is not enough.
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer realm=\"portcullis\", error=\"insufficient_scope\""
+    );
+    let body = r.text().await.unwrap();
+    assert!(body.contains("permission (scope)"), "{body}");
+    assert!(
+        !body.contains("Files.Read"),
+        "the page names no accepted value: {body}"
+    );
+    assert_eq!(call(&s, "/other", Some(&tasks)).await.status(), 200);
+
+    // App-only tokens hold roles, never scopes.
+    let daemon = app_token(&s, DAEMON).await;
+    assert_eq!(call(&s, "/files/a", Some(&daemon)).await.status(), 403);
+}
+
+#[tokio::test]
+async fn allowed_client_apps_name_the_apps_whose_tokens_are_taken() {
+    let s = SignIn::start(setup(bearer_route(
+        "api",
+        "/",
+        &format!(
+            "allowed_client_apps = [\"{CALLER}\", \"{}\"]",
+            DAEMON.to_uppercase()
+        ),
+    )))
+    .await;
+    let alice = "alice@contoso.example";
+    let mine = user_token(&s, CALLER, alice, &["Files.Read"]).await;
+    assert_eq!(claims_of(&mine)["azp"], CALLER);
+    assert_eq!(call(&s, "/x", Some(&mine)).await.status(), 200);
+    let daemon = app_token(&s, DAEMON).await;
+    assert_eq!(call(&s, "/x", Some(&daemon)).await.status(), 200);
+
+    // The same user, through another app: the token is valid, the app is not welcome.
+    let theirs = user_token(&s, OTHER_CALLER, alice, &["Files.Read"]).await;
+    let r = call(&s, "/x", Some(&theirs)).await;
+    assert_eq!(r.status(), 403);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("does not accept calls from the app"),
+        "{body}"
+    );
+    // Nor does claiming the right app in `appid` help a v2 token: `azp` decides.
+    let forged = s
+        .idp
+        .mint_token(with(claims_of(&theirs), json!({"appid": CALLER})), None);
+    assert_eq!(call(&s, "/x", Some(&forged)).await.status(), 403);
 }

@@ -145,6 +145,10 @@ pub enum Denied {
     EmailDomains,
     #[error("your account lacks a claim this application requires ({0})")]
     Claim(String),
+    #[error("this API does not accept calls from the app you are using")]
+    ClientApps,
+    #[error("the app you are using was not granted the permission (scope) this API requires")]
+    Scopes,
 }
 
 impl Denied {
@@ -157,6 +161,8 @@ impl Denied {
             Denied::Users => "allowed_users",
             Denied::EmailDomains => "allowed_email_domains",
             Denied::Claim(_) => "require_claims",
+            Denied::ClientApps => "allowed_client_apps",
+            Denied::Scopes => "required_scopes",
         }
     }
 }

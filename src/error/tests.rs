@@ -130,3 +130,24 @@ fn challenges_name_the_scheme_or_a_retry_time() {
     assert_eq!(e.challenge().unwrap().0, RETRY_AFTER);
     assert!(ProxyError::NoRoute.challenge().is_none());
 }
+
+#[test]
+fn a_token_lacking_a_scope_is_told_insufficient_scope_without_the_scopes() {
+    let e = ProxyError::Forbidden(Denied::Scopes);
+    assert_eq!(e.status().as_u16(), 403);
+    let (name, value) = e.challenge().unwrap();
+    assert_eq!(name, WWW_AUTHENTICATE);
+    assert_eq!(
+        value,
+        "Bearer realm=\"portcullis\", error=\"insufficient_scope\""
+    );
+    assert!(ProxyError::Forbidden(Denied::ClientApps)
+        .challenge()
+        .is_none());
+    assert_eq!(Denied::Scopes.requirement(), "required_scopes");
+    assert_eq!(Denied::ClientApps.requirement(), "allowed_client_apps");
+    let e = ProxyError::BearerRequired(Some(VerifyError::NotAnAccessToken));
+    assert_eq!(e.status().as_u16(), 401);
+    let e = ProxyError::SignIn(SignInError::IdToken(VerifyError::NotAnAccessToken));
+    assert_eq!(e.status().as_u16(), 401);
+}
