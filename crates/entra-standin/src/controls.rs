@@ -144,6 +144,11 @@ impl StandIn {
         lock(&self.state().controls).discovery_up = up;
     }
 
+    /// `false`: Graph answers every call with 503 (a Graph outage).
+    pub fn set_graph_available(&self, up: bool) {
+        lock(&self.state().controls).graph_up = up;
+    }
+
     /// Latency added to every token-endpoint call.
     pub fn set_delay(&self, d: Duration) {
         lock(&self.state().controls).delay = d;

@@ -54,6 +54,14 @@ pub(crate) async fn handle(
     Counters::bump(&state.counters.graph);
     let method = req.method().clone();
     let headers = req.headers().clone();
+    if !lock(&state.controls).graph_up {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "serviceNotAvailable",
+            "The service is temporarily unavailable.",
+            &headers,
+        );
+    }
     let query = Params::from_query(req.uri());
     let caller = match caller(state, &headers) {
         Ok(found) => found,

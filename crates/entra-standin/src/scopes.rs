@@ -4,8 +4,8 @@
 //! `offline_access`) ride along with any resource, and all other scopes in one request must
 //! belong to the same resource (AADSTS700022). A scope naming one of the registered clients
 //! (`api://{client_id}/x` or `{client_id}/x`) targets that API; Graph scopes (bare names,
-//! `https://graph.microsoft.com/x`, or Graph's app ID) — or no resource scope at all — yield a
-//! Graph token (v2-permissions-and-consent).
+//! `https://graph.microsoft.com/x`, Graph's app ID, or the stand-in's own Graph URL) — or no
+//! resource scope at all — yield a Graph token (v2-permissions-and-consent).
 
 use super::aadsts::AadError;
 use super::state::State;
@@ -107,7 +107,10 @@ fn target_of<'a>(state: &State, scope: &'a str) -> Result<(Option<Api>, &'a str)
     let Some(prefix) = prefix else {
         return Ok((None, name));
     };
-    if prefix.eq_ignore_ascii_case(GRAPH_URI) || prefix == GRAPH_APP_ID {
+    // The stand-in serves Graph itself, at `{base}/graph` and at its root: a client pointed at
+    // that Graph names it as the resource, as a national-cloud client names its cloud's Graph.
+    let here = [state.graph_url.as_str(), state.base_url.as_str()];
+    if prefix.eq_ignore_ascii_case(GRAPH_URI) || prefix == GRAPH_APP_ID || here.contains(&prefix) {
         return Ok((None, name));
     }
     let app = prefix.strip_prefix("api://").unwrap_or(prefix);
@@ -299,10 +302,13 @@ mod tests {
     fn client_credentials_take_one_default_scope() {
         let st = state();
         let app = "11111111-1111-1111-1111-111111111111";
-        assert_eq!(
-            resolve_app(&st, "https://graph.microsoft.com/.default").unwrap(),
-            Resource::Graph(vec![])
-        );
+        for graph in ["https://graph.microsoft.com", "http://x/graph", "http://x"] {
+            assert_eq!(
+                resolve_app(&st, &format!("{graph}/.default")).unwrap(),
+                Resource::Graph(vec![]),
+                "{graph}"
+            );
+        }
         assert_eq!(
             resolve_app(&st, &format!("{app}/.default")).unwrap(),
             Resource::Api {

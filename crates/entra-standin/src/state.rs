@@ -141,6 +141,7 @@ pub(crate) struct Controls {
     pub failures: VecDeque<TokenFailure>,
     pub authorize_error: Option<(String, String)>,
     pub discovery_up: bool,
+    pub graph_up: bool,
     pub delay: Duration,
     pub id_token_rewrite: Option<Rewrite>,
 }
@@ -205,6 +206,7 @@ impl State {
                 failures: VecDeque::new(),
                 authorize_error: None,
                 discovery_up: true,
+                graph_up: true,
                 delay: Duration::ZERO,
                 id_token_rewrite: None,
             }),

@@ -287,4 +287,15 @@ async fn graph_reads_any_users_groups_for_an_app_holding_group_member_read_all()
     let bob_oid = si.user(BOB).unwrap().oid;
     let own = format!("{}/v1.0/users/{bob_oid}/transitiveMemberOf", si.graph_url());
     assert_eq!(graph_get(&own, bob).await.0, StatusCode::OK);
+
+    // An outage answers everyone with 503.
+    si.set_graph_available(false);
+    let (status, err) = graph_get(&own, bob).await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!("serviceNotAvailable")
+        )
+    );
 }
