@@ -84,6 +84,8 @@ pub struct Provider {
     ready: watch::Sender<bool>,
     /// App tokens for Graph and the groups read with them.
     directory: Directory,
+    /// Signed client assertions, reused for most of their life.
+    assertions: credential::Assertions,
 }
 
 impl std::fmt::Debug for Provider {
@@ -132,6 +134,7 @@ impl Provider {
             jwks: Jwks::default(),
             ready: watch::Sender::new(false),
             directory: Directory::default(),
+            assertions: credential::Assertions::default(),
         }))
     }
 
@@ -262,18 +265,19 @@ impl Provider {
     /// The client assertion for the next token request to `token_endpoint` (certificate or
     /// federated token).
     fn assertion(&self, token_endpoint: &str) -> Result<Option<String>, TokenError> {
-        credential::assertion(
-            &self.config.credential,
-            &self.config.client_id,
-            token_endpoint,
-        )
-        .map_err(|e| {
-            tracing::error!(error = %e, "the client credential could not be prepared");
-            TokenError::Misconfigured {
-                code: "client_credential".to_owned(),
-                aadsts: None,
-            }
-        })
+        self.assertions
+            .assertion(
+                &self.config.credential,
+                &self.config.client_id,
+                token_endpoint,
+            )
+            .map_err(|e| {
+                tracing::error!(error = %e, "the client credential could not be prepared");
+                TokenError::Misconfigured {
+                    code: "client_credential".to_owned(),
+                    aadsts: None,
+                }
+            })
     }
 
     /// Validates a token; an unknown `kid` refetches the keys once (rate-limited).
