@@ -139,6 +139,9 @@ pub enum AuthMode {
     Login,
     /// An Entra ID access token for this application in `Authorization: Bearer`.
     Bearer,
+    /// `Bearer` when the request carries `Authorization: Bearer` (and then only that: a bad
+    /// token is 401, never a fall-back to the session), `Login` otherwise.
+    LoginOrBearer,
 }
 
 impl AuthMode {
@@ -147,6 +150,7 @@ impl AuthMode {
             AuthMode::Public => "public",
             AuthMode::Login => "login",
             AuthMode::Bearer => "bearer",
+            AuthMode::LoginOrBearer => "login_or_bearer",
         }
     }
 }
@@ -263,10 +267,11 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
         "public" => AuthMode::Public,
         "login" => AuthMode::Login,
         "bearer" => AuthMode::Bearer,
+        "login_or_bearer" => AuthMode::LoginOrBearer,
         other => {
             return Err(bad(
                 "auth",
-                format!("\"login\", \"bearer\" or \"public\", got {other:?}"),
+                format!("\"login\", \"bearer\", \"login_or_bearer\" or \"public\", got {other:?}"),
             ))
         }
     };

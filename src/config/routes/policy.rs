@@ -77,14 +77,15 @@ pub(super) fn policy(
 }
 
 /// `required_scopes` and `allowed_client_apps`: they judge the access token a client app
-/// presents, so only routes that take one may set them.
+/// presents, so only routes that take one may set them. On a `login_or_bearer` route they
+/// apply to requests with a token; a browser session there has no calling app to judge.
 fn caller(
     r: &RawRoute,
     auth: AuthMode,
     file: &Path,
     key: &dyn Fn(&str) -> String,
 ) -> Result<(Vec<String>, Vec<String>), ConfigError> {
-    let takes_tokens = matches!(auth, AuthMode::Bearer);
+    let takes_tokens = matches!(auth, AuthMode::Bearer | AuthMode::LoginOrBearer);
     let mut scopes = Vec::new();
     for v in r.required_scopes.iter().flatten() {
         let v = v.trim();
@@ -120,7 +121,7 @@ fn caller(
                 file,
                 key(k),
                 format!(
-                    "to be set only on routes with auth = \"bearer\": it judges the access token a client app presents, and this route has auth = \"{}\"",
+                    "to be set only on routes with auth = \"bearer\" or \"login_or_bearer\": it judges the access token a client app presents, and this route has auth = \"{}\"",
                     auth.as_str()
                 ),
             ));
@@ -161,6 +162,9 @@ mod tests {
         let policy = &routing.routes[0].policy;
         assert_eq!(policy.scopes, ["Files.Read", "Files.ReadWrite"]);
         assert_eq!(policy.client_apps, [APP.to_ascii_lowercase()]);
+        let both = route("login_or_bearer", "required_scopes = [\"Files.Read\"]");
+        let routing = parse(&both, Path::new("routes.toml")).unwrap();
+        assert_eq!(routing.routes[0].policy.scopes, ["Files.Read"]);
     }
 
     #[test]
