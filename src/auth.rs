@@ -5,6 +5,11 @@
 //!   (`session_auth.rs`); a browser without one is sent to Entra ID by `SignIn`
 //!   (`sign_in.rs`: `login.rs` starts, `callback.rs` finishes), an API client gets 401.
 //! - `auth = "bearer"`: `Bearer` checks an Entra ID access token (`bearer.rs`).
+//! - `auth = "login_or_bearer"`: a request carrying `Authorization: Bearer` is judged as on a
+//!   bearer route and only so — a bad token is 401, never a fall-back to a session cookie
+//!   the same request may carry (a stolen cookie must not rescue a forged token, nor a bad
+//!   token silently act as the user) — any other request as on a login route. oauth2-proxy
+//!   calls this `skip_jwt_bearer_tokens`.
 //! - `endpoints.rs`: the dispatcher for the reserved paths — `/.auth/login` and the callback
 //!   (sign-in), `/.auth/logout` (which asks first unless the request comes from this host:
 //!   `sign_out.rs`), `/.auth/me`, `/.auth/frontchannel-logout`.
@@ -157,19 +162,57 @@ impl Auth {
         target: &Target,
         ctx: &RequestCtx,
     ) -> Result<Decision, ProxyError> {
-        match mode {
-            AuthMode::Public => Ok(Decision::Proceed(None)),
-            AuthMode::Bearer => self
+        let by_token = match mode {
+            AuthMode::Public => return Ok(Decision::Proceed(None)),
+            AuthMode::Bearer => true,
+            AuthMode::Login => false,
+            AuthMode::LoginOrBearer => carries_bearer(req.headers()),
+        };
+        if by_token {
+            return self
                 .bearer
                 .authenticate(req.headers())
                 .await
-                .map(|p| Decision::Proceed(Some(p))),
-            AuthMode::Login => match self.session.lookup(req.headers(), ctx).await? {
-                Some(s) => Ok(Decision::Proceed(Some(Principal::Session(s)))),
-                None => self.sign_in.challenge(req, target),
-            },
+                .map(|p| Decision::Proceed(Some(p)));
+        }
+        match self.session.lookup(req.headers(), ctx).await? {
+            Some(s) => Ok(Decision::Proceed(Some(Principal::Session(s)))),
+            None => self.sign_in.challenge(req, target),
         }
     }
+}
+
+/// Whether the request offers a bearer token: an `Authorization` field with the `Bearer`
+/// scheme (RFC 6750 §2.1; the scheme is case-insensitive), well-formed or not.
+pub fn carries_bearer(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .any(|v| {
+            let scheme = v
+                .as_bytes()
+                .split(|b| *b == b' ')
+                .next()
+                .unwrap_or_default();
+            scheme.eq_ignore_ascii_case(b"bearer")
+        })
+}
+
+/// Whether the proxy owns the upstream's `Authorization`, so that a client's must be removed
+/// before anything else reads the request: on a route that passes the session's access token
+/// (`pass_access_token`), unless the request is judged by its own bearer token — on a
+/// `login_or_bearer` route that token is what the upstream receives.
+pub fn owns_authorization(
+    mode: AuthMode,
+    pass_access_token: bool,
+    headers: &http::HeaderMap,
+) -> bool {
+    pass_access_token
+        && match mode {
+            AuthMode::Login => true,
+            AuthMode::LoginOrBearer => !carries_bearer(headers),
+            AuthMode::Bearer | AuthMode::Public => false,
+        }
 }
 
 /// A top-level browser navigation, which can be sent to sign in; anything else (XHR, fetch,
@@ -186,4 +229,52 @@ pub fn is_navigation<B>(req: &Request<B>) -> bool {
         && accepts_html
         && !h.contains_key("x-requested-with")
         && fetch_mode.is_none_or(|m| m == "navigate")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::AUTHORIZATION;
+    use http::HeaderMap;
+
+    fn with_authorization(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(AUTHORIZATION, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn any_bearer_scheme_makes_a_token_request() {
+        for v in [
+            &["Bearer x"][..],
+            &["bearer"],
+            &["BEARER  x"],
+            &["Basic a", "Bearer b"],
+        ] {
+            assert!(carries_bearer(&with_authorization(v)), "{v:?}");
+        }
+        for v in [&[][..], &["Basic YTpi"], &["Bearerx y"], &["Negotiate abc"]] {
+            assert!(!carries_bearer(&with_authorization(v)), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn the_proxy_owns_authorization_only_where_it_passes_the_sessions_token() {
+        let basic = with_authorization(&["Basic YTpi"]);
+        let bearer = with_authorization(&["Bearer t"]);
+        assert!(owns_authorization(AuthMode::Login, true, &bearer));
+        assert!(owns_authorization(AuthMode::LoginOrBearer, true, &basic));
+        assert!(!owns_authorization(AuthMode::LoginOrBearer, true, &bearer));
+        assert!(!owns_authorization(AuthMode::Bearer, true, &bearer));
+        for mode in [
+            AuthMode::Login,
+            AuthMode::LoginOrBearer,
+            AuthMode::Bearer,
+            AuthMode::Public,
+        ] {
+            assert!(!owns_authorization(mode, false, &basic), "{mode:?}");
+        }
+    }
 }

@@ -137,7 +137,8 @@ impl ProxyError {
                 | VerifyError::IssuedInFuture
                 | VerifyError::Audience
                 | VerifyError::Issuer
-                | VerifyError::Nonce,
+                | VerifyError::Nonce
+                | VerifyError::NotAnAccessToken,
             )) => S::UNAUTHORIZED,
             ProxyError::ProviderUnavailable => S::SERVICE_UNAVAILABLE,
             ProxyError::StoreUnavailable(_) => S::SERVICE_UNAVAILABLE,
@@ -291,6 +292,14 @@ impl ProxyError {
             ProxyError::BearerRequired(None) => Some((
                 WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"portcullis\""),
+            )),
+            // RFC 6750 §3.1: the token is good but does not grant enough. The scopes wanted
+            // are not named: a page names requirements, never the values accepted.
+            ProxyError::Forbidden(Denied::Scopes) => Some((
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    "Bearer realm=\"portcullis\", error=\"insufficient_scope\"",
+                ),
             )),
             // RFC 6750 §3.1.
             ProxyError::BearerRequired(Some(e)) => HeaderValue::from_str(&format!(

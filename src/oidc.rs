@@ -7,9 +7,12 @@
 //! `oidc.jwks_refresh`, keeping the last good set when a fetch fails.
 //!
 //! Files: `metadata.rs` (discovery, issuer rules), `jwks.rs` (key cache), `verify.rs` (token
-//! checks), `token.rs` (openidconnect calls, error classes), `graph.rs` (overage).
+//! checks), `token.rs` (openidconnect calls, error classes), `credential.rs` (client
+//! assertions), `graph.rs` (overage), `directory.rs` (Graph as the app itself, for bearer
+//! tokens' overage).
 
 pub mod credential;
+pub mod directory;
 pub mod graph;
 pub mod jwks;
 pub mod limited;
@@ -25,6 +28,7 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 use crate::config::OidcConfig;
+use directory::{Directory, DirectoryError};
 use jwks::{Jwks, Lookup};
 use metadata::Metadata;
 pub use token::{AuthorizeParams, ProviderFault, TokenError, Tokens};
@@ -85,6 +89,10 @@ pub struct Provider {
     jwks: Jwks,
     /// Flips to `true` once discovery and the first key fetch have succeeded.
     ready: watch::Sender<bool>,
+    /// App tokens for Graph and the groups read with them.
+    directory: Directory,
+    /// Signed client assertions, reused for most of their life.
+    assertions: credential::Assertions,
 }
 
 impl std::fmt::Debug for Provider {
@@ -132,6 +140,8 @@ impl Provider {
             loaded: ArcSwapOption::empty(),
             jwks: Jwks::default(),
             ready: watch::Sender::new(false),
+            directory: Directory::default(),
+            assertions: credential::Assertions::default(),
         }))
     }
 
@@ -179,7 +189,9 @@ impl Provider {
     async fn discover(&self) -> Result<(), DiscoveryError> {
         let url = metadata::discovery_url(&self.config);
         let body = self.get(&url).await?;
-        let md = metadata::parse(&body, &self.config)?;
+        let mut md = metadata::parse(&body, &self.config)?;
+        let v1 = self.get(&metadata::v1_discovery_url(&self.config)).await?;
+        md.v1_issuer = Some(metadata::parse_v1(&v1, &md)?);
         let client = token::client(&self.config, &md).ok_or(DiscoveryError::IssuerNotAUrl)?;
         self.loaded.store(Some(Arc::new(Discovered {
             metadata: md,
@@ -235,7 +247,7 @@ impl Provider {
         let l = self
             .loaded()
             .map_err(|NotReady| TokenError::Unavailable(ProviderFault::NotReady))?;
-        let assertion = self.assertion(&l)?;
+        let assertion = self.assertion(l.metadata.token_endpoint.as_str())?;
         token::redeem(
             &l.client,
             &self.http,
@@ -251,7 +263,7 @@ impl Provider {
         let l = self
             .loaded()
             .map_err(|NotReady| TokenError::Unavailable(ProviderFault::NotReady))?;
-        let assertion = self.assertion(&l)?;
+        let assertion = self.assertion(l.metadata.token_endpoint.as_str())?;
         token::refresh(
             &l.client,
             &self.http,
@@ -262,20 +274,22 @@ impl Provider {
         .await
     }
 
-    /// The client assertion for the next token request (certificate or federated token).
-    fn assertion(&self, l: &Discovered) -> Result<Option<String>, TokenError> {
-        credential::assertion(
-            &self.config.credential,
-            &self.config.client_id,
-            l.metadata.token_endpoint.as_str(),
-        )
-        .map_err(|e| {
-            tracing::error!(error = %e, "the client credential could not be prepared");
-            TokenError::Misconfigured {
-                code: "client_credential".to_owned(),
-                aadsts: None,
-            }
-        })
+    /// The client assertion for the next token request to `token_endpoint` (certificate or
+    /// federated token).
+    fn assertion(&self, token_endpoint: &str) -> Result<Option<String>, TokenError> {
+        self.assertions
+            .assertion(
+                &self.config.credential,
+                &self.config.client_id,
+                token_endpoint,
+            )
+            .map_err(|e| {
+                tracing::error!(error = %e, "the client credential could not be prepared");
+                TokenError::Misconfigured {
+                    code: "client_credential".to_owned(),
+                    aadsts: None,
+                }
+            })
     }
 
     /// Validates a token; an unknown `kid` refetches the keys once (rate-limited).
@@ -338,5 +352,51 @@ impl Provider {
     /// The user's groups from Microsoft Graph, for an overage.
     pub async fn graph_groups(&self, access_token: &str) -> Result<Vec<String>, graph::GraphError> {
         graph::transitive_groups(&self.http, &self.config.graph_url, access_token).await
+    }
+
+    /// The groups of user `oid` in tenant `tid`, asked of Microsoft Graph as the app itself
+    /// (a bearer token's overage): cached, fail-closed (see `directory.rs`).
+    pub async fn app_groups(&self, tid: &str, oid: &str) -> Result<Arc<[String]>, DirectoryError> {
+        if matches!(
+            self.config.credential,
+            crate::config::auth::Credential::None
+        ) {
+            return Err(DirectoryError::NoCredential);
+        }
+        self.directory
+            .groups(tid, oid, || async {
+                let token = self
+                    .directory
+                    .app_token(tid, || self.graph_app_token(tid))
+                    .await?;
+                let read = graph::user_groups(&self.http, &self.config.graph_url, &token, oid);
+                match read.await {
+                    Ok(groups) => Ok(groups),
+                    Err(e) => {
+                        if let graph::GraphError::Status(401) = e {
+                            // Revoked or expired early: the next lookup asks for a new one.
+                            self.directory.forget_token(tid).await;
+                        }
+                        Err(DirectoryError::Graph(Arc::new(e)))
+                    }
+                }
+            })
+            .await
+    }
+
+    /// A client-credentials token for Graph (`{graph_url}/.default`) from tenant `tid`.
+    async fn graph_app_token(&self, tid: &str) -> Result<token::AppToken, DirectoryError> {
+        let l = self.loaded()?;
+        let endpoint = l
+            .metadata
+            .token_endpoint_for(tid)
+            .ok_or_else(|| DirectoryError::Tenant(tid.to_owned()))?;
+        let assertion = self
+            .assertion(endpoint.as_str())
+            .map_err(DirectoryError::Token)?;
+        let scope = format!("{}/.default", self.config.graph_url);
+        token::client_credentials(&l.client, &self.http, endpoint, &scope, assertion)
+            .await
+            .map_err(DirectoryError::Token)
     }
 }

@@ -4,6 +4,11 @@
 //! Microsoft asks ("never on email or UPN", ENTRA.md §4, §9). `allowed_email_domains` exists for
 //! migrations from oauth2-proxy and is documented as the weak check it is. Within one list any
 //! entry admits; every non-empty list must admit.
+//!
+//! A request with an access token is also judged as a call from a client app
+//! ([`authorize_caller`]): which app asked for the token (`azp` in v2, `appid` in v1) and which
+//! delegated permissions it holds (`scp`), as Microsoft.Identity.Web's `RequiredScope` does. A
+//! browser session has no such caller: the proxy itself signed the user in.
 
 use serde_json::Value;
 
@@ -44,6 +49,33 @@ pub fn authorize(spec: &PolicySpec, id: &Identity) -> Result<(), Denied> {
         if !claim_matches(id.claims.get(claim), accepted) {
             // The name comes from the operator's routing file, not from the user.
             return Err(Denied::Claim(claim.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the client app of an access token, and its delegated permissions, against `spec`.
+pub fn authorize_caller(spec: &PolicySpec, token: &Identity) -> Result<(), Denied> {
+    if !spec.client_apps.is_empty() {
+        let claim = if token.str("ver") == Some("1.0") {
+            "appid"
+        } else {
+            "azp"
+        };
+        if !token
+            .str(claim)
+            .is_some_and(|app| contains_ci(&spec.client_apps, app))
+        {
+            return Err(Denied::ClientApps);
+        }
+    }
+    if !spec.scopes.is_empty() {
+        let held = token.str("scp").unwrap_or("");
+        if !held
+            .split_whitespace()
+            .any(|s| spec.scopes.iter().any(|want| want == s))
+        {
+            return Err(Denied::Scopes);
         }
     }
     Ok(())

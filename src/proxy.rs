@@ -7,7 +7,7 @@
 //!         ─▶ Auth::reserved (auth.rs: /.auth/login, callback, logout, me)
 //!         ─▶ RouteTable::resolve (route.rs: 404; 400 for a path the route does not allow)
 //!         ─▶ client::clean (headers/client.rs: hop-by-hop, `_` names, identity families, every route)
-//!         ─▶ Auth::authenticate (auth.rs: session or bearer; 302 to sign in, 401, 503)
+//!         ─▶ Auth::authenticate (auth.rs: session or bearer token; 302 to sign in, 401, 503)
 //!         ─▶ policy::authorize (policy.rs; 403)
 //!         ─▶ identity::inject (headers/identity.rs: X-Auth-Request-* / X-MS-CLIENT-PRINCIPAL*)
 //!         ─▶ to_upstream (canonical path, X-Forwarded-*, request ID; own cookies out)
@@ -153,15 +153,17 @@ impl Proxy {
 
         // Read before hop-by-hop removal takes `Connection` and `Upgrade` away.
         let upgrade = upgrade::requested(&req);
+        // A route that passes the session's access token owns `Authorization`; a request
+        // judged by its own bearer token keeps it (auth.rs).
+        let owns_authorization =
+            crate::auth::owns_authorization(route.auth, route.pass_access_token, req.headers());
         client::clean(
             req.headers_mut(),
             &client::Rules {
                 removed: table.removed_headers(),
                 underscore_allowed: &route.allow_underscore_headers,
                 trusted_peer: ctx.client().trusted,
-                // A login route that passes the access token owns `Authorization`; a bearer
-                // route reads the client's.
-                owns_authorization: route.pass_access_token && route.auth == AuthMode::Login,
+                owns_authorization,
             },
         );
         drop(table);
@@ -213,9 +215,14 @@ impl Proxy {
     }
 }
 
-/// The route's policy, for a signed-in principal.
+/// The route's policy, for a signed-in principal; an access token's calling app too.
 fn authorize(route: &Route, p: &Principal, ctx: &RequestCtx) -> Result<(), ProxyError> {
-    policy::authorize(&route.policy, p.identity()).map_err(|denied| {
+    let caller = match p {
+        Principal::Bearer { identity, .. } => policy::authorize_caller(&route.policy, identity),
+        Principal::Session(_) => Ok(()),
+    };
+    let decision = caller.and_then(|()| policy::authorize(&route.policy, p.identity()));
+    decision.map_err(|denied| {
         let id = p.identity();
         audit::record(
             ctx.audit(),

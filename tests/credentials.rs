@@ -1,5 +1,6 @@
 //! Secretless client credentials against the stand-in: a certificate (`private_key_jwt`,
-//! PS256 with `x5t#S256`) and a federated token file (workload identity), re-read on rotation.
+//! PS256 with `x5t#S256`, one assertion reused for most of its life) and a federated token
+//! file (workload identity), re-read on rotation.
 
 use std::time::Duration;
 
@@ -84,6 +85,44 @@ async fn a_certificate_credential_signs_in_and_refreshes() {
         (calls.authorization_code, calls.refresh_token, calls.failed),
         (1, 1, 0)
     );
+}
+
+#[tokio::test]
+async fn a_certificate_assertion_is_signed_once_and_reused_until_the_files_change() {
+    let (key, next) = (rsa_key(), rsa_key());
+    let (cert, next_cert) = (certificate(&key), certificate(&next));
+    let s = SignIn::start(Setup {
+        client: Some(client(vec![
+            AssertionKey::Certificate {
+                cert_pem: cert.clone(),
+                public_key_pem: key.public_pem.clone(),
+            },
+            AssertionKey::Certificate {
+                cert_pem: next_cert.clone(),
+                public_key_pem: next.public_pem.clone(),
+            },
+        ])),
+        credential: Some(
+            "client_certificate_file = \"client.crt\"\nclient_key_file = \"client.key\"".into(),
+        ),
+        files: vec![
+            ("client.crt".into(), cert),
+            ("client.key".into(), key.private_pem.clone()),
+        ],
+        ..Setup::default()
+    })
+    .await;
+    // Two sign-ins, two token requests, one signature: Entra accepts an assertion until it
+    // expires.
+    assert_eq!(sign_in(&s).await, 200);
+    assert_eq!(sign_in(&s).await, 200);
+    assert_eq!(s.idp.token_calls().authorization_code, 2);
+    assert_eq!(s.idp.distinct_assertions(CLIENT_ID), 1);
+    // cert-manager rotates the certificate in place: the next request signs with the new one.
+    std::fs::write(s.dir().join("client.crt"), next_cert).unwrap();
+    std::fs::write(s.dir().join("client.key"), next.private_pem.clone()).unwrap();
+    assert_eq!(sign_in(&s).await, 200);
+    assert_eq!(s.idp.distinct_assertions(CLIENT_ID), 2);
 }
 
 #[tokio::test]

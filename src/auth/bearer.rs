@@ -1,9 +1,15 @@
 //! `auth = "bearer"`: APIs called with an Entra ID access token for this application.
 //!
-//! The token must be a JWT (v2.0: `accessTokenAcceptedVersion = 2` in the app manifest) whose
-//! `aud` is one of `oidc.audiences` (the client ID and `api://{client ID}` by default), signed
-//! by the provider, with the same issuer and tenant rules as ID tokens. Tokens for other
-//! resources, Microsoft Graph's included, are refused: they are not ours to read.
+//! The token must be an access token (`verify.rs`: it names its client and carries `scp` or
+//! `roles`; ID tokens are refused), v1.0 or v2.0 as the app's manifest says
+//! (`accessTokenAcceptedVersion`), whose `aud` is one of `oidc.audiences` (the client ID and
+//! `api://{client ID}` by default), signed by the provider, with the issuer and tenant rules
+//! of its version. Tokens for other resources, Microsoft Graph's included, are refused: they
+//! are not ours to read.
+//!
+//! A token announcing a groups overage is completed with the user's groups, read from
+//! Microsoft Graph by the app itself (`oidc/directory.rs`); if Graph cannot be asked the
+//! groups stay unknown and group policies deny.
 
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
@@ -53,8 +59,23 @@ impl Bearer {
             })?;
         let overage = graph::has_overage(&claims);
         let mut identity = Identity::from_claims(claims);
-        // An access token's overage cannot be resolved without a Graph token of our own.
-        identity.groups_unresolved = overage;
+        if overage {
+            match self
+                .provider
+                .app_groups(identity.tid(), identity.oid())
+                .await
+            {
+                Ok(groups) => {
+                    identity
+                        .claims
+                        .insert("groups".into(), groups.to_vec().into());
+                }
+                Err(e) => {
+                    tracing::warn!(oid = identity.oid(), tid = identity.tid(), error = %crate::error::chain(&e), "the groups of a bearer token's user could not be read from Microsoft Graph; group policies deny");
+                    identity.groups_unresolved = true;
+                }
+            }
+        }
         Ok(Principal::Bearer {
             identity,
             token: token.to_owned(),

@@ -197,6 +197,8 @@ pub struct RawRoute {
     pub allowed_email_domains: Option<Vec<String>>,
     #[serde(default)]
     pub require_claims: std::collections::BTreeMap<String, Vec<String>>,
+    pub required_scopes: Option<Vec<String>>,
+    pub allowed_client_apps: Option<Vec<String>>,
     #[serde(default)]
     pub allow_encoded_slashes: bool,
     #[serde(default)]

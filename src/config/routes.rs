@@ -13,6 +13,7 @@ use http::Uri;
 use super::raw::{RawRoute, RawRoutesFile};
 use super::{base_dir, duration, ConfigError};
 
+mod policy;
 mod request;
 pub use crate::headers::identity::HeaderPreset;
 
@@ -69,6 +70,10 @@ impl From<Vec<RouteSpec>> for Routing {
 /// match at least one entry of every non-empty list (any-of within, all-of across).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PolicySpec {
+    /// Delegated permissions (`scp` entries) an access token must hold one of.
+    pub scopes: Vec<String>,
+    /// Client IDs (lower case) of the apps whose access tokens are accepted (`azp` / `appid`).
+    pub client_apps: Vec<String>,
     /// Group object IDs (lower case).
     pub groups: Vec<String>,
     /// App role values.
@@ -134,6 +139,9 @@ pub enum AuthMode {
     Login,
     /// An Entra ID access token for this application in `Authorization: Bearer`.
     Bearer,
+    /// `Bearer` when the request carries `Authorization: Bearer` (and then only that: a bad
+    /// token is 401, never a fall-back to the session), `Login` otherwise.
+    LoginOrBearer,
 }
 
 impl AuthMode {
@@ -142,6 +150,7 @@ impl AuthMode {
             AuthMode::Public => "public",
             AuthMode::Login => "login",
             AuthMode::Bearer => "bearer",
+            AuthMode::LoginOrBearer => "login_or_bearer",
         }
     }
 }
@@ -258,10 +267,11 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
         "public" => AuthMode::Public,
         "login" => AuthMode::Login,
         "bearer" => AuthMode::Bearer,
+        "login_or_bearer" => AuthMode::LoginOrBearer,
         other => {
             return Err(bad(
                 "auth",
-                format!("\"login\", \"bearer\" or \"public\", got {other:?}"),
+                format!("\"login\", \"bearer\", \"login_or_bearer\" or \"public\", got {other:?}"),
             ))
         }
     };
@@ -296,7 +306,7 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
         }
         claims_headers.push((header, claim.trim().to_owned()));
     }
-    let policy = policy(&r, file, &key)?;
+    let policy = policy::policy(&r, auth, file, &key)?;
     if auth == AuthMode::Public
         && (!policy.is_empty() || r.pass_access_token || !claims_headers.is_empty())
     {
@@ -328,70 +338,6 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
         pass_access_token: r.pass_access_token,
         policy,
         line,
-    })
-}
-
-fn policy(
-    r: &RawRoute,
-    file: &Path,
-    key: &dyn Fn(&str) -> String,
-) -> Result<PolicySpec, ConfigError> {
-    let ids = |k: &str, list: &Option<Vec<String>>| -> Result<Vec<String>, ConfigError> {
-        let mut out = Vec::new();
-        for v in list.iter().flatten() {
-            let v = v.trim().to_ascii_lowercase();
-            if !super::auth::is_guid(&v) {
-                return Err(ConfigError::invalid(
-                    file,
-                    key(k),
-                    format!("object IDs (GUIDs), not names; got {v:?}"),
-                ));
-            }
-            out.push(v);
-        }
-        Ok(out)
-    };
-    let mut roles = Vec::new();
-    for v in r.allowed_roles.iter().flatten() {
-        if v.trim().is_empty() {
-            return Err(ConfigError::invalid(
-                file,
-                key("allowed_roles"),
-                "app role values, like \"Wiki.Edit\"",
-            ));
-        }
-        roles.push(v.trim().to_owned());
-    }
-    let mut email_domains = Vec::new();
-    for v in r.allowed_email_domains.iter().flatten() {
-        let d = v.trim().trim_start_matches('@').to_ascii_lowercase();
-        if !valid_host_pattern(&d) || d.starts_with('*') {
-            return Err(ConfigError::invalid(
-                file,
-                key("allowed_email_domains"),
-                format!("domains like \"example.com\", got {v:?}"),
-            ));
-        }
-        email_domains.push(d);
-    }
-    let mut claims = Vec::new();
-    for (claim, values) in &r.require_claims {
-        if claim.trim().is_empty() || values.is_empty() {
-            return Err(ConfigError::invalid(
-                file,
-                key(&format!("require_claims.{claim}")),
-                "a claim name with a non-empty list of accepted values",
-            ));
-        }
-        claims.push((claim.trim().to_owned(), values.clone()));
-    }
-    Ok(PolicySpec {
-        groups: ids("allowed_groups", &r.allowed_groups)?,
-        roles,
-        tenants: ids("allowed_tenants", &r.allowed_tenants)?,
-        users: ids("allowed_users", &r.allowed_users)?,
-        email_domains,
-        claims,
     })
 }
 

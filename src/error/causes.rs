@@ -35,6 +35,8 @@ pub enum VerifyError {
     Tenant,
     #[error("token nonce does not match the sign-in")]
     Nonce,
+    #[error("token is not an access token (an ID token, or neither scp nor roles)")]
+    NotAnAccessToken,
 }
 
 impl VerifyError {
@@ -52,6 +54,7 @@ impl VerifyError {
             VerifyError::Issuer => "issuer",
             VerifyError::Tenant => "tenant",
             VerifyError::Nonce => "nonce",
+            VerifyError::NotAnAccessToken => "not_an_access_token",
         }
     }
 }
@@ -142,6 +145,10 @@ pub enum Denied {
     EmailDomains,
     #[error("your account lacks a claim this application requires ({0})")]
     Claim(String),
+    #[error("this API does not accept calls from the app you are using")]
+    ClientApps,
+    #[error("the app you are using was not granted the permission (scope) this API requires")]
+    Scopes,
 }
 
 impl Denied {
@@ -154,6 +161,8 @@ impl Denied {
             Denied::Users => "allowed_users",
             Denied::EmailDomains => "allowed_email_domains",
             Denied::Claim(_) => "require_claims",
+            Denied::ClientApps => "allowed_client_apps",
+            Denied::Scopes => "required_scopes",
         }
     }
 }

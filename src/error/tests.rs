@@ -159,3 +159,24 @@ fn a_busy_redemption_asks_to_load_the_page_again() {
     assert_eq!(e.challenge().unwrap().0, RETRY_AFTER);
     assert_eq!(e.kind(), "sign_in_busy");
 }
+
+#[test]
+fn a_token_lacking_a_scope_is_told_insufficient_scope_without_the_scopes() {
+    let e = ProxyError::Forbidden(Denied::Scopes);
+    assert_eq!(e.status().as_u16(), 403);
+    let (name, value) = e.challenge().unwrap();
+    assert_eq!(name, WWW_AUTHENTICATE);
+    assert_eq!(
+        value,
+        "Bearer realm=\"portcullis\", error=\"insufficient_scope\""
+    );
+    assert!(ProxyError::Forbidden(Denied::ClientApps)
+        .challenge()
+        .is_none());
+    assert_eq!(Denied::Scopes.requirement(), "required_scopes");
+    assert_eq!(Denied::ClientApps.requirement(), "allowed_client_apps");
+    let e = ProxyError::BearerRequired(Some(VerifyError::NotAnAccessToken));
+    assert_eq!(e.status().as_u16(), 401);
+    let e = ProxyError::SignIn(SignInError::IdToken(VerifyError::NotAnAccessToken));
+    assert_eq!(e.status().as_u16(), 401);
+}

@@ -27,7 +27,8 @@ pub struct Rules<'a> {
     pub underscore_allowed: &'a [HeaderName],
     /// The peer is a trusted proxy.
     pub trusted_peer: bool,
-    /// The route injects its own `Authorization` (a login route passing the access token).
+    /// The route injects its own `Authorization` (the session's access token, with
+    /// `pass_access_token`; `auth::owns_authorization`).
     pub owns_authorization: bool,
 }
 

@@ -1,8 +1,13 @@
 //! Groups overage: a user in more than 200 groups gets no `groups` claim but a pointer to an
-//! old Azure AD Graph endpoint (`_claim_names`/`_claim_sources`), which must not be called.
-//! Microsoft's guidance (ENTRA.md §4) is to ask Microsoft Graph instead:
-//! `GET /v1.0/me/transitiveMemberOf?$select=id`, following `@odata.nextLink`, with the
-//! sign-in's access token (a Graph token carrying `User.Read` under the default scopes).
+//! old Azure AD Graph endpoint (`_claim_names`/`_claim_sources`), which must not be called —
+//! or, from the implicit flow, `hasgroups: true`. Microsoft's guidance (ENTRA.md §4) is to ask
+//! Microsoft Graph instead, following `@odata.nextLink`:
+//!
+//! - at sign-in, `GET /v1.0/me/transitiveMemberOf?$select=id` with the sign-in's access token
+//!   (a Graph token carrying `User.Read` under the default scopes);
+//! - for a bearer token, which is not a Graph token and cannot be used for Graph,
+//!   `GET /v1.0/users/{oid}/transitiveMemberOf/microsoft.graph.group?$select=id` with the app's
+//!   own Graph token (application permission `GroupMember.Read.All`; `directory.rs`).
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -17,6 +22,7 @@ pub fn has_overage(claims: &Map<String, Value>) -> bool {
         .get("_claim_names")
         .and_then(|n| n.get("groups"))
         .is_some()
+        || claims.get("hasgroups").and_then(Value::as_bool) == Some(true)
 }
 
 #[derive(Deserialize)]
@@ -44,17 +50,47 @@ pub enum GraphError {
     ForeignLink(String),
     #[error("Microsoft Graph listed more than {MAX_PAGES} pages of groups")]
     TooMany,
+    #[error("the user's object ID is not a GUID")]
+    NotAnObjectId,
 }
 
-/// Every group the user is a transitive member of (group object IDs only: directory roles and
-/// administrative units in the same list are skipped).
+/// Every group the signed-in user is a transitive member of (group object IDs only: directory
+/// roles and administrative units in the same list are skipped), with the user's Graph token.
 pub async fn transitive_groups(
     http: &reqwest::Client,
     graph_url: &str,
     access_token: &str,
 ) -> Result<Vec<String>, GraphError> {
+    let first = format!("{graph_url}/v1.0/me/transitiveMemberOf?$select=id&$top=999");
+    read_pages(http, graph_url, access_token, first).await
+}
+
+/// Every group user `oid` is a transitive member of, with the app's own Graph token.
+pub async fn user_groups(
+    http: &reqwest::Client,
+    graph_url: &str,
+    app_token: &str,
+    oid: &str,
+) -> Result<Vec<String>, GraphError> {
+    // The ID goes into the path: only a GUID may.
+    if !crate::config::auth::is_guid(oid) {
+        return Err(GraphError::NotAnObjectId);
+    }
+    let first = format!(
+        "{graph_url}/v1.0/users/{oid}/transitiveMemberOf/microsoft.graph.group?$select=id&$top=999"
+    );
+    read_pages(http, graph_url, app_token, first).await
+}
+
+/// Reads a member list from `first` to its last page.
+async fn read_pages(
+    http: &reqwest::Client,
+    graph_url: &str,
+    access_token: &str,
+    first: String,
+) -> Result<Vec<String>, GraphError> {
     let base = Url::parse(graph_url).map_err(|e| GraphError::Request(e.to_string()))?;
-    let mut next = format!("{graph_url}/v1.0/me/transitiveMemberOf?$select=id&$top=999");
+    let mut next = first;
     let mut groups = Vec::new();
     for _ in 0..MAX_PAGES {
         let resp = http

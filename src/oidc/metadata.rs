@@ -6,6 +6,11 @@
 //! authority, as the `{tenantid}` template for a multi-tenant one, and as `/<GUID>/v2.0` on the
 //! same host for a verified-domain authority (`contoso.onmicrosoft.com`), whose metadata names
 //! the tenant by ID.
+//!
+//! The authority's v1 metadata (the same path without `/v2.0`) is read for one value: the
+//! issuer of v1 access tokens, `https://sts.windows.net/{tid}/` in the public cloud and another
+//! host in national clouds. Reading it, as Microsoft's `AadIssuerValidator` does, keeps hosts
+//! out of the code; it must name the same tenant (or the same template) as the v2 issuer.
 
 use serde::Deserialize;
 use url::Url;
@@ -25,16 +30,34 @@ pub struct Metadata {
     pub token_endpoint: Url,
     pub jwks_uri: Url,
     pub end_session_endpoint: Option<Url>,
+    /// The issuer of v1 access tokens (from the v1 metadata), in the same form as `issuer`.
+    pub v1_issuer: Option<String>,
 }
 
 impl Metadata {
     /// The issuer a token from tenant `tid` must carry, if `tid` may sign in at all.
     pub fn issuer_for(&self, tid: &str) -> Option<String> {
-        if self.issuer.contains(TENANT_TEMPLATE) {
-            is_guid(tid).then(|| self.issuer.replace(TENANT_TEMPLATE, tid))
-        } else {
-            Some(self.issuer.clone())
+        substitute(&self.issuer, tid)
+    }
+
+    /// The issuer a v1 access token from tenant `tid` must carry.
+    pub fn v1_issuer_for(&self, tid: &str) -> Option<String> {
+        substitute(self.v1_issuer.as_deref()?, tid)
+    }
+
+    /// The token endpoint for requests in tenant `tid`: a multi-tenant authority's endpoint
+    /// names no tenant, and the client-credentials grant needs one.
+    pub fn token_endpoint_for(&self, tid: &str) -> Option<Url> {
+        if !self.issuer.contains(TENANT_TEMPLATE) {
+            return Some(self.token_endpoint.clone());
         }
+        if !is_guid(tid) {
+            return None;
+        }
+        let mut url = self.token_endpoint.clone();
+        let rest: Vec<String> = url.path_segments()?.skip(1).map(String::from).collect();
+        url.path_segments_mut().ok()?.clear().push(tid).extend(rest);
+        Some(url)
     }
 
     /// The tenant ID of a single-tenant issuer (`https://host/<tid>/v2.0`).
@@ -42,6 +65,15 @@ impl Metadata {
         let url = Url::parse(&self.issuer).ok()?;
         let first = url.path_segments()?.next()?.to_ascii_lowercase();
         is_guid(&first).then_some(first)
+    }
+}
+
+/// `template` with `tid` for its `{tenantid}`, if it has one (and `tid` is a tenant ID).
+fn substitute(template: &str, tid: &str) -> Option<String> {
+    if template.contains(TENANT_TEMPLATE) {
+        is_guid(tid).then(|| template.replace(TENANT_TEMPLATE, tid))
+    } else {
+        Some(template.to_owned())
     }
 }
 
@@ -67,11 +99,60 @@ pub enum MetadataError {
     Algorithm,
     #[error("endpoint {0} is not https")]
     Insecure(Url),
+    #[error("the v1 metadata's issuer {0:?} is not the same tenant's v1 issuer")]
+    V1Issuer(String),
 }
 
 /// The discovery URL of an authority.
 pub fn discovery_url(config: &OidcConfig) -> String {
     format!("{}/.well-known/openid-configuration", config.issuer)
+}
+
+/// The discovery URL of the authority's v1 endpoint.
+pub fn v1_discovery_url(config: &OidcConfig) -> String {
+    let authority = config
+        .issuer
+        .strip_suffix("/v2.0")
+        .unwrap_or(&config.issuer);
+    format!("{authority}/.well-known/openid-configuration")
+}
+
+#[derive(Deserialize)]
+struct RawV1 {
+    issuer: String,
+}
+
+/// The v1 issuer from the v1 discovery document: `scheme://host/{tenant}/` naming the v2
+/// issuer's tenant, or the `{tenantid}` template when the v2 issuer is one.
+pub fn parse_v1(body: &[u8], v2: &Metadata) -> Result<String, MetadataError> {
+    let raw: RawV1 = serde_json::from_slice(body).map_err(MetadataError::Shape)?;
+    let tenant = if v2.issuer.contains(TENANT_TEMPLATE) {
+        TENANT_TEMPLATE.to_owned()
+    } else {
+        v2.tenant()
+            .ok_or_else(|| MetadataError::V1Issuer(raw.issuer.clone()))?
+    };
+    let origin = Url::parse(&raw.issuer)
+        .ok()
+        .filter(secure)
+        .map(|u| u.origin().ascii_serialization());
+    let named = origin.is_some_and(|o| {
+        raw.issuer
+            .to_ascii_lowercase()
+            .strip_prefix(&o)
+            .is_some_and(|path| path == format!("/{}/", tenant.to_ascii_lowercase()))
+    });
+    if named {
+        Ok(raw.issuer)
+    } else {
+        Err(MetadataError::V1Issuer(raw.issuer))
+    }
+}
+
+fn secure(u: &Url) -> bool {
+    u.scheme() == "https"
+        || (u.scheme() == "http"
+            && matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")))
 }
 
 /// Parses and checks a discovery document against the configuration.
@@ -92,11 +173,6 @@ pub fn parse(body: &[u8], config: &OidcConfig) -> Result<Metadata, MetadataError
             configured: config.issuer.clone(),
         });
     }
-    let secure = |u: &Url| {
-        u.scheme() == "https"
-            || (u.scheme() == "http"
-                && matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")))
-    };
     for u in [
         &raw.authorization_endpoint,
         &raw.token_endpoint,
@@ -113,6 +189,7 @@ pub fn parse(body: &[u8], config: &OidcConfig) -> Result<Metadata, MetadataError
         token_endpoint: raw.token_endpoint,
         jwks_uri: raw.jwks_uri,
         end_session_endpoint: raw.end_session_endpoint,
+        v1_issuer: None,
     })
 }
 

@@ -1,7 +1,8 @@
 //! The authorization-code flow's two calls, through the `openidconnect` crate: the authorize
 //! URL (state, nonce, PKCE S256, `response_mode=query`) and the token endpoint (code
 //! redemption and refresh), plus the classification of token-endpoint errors that decides
-//! whether a session ends (ENTRA.md §5).
+//! whether a session ends (ENTRA.md §5). The client-credentials grant (the app asking as
+//! itself, for Graph) goes through the same client and the same classification.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -201,6 +202,37 @@ pub async fn refresh(
             .add_extra_param("client_assertion", a);
     }
     req.request_async(http).await.map(tokens).map_err(classify)
+}
+
+/// A token the app obtained as itself.
+pub struct AppToken {
+    pub access_token: String,
+    pub expires_in: Option<Duration>,
+}
+
+/// The client-credentials grant at `endpoint` (a tenant's own token endpoint) for `scope`
+/// (`{resource}/.default`).
+pub async fn client_credentials(
+    client: &Client,
+    http: &openidconnect::reqwest::Client,
+    endpoint: Url,
+    scope: &str,
+    assertion: Option<String>,
+) -> Result<AppToken, TokenError> {
+    let client = client.clone().set_token_uri(TokenUrl::from_url(endpoint));
+    let mut req = client
+        .exchange_client_credentials()
+        .add_scope(Scope::new(scope.to_owned()));
+    if let Some(a) = assertion {
+        req = req
+            .add_extra_param("client_assertion_type", super::credential::ASSERTION_TYPE)
+            .add_extra_param("client_assertion", a);
+    }
+    let resp = req.request_async(http).await.map_err(classify)?;
+    Ok(AppToken {
+        access_token: resp.access_token().secret().clone(),
+        expires_in: resp.expires_in(),
+    })
 }
 
 #[cfg(test)]

@@ -159,3 +159,57 @@ fn denial_messages_name_the_requirement_not_the_values() {
     assert_eq!(denied.requirement(), "allowed_groups");
     assert!(!denied.to_string().contains(G2));
 }
+
+const APP: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+
+fn token(claims: serde_json::Value) -> Identity {
+    user(claims)
+}
+
+#[test]
+fn required_scopes_are_any_of_the_space_separated_scp() {
+    let spec = PolicySpec {
+        scopes: vec!["Files.Read".into(), "Files.ReadWrite".into()],
+        ..Default::default()
+    };
+    let ok = token(json!({"azp": APP, "scp": "User.Read Files.ReadWrite"}));
+    assert_eq!(authorize_caller(&spec, &ok), Ok(()));
+    for scp in [
+        json!("files.read"),
+        json!("Files.Read.All"),
+        json!(""),
+        json!(null),
+    ] {
+        let t = token(json!({"azp": APP, "scp": scp}));
+        assert_eq!(authorize_caller(&spec, &t), Err(Denied::Scopes), "{scp}");
+    }
+    // An app-only token holds roles, not scopes.
+    let app_only = token(json!({"azp": APP, "roles": ["Files.Read"]}));
+    assert_eq!(authorize_caller(&spec, &app_only), Err(Denied::Scopes));
+}
+
+#[test]
+fn allowed_client_apps_read_azp_in_v2_and_appid_in_v1() {
+    let spec = PolicySpec {
+        client_apps: vec![APP.into()],
+        ..Default::default()
+    };
+    let v2 = token(json!({"ver": "2.0", "azp": APP.to_uppercase(), "scp": "x"}));
+    assert_eq!(authorize_caller(&spec, &v2), Ok(()));
+    let v1 = token(json!({"ver": "1.0", "appid": APP, "scp": "x"}));
+    assert_eq!(authorize_caller(&spec, &v1), Ok(()));
+    let cases = [
+        json!({"ver": "2.0", "azp": G1}),
+        json!({"ver": "2.0", "appid": APP}),
+        json!({"ver": "1.0", "azp": APP}),
+        json!({"ver": "2.0"}),
+    ];
+    for c in cases {
+        assert_eq!(
+            authorize_caller(&spec, &token(c.clone())),
+            Err(Denied::ClientApps),
+            "{c}"
+        );
+    }
+    assert_eq!(authorize_caller(&PolicySpec::default(), &v2), Ok(()));
+}

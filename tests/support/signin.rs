@@ -41,6 +41,8 @@ pub struct Setup {
     /// The app registration at the stand-in; [`client`] if `None`. Its redirect URIs are
     /// registered once the proxy listens (they name its port).
     pub client: Option<TestClient>,
+    /// More app registrations at the stand-in (the clients of an API behind the proxy).
+    pub extra_clients: Vec<TestClient>,
     /// The `[oidc]` credential lines; `client_secret = CLIENT_SECRET` if `None`.
     pub credential: Option<String>,
     /// Files written next to the proxy's configuration (name, content).
@@ -64,6 +66,7 @@ impl Default for Setup {
             groups_overage_threshold: 200,
             graph_page_limit: None,
             client: None,
+            extra_clients: Vec::new(),
             credential: None,
             files: Vec::new(),
         }
@@ -127,7 +130,9 @@ impl SignIn {
                 .clone()
                 .unwrap_or(defaults.tenant_id.clone()),
             users: setup.users.clone(),
-            clients: vec![setup.client.clone().unwrap_or_else(client)],
+            clients: std::iter::once(setup.client.clone().unwrap_or_else(client))
+                .chain(setup.extra_clients.iter().cloned())
+                .collect(),
             default_user: setup
                 .default_user
                 .clone()

@@ -1,9 +1,14 @@
 //! `private_key_jwt` client assertions, checked as Entra checks them (ENTRA.md §7,
 //! learn.microsoft.com/entra/identity-platform/certificate-credentials): a certificate
 //! credential's JWT must name the certificate, be signed by its key, be addressed to this token
-//! endpoint, and have `iss` = `sub` = the client ID; a federated token must come from the
-//! credential's issuer for its subject, with audience `api://AzureADTokenExchange`. Both must
-//! be within their times.
+//! endpoint, have `iss` = `sub` = the client ID and a `jti`; a federated token must come from
+//! the credential's issuer for its subject, with audience `api://AzureADTokenExchange`. Both
+//! must be within their times.
+//!
+//! An assertion may be sent again until it expires, as with Entra: the page says its `exp`
+//! "allows the assertion to be used until then", and Microsoft's own MSAL Python reuses one
+//! for 9 of its 10 minutes. The stand-in records each `jti` only so tests can count how many
+//! assertions a client signed.
 //!
 //! Where Entra is lenient the stand-in is stricter, so that a proxy bug shows in the tests:
 //! - the header names the certificate the way its algorithm calls for: PS256 with
@@ -12,11 +17,9 @@
 //!   two and is refused.
 //! - a certificate assertion lives at most [`MAX_LIFETIME`] plus [`LEEWAY`]: the page says
 //!   "keep it short - 5-10 minutes after `nbf` at most" although Entra does not enforce it.
-//! - a certificate assertion's `jti` is single-use (RFC 7523 §3 item 7 allows the server to
-//!   refuse a reused one; RFC 7519 §4.1.7 says it must be unique).
 //!
 //! Federated tokens (e.g. a Kubernetes projected service-account token) are exempt from the
-//! last two: the same file is sent for its whole lifetime, an hour or more, as Entra accepts.
+//! last rule: the same file is sent for its whole lifetime, an hour or more, as Entra accepts.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -28,7 +31,7 @@ use rustls_pki_types::CertificateDer;
 use serde_json::Value;
 
 use super::aadsts::AadError;
-use super::state::{lock, now, State};
+use super::state::{lock, State};
 use super::{AssertionKey, TestClient};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -89,7 +92,7 @@ fn out_of_time() -> AadError {
     )
 }
 
-/// Checks `assertion` for `client` at `endpoint`, and spends its `jti`.
+/// Checks `assertion` for `client` at `endpoint`, and records its `jti`.
 pub(crate) fn check(
     state: &State,
     client: &TestClient,
@@ -166,21 +169,9 @@ fn certificate_claims(state: &State, client: &TestClient, claims: &Value) -> Res
         // No start time at all: nothing bounds the lifetime, so it is too long.
         _ => return Err(out_of_time()),
     }
-    // Entra documents no error for a replayed assertion; AADSTS50027 (InvalidJwtToken) is the
-    // family it uses for an unusable assertion, and `invalid_client` is what RFC 7523 §3.2
-    // prescribes for a refused one.
-    let mut grants = lock(&state.grants);
-    let seen = (id.to_owned(), jti.to_owned());
-    if grants.assertion_ids.get(&seen).is_some_and(|e| *e > now()) {
-        return Err(AadError::invalid_client(
-            50027,
-            "Invalid JWT token. The client assertion's jti has already been used.",
-        ));
-    }
-    // Kept until the assertion could no longer pass the time check anyway.
-    grants
+    lock(&state.grants)
         .assertion_ids
-        .insert(seen, exp.saturating_add(LEEWAY));
+        .insert((id.to_owned(), jti.to_owned()), exp.saturating_add(LEEWAY));
     Ok(())
 }
 

@@ -1,6 +1,5 @@
-//! The claims of the tokens the stand-in issues, shaped like Entra's v2 ID tokens, v2 access
-//! tokens for an app's own API, and v1 Graph tokens (id-token-claims-reference,
-//! access-token-claims-reference).
+//! The claims of the ID tokens the stand-in issues, shaped like Entra's v2 ID tokens
+//! (id-token-claims-reference), and the parts access tokens share (`access` builds those).
 //!
 //! Identity rests on `tid` + `oid`; `sub` is pairwise (it differs per app), so a relying party
 //! keying users by `sub` notices when two apps disagree. Above the overage threshold the
@@ -12,7 +11,6 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::scopes::{Resource, Scopes, GRAPH_APP_ID};
 use super::state::{random, State};
 use super::{OptionalClaims, TestUser};
 
@@ -48,14 +46,14 @@ pub(crate) fn login_hint(user: &TestUser, tid: &str) -> String {
 }
 
 /// Opaque per-token claims Entra adds (`aio`, `rh`, `uti`).
-fn opaque(map: &mut Map<String, Value>) {
+pub(crate) fn opaque(map: &mut Map<String, Value>) {
     map.insert("aio".into(), Value::from(random(48)));
     map.insert("rh".into(), Value::from(format!("0.A{}.", random(42))));
     map.insert("uti".into(), Value::from(random(16)));
 }
 
 /// `groups`, or the overage pointer when there are more than the threshold.
-fn groups(map: &mut Map<String, Value>, state: &State, user: &TestUser, tid: &str) {
+pub(crate) fn groups(map: &mut Map<String, Value>, state: &State, user: &TestUser, tid: &str) {
     if user.groups.len() > state.config.groups_overage_threshold {
         map.insert("_claim_names".into(), json!({ "groups": "src1" }));
         map.insert(
@@ -69,7 +67,7 @@ fn groups(map: &mut Map<String, Value>, state: &State, user: &TestUser, tid: &st
     }
 }
 
-fn roles(map: &mut Map<String, Value>, user: &TestUser) {
+pub(crate) fn roles(map: &mut Map<String, Value>, user: &TestUser) {
     if !user.roles.is_empty() {
         map.insert("roles".into(), json!(user.roles));
     }
@@ -121,72 +119,6 @@ pub(crate) fn id_token(
     groups(&mut map, state, user, tid);
     roles(&mut map, user);
     Value::Object(map)
-}
-
-/// An access token for `scopes`' resource, requested by `azp`. Returns the claims and the
-/// audience.
-pub(crate) fn access_token(
-    state: &State,
-    user: &TestUser,
-    azp: &str,
-    confidential: bool,
-    scopes: &Scopes,
-    sid: &str,
-    t: Times,
-) -> (Value, String) {
-    let tid = state.tid_of(user);
-    let mut map = Map::new();
-    let audience = match &scopes.resource {
-        Resource::Api { client_id, .. } => {
-            map.insert("aud".into(), Value::from(client_id.as_str()));
-            map.insert("iss".into(), Value::from(state.issuer_for(tid)));
-            client_id.clone()
-        }
-        Resource::Graph(_) => {
-            map.insert("aud".into(), Value::from(GRAPH_APP_ID));
-            map.insert(
-                "iss".into(),
-                Value::from(format!("https://sts.windows.net/{tid}/")),
-            );
-            GRAPH_APP_ID.to_owned()
-        }
-    };
-    map.insert("iat".into(), Value::from(t.iat));
-    map.insert("nbf".into(), Value::from(t.iat));
-    map.insert("exp".into(), Value::from(t.exp));
-    map.insert("name".into(), Value::from(user.name.as_str()));
-    map.insert("oid".into(), Value::from(user.oid.as_str()));
-    map.insert("scp".into(), Value::from(scopes.scp()));
-    map.insert("sid".into(), Value::from(sid));
-    map.insert(
-        "sub".into(),
-        Value::from(pairwise_sub(&user.oid, &audience)),
-    );
-    map.insert("tid".into(), Value::from(tid));
-    let acr = if confidential { "1" } else { "0" };
-    match &scopes.resource {
-        Resource::Api { .. } => {
-            map.insert("azp".into(), Value::from(azp));
-            map.insert("azpacr".into(), Value::from(acr));
-            map.insert(
-                "preferred_username".into(),
-                Value::from(user.username.as_str()),
-            );
-            map.insert("ver".into(), Value::from("2.0"));
-            groups(&mut map, state, user, tid);
-            roles(&mut map, user);
-        }
-        Resource::Graph(_) => {
-            map.insert("appid".into(), Value::from(azp));
-            map.insert("appidacr".into(), Value::from(acr));
-            map.insert("idtyp".into(), Value::from("user"));
-            map.insert("unique_name".into(), Value::from(user.username.as_str()));
-            map.insert("upn".into(), Value::from(user.username.as_str()));
-            map.insert("ver".into(), Value::from("1.0"));
-        }
-    }
-    opaque(&mut map);
-    (Value::Object(map), audience)
 }
 
 #[cfg(test)]

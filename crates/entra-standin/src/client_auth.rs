@@ -18,10 +18,13 @@ use super::http::Params;
 use super::state::State;
 use super::TestClient;
 
-/// The authenticated client and whether it proved a credential (`appidacr`/`azpacr` "1").
+/// The authenticated client and whether it proved a credential.
 pub(crate) struct Authenticated {
     pub client: TestClient,
     pub confidential: bool,
+    /// `appidacr` / `azpacr`: `0` public client, `1` client secret, `2` certificate or
+    /// federated assertion (access-token-claims-reference).
+    pub acr: &'static str,
 }
 
 pub(crate) fn authenticate(
@@ -66,6 +69,7 @@ pub(crate) fn authenticate(
         return Ok(Authenticated {
             client,
             confidential: true,
+            acr: "2",
         });
     }
     if client.secret.is_none() && !client.assertion_keys.is_empty() {
@@ -79,6 +83,7 @@ pub(crate) fn authenticate(
         (None, None, None) => Ok(Authenticated {
             client,
             confidential: false,
+            acr: "0",
         }),
         (None, _, _) => Err(AadError::invalid_client(
             700025,
@@ -98,6 +103,7 @@ pub(crate) fn authenticate(
             Ok(Authenticated {
                 client,
                 confidential: true,
+                acr: "1",
             })
         }
         (Some(_), Some(_), _) => Err(AadError::invalid_client(

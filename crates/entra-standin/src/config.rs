@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::apps::{AppPermission, TokenVersion};
 use super::StandInError;
 
 /// The tenant, users, app registrations and token lifetimes of a stand-in.
@@ -122,6 +123,11 @@ pub struct TestClient {
     pub assertion_keys: Vec<AssertionKey>,
     /// The optional claims of the app's ID tokens (its "Token configuration").
     pub optional_claims: OptionalClaims,
+    /// The version of the access tokens issued for this app's API (the manifest's
+    /// `accessTokenAcceptedVersion`).
+    pub access_token_version: TokenVersion,
+    /// Application permissions an admin granted this app (its `roles` in app-only tokens).
+    pub app_permissions: Vec<AppPermission>,
 }
 
 /// Optional ID-token claims an app registration asks for (optional-claims-reference). All on
@@ -192,6 +198,8 @@ impl fmt::Debug for TestClient {
             .field("post_logout_redirect_uris", &self.post_logout_redirect_uris)
             .field("assertion_keys", &self.assertion_keys.len())
             .field("optional_claims", &self.optional_claims)
+            .field("access_token_version", &self.access_token_version)
+            .field("app_permissions", &self.app_permissions)
             .finish()
     }
 }

@@ -1,9 +1,13 @@
-//! The vocabulary of the test controls: failures a test can inject into the token endpoint,
-//! and what the stand-in records for tests to read back.
+//! The test controls: failures a test can inject into the token endpoint, and what the
+//! stand-in records for tests to read back.
+
+use std::time::Duration;
 
 use http::StatusCode;
 
 use super::aadsts::AadError;
+use super::state::{lock, Counters, RefreshStatus, Rewrite};
+use super::StandIn;
 
 /// How the next token-endpoint calls fail; see
 /// [`StandIn::fail_next_token_requests`](crate::StandIn::fail_next_token_requests).
@@ -79,13 +83,14 @@ impl TokenFailure {
     }
 }
 
-/// Token-endpoint calls so far. `authorization_code` and `refresh_token` count every request
-/// with that `grant_type`, successful or not; `failed` counts every error answer (injected
-/// ones and dropped connections included).
+/// Token-endpoint calls so far. `authorization_code`, `refresh_token` and
+/// `client_credentials` count every request with that `grant_type`, successful or not;
+/// `failed` counts every error answer (injected ones and dropped connections included).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenCalls {
     pub authorization_code: usize,
     pub refresh_token: usize,
+    pub client_credentials: usize,
     pub failed: usize,
 }
 
@@ -98,4 +103,102 @@ pub struct LogoutRecord {
     pub id_token_hint: Option<String>,
     /// From `client_id`, or the `aud` of a valid `id_token_hint`.
     pub client_id: Option<String>,
+}
+
+/// What tests change and read back.
+impl StandIn {
+    /// The next `n` token-endpoint calls fail with `error`.
+    pub fn fail_next_token_requests(&self, n: usize, error: TokenFailure) {
+        lock(&self.state().controls)
+            .failures
+            .extend(std::iter::repeat_n(error, n));
+    }
+
+    /// `(error, error_description)` that `/authorize` returns to the redirect URI, or `None`.
+    pub fn set_authorize_error(&self, error: Option<(String, String)>) {
+        lock(&self.state().controls).authorize_error = error;
+    }
+
+    /// The next ID token the token endpoint issues is replaced by what `f` returns, given the
+    /// claims it would have signed: for tests of forged, expired or misdirected ID tokens.
+    pub fn rewrite_next_id_token(
+        &self,
+        f: impl FnOnce(serde_json::Value) -> String + Send + 'static,
+    ) {
+        lock(&self.state().controls).id_token_rewrite = Some(Rewrite(Box::new(f)));
+    }
+
+    /// Revokes every refresh token of `username`: their next use is `invalid_grant`
+    /// (AADSTS50173).
+    pub fn revoke_refresh_tokens(&self, username: &str) {
+        let mut grants = lock(&self.state().grants);
+        for grant in grants.refresh.values_mut() {
+            if grant.username.eq_ignore_ascii_case(username) {
+                grant.status = RefreshStatus::Revoked;
+            }
+        }
+    }
+
+    /// `false`: discovery and JWKS answer 503 (an Entra outage).
+    pub fn set_discovery_available(&self, up: bool) {
+        lock(&self.state().controls).discovery_up = up;
+    }
+
+    /// `false`: Graph answers every call with 503 (a Graph outage).
+    pub fn set_graph_available(&self, up: bool) {
+        lock(&self.state().controls).graph_up = up;
+    }
+
+    /// Latency added to every token-endpoint call.
+    pub fn set_delay(&self, d: Duration) {
+        lock(&self.state().controls).delay = d;
+    }
+
+    /// `true`: token-endpoint calls are counted, then wait until this is called with `false`
+    /// (to see how many a client has in flight at once, without timing).
+    pub fn hold_token_requests(&self, hold: bool) {
+        self.state().token_hold.send_replace(hold);
+    }
+
+    pub fn token_calls(&self) -> TokenCalls {
+        let c = &self.state().counters;
+        TokenCalls {
+            authorization_code: Counters::get(&c.authorization_code),
+            refresh_token: Counters::get(&c.refresh_token),
+            client_credentials: Counters::get(&c.client_credentials),
+            failed: Counters::get(&c.failed),
+        }
+    }
+
+    /// How many distinct certificate assertions (`jti`s) `client_id` has presented and the
+    /// stand-in accepted (kept until they expire).
+    pub fn distinct_assertions(&self, client_id: &str) -> usize {
+        lock(&self.state().grants)
+            .assertion_ids
+            .keys()
+            .filter(|(c, _)| c == client_id)
+            .count()
+    }
+
+    pub fn jwks_fetches(&self) -> usize {
+        Counters::get(&self.state().counters.jwks)
+    }
+
+    pub fn discovery_fetches(&self) -> usize {
+        Counters::get(&self.state().counters.discovery)
+    }
+
+    /// Requests to the Graph emulation (to check that group lookups are cached).
+    pub fn graph_calls(&self) -> usize {
+        Counters::get(&self.state().counters.graph)
+    }
+
+    pub fn logouts(&self) -> Vec<LogoutRecord> {
+        lock(&self.state().records).logouts.clone()
+    }
+
+    /// Every `/authorize` URL received, in order (POSTed parameters as its query).
+    pub fn authorize_requests(&self) -> Vec<url::Url> {
+        lock(&self.state().records).authorize.clone()
+    }
 }

@@ -65,13 +65,18 @@ impl Tenant {
         }
     }
 
+    /// The tenant ID in this authority's issuer, or the `{tenantid}` template.
+    fn issuer_tenant(&self) -> &str {
+        match self {
+            Tenant::Id(id) => id,
+            Tenant::Consumers => CONSUMERS_TENANT,
+            Tenant::Common | Tenant::Organizations => "{tenantid}",
+        }
+    }
+
     /// The `issuer` advertised for this authority.
     pub fn issuer(&self, state: &State) -> String {
-        match self {
-            Tenant::Id(id) => state.issuer_for(id),
-            Tenant::Consumers => state.issuer_for(CONSUMERS_TENANT),
-            Tenant::Common | Tenant::Organizations => state.issuer_for("{tenantid}"),
-        }
+        state.issuer_for(self.issuer_tenant())
     }
 }
 
@@ -108,6 +113,39 @@ pub(crate) fn keys(state: &State, segment: &str, diag: &Diagnostics) -> Resp {
         Ok(t) => cacheable_json(&state.keys().jwks(&t.issuer(state))),
         Err(e) => e.response(&state.base_url, diag),
     }
+}
+
+/// `GET /{t}/.well-known/openid-configuration`: the v1 endpoint's metadata. Relying parties
+/// that accept v1 access tokens read the v1 `issuer` here rather than assuming a host, as
+/// Microsoft's `AadIssuerValidator` does.
+pub(crate) fn configuration_v1(state: &State, segment: &str, diag: &Diagnostics) -> Resp {
+    Counters::bump(&state.counters.discovery);
+    if !state.discovery_up() {
+        return outage(state, diag);
+    }
+    let t = match Tenant::resolve(state, segment) {
+        Ok(t) => t,
+        Err(e) => return e.response(&state.base_url, diag),
+    };
+    let base = &state.base_url;
+    let seg = t.segment();
+    cacheable_json(&json!({
+        "token_endpoint": format!("{base}/{seg}/oauth2/token"),
+        "token_endpoint_auth_methods_supported":
+            ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": format!("{base}/{seg}/discovery/keys"),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "token id_token", "token"],
+        "scopes_supported": ["openid"],
+        "issuer": state.v1_issuer_for(t.issuer_tenant()),
+        "authorization_endpoint": format!("{base}/{seg}/oauth2/authorize"),
+        "end_session_endpoint": format!("{base}/{seg}/oauth2/logout"),
+        "frontchannel_logout_supported": true,
+        "http_logout_supported": true,
+        "cloud_instance_name": "microsoftonline.com",
+    }))
 }
 
 /// The discovery document for tenant `t`.

@@ -1,28 +1,47 @@
-//! A sliver of Microsoft Graph: the calls a relying party makes to resolve a groups overage
-//! (`/me/transitiveMemberOf`, `/me/getMemberObjects`), `/me`, and the OIDC userinfo endpoint.
+//! A sliver of Microsoft Graph: the calls a relying party makes to resolve a groups overage —
+//! for the signed-in user with a delegated token (`/me/transitiveMemberOf`,
+//! `/me/getMemberObjects`), or for any user with an app-only token
+//! (`/users/{id}/transitiveMemberOf`) — plus `/me` and the OIDC userinfo endpoint.
 //!
 //! Served under `{base}/graph` and at the stand-in's root (discovery's `msgraph_host` names the
 //! stand-in's host). Only access tokens the stand-in issued for Graph's audience are accepted,
-//! answered like Graph answers: 401 `InvalidAuthenticationToken`. Member lists page with
-//! `$top` (default 100, at most 999, and never more than `graph_page_limit`) and an absolute
-//! `@odata.nextLink` carrying `$skiptoken`.
+//! answered like Graph answers: 401 `InvalidAuthenticationToken`. Graph's own rules for the
+//! two kinds of token hold (user-list-transitivememberof, permissions-reference):
+//! - `/me` means the signed-in user: an app-only token gets 400.
+//! - Another user's memberships need an application permission that reads them
+//!   (`GroupMember.Read.All`, `Group.Read.All` or `Directory.Read.All`); without one, 403
+//!   `Authorization_RequestDenied`. A delegated token may read only its own user here.
+//! - A user is found by object ID or UPN in the token's tenant; anyone else is 404.
+//!
+//! Paging is in `graph_pages`.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use hyper::body::Incoming;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::aadsts::iso_timestamp;
 use super::claims::pairwise_sub;
+use super::graph_pages::member_of;
 use super::http::{json as json_response, read_body, Params, Resp};
 use super::scopes::GRAPH_APP_ID;
-use super::state::{lock, now, Counters, IssuedAccess, State};
+use super::state::{lock, now, Counters, State, Subject};
 use super::TestUser;
 
-const DEFAULT_PAGE: usize = 100;
-const MAX_PAGE: usize = 999;
+/// Application permissions that let an app read any user's group memberships.
+const READS_MEMBERSHIPS: [&str; 3] = [
+    "GroupMember.Read.All",
+    "Group.Read.All",
+    "Directory.Read.All",
+];
+
+/// Who is calling Graph.
+enum Caller {
+    /// A delegated token of `user`, issued to `client_id`.
+    User { user: TestUser, client_id: String },
+    /// An app-only token in tenant `tid` with these application permissions.
+    App { tid: String, roles: Vec<String> },
+}
 
 /// `prefix` is the base the request came in under (`{base}/graph` or `{base}`), so
 /// `nextLink`s point back the same way; `rest` are the path segments after it.
@@ -35,30 +54,54 @@ pub(crate) async fn handle(
     Counters::bump(&state.counters.graph);
     let method = req.method().clone();
     let headers = req.headers().clone();
+    if !lock(&state.controls).graph_up {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "serviceNotAvailable",
+            "The service is temporarily unavailable.",
+            &headers,
+        );
+    }
     let query = Params::from_query(req.uri());
-    let (user, access) = match caller(state, &headers) {
+    let caller = match caller(state, &headers) {
         Ok(found) => found,
         Err(message) => return unauthorized(message, &headers),
     };
+    let pages = |owner: &str, user: &TestUser, cast: bool| {
+        let (path, entity_set) = match cast {
+            false => ("transitiveMemberOf", "directoryObjects"),
+            true => ("transitiveMemberOf/microsoft.graph.group", "groups"),
+        };
+        member_of(
+            state, prefix, owner, path, entity_set, user, &query, &headers,
+        )
+    };
+    if let ["v1.0", "users", id, "transitiveMemberOf", cast @ ..] = rest {
+        if method != Method::GET || !matches!(cast, [] | ["microsoft.graph.group"]) {
+            return not_found(&headers);
+        }
+        return match other_user(state, &caller, id) {
+            Ok(user) => pages(&format!("users/{id}"), &user, !cast.is_empty()),
+            Err(resp) => resp(&headers),
+        };
+    }
+    let (user, client_id) = match (&caller, rest) {
+        (Caller::User { user, client_id }, _) => (user, client_id),
+        (Caller::App { .. }, ["v1.0", "me", ..]) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "/me request is only valid with delegated authentication flow.",
+                &headers,
+            )
+        }
+        (Caller::App { .. }, _) => return not_found(&headers),
+    };
     match (&method, rest) {
-        (&Method::GET, ["v1.0", "me", "transitiveMemberOf"]) => member_of(
-            state,
-            prefix,
-            "transitiveMemberOf",
-            "directoryObjects",
-            &user,
-            &query,
-            &headers,
-        ),
-        (&Method::GET, ["v1.0", "me", "transitiveMemberOf", "microsoft.graph.group"]) => member_of(
-            state,
-            prefix,
-            "transitiveMemberOf/microsoft.graph.group",
-            "groups",
-            &user,
-            &query,
-            &headers,
-        ),
+        (&Method::GET, ["v1.0", "me", "transitiveMemberOf"]) => pages("me", user, false),
+        (&Method::GET, ["v1.0", "me", "transitiveMemberOf", "microsoft.graph.group"]) => {
+            pages("me", user, true)
+        }
         (&Method::POST, ["v1.0", "me", "getMemberObjects"]) => {
             // The body (`securityEnabledOnly`) is read but every group is security-enabled here.
             if read_body(req.into_body()).await.is_err() {
@@ -90,22 +133,64 @@ pub(crate) async fn handle(
         (&Method::GET | &Method::POST, ["oidc", "userinfo"]) => json_response(
             StatusCode::OK,
             &json!({
-                "sub": pairwise_sub(&user.oid, &access.client_id),
+                "sub": pairwise_sub(&user.oid, client_id),
                 "name": user.name,
                 "email": user.email,
             }),
         ),
-        _ => error(
-            StatusCode::NOT_FOUND,
-            "Request_ResourceNotFound",
-            "Resource not found for the segment.",
-            &headers,
-        ),
+        _ => not_found(&headers),
     }
 }
 
-/// The user behind the bearer token, or why Graph would answer 401.
-fn caller(state: &State, headers: &HeaderMap) -> Result<(TestUser, IssuedAccess), &'static str> {
+type Refusal = fn(&HeaderMap) -> Resp;
+
+/// The user `id` (object ID or UPN) names, if `caller` may read that user's memberships.
+fn other_user(state: &State, caller: &Caller, id: &str) -> Result<TestUser, Refusal> {
+    let named =
+        |u: &TestUser| u.oid.eq_ignore_ascii_case(id) || u.username.eq_ignore_ascii_case(id);
+    match caller {
+        Caller::App { tid, roles } => {
+            if !roles
+                .iter()
+                .any(|r| READS_MEMBERSHIPS.contains(&r.as_str()))
+            {
+                return Err(|h| {
+                    error(
+                        StatusCode::FORBIDDEN,
+                        "Authorization_RequestDenied",
+                        "Insufficient privileges to complete the operation.",
+                        h,
+                    )
+                });
+            }
+            state
+                .users()
+                .into_iter()
+                .find(|u| named(u) && state.tid_of(u).eq_ignore_ascii_case(tid))
+                .ok_or(|h| {
+                    error(
+                        StatusCode::NOT_FOUND,
+                        "Request_ResourceNotFound",
+                        "Resource does not exist or one of its queried reference-property \
+                         objects are not present.",
+                        h,
+                    )
+                })
+        }
+        Caller::User { user, .. } if named(user) => Ok(user.clone()),
+        Caller::User { .. } => Err(|h| {
+            error(
+                StatusCode::FORBIDDEN,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+                h,
+            )
+        }),
+    }
+}
+
+/// Who is behind the bearer token, or why Graph would answer 401.
+fn caller(state: &State, headers: &HeaderMap) -> Result<Caller, &'static str> {
     let token = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -124,10 +209,18 @@ fn caller(state: &State, headers: &HeaderMap) -> Result<(TestUser, IssuedAccess)
     if access.expires <= now() {
         return Err("Lifetime validation failed, the token is expired.");
     }
-    let user = state
-        .user(&access.username)
-        .ok_or("The user of this token no longer exists.")?;
-    Ok((user, access))
+    match access.subject {
+        Subject::User { username } => {
+            let user = state
+                .user(&username)
+                .ok_or("The user of this token no longer exists.")?;
+            Ok(Caller::User {
+                user,
+                client_id: access.client_id,
+            })
+        }
+        Subject::App { tid, roles } => Ok(Caller::App { tid, roles }),
+    }
 }
 
 fn unauthorized(message: &str, headers: &HeaderMap) -> Resp {
@@ -146,89 +239,17 @@ fn unauthorized(message: &str, headers: &HeaderMap) -> Resp {
     resp
 }
 
-fn member_of(
-    state: &State,
-    prefix: &str,
-    path: &str,
-    entity_set: &str,
-    user: &TestUser,
-    query: &Params,
-    headers: &HeaderMap,
-) -> Resp {
-    let top = match query.get("$top").map(str::parse::<usize>) {
-        None => DEFAULT_PAGE.min(state.config.graph_page_limit),
-        Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n.min(state.config.graph_page_limit),
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "Request_UnsupportedQuery",
-                "Invalid page size specified: '$top'. Must be between 1 and 999 inclusive.",
-                headers,
-            )
-        }
-    };
-    let skip = match query.get("$skiptoken").map(decode_skiptoken) {
-        None => 0,
-        Some(Some(n)) => n,
-        Some(None) => {
-            let msg = "The specified page token value has expired and can no longer be included \
-                       in your request.";
-            return error(
-                StatusCode::BAD_REQUEST,
-                "Directory_ExpiredPageToken",
-                msg,
-                headers,
-            );
-        }
-    };
-    let page: Vec<Value> = user
-        .groups
-        .iter()
-        .skip(skip)
-        .take(top)
-        .map(|id| json!({ "@odata.type": "#microsoft.graph.group", "id": id }))
-        .collect();
-    let select = query.get("$select");
-    let context = match select {
-        Some(s) => format!("{prefix}/v1.0/$metadata#{entity_set}({s})"),
-        None => format!("{prefix}/v1.0/$metadata#{entity_set}"),
-    };
-    let mut body = json!({ "@odata.context": context, "value": page });
-    let next = skip.saturating_add(top);
-    if next < user.groups.len() {
-        // Graph writes the `$` of system query options literally.
-        let mut q = String::new();
-        if let Some(s) = select {
-            let s: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
-            q.push_str(&format!("$select={s}&"));
-        }
-        q.push_str(&format!("$top={top}&$skiptoken={}", encode_skiptoken(next)));
-        body["@odata.nextLink"] = json!(format!("{prefix}/v1.0/me/{path}?{q}"));
-    }
-    json_response(StatusCode::OK, &body)
-}
-
-/// Opaque to callers, as Graph's are: they must follow `nextLink`, not build it.
-fn encode_skiptoken(offset: usize) -> String {
-    format!(
-        "RFNwdAIAAQAAA{}",
-        URL_SAFE_NO_PAD.encode(format!("offset:{offset}"))
+fn not_found(headers: &HeaderMap) -> Resp {
+    error(
+        StatusCode::NOT_FOUND,
+        "Request_ResourceNotFound",
+        "Resource not found for the segment.",
+        headers,
     )
 }
 
-fn decode_skiptoken(token: &str) -> Option<usize> {
-    let raw = URL_SAFE_NO_PAD
-        .decode(token.strip_prefix("RFNwdAIAAQAAA")?)
-        .ok()?;
-    std::str::from_utf8(&raw)
-        .ok()?
-        .strip_prefix("offset:")?
-        .parse()
-        .ok()
-}
-
 /// Graph's error body.
-fn error(status: StatusCode, code: &str, message: &str, headers: &HeaderMap) -> Resp {
+pub(crate) fn error(status: StatusCode, code: &str, message: &str, headers: &HeaderMap) -> Resp {
     let client_request_id = headers
         .get("client-request-id")
         .and_then(|v| v.to_str().ok())
@@ -246,16 +267,4 @@ fn error(status: StatusCode, code: &str, message: &str, headers: &HeaderMap) -> 
             },
         } }),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn skiptokens_round_trip_and_reject_garbage() {
-        assert_eq!(decode_skiptoken(&encode_skiptoken(250)), Some(250));
-        assert_eq!(decode_skiptoken("garbage"), None);
-        assert_eq!(decode_skiptoken("RFNwdAIAAQAAA!!"), None);
-    }
 }

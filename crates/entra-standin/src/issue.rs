@@ -9,11 +9,23 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::aadsts::AadError;
+use super::access;
 use super::claims::{self, Times};
 use super::client_auth::Authenticated;
 use super::scopes::{Scopes, GRAPH_APP_ID};
-use super::state::{lock, now, random, IssuedAccess, RefreshGrant, RefreshStatus, State};
-use super::TestUser;
+use super::state::{lock, now, random, IssuedAccess, RefreshGrant, RefreshStatus, State, Subject};
+use super::{KeyError, TestUser};
+
+/// The answer when a token cannot be signed (it cannot with valid keys).
+pub(crate) fn signing_failed(e: KeyError) -> AadError {
+    tracing::error!(error = %e, "stand-in could not sign a token");
+    AadError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        50000,
+        "There was an error issuing a token.",
+    )
+}
 
 /// The token response. `scopes` picks the access token's resource; `grant_scope` (the scopes
 /// of the sign-in) decides whether an ID token and a refresh token come with it.
@@ -34,24 +46,7 @@ pub(crate) fn issue(
     let now = now();
     let client_id = auth.client.client_id.as_str();
     let access_times = Times::from(now, state.config.access_token_lifetime);
-    let (access_claims, audience) = claims::access_token(
-        state,
-        user,
-        client_id,
-        auth.confidential,
-        scopes,
-        sid,
-        access_times,
-    );
-    let signing_failed = |e| {
-        tracing::error!(error = %e, "stand-in could not sign a token");
-        AadError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            50000,
-            "There was an error issuing a token.",
-        )
-    };
+    let (access_claims, audience) = access::delegated(state, user, auth, scopes, sid, access_times);
     let mut id_claims = None;
     let (access, id) = {
         let keys = state.keys();
@@ -94,7 +89,9 @@ pub(crate) fn issue(
     grants.access.insert(
         access,
         IssuedAccess {
-            username: user.username.clone(),
+            subject: Subject::User {
+                username: user.username.clone(),
+            },
             client_id: client_id.to_owned(),
             audience,
             expires: access_times.exp,

@@ -18,24 +18,31 @@
 //! Where Entra is lenient the stand-in is sometimes stricter, so that tests catch bugs that
 //! Entra would let slide today: a used refresh token stops working at once, an authorize
 //! request without `openid` or without an S256 PKCE challenge is refused, a `login_hint` that
-//! names nobody is not replaced by another user, a certificate assertion is single-use,
-//! short-lived and in one of the two documented header forms.
+//! names nobody is not replaced by another user, a certificate assertion is short-lived and in
+//! one of the two documented header forms.
+//!
+//! Beyond sign-in it issues what an API behind the proxy meets: delegated and app-only
+//! (client-credentials) access tokens, v1.0 or v2.0 by the API's registration, and Graph
+//! app tokens that read any user's groups when the app holds the application permission.
 //!
 //! # Layout
 //!
 //! - this file: the [`StandIn`] handle and its test controls.
 //! - `config`: [`StandInConfig`], [`TestUser`], [`TestClient`], [`OptionalClaims`];
-//!   redirect-URI rules.
+//!   redirect-URI rules. `apps`: [`TokenVersion`], [`AppPermission`], service principals.
 //! - `controls`: what tests inject and read back ([`TokenFailure`], [`TokenCalls`],
 //!   [`LogoutRecord`]).
 //! - `server`: listener, TLS, connections, the endpoint table.
 //! - `discovery`: tenant segments, the metadata document, JWKS.
-//! - `authorize` (+ `session`), `token` (+ `client_auth`, `assertion`, `scopes`, `issue`),
-//!   `logout`, `graph`: the endpoints.
-//! - `keys`: signing keys and rotation; `claims`: token contents.
+//! - `authorize` (+ `session`), `token` (+ `client_auth`, `assertion`, `scopes`, `issue`,
+//!   `app_grant`), `logout`, `graph` (+ `graph_pages`): the endpoints.
+//! - `keys`: signing keys and rotation; `claims` (ID tokens), `access` (access tokens).
 //! - `aadsts`: Entra's error format; `pages`: the HTML; `http`, `state`: plumbing.
 
 mod aadsts;
+mod access;
+mod app_grant;
+mod apps;
 mod assertion;
 mod authorize;
 mod claims;
@@ -44,6 +51,7 @@ mod config;
 mod controls;
 mod discovery;
 mod graph;
+mod graph_pages;
 mod http;
 mod issue;
 mod keys;
@@ -60,18 +68,18 @@ mod tests;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use apps::{service_principal_id, AppPermission, TokenVersion};
 pub use config::{AssertionKey, OptionalClaims, StandInConfig, TestClient, TestUser};
 pub use controls::{LogoutRecord, TokenCalls, TokenFailure};
 pub use keys::KeyError;
 
 use keys::{KeySet, SigningKey};
-use state::{lock, now, Counters, RefreshStatus, State};
+use state::{lock, now, State};
 
 /// Why the stand-in could not start.
 #[derive(Debug, thiserror::Error)]
@@ -237,83 +245,9 @@ impl StandIn {
         })
     }
 
-    /// The next `n` token-endpoint calls fail with `error`.
-    pub fn fail_next_token_requests(&self, n: usize, error: TokenFailure) {
-        lock(&self.state().controls)
-            .failures
-            .extend(std::iter::repeat_n(error, n));
-    }
-
-    /// `(error, error_description)` that `/authorize` returns to the redirect URI, or `None`.
-    pub fn set_authorize_error(&self, error: Option<(String, String)>) {
-        lock(&self.state().controls).authorize_error = error;
-    }
-
-    /// Revokes every refresh token of `username`: their next use is `invalid_grant`
-    /// (AADSTS50173).
-    /// The next ID token the token endpoint issues is replaced by what `f` returns, given the
-    /// claims it would have signed: for tests of forged, expired or misdirected ID tokens.
-    pub fn rewrite_next_id_token(
-        &self,
-        f: impl FnOnce(serde_json::Value) -> String + Send + 'static,
-    ) {
-        state::lock(&self.state().controls).id_token_rewrite = Some(state::Rewrite(Box::new(f)));
-    }
-
-    pub fn revoke_refresh_tokens(&self, username: &str) {
-        let mut grants = lock(&self.state().grants);
-        for grant in grants.refresh.values_mut() {
-            if grant.username.eq_ignore_ascii_case(username) {
-                grant.status = RefreshStatus::Revoked;
-            }
-        }
-    }
-
-    /// `false`: discovery and JWKS answer 503 (an Entra outage).
-    pub fn set_discovery_available(&self, up: bool) {
-        lock(&self.state().controls).discovery_up = up;
-    }
-
-    /// Latency added to every token-endpoint call.
-    pub fn set_delay(&self, d: Duration) {
-        lock(&self.state().controls).delay = d;
-    }
-
-    /// `true`: token-endpoint calls are counted, then wait until this is called with `false`
-    /// (to see how many a client has in flight at once, without timing).
-    pub fn hold_token_requests(&self, hold: bool) {
-        self.state().token_hold.send_replace(hold);
-    }
-
-    pub fn token_calls(&self) -> TokenCalls {
-        let c = &self.state().counters;
-        TokenCalls {
-            authorization_code: Counters::get(&c.authorization_code),
-            refresh_token: Counters::get(&c.refresh_token),
-            failed: Counters::get(&c.failed),
-        }
-    }
-
-    pub fn jwks_fetches(&self) -> usize {
-        Counters::get(&self.state().counters.jwks)
-    }
-
-    pub fn discovery_fetches(&self) -> usize {
-        Counters::get(&self.state().counters.discovery)
-    }
-
-    /// Requests to the Graph emulation (to check that group lookups are cached).
-    pub fn graph_calls(&self) -> usize {
-        Counters::get(&self.state().counters.graph)
-    }
-
-    pub fn logouts(&self) -> Vec<LogoutRecord> {
-        lock(&self.state().records).logouts.clone()
-    }
-
-    /// Every `/authorize` URL received, in order (POSTed parameters as its query).
-    pub fn authorize_requests(&self) -> Vec<url::Url> {
-        lock(&self.state().records).authorize.clone()
+    /// The v1 issuer of tenant `tid` (`https://sts.windows.net/{tid}/`).
+    pub fn v1_issuer(&self, tid: &str) -> String {
+        self.state().v1_issuer_for(tid)
     }
 
     /// The user called `username` as it is now (for its generated `oid`).

@@ -4,8 +4,8 @@
 //! `offline_access`) ride along with any resource, and all other scopes in one request must
 //! belong to the same resource (AADSTS700022). A scope naming one of the registered clients
 //! (`api://{client_id}/x` or `{client_id}/x`) targets that API; Graph scopes (bare names,
-//! `https://graph.microsoft.com/x`, or Graph's app ID) — or no resource scope at all — yield a
-//! Graph token (v2-permissions-and-consent).
+//! `https://graph.microsoft.com/x`, Graph's app ID, or the stand-in's own Graph URL) — or no
+//! resource scope at all — yield a Graph token (v2-permissions-and-consent).
 
 use super::aadsts::AadError;
 use super::state::State;
@@ -19,8 +19,13 @@ const GRAPH_URI: &str = "https://graph.microsoft.com";
 pub(crate) enum Resource {
     /// Graph, with the extra Graph scopes named (beyond the default `User.Read`).
     Graph(Vec<String>),
-    /// One of the registered clients, exposing an API, with its scope names.
-    Api { client_id: String, scp: Vec<String> },
+    /// One of the registered clients, exposing an API, with its scope names. `named` is the
+    /// resource as the request wrote it (`api://{id}` or the bare ID): a v1 token's `aud`.
+    Api {
+        client_id: String,
+        scp: Vec<String>,
+        named: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -84,8 +89,15 @@ pub(crate) fn resolve(state: &State, raw: &str) -> Result<Scopes, AadError> {
     })
 }
 
-/// Which resource a non-OIDC scope belongs to, and the scope's short name.
-fn target_of<'a>(state: &State, scope: &'a str) -> Result<(Option<String>, &'a str), AadError> {
+/// A registered API a scope names: its client ID and the resource as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Api {
+    client_id: String,
+    named: String,
+}
+
+/// Which resource a non-OIDC scope belongs to (`None`: Graph), and the scope's short name.
+fn target_of<'a>(state: &State, scope: &'a str) -> Result<(Option<Api>, &'a str), AadError> {
     let (prefix, name) = match scope.rsplit_once('/') {
         Some((p, n)) if !n.is_empty() => (Some(p), n),
         Some(_) => return Err(invalid_scope(scope)),
@@ -95,12 +107,19 @@ fn target_of<'a>(state: &State, scope: &'a str) -> Result<(Option<String>, &'a s
     let Some(prefix) = prefix else {
         return Ok((None, name));
     };
-    if prefix.eq_ignore_ascii_case(GRAPH_URI) || prefix == GRAPH_APP_ID {
+    // The stand-in serves Graph itself, at `{base}/graph` and at its root: a client pointed at
+    // that Graph names it as the resource, as a national-cloud client names its cloud's Graph.
+    let here = [state.graph_url.as_str(), state.base_url.as_str()];
+    if prefix.eq_ignore_ascii_case(GRAPH_URI) || prefix == GRAPH_APP_ID || here.contains(&prefix) {
         return Ok((None, name));
     }
     let app = prefix.strip_prefix("api://").unwrap_or(prefix);
     if state.client(app).is_some() {
-        return Ok((Some(app.to_owned()), name));
+        let api = Api {
+            client_id: app.to_owned(),
+            named: prefix.to_owned(),
+        };
+        return Ok((Some(api), name));
     }
     Err(AadError::bad_request(
         "invalid_resource",
@@ -118,7 +137,7 @@ fn target_of<'a>(state: &State, scope: &'a str) -> Result<(Option<String>, &'a s
 /// Adds one scope to the resource found so far; a second resource is an error.
 fn merge(
     so_far: Option<Resource>,
-    target: Option<String>,
+    target: Option<Api>,
     name: &str,
     raw: &str,
 ) -> Result<Resource, AadError> {
@@ -135,16 +154,28 @@ fn merge(
             extra.extend(graph_extra());
             Ok(Resource::Graph(extra))
         }
-        (None, Some(client_id)) => Ok(Resource::Api {
-            client_id,
+        (None, Some(api)) => Ok(Resource::Api {
+            client_id: api.client_id,
             scp: vec![api_scope()],
+            named: api.named,
         }),
-        (Some(Resource::Api { client_id, mut scp }), Some(app)) if client_id == app => {
+        (
+            Some(Resource::Api {
+                client_id,
+                mut scp,
+                named,
+            }),
+            Some(app),
+        ) if client_id == app.client_id => {
             let s = api_scope();
             if !scp.contains(&s) {
                 scp.push(s);
             }
-            Ok(Resource::Api { client_id, scp })
+            Ok(Resource::Api {
+                client_id,
+                scp,
+                named,
+            })
         }
         _ => Err(AadError::bad_request(
             "invalid_scope",
@@ -152,6 +183,38 @@ fn merge(
             format!(
                 "The provided value for the input parameter scope is not valid because it \
                  contains more than one resource. Scope {raw} is not valid."
+            ),
+        )),
+    }
+}
+
+/// The resource of a client-credentials request: exactly one `{resource}/.default` scope
+/// (AADSTS1002012 otherwise). An app-only token carries the granted application
+/// permissions, never named scopes.
+pub(crate) fn resolve_app(state: &State, raw: &str) -> Result<Resource, AadError> {
+    let requested: Vec<&str> = raw.split_whitespace().collect();
+    let [scope] = requested[..] else {
+        return Err(match requested.len() {
+            0 => AadError::missing("scope"),
+            _ => invalid_scope(raw),
+        });
+    };
+    match target_of(state, scope)? {
+        (target, ".default") if scope.contains('/') => Ok(match target {
+            None => Resource::Graph(Vec::new()),
+            Some(api) => Resource::Api {
+                client_id: api.client_id,
+                scp: Vec::new(),
+                named: api.named,
+            },
+        }),
+        _ => Err(AadError::bad_request(
+            "invalid_scope",
+            1002012,
+            format!(
+                "The provided value for scope {scope} is not valid. Client credential flows \
+                 must have a scope value with /.default suffixed to the resource identifier \
+                 (application ID URI)."
             ),
         )),
     }
@@ -207,7 +270,8 @@ mod tests {
             s.resource,
             Resource::Api {
                 client_id: "11111111-1111-1111-1111-111111111111".into(),
-                scp: vec!["read".into(), "write".into()]
+                scp: vec!["read".into(), "write".into()],
+                named: format!("api://{app}"),
             }
         );
         let g = resolve(
@@ -232,5 +296,36 @@ mod tests {
         let unknown = resolve(&st, "api://22222222-2222-2222-2222-222222222222/read");
         assert_eq!(unknown.unwrap_err().error, "invalid_resource");
         assert_eq!(resolve(&st, "  ").unwrap_err().code, 900144);
+    }
+
+    #[test]
+    fn client_credentials_take_one_default_scope() {
+        let st = state();
+        let app = "11111111-1111-1111-1111-111111111111";
+        for graph in ["https://graph.microsoft.com", "http://x/graph", "http://x"] {
+            assert_eq!(
+                resolve_app(&st, &format!("{graph}/.default")).unwrap(),
+                Resource::Graph(vec![]),
+                "{graph}"
+            );
+        }
+        assert_eq!(
+            resolve_app(&st, &format!("{app}/.default")).unwrap(),
+            Resource::Api {
+                client_id: app.into(),
+                scp: vec![],
+                named: app.into(),
+            }
+        );
+        for bad in [
+            "https://graph.microsoft.com/User.Read".to_owned(),
+            format!("api://{app}/read"),
+            "User.Read".to_owned(),
+            ".default".to_owned(),
+        ] {
+            assert_eq!(resolve_app(&st, &bad).unwrap_err().code, 1002012, "{bad}");
+        }
+        let two = format!("api://{app}/.default https://graph.microsoft.com/.default");
+        assert_eq!(resolve_app(&st, &two).unwrap_err().code, 70011);
     }
 }

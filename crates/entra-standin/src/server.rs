@@ -132,7 +132,12 @@ async fn dispatch(state: &State, req: Request<Incoming>) -> Result<Resp, Reset> 
         [t, "v2.0", ".well-known", "openid-configuration"] if get => {
             discovery::configuration(state, t, &diag())
         }
-        [t, "discovery", "v2.0", "keys"] if get => discovery::keys(state, t, &diag()),
+        [t, ".well-known", "openid-configuration"] if get => {
+            discovery::configuration_v1(state, t, &diag())
+        }
+        [t, "discovery", "v2.0", "keys"] | [t, "discovery", "keys"] if get => {
+            discovery::keys(state, t, &diag())
+        }
         [t, "oauth2", "v2.0", "authorize"] => authorize::handle(state, t, req).await,
         [t, "oauth2", "v2.0", "token"] => return token::handle(state, t, req).await,
         [t, "oauth2", "v2.0", "logout"] => logout::handle(state, t, req).await,

@@ -35,6 +35,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Where v1 tokens come from: the public cloud's security token service.
+pub(crate) const V1_ISSUER_BASE: &str = "https://sts.windows.net";
+
 /// How long an authorization code can be redeemed (Entra: about 10 minutes).
 pub(crate) const CODE_LIFETIME: u64 = 600;
 
@@ -80,10 +83,21 @@ pub(crate) struct RefreshGrant {
 /// An access token we issued, so the Graph emulation can recognise it.
 #[derive(Debug, Clone)]
 pub(crate) struct IssuedAccess {
-    pub username: String,
+    pub subject: Subject,
+    /// The client the token was issued to.
     pub client_id: String,
     pub audience: String,
     pub expires: u64,
+}
+
+/// Whom an access token speaks for.
+#[derive(Debug, Clone)]
+pub(crate) enum Subject {
+    /// A signed-in user (delegated token).
+    User { username: String },
+    /// The client itself (client-credentials grant), in tenant `tid`, with the application
+    /// permissions granted on the token's resource.
+    App { tid: String, roles: Vec<String> },
 }
 
 #[derive(Debug, Default)]
@@ -93,7 +107,8 @@ pub(crate) struct Grants {
     pub access: HashMap<String, IssuedAccess>,
     /// Browser sign-in sessions: `sid` → username (the `ESTSAUTH` cookie holds the `sid`).
     pub sessions: HashMap<String, String>,
-    /// `(client_id, jti)` of every client assertion accepted → its `exp`: each is single-use.
+    /// `(client_id, jti)` of every certificate assertion accepted → its `exp`, so tests can
+    /// see how many distinct assertions a client signed.
     pub assertion_ids: HashMap<(String, String), u64>,
 }
 
@@ -106,7 +121,6 @@ impl Grants {
         self.codes.retain(|_, c| c.expires > now);
         self.access.retain(|_, a| a.expires > now);
         self.refresh.retain(|_, r| r.expires > now);
-        // An expired assertion is refused for its time anyway; its ID need not be kept.
         self.assertion_ids.retain(|_, exp| *exp > now);
     }
 }
@@ -127,6 +141,7 @@ pub(crate) struct Controls {
     pub failures: VecDeque<TokenFailure>,
     pub authorize_error: Option<(String, String)>,
     pub discovery_up: bool,
+    pub graph_up: bool,
     pub delay: Duration,
     pub id_token_rewrite: Option<Rewrite>,
 }
@@ -141,6 +156,7 @@ pub(crate) struct Records {
 pub(crate) struct Counters {
     pub authorization_code: AtomicUsize,
     pub refresh_token: AtomicUsize,
+    pub client_credentials: AtomicUsize,
     pub failed: AtomicUsize,
     pub jwks: AtomicUsize,
     pub discovery: AtomicUsize,
@@ -192,6 +208,7 @@ impl State {
                 failures: VecDeque::new(),
                 authorize_error: None,
                 discovery_up: true,
+                graph_up: true,
                 delay: Duration::ZERO,
                 id_token_rewrite: None,
             }),
@@ -276,6 +293,12 @@ impl State {
     /// The v2 issuer of tenant `tid`.
     pub fn issuer_for(&self, tid: &str) -> String {
         format!("{}/{tid}/v2.0", self.base_url)
+    }
+
+    /// The v1 issuer of tenant `tid`: Entra's security token service host, whatever host
+    /// the request came to (access-tokens).
+    pub fn v1_issuer_for(&self, tid: &str) -> String {
+        format!("{V1_ISSUER_BASE}/{tid}/")
     }
 
     pub fn discovery_up(&self) -> bool {

@@ -1,6 +1,7 @@
 //! The stand-in over real sockets: each test starts one on 127.0.0.1:0 and drives it with
 //! reqwest (redirects off), the way the proxy and a browser would.
 
+mod apps;
 mod assertions;
 mod claims;
 mod clients;

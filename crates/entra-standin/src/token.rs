@@ -1,4 +1,5 @@
-//! `POST /{t}/oauth2/v2.0/token`: the authorization-code and refresh-token grants.
+//! `POST /{t}/oauth2/v2.0/token`: the authorization-code and refresh-token grants here, the
+//! client-credentials grant in `app_grant`.
 //!
 //! The body must be `application/x-www-form-urlencoded` (RFC 6749 §4.1.3): Entra reads no other
 //! body, so anything else lacks every parameter (AADSTS900144).
@@ -29,7 +30,7 @@ use super::http::{json as json_response, read_form, Params, Resp};
 use super::server::Reset;
 use super::state::{lock, now, Counters, RefreshGrant, RefreshStatus, State};
 use super::TestUser;
-use super::{issue, scopes};
+use super::{app_grant, issue, scopes};
 
 pub(crate) async fn handle(
     state: &State,
@@ -59,6 +60,7 @@ pub(crate) async fn handle(
     match form.get("grant_type") {
         Some("authorization_code") => Counters::bump(&state.counters.authorization_code),
         Some("refresh_token") => Counters::bump(&state.counters.refresh_token),
+        Some("client_credentials") => Counters::bump(&state.counters.client_credentials),
         _ => {}
     }
     // Never fails: the state owns the sender.
@@ -96,6 +98,7 @@ fn grant(
     match grant_type {
         "authorization_code" => redeem_code(state, &tenant, &auth, form),
         "refresh_token" => redeem_refresh(state, &tenant, &auth, form),
+        "client_credentials" => app_grant::grant(state, &tenant, &auth, form),
         other => Err(AadError::bad_request(
             "unsupported_grant_type",
             70003,

@@ -149,6 +149,11 @@ fn auth_mode_has_its_file_spelling() {
     assert_eq!(AuthMode::Public.as_str(), "public");
     assert_eq!(AuthMode::Login.as_str(), "login");
     assert_eq!(AuthMode::Bearer.as_str(), "bearer");
+    assert_eq!(AuthMode::LoginOrBearer.as_str(), "login_or_bearer");
+    assert_eq!(
+        one("auth = \"login_or_bearer\"").auth,
+        AuthMode::LoginOrBearer
+    );
     assert_eq!(one("auth = \"bearer\"").auth, AuthMode::Bearer);
     assert_eq!(one("auth = \"login\"").auth, AuthMode::Login);
 }
@@ -623,7 +628,7 @@ fn unknown_auth_mode_is_rejected_naming_the_accepted_values() {
     assert_invalid(
         &route("auth = \"entra\""),
         "auth",
-        "\"login\", \"bearer\" or \"public\", got \"entra\"",
+        "\"login\", \"bearer\", \"login_or_bearer\" or \"public\", got \"entra\"",
     );
 }
 

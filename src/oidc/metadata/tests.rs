@@ -100,3 +100,95 @@ fn metadata_without_rs256_or_with_http_endpoints_is_refused() {
         Err(MetadataError::Shape(_))
     ));
 }
+
+fn v1(issuer: &str) -> Vec<u8> {
+    serde_json::json!({ "issuer": issuer })
+        .to_string()
+        .into_bytes()
+}
+
+#[test]
+fn the_v1_issuer_must_name_the_same_tenant_or_the_same_template() {
+    let single = config(
+        &format!("https://login.microsoftonline.com/{TID}/v2.0"),
+        false,
+    );
+    let v2 = parse(
+        &doc(
+            &format!("https://login.microsoftonline.com/{TID}/v2.0"),
+            TID,
+        ),
+        &single,
+    )
+    .unwrap();
+    let v1_iss = format!("https://sts.windows.net/{TID}/");
+    assert_eq!(parse_v1(&v1(&v1_iss), &v2).unwrap(), v1_iss);
+    // National clouds name another host: it is read, not assumed.
+    let china = format!("https://sts.chinacloudapi.cn/{TID}/");
+    assert_eq!(parse_v1(&v1(&china), &v2).unwrap(), china);
+    for bad in [
+        "https://sts.windows.net/00000000-0000-0000-0000-000000000001/".to_owned(),
+        "https://sts.windows.net/{tenantid}/".to_owned(),
+        format!("http://sts.windows.net/{TID}/"),
+        format!("https://sts.windows.net/{TID}/x/"),
+        format!("https://sts.windows.net/{TID}"),
+    ] {
+        assert!(parse_v1(&v1(&bad), &v2).is_err(), "{bad}");
+    }
+
+    let multi = config("https://login.microsoftonline.com/organizations/v2.0", true);
+    let tmpl = "https://login.microsoftonline.com/{tenantid}/v2.0";
+    let v2 = parse(&doc(tmpl, "organizations"), &multi).unwrap();
+    let mut with_v1 = v2.clone();
+    with_v1.v1_issuer = Some(parse_v1(&v1("https://sts.windows.net/{tenantid}/"), &v2).unwrap());
+    assert_eq!(
+        with_v1.v1_issuer_for(TID).unwrap(),
+        format!("https://sts.windows.net/{TID}/")
+    );
+    assert_eq!(with_v1.v1_issuer_for("not-a-guid"), None);
+    assert!(parse_v1(&v1(&v1_iss), &v2).is_err());
+    assert_eq!(v2.v1_issuer_for(TID), None, "no v1 metadata, no v1 issuer");
+}
+
+#[test]
+fn the_v1_metadata_sits_beside_the_v2_metadata() {
+    let c = config(
+        &format!("https://login.microsoftonline.com/{TID}/v2.0"),
+        false,
+    );
+    assert_eq!(
+        v1_discovery_url(&c),
+        format!("https://login.microsoftonline.com/{TID}/.well-known/openid-configuration")
+    );
+}
+
+#[test]
+fn a_multi_tenant_authority_asks_a_tenants_own_token_endpoint() {
+    let multi = config("https://login.microsoftonline.com/organizations/v2.0", true);
+    let v2 = parse(
+        &doc(
+            "https://login.microsoftonline.com/{tenantid}/v2.0",
+            "organizations",
+        ),
+        &multi,
+    )
+    .unwrap();
+    assert_eq!(
+        v2.token_endpoint_for(TID).unwrap().as_str(),
+        format!("https://login.microsoftonline.com/{TID}/oauth2/v2.0/token")
+    );
+    assert_eq!(v2.token_endpoint_for("organizations"), None);
+    let single = config(
+        &format!("https://login.microsoftonline.com/{TID}/v2.0"),
+        false,
+    );
+    let v2 = parse(
+        &doc(
+            &format!("https://login.microsoftonline.com/{TID}/v2.0"),
+            TID,
+        ),
+        &single,
+    )
+    .unwrap();
+    assert_eq!(v2.token_endpoint_for(TID).unwrap(), v2.token_endpoint);
+}
