@@ -103,10 +103,14 @@ async fn read_pages(
         if !resp.status().is_success() {
             return Err(GraphError::Status(resp.status().as_u16()));
         }
-        let body = resp
-            .bytes()
+        let body = super::limited::read(resp, super::limited::MAX_GRAPH_PAGE)
             .await
-            .map_err(|e| GraphError::Request(e.without_url().to_string()))?;
+            .map_err(|e| match e {
+                super::limited::BodyError::Read(e) => {
+                    GraphError::Request(e.without_url().to_string())
+                }
+                e @ super::limited::BodyError::TooLarge(_) => GraphError::Request(e.to_string()),
+            })?;
         let page: Page =
             serde_json::from_slice(&body).map_err(|e| GraphError::Request(e.to_string()))?;
         groups.extend(
