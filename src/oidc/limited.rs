@@ -1,12 +1,14 @@
 //! Reading a response body from the identity provider or Graph with a size cap: a provider
 //! (or whoever answers in its place) must not make the proxy buffer without bound. Real
-//! answers are small: a discovery document about 2 KB, Entra's key set about 10 KB, a Graph
-//! page of 999 group IDs about 60 KB.
+//! answers are small: a discovery document about 2 KB, Entra's key set about 10 KB, a token
+//! answer under 10 KB, a Graph page of 999 group IDs about 60 KB.
 
 /// Discovery and key-set bodies larger than this are refused.
 pub const MAX_METADATA: usize = 256 * 1024;
 /// Graph pages larger than this are refused.
 pub const MAX_GRAPH_PAGE: usize = 1024 * 1024;
+/// Token-endpoint answers larger than this are refused (Entra's are under 10 KB).
+pub const MAX_TOKEN_ANSWER: usize = 64 * 1024;
 
 /// Why a capped body could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,43 @@ pub async fn read(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, Bo
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The HTTP client for openidconnect's token requests, reading answers with
+/// [`MAX_TOKEN_ANSWER`] as the cap (openidconnect's own reqwest client reads any length).
+pub struct TokenHttp<'a>(pub &'a reqwest::Client);
+
+type HttpError = openidconnect::HttpClientError<reqwest::Error>;
+
+impl<'c> openidconnect::AsyncHttpClient<'c> for TokenHttp<'_> {
+    type Error = HttpError;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<openidconnect::HttpResponse, HttpError>>
+                + Send
+                + Sync
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let request = reqwest::Request::try_from(request).map_err(Box::new)?;
+            let response = self.0.execute(request).await.map_err(Box::new)?;
+            let mut builder = http::Response::builder()
+                .status(response.status())
+                .version(response.version());
+            for (name, value) in response.headers() {
+                builder = builder.header(name, value);
+            }
+            let body = match read(response, MAX_TOKEN_ANSWER).await {
+                Ok(body) => body,
+                Err(BodyError::Read(e)) => return Err(Box::new(e).into()),
+                Err(e @ BodyError::TooLarge(_)) => return Err(HttpError::Other(e.to_string())),
+            };
+            builder.body(body).map_err(HttpError::Http)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -95,5 +134,22 @@ mod tests {
             fetch(MAX_METADATA + 1, true, MAX_METADATA).await,
             Err(BodyError::TooLarge(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn token_answers_past_their_cap_are_refused() {
+        use openidconnect::AsyncHttpClient;
+        let client = reqwest::Client::new();
+        let http = TokenHttp(&client);
+        let request = |url: String| http::Request::builder().uri(url).body(Vec::new()).unwrap();
+        let small = http.call(request(serve(5000, true).await)).await.unwrap();
+        assert_eq!(small.body().len(), 5000);
+        let large = http
+            .call(request(serve(MAX_TOKEN_ANSWER + 1, true).await))
+            .await;
+        assert!(
+            matches!(&large, Err(openidconnect::HttpClientError::Other(m)) if m.contains("larger")),
+            "{large:?}"
+        );
     }
 }

@@ -181,7 +181,10 @@ pub async fn redeem(
             .add_extra_param("client_assertion_type", super::credential::ASSERTION_TYPE)
             .add_extra_param("client_assertion", a);
     }
-    req.request_async(http).await.map(tokens).map_err(classify)
+    req.request_async(&super::limited::TokenHttp(http))
+        .await
+        .map(tokens)
+        .map_err(classify)
 }
 
 pub async fn refresh(
@@ -201,7 +204,10 @@ pub async fn refresh(
             .add_extra_param("client_assertion_type", super::credential::ASSERTION_TYPE)
             .add_extra_param("client_assertion", a);
     }
-    req.request_async(http).await.map(tokens).map_err(classify)
+    req.request_async(&super::limited::TokenHttp(http))
+        .await
+        .map(tokens)
+        .map_err(classify)
 }
 
 /// A token the app obtained as itself.
@@ -228,7 +234,10 @@ pub async fn client_credentials(
             .add_extra_param("client_assertion_type", super::credential::ASSERTION_TYPE)
             .add_extra_param("client_assertion", a);
     }
-    let resp = req.request_async(http).await.map_err(classify)?;
+    let resp = req
+        .request_async(&super::limited::TokenHttp(http))
+        .await
+        .map_err(classify)?;
     Ok(AppToken {
         access_token: resp.access_token().secret().clone(),
         expires_in: resp.expires_in(),
