@@ -9,10 +9,10 @@ use tracing_subscriber::Layer;
 
 use crate::support::signin::{login_route, Setup, SignIn, GROUP_ADMINS, HOST};
 
-type Events = Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>;
+pub(crate) type Events = Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>;
 
 /// Records every event's target and fields.
-struct Collect(Events);
+pub(crate) struct Collect(pub(crate) Events);
 
 struct Fields<'a>(&'a mut BTreeMap<String, String>);
 

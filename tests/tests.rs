@@ -8,6 +8,7 @@ mod support;
 mod upstream;
 
 mod admin;
+mod audit;
 mod bearer;
 mod cli;
 mod connections;
