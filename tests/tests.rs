@@ -31,6 +31,7 @@ mod session_rules;
 mod sessions;
 mod shutdown;
 mod sign_in_abuse;
+mod sign_in_options;
 mod store;
 mod streaming;
 mod tokens;
