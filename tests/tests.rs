@@ -27,6 +27,7 @@ mod properties;
 mod protocols;
 mod reload;
 mod routing;
+mod server_limits;
 mod session_rules;
 mod sessions;
 mod shutdown;
