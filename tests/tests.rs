@@ -7,6 +7,7 @@
 mod support;
 mod upstream;
 
+mod access_log;
 mod admin;
 mod audit;
 mod bearer;
