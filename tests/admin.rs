@@ -74,3 +74,41 @@ async fn plain_http_redirects_served_hosts_to_https_with_308() {
         "hosts without a route are not redirected"
     );
 }
+
+#[tokio::test]
+async fn while_entra_is_down_the_proxy_stays_ready_and_public_routes_serve() {
+    use crate::support::signin::{login_route, Setup, SignIn, HOST};
+    let s = SignIn::start(Setup {
+        routes: format!(
+            "[[route]]\nname = \"open\"\nhost = \"{HOST}\"\npath_prefix = \"/open\"\n\
+             upstream = \"{{upstream}}\"\nauth = \"public\"\n\n{}",
+            login_route("app", HOST, "")
+        ),
+        ..Setup::default()
+    })
+    .await;
+    s.idp.set_discovery_available(false);
+    let s = s.restart_proxy_without_waiting().await;
+    let ready = reqwest::get(format!("http://{}/readyz", s.proxy.admin))
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status(),
+        200,
+        "an Entra outage must not pull the proxy out"
+    );
+    let text = ready.text().await.unwrap();
+    assert!(text.contains("identity provider: not loaded"), "{text}");
+    let mut b = s.browser();
+    assert_eq!(b.get(&s.url("/open/page")).await.status, 200);
+    assert_eq!(b.get(&s.url("/private")).await.status, 503);
+    s.idp.set_discovery_available(true);
+    s.wait_ready().await;
+    let text = reqwest::get(format!("http://{}/readyz", s.proxy.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("identity provider: loaded"), "{text}");
+}
