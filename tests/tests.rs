@@ -27,6 +27,7 @@ mod optional_claims;
 mod properties;
 mod protocols;
 mod reload;
+mod replicas;
 mod routing;
 mod server_limits;
 mod session_rules;

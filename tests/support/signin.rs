@@ -204,6 +204,34 @@ impl SignIn {
         self.proxy.url(host, path)
     }
 
+    /// Another proxy instance with the same configuration (the same stand-in, store and
+    /// session secret): a replica behind the same load balancer. Only a shared store (Redis)
+    /// makes their sessions common.
+    pub async fn replica(&self) -> Harness {
+        let replica = start_proxy(
+            &self.config.0,
+            &self.config.1,
+            &self.config.2,
+            self.pki.clone(),
+            &self.files,
+        )
+        .await;
+        register(&self.idp, &replica);
+        assert!(
+            replica.ready().await,
+            "the replica did not load the stand-in"
+        );
+        replica
+    }
+
+    /// A browser that reaches `proxy` (a [`SignIn::replica`]) under [`HOST`], holding the
+    /// cookies `like` holds.
+    pub fn browser_at(&self, proxy: &Harness, like: &Browser) -> Browser {
+        let mut b = Browser::new(&self.pki.ca_pem, proxy.https, &[HOST]);
+        b.jar = like.jar.clone();
+        b
+    }
+
     /// A browser that reaches the proxy under the test host names.
     pub fn browser(&self) -> Browser {
         Browser::new(
