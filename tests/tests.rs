@@ -21,6 +21,7 @@ mod gate;
 mod headers;
 mod hsts;
 mod identity;
+mod lifetimes;
 mod login;
 mod observability;
 mod optional_claims;
