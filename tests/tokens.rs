@@ -307,3 +307,56 @@ async fn bearer_routes_accept_access_tokens_for_this_app_only() {
     let with_cookie = b.api(&s.url("/items")).await;
     assert_eq!(with_cookie.status, 401, "{}", with_cookie.body);
 }
+
+#[tokio::test]
+async fn clock_skew_bounds_a_bearer_tokens_times_and_custom_audiences_replace_the_defaults() {
+    let routes = format!(
+        "[[route]]\nname = \"api\"\nhost = \"{HOST}\"\nupstream = \"{{upstream}}\"\nauth = \"bearer\"\n"
+    );
+    let s = SignIn::start(Setup {
+        routes,
+        oidc: "clock_skew = \"60s\"\naudiences = [\"api://wiki.contoso.example\"]".into(),
+        ..Setup::default()
+    })
+    .await;
+    let user = s.idp.user("alice@contoso.example").unwrap();
+    let token = |aud: &str, patch: Value| {
+        let claims = json!({
+            "aud": aud, "iss": s.idp.issuer(), "tid": s.idp.tenant_id(), "oid": user.oid,
+            "iat": now(), "nbf": now(), "exp": now() + 600, "ver": "2.0", "scp": "access_as_user",
+            "azp": CLIENT_ID,
+        });
+        s.idp.mint_token(with(claims, patch), None)
+    };
+    let client = s.proxy.client(&[HOST]);
+    let status = |t: String| {
+        let r = client.get(s.url("/x")).bearer_auth(t).send();
+        async move { r.await.unwrap().status().as_u16() }
+    };
+    let aud = "api://wiki.contoso.example";
+    assert_eq!(status(token(aud, json!({}))).await, 200);
+    // The defaults (the client ID and api://<client ID>) are replaced, not extended.
+    assert_eq!(status(token(CLIENT_ID, json!({}))).await, 401);
+    // Within the 60 s skew: expired 30 s ago, valid from 30 s ahead, issued 30 s ahead.
+    for (what, patch) in [
+        ("expired 30 s ago", json!({"exp": now() - 30})),
+        ("not before 30 s ahead", json!({"nbf": now() + 30})),
+        (
+            "issued 30 s ahead",
+            json!({"iat": now() + 30, "nbf": now()}),
+        ),
+    ] {
+        assert_eq!(status(token(aud, patch)).await, 200, "{what}");
+    }
+    // Beyond it.
+    for (what, patch) in [
+        ("expired 120 s ago", json!({"exp": now() - 120})),
+        ("not before 120 s ahead", json!({"nbf": now() + 120})),
+        (
+            "issued 120 s ahead",
+            json!({"iat": now() + 120, "nbf": now()}),
+        ),
+    ] {
+        assert_eq!(status(token(aud, patch)).await, 401, "{what}");
+    }
+}
