@@ -70,14 +70,7 @@ fn gate_routes() -> String {
 
 /// Signs `user` in with a browser and returns the session cookie's value.
 async fn session_of(s: &SignIn, user: &str) -> String {
-    let mut b = s.browser();
-    let hops = b
-        .navigate(&s.url(&format!(
-            "/.auth/login?rd=%2F&login_hint={}",
-            user.replace('@', "%40")
-        )))
-        .await;
-    assert_eq!(hops.last().unwrap().status, 200);
+    let b = s.signed_in_as(user).await;
     b.cookie(HOST, COOKIE).unwrap().value.clone()
 }
 

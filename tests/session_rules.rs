@@ -225,23 +225,9 @@ async fn the_admin_api_revokes_every_session_of_a_user_on_every_instance() {
         ..Setup::default()
     })
     .await;
-    let sign_in_as = |user: &'static str| {
-        let s = &s;
-        async move {
-            let mut b = s.browser();
-            let hops = b
-                .navigate(&s.url(&format!(
-                    "/.auth/login?rd=%2F&login_hint={}",
-                    user.replace('@', "%40")
-                )))
-                .await;
-            assert_eq!(hops.last().unwrap().status, 200);
-            b
-        }
-    };
-    let mut laptop = sign_in_as("alice@contoso.example").await;
-    let mut phone = sign_in_as("alice@contoso.example").await;
-    let mut jose = sign_in_as("jose@contoso.example").await;
+    let mut laptop = s.signed_in_as("alice@contoso.example").await;
+    let mut phone = s.signed_in_as("alice@contoso.example").await;
+    let mut jose = s.signed_in_as("jose@contoso.example").await;
     for b in [&mut laptop, &mut phone, &mut jose] {
         assert_eq!(b.api(&s.url("/warm-the-cache")).await.status, 200);
     }

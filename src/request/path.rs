@@ -82,14 +82,19 @@ fn without_parameters(segment: &str) -> &str {
 /// Dot segments, with `%2F`/`%5C` as separators too and `;` parameters ignored: some
 /// upstream reading could resolve them.
 fn has_dot_segment(path: &str) -> bool {
+    let is_dot = |segment: &str| matches!(without_parameters(segment), "." | "..");
     if !path.contains('.') {
         return false;
+    }
+    if !path.contains('%') {
+        // No escaped separators or parameters to decode: read the path as it is, without
+        // allocating (most paths with a dot are file names like `/app.js`).
+        return path.split('/').any(is_dot);
     }
     slashes_decoded(path)
         .replace("%3B", ";")
         .split('/')
-        .map(without_parameters)
-        .any(|s| s == "." || s == "..")
+        .any(is_dot)
 }
 
 /// The common case, answered without allocating: only plain characters, no `//`.

@@ -196,6 +196,24 @@ impl RedisStore {
         self.bounded(command).await?.map_err(|e| store_error(&e))
     }
 
+    /// `SET key value PX ttl [NX|XX]`: true when written (Redis answers OK), false when the
+    /// condition kept it from being written (nil).
+    async fn set_with(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        condition: Option<SetOptions>,
+    ) -> Result<bool, StoreError> {
+        let expire = px(ttl)?;
+        let client = self.client()?;
+        let value = Bytes::copy_from_slice(value);
+        let reply: Value = self
+            .run(client.set(self.key(key), value, Some(expire), condition, false))
+            .await?;
+        Ok(!reply.is_null())
+    }
+
     /// Runs a Lua script by its hash, loading it with EVAL when Redis does not have it (after
     /// a restart or SCRIPT FLUSH).
     async fn script(
@@ -343,47 +361,15 @@ impl SessionStore for RedisStore {
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        let expire = px(ttl)?;
-        let client = self.client()?;
-        let value = Bytes::copy_from_slice(value);
-        let _: Value = self
-            .run(client.set(self.key(key), value, Some(expire), None, false))
-            .await?;
-        Ok(())
+        self.set_with(key, value, ttl, None).await.map(|_| ())
     }
 
     async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
-        let expire = px(ttl)?;
-        let client = self.client()?;
-        let value = Bytes::copy_from_slice(value);
-        let reply: Value = self
-            .run(client.set(
-                self.key(key),
-                value,
-                Some(expire),
-                Some(SetOptions::NX),
-                false,
-            ))
-            .await?;
-        // OK when stored, nil when the key was there.
-        Ok(!reply.is_null())
+        self.set_with(key, value, ttl, Some(SetOptions::NX)).await
     }
 
     async fn set_xx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
-        let expire = px(ttl)?;
-        let client = self.client()?;
-        let value = Bytes::copy_from_slice(value);
-        let reply: Value = self
-            .run(client.set(
-                self.key(key),
-                value,
-                Some(expire),
-                Some(SetOptions::XX),
-                false,
-            ))
-            .await?;
-        // OK when replaced, nil when the key was gone.
-        Ok(!reply.is_null())
+        self.set_with(key, value, ttl, Some(SetOptions::XX)).await
     }
 
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {

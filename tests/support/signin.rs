@@ -232,6 +232,18 @@ impl SignIn {
         b
     }
 
+    /// A new browser, signed in as `user` (through `login_hint`), back on `/`.
+    pub async fn signed_in_as(&self, user: &str) -> Browser {
+        let mut b = self.browser();
+        let hint: String = url::form_urlencoded::byte_serialize(user.as_bytes()).collect();
+        let hops = b
+            .navigate(&self.url(&format!("/.auth/login?rd=%2F&login_hint={hint}")))
+            .await;
+        let last = hops.last().unwrap();
+        assert_eq!(last.status, 200, "sign-in as {user}: {}", last.body);
+        b
+    }
+
     /// A browser that reaches the proxy under the test host names.
     pub fn browser(&self) -> Browser {
         Browser::new(
