@@ -283,3 +283,66 @@ async fn without_an_admin_token_file_the_revoke_api_does_not_exist() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn the_revoke_api_refuses_oversized_odd_and_wrongly_spelled_requests() {
+    let token = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978";
+    let s = SignIn::start(Setup {
+        files: vec![("admin-token".into(), format!("{token}\n"))],
+        server: "admin_token_file = \"admin-token\"".into(),
+        ..Setup::default()
+    })
+    .await;
+    let mut b = s.signed_in_as("alice@contoso.example").await;
+    let oid = s.idp.user("alice@contoso.example").unwrap().oid;
+    let url = format!("http://{}/admin/sessions/revoke", s.proxy.admin);
+    let client = reqwest::Client::new();
+    let post = |auth: String, body: String| {
+        client
+            .post(&url)
+            .header("authorization", auth)
+            .body(body)
+            .send()
+    };
+    let bearer = format!("Bearer {token}");
+    let status = |r: reqwest::Response| r.status().as_u16();
+    // The token in another case, padded, or as a prefix is not the token.
+    for auth in [
+        format!("Bearer {}", token.to_uppercase()),
+        format!("Bearer {token}0"),
+        format!("Bearer {}", &token[..32]),
+        format!("Basic {token}"),
+        token.to_owned(),
+    ] {
+        let body = serde_json::json!({ "oid": oid }).to_string();
+        assert_eq!(
+            status(post(auth.clone(), body).await.unwrap()),
+            401,
+            "{auth}"
+        );
+    }
+    let oversized = format!("{{\"oid\": \"{oid}\", \"pad\": \"{}\"}}", "x".repeat(8192));
+    assert_eq!(status(post(bearer.clone(), oversized).await.unwrap()), 413);
+    for odd in [
+        format!("{{\"oid\": \"{oid}\", \"tid\": \"x\"}}"),
+        format!("{{\"oid\": [\"{oid}\"]}}"),
+        "{\"oid\": \"alice@contoso.example\"}".to_owned(),
+        "not json".to_owned(),
+    ] {
+        assert_eq!(
+            status(post(bearer.clone(), odd.clone()).await.unwrap()),
+            400,
+            "{odd}"
+        );
+    }
+    assert_eq!(
+        b.api(&s.url("/still")).await.status,
+        200,
+        "a refused call ended nothing"
+    );
+    // The scheme is case-insensitive and the object ID compares without case.
+    let body = serde_json::json!({ "oid": oid.to_uppercase() }).to_string();
+    let done = post(format!("bearer {token}"), body).await.unwrap();
+    assert_eq!(done.status(), 200);
+    assert_eq!(b.api(&s.url("/gone")).await.status, 401);
+}
