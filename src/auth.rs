@@ -169,9 +169,8 @@ impl Auth {
             AuthMode::LoginOrBearer => carries_bearer(req.headers()),
         };
         if by_token {
-            return self
-                .bearer
-                .authenticate(req.headers())
+            // Boxed: token validation may fetch keys or ask Graph, a large future.
+            return Box::pin(self.bearer.authenticate(req.headers()))
                 .await
                 .map(|p| Decision::Proceed(Some(p)));
         }

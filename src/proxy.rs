@@ -4,7 +4,7 @@
 //! request ─▶ RequestCtx::new (context.rs: request ID, client address, format, access log, span)
 //!         ─▶ Target::of (request.rs: method, framing, host, canonical path; 400/405)
 //!         ─▶ RouteTable::serves_host (route.rs; 404)
-//!         ─▶ Auth::reserved (auth.rs: /.auth/login, callback, logout, me)
+//!         ─▶ Auth::endpoint (auth/endpoints.rs: /.auth/login, callback, logout, me)
 //!         ─▶ RouteTable::resolve (route.rs: 404; 400 for a path the route does not allow)
 //!         ─▶ client::clean (headers/client.rs: hop-by-hop, `_` names, identity families, every route)
 //!         ─▶ Auth::authenticate (auth.rs: session or bearer token; 302 to sign in, 401, 503)
@@ -101,18 +101,19 @@ impl Proxy {
 
     /// Answers one request from `peer`. Never fails: errors become pages here.
     pub async fn handle(&self, peer: SocketAddr, req: Request<Incoming>) -> Response<LoggedBody> {
+        use tracing::Instrument;
         let mut ctx = RequestCtx::new(peer, &req, &self.trusted_proxies, self.traced);
-        let answer = match ctx.span().cloned() {
-            Some(span) => {
-                use tracing::Instrument;
-                let answer = self.proxy(req, &mut ctx).instrument(span.clone()).await;
-                span.record("http.route", ctx.route_name());
-                let status = answer.as_ref().map_or_else(|e| e.status(), |r| r.status());
-                span.record("http.response.status_code", i64::from(status.as_u16()));
-                answer
-            }
-            None => self.proxy(req, &mut ctx).await,
-        };
+        // One future whether or not a span is exported: a disabled span costs a branch per poll.
+        let span = ctx.span().cloned();
+        let answer = self
+            .proxy(req, &mut ctx)
+            .instrument(span.clone().unwrap_or_else(tracing::Span::none))
+            .await;
+        if let Some(span) = span {
+            span.record("http.route", ctx.route_name());
+            let status = answer.as_ref().map_or_else(|e| e.status(), |r| r.status());
+            span.record("http.response.status_code", i64::from(status.as_u16()));
+        }
         let mut resp = match answer {
             Ok(resp) => resp,
             Err(err) => {
@@ -144,8 +145,8 @@ impl Proxy {
             return Err(ProxyError::NoRoute);
         }
         if let Some(auth) = &self.auth {
-            if let Some(answer) = auth.reserved(&req, &target, ctx).await {
-                return answer;
+            if let Some(endpoint) = auth.endpoint(&target) {
+                return auth.answer(endpoint, &req, &target, ctx).await;
             }
         }
         let route = table.resolve(&target)?.clone();

@@ -24,32 +24,63 @@ use crate::session::store_key;
 /// The reserved prefix; its endpoints are answered by the proxy.
 const RESERVED: &str = "/.auth/";
 
+/// A reserved endpoint, recognised from the canonical path alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Callback,
+    Login,
+    Logout,
+    Me,
+    FrontChannelLogout,
+}
+
+/// The answer to a reserved path: boxed, so the request path's future stays small when, as on
+/// almost every request, no reserved path is asked for.
+pub type Answer<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<Body>, ProxyError>> + Send + 'a>,
+>;
+
 impl Auth {
-    /// Answers the reserved `/.auth/*` paths (and the callback); `None` for every other path.
-    pub async fn reserved<B>(
-        &self,
-        req: &Request<B>,
-        target: &Target,
-        ctx: &RequestCtx,
-    ) -> Option<Result<Response<Body>, ProxyError>> {
+    /// The reserved `/.auth/*` endpoint (or the callback) `target` names; `None` for every
+    /// other path, which goes on to routing.
+    pub fn endpoint(&self, target: &Target) -> Option<Endpoint> {
         // The canonical path, matched without ASCII case: no spelling of a reserved path
         // reaches an upstream.
         let path = target.path();
         if path.eq_ignore_ascii_case(&self.provider.config.callback_path) {
-            return Some(self.sign_in.callback(req, ctx).await);
+            return Some(Endpoint::Callback);
         }
-        if !path
+        let rest = path
             .get(..RESERVED.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED))
-        {
-            return None;
-        }
-        Some(match path[RESERVED.len()..].to_ascii_lowercase().as_str() {
-            "login" => self.sign_in.login_endpoint(req, target, ctx),
-            "logout" => self.logout(req, target, ctx).await,
-            "me" => self.me(req, ctx).await,
-            "frontchannel-logout" => self.frontchannel_logout(req, ctx).await,
-            _ => return None,
+            .filter(|p| p.eq_ignore_ascii_case(RESERVED))
+            .map(|_| &path[RESERVED.len()..])?;
+        [
+            ("login", Endpoint::Login),
+            ("logout", Endpoint::Logout),
+            ("me", Endpoint::Me),
+            ("frontchannel-logout", Endpoint::FrontChannelLogout),
+        ]
+        .into_iter()
+        .find(|(name, _)| rest.eq_ignore_ascii_case(name))
+        .map(|(_, e)| e)
+    }
+
+    /// Answers a reserved endpoint.
+    pub fn answer<'a, B: Sync>(
+        &'a self,
+        endpoint: Endpoint,
+        req: &'a Request<B>,
+        target: &'a Target,
+        ctx: &'a RequestCtx,
+    ) -> Answer<'a> {
+        Box::pin(async move {
+            match endpoint {
+                Endpoint::Callback => self.sign_in.callback(req, ctx).await,
+                Endpoint::Login => self.sign_in.login_endpoint(req, target, ctx),
+                Endpoint::Logout => self.logout(req, target, ctx).await,
+                Endpoint::Me => self.me(req, ctx).await,
+                Endpoint::FrontChannelLogout => self.frontchannel_logout(req, ctx).await,
+            }
         })
     }
 

@@ -108,6 +108,21 @@ impl Sessions {
         stored: StoredSession,
         audit: audit::Scope<'_>,
     ) -> Freshness {
+        // Almost every request: nothing to renew, and no lock key or token to make.
+        if !self.due(&stored.session, now()) {
+            return Freshness::Valid(stored.session);
+        }
+        // Boxed: the renewal's future (token endpoint, store, locks) is large, and would
+        // otherwise be moved with every request's future.
+        Box::pin(self.renew_due(provider, stored, audit)).await
+    }
+
+    async fn renew_due(
+        &self,
+        provider: &Provider,
+        stored: StoredSession,
+        audit: audit::Scope<'_>,
+    ) -> Freshness {
         let StoredSession { key, session } = stored;
         let lock_key = format!("lock:{}", key.trim_start_matches("session:"));
         let lock_token = random_token();
