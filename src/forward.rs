@@ -1,31 +1,37 @@
-//! The upstream side: pooled hyper-util clients and the call that sends a request through one.
+//! The upstream side: connection pools and the call that sends a request through one.
 //!
-//! One client per distinct TLS trust (`ca_file`) and protocol (`h2c`) is shared by every route
-//! that needs it, and survives route reloads so pooled connections are not thrown away. The
-//! pool's idle timeout defaults below the 5 s keep-alive of Node.js and Apache, so the proxy
-//! closes an idle connection before the upstream does and never writes into a socket the
-//! upstream is closing. Bodies are never buffered: the request body streams up and the
-//! response body streams back through hyper's back-pressure.
+//! One pool per upstream (scheme and authority), TLS trust (`ca_file`) and protocol (`h2c`),
+//! shared by every route that names it; pools survive route reloads so pooled connections
+//! are not thrown away. hyper-util's connector dials (TCP, then TLS with ALPN); hyper's
+//! connection API speaks HTTP; `pool.rs` keeps the connections. The pool's idle timeout
+//! defaults below the 5 s keep-alive of Node.js and Apache, so the proxy closes an idle
+//! connection before the upstream does and never writes into a socket the upstream is
+//! closing. Bodies are never buffered: the request body streams up and the response body
+//! streams back through hyper's back-pressure.
+
+mod body;
+mod pool;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use http::{Request, Response};
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
+pub use self::body::UpstreamBody;
+pub use self::pool::Pool;
 use crate::config::UpstreamConfig;
 use crate::error::ProxyError;
 
-/// A pooled client for upstream requests.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+/// The connection pool a route sends through.
+pub type UpstreamClient = Arc<Pool>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -38,13 +44,19 @@ pub enum ClientError {
     NoCa { file: PathBuf },
     #[error("TLS client set-up: {0}")]
     Tls(rustls::Error),
+    #[error("upstream {0}: {1}")]
+    Target(String, http::Error),
 }
 
-/// The shared set of upstream clients, keyed by what makes them differ.
+/// The shared set of upstream pools, keyed by what makes them differ.
 pub struct Clients {
     config: UpstreamConfig,
-    cache: Mutex<HashMap<(Option<PathBuf>, bool), UpstreamClient>>,
+    /// One TLS connector per trust (`ca_file`).
+    connectors: Mutex<HashMap<Option<PathBuf>, HttpsConnector<HttpConnector>>>,
+    pools: Mutex<HashMap<PoolKey, UpstreamClient>>,
 }
+
+type PoolKey = (Option<PathBuf>, bool, Scheme, Authority);
 
 impl std::fmt::Debug for Clients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,24 +70,58 @@ impl Clients {
     pub fn new(config: UpstreamConfig) -> Clients {
         Clients {
             config,
-            cache: Mutex::new(HashMap::new()),
+            connectors: Mutex::new(HashMap::new()),
+            pools: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The client trusting the system roots, `upstream.ca_file` and the route's `ca_file`, and
-    /// speaking cleartext HTTP/2 when `h2c`.
-    pub fn get(&self, ca_file: Option<&Path>, h2c: bool) -> Result<UpstreamClient, ClientError> {
-        let key = (ca_file.map(Path::to_path_buf), h2c);
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(client) = cache.get(&key) {
-            return Ok(client.clone());
+    /// The pool for `scheme://authority`, trusting the system roots, `upstream.ca_file` and
+    /// the route's `ca_file`, and speaking cleartext HTTP/2 when `h2c`.
+    pub fn get(
+        &self,
+        ca_file: Option<&Path>,
+        h2c: bool,
+        scheme: &Scheme,
+        authority: &Authority,
+    ) -> Result<UpstreamClient, ClientError> {
+        let key = (
+            ca_file.map(Path::to_path_buf),
+            h2c,
+            scheme.clone(),
+            authority.clone(),
+        );
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pool) = pools.get(&key) {
+            return Ok(pool.clone());
         }
-        let client = self.build(ca_file, h2c)?;
-        cache.insert(key, client.clone());
-        Ok(client)
+        let settings = pool::Settings {
+            connector: self.connector(ca_file)?,
+            h2c,
+            idle_timeout: self.config.pool_idle_timeout,
+            max_idle: self.config.pool_max_idle_per_host,
+        };
+        let target = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| ClientError::Target(format!("{scheme}://{authority}"), e))?;
+        let pool = Pool::new(settings, target)
+            .map_err(|e| ClientError::Target(format!("{scheme}://{authority}"), e))?;
+        let pool = Arc::new(pool);
+        pools.insert(key, pool.clone());
+        Ok(pool)
     }
 
-    fn build(&self, ca_file: Option<&Path>, h2c: bool) -> Result<UpstreamClient, ClientError> {
+    fn connector(
+        &self,
+        ca_file: Option<&Path>,
+    ) -> Result<HttpsConnector<HttpConnector>, ClientError> {
+        let key = ca_file.map(Path::to_path_buf);
+        let mut connectors = self.connectors.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = connectors.get(&key) {
+            return Ok(c.clone());
+        }
         let mut roots = system_roots().clone();
         for file in self.config.ca_file.as_deref().into_iter().chain(ca_file) {
             add_pem(&mut roots, file)?;
@@ -95,13 +141,8 @@ impl Clients {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        Ok(Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(self.config.pool_idle_timeout)
-            .pool_max_idle_per_host(self.config.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_only(h2c)
-            .build(https))
+        connectors.insert(key, https.clone());
+        Ok(https)
     }
 }
 
@@ -137,14 +178,12 @@ fn system_roots() -> &'static RootCertStore {
 
 /// Sends `req` and waits for the response head within `timeout`.
 pub async fn send(
-    client: &UpstreamClient,
+    pool: &UpstreamClient,
     req: Request<Incoming>,
     timeout: std::time::Duration,
-) -> Result<Response<Incoming>, ProxyError> {
-    match tokio::time::timeout(timeout, client.request(req)).await {
+) -> Result<Response<UpstreamBody>, ProxyError> {
+    match tokio::time::timeout(timeout, pool.request(req)).await {
         Err(_) => Err(ProxyError::UpstreamTimeout(timeout)),
-        Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(e)) if e.is_connect() => Err(ProxyError::UpstreamUnreachable(Box::new(e))),
-        Ok(Err(e)) => Err(ProxyError::UpstreamFailed(Box::new(e))),
+        Ok(answer) => answer,
     }
 }

@@ -125,7 +125,12 @@ impl RouteTable {
             ..RouteTable::default()
         };
         for spec in routing.routes {
-            let client = clients.get(spec.ca_file.as_deref(), spec.h2c)?;
+            let client = clients.get(
+                spec.ca_file.as_deref(),
+                spec.h2c,
+                &spec.upstream.scheme,
+                &spec.upstream.authority,
+            )?;
             let route = Arc::new(Route { spec, client });
             for (h, _) in &route.claims_headers {
                 if !table.removed.contains(h) {

@@ -25,6 +25,7 @@ mod lifetimes;
 mod login;
 mod observability;
 mod optional_claims;
+mod pool;
 mod properties;
 mod protocols;
 mod reload;
