@@ -38,6 +38,7 @@ WARMUP=${WARMUP:-2s}
 BENCH_ACCESS_LOG=${BENCH_ACCESS_LOG:-0}
 BENCH_SIGNIN=${BENCH_SIGNIN:-1}
 SESSIONS=${SESSIONS:-1000}
+BENCH_LOCK=${BENCH_LOCK:-/tmp/bench.lock}
 # Portcullis runs a tokio multi-thread runtime with one worker per core; the nginx proxy gets
 # the same number of worker processes so both proxies have the same parallelism.
 PROXY_WORKERS=${PROXY_WORKERS:-$(nproc)}
@@ -146,9 +147,17 @@ ensure_packages() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Builds the release binary and sets PORTCULLIS_BIN. The target directory comes from cargo
-# itself, so CARGO_TARGET_DIR or a .cargo/config `build.target-dir` is honoured.
+# Builds the release binaries and sets PORTCULLIS_BIN and SIGNIN_BIN. The target directory comes
+# from cargo itself, so CARGO_TARGET_DIR or a .cargo/config `build.target-dir` is honoured. When
+# both PORTCULLIS_BIN and SIGNIN_BIN are set in the environment, those binaries are used as they
+# are and nothing is built.
 build_portcullis() {
+    if [[ -n ${PORTCULLIS_BIN:-} && -n ${SIGNIN_BIN:-} ]]; then
+        [[ -x $PORTCULLIS_BIN ]] || die "PORTCULLIS_BIN=$PORTCULLIS_BIN is not an executable file"
+        [[ -x $SIGNIN_BIN ]] || die "SIGNIN_BIN=$SIGNIN_BIN is not an executable file"
+        say "using PORTCULLIS_BIN=$PORTCULLIS_BIN and SIGNIN_BIN=$SIGNIN_BIN (no cargo build)"
+        return 0
+    fi
     say "cargo build --release (target dir: ${CARGO_TARGET_DIR:-default})"
     (cd "$REPO" && cargo build --release --quiet --bin portcullis --example bench-signin)
     local target_dir
@@ -547,6 +556,22 @@ median() {
               else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
+# Every measuring phase holds an exclusive flock on BENCH_LOCK, so benchmarks that share this
+# machine and the same lock file never measure at the same time. Only the measuring parts hold
+# it: set-up, reporting and idle waits do not.
+take_lock() {
+    exec 9>"$BENCH_LOCK" || die "cannot open the lock file $BENCH_LOCK"
+    if ! flock -n 9; then
+        say "waiting for $BENCH_LOCK (another benchmark holds it)"
+        flock 9
+    fi
+}
+
+release_lock() {
+    flock -u 9
+    exec 9>&-
+}
+
 warm_up() {
     local name
     for name in "${TARGETS[@]}"; do
@@ -777,8 +802,10 @@ main() {
     cp "$WORK/portcullis/portcullis.toml" "$WORK/portcullis/routes.toml" "$OUT/"
 
     print_header | tee "$OUT/summary.txt"
+    take_lock
     warm_up
     measure
+    release_lock
     {
         print_table
         if [[ $BENCH_SIGNIN == 1 ]]; then print_signin; fi
