@@ -943,6 +943,8 @@ print_header() {
     echo "              wrk/h2load, upstream nginx (1 worker), redis-server, stand-in Entra ID, sign-in client"
     [[ -n $CPU_OVERLAP ]] && echo "            WARNING: CPU(s) $CPU_OVERLAP are in both lists; the proxy is not alone on its core"
     echo "affinity:   $(affinity_note)"
+    echo "            portcullis (public) right after start-up: ${TOKIO_THREADS[portcullis]} thread(s) named tokio-*" \
+        "(the runtime's workers; its blocking pool, started on demand, shares the name)"
     wrkcmd="wrk -t$THREADS -c<conns> -d$DURATION --latency"
     echo "HTTP/1.1:   $wrkcmd, conns: $CONNS; $ROUNDS interleaved round(s), $WARMUP warm-up per target and level"
     if [[ $BENCH_H2 == 1 ]]; then
@@ -956,7 +958,7 @@ print_header() {
         echo "            portcullis+log: log.level = \"info\", access log written to stderr redirected to a file"
     fi
     echo "TLS:        ECDSA P-256 certificate; $(tls_params "$NGINX_PORT") (nginx) / $(tls_params "$PORTCULLIS_PORT") (portcullis)"
-    echo "            wrk sends no ALPN: HTTP/1.1; h2load negotiates h2 by ALPN"
+    echo "            wrk sends no ALPN, so HTTP/1.1$([[ $BENCH_H2 == 1 ]] && echo "; h2load negotiates h2 by ALPN")"
     if [[ $BENCH_SIGNIN == 1 ]]; then
         echo "sessions:   $SESSIONS per signed-in instance (HTTP/1.1 rows rotate them; HTTP/2 rows send the first one)"
     fi
@@ -1223,12 +1225,14 @@ print_portcullis_logs() {
 
 PC_ORDER=()              # Portcullis instances in start order
 declare -A RSS_IDLE      # instance -> VmRSS kB right after start-up
+declare -A TOKIO_THREADS # instance -> threads named tokio-* right after start-up
 
 # start_pc NAME PORT ADMIN LEVEL [STORE]: start_portcullis, then note its idle RSS.
 start_pc() {
     start_portcullis "$@"
     PC_ORDER+=("$1")
     RSS_IDLE[$1]=$(rss_kb "${PC_PID[$1]}")
+    TOKIO_THREADS[$1]=$(cat /proc/"${PC_PID[$1]}"/task/*/comm 2>/dev/null | grep -c '^tokio' || true)
 }
 
 main() {
