@@ -628,10 +628,12 @@ EOF
     esac
 }
 
-# make_sessions NAME PORT COUNT [WATCHDOG_S]: COUNT sign-ins through that instance, the client
-# pinned to LOAD_CPU; cookies in $WORK/NAME/cookies. Sets SIGNIN_WALL_NS.
+# make_sessions NAME PORT COUNT: COUNT sign-ins through that instance, the client pinned to
+# LOAD_CPU; cookies in $WORK/NAME/cookies. Sets SIGNIN_WALL_NS. The watchdog allows 2 minutes
+# plus 50 ms per sign-in (they run at ~200/s on 2 cores).
 make_sessions() {
-    local name=$1 port=$2 count=$3 limit=${4:-300} t0
+    local name=$1 port=$2 count=$3 limit t0
+    limit=$(( 120 + count / 20 ))
     say "signing in $count session(s) through $name"
     t0=$(now_ns)
     timeout --kill-after=5 "$limit" taskset -c "$LOAD_CPU" "$SIGNIN_BIN" sessions \
@@ -799,12 +801,12 @@ AWK_MS='
     function f3(v) { return (v == "" ? "-" : sprintf("%.3f", v)) }
 '
 
-# parse_wrk FILE: prints "rps p50_ms p99_ms mean_ms max_ms non2xx socket_errors requests"
-# ("-" if missing).
+# parse_wrk FILE: prints "rps p50_ms p99_ms mean_ms max_ms non2xx socket_errors requests min_ms
+# sd_ms" ("-" if missing; wrk gives no minimum).
 parse_wrk() {
     awk "$AWK_MS"'
         /^Requests\/sec:/                 { rps = $2 }
-        /^[ \t]+Latency[ \t]+[0-9]/       { mean = ms($2); max = ms($4) }
+        /^[ \t]+Latency[ \t]+[0-9]/       { mean = ms($2); sd = ms($3); max = ms($4) }
         /^[ \t]+50%[ \t]/                 { p50 = ms($2) }
         /^[ \t]+99%[ \t]/                 { p99 = ms($2) }
         /Non-2xx or 3xx responses:/       { non2xx = $NF }
@@ -814,15 +816,15 @@ parse_wrk() {
         }
         / requests in /                   { reqs = $1 }
         END {
-            printf "%s %s %s %s %s %d %d %s\n", (rps == "" ? "-" : rps), f3(p50), f3(p99),
-                f3(mean), f3(max), non2xx, sock, (reqs == "" ? "-" : reqs)
+            printf "%s %s %s %s %s %d %d %s - %s\n", (rps == "" ? "-" : rps), f3(p50), f3(p99),
+                f3(mean), f3(max), non2xx, sock, (reqs == "" ? "-" : reqs), f3(sd)
         }
     ' "$1"
 }
 
 # parse_h2load FILE: the same columns. h2load prints no percentiles, so p50 and p99 are "-";
-# mean and max are its "time for request". non-2xx counts 4xx and 5xx (as wrk does), errors
-# are h2load's "errored" and "timeout" requests.
+# min, max, mean and sd are its "time for request". non-2xx counts 4xx and 5xx (as wrk does),
+# errors are h2load's "errored" and "timeout" requests.
 parse_h2load() {
     awk "$AWK_MS"'
         /^finished in /     { for (i = 1; i <= NF; i++) if ($(i + 1) ~ /^req\/s/) rps = $i + 0 }
@@ -830,28 +832,33 @@ parse_h2load() {
                                   if ($(i + 1) ~ /^done/) reqs = $i
                                   if ($(i + 1) ~ /^errored/ || $(i + 1) ~ /^timeout/) err += $i } }
         /^status codes: /   { for (i = 1; i <= NF; i++) if ($(i + 1) ~ /^[45]xx/) non2xx += $i }
-        /^time for request:/ { mean = ms($6); max = ms($5) }
+        /^time for request:/ { min = ms($4); max = ms($5); mean = ms($6); sd = ms($7) }
         END {
-            printf "%s - - %s %s %d %d %s\n", (rps == "" ? "-" : rps), f3(mean), f3(max),
-                non2xx, err, (reqs == "" ? "-" : reqs)
+            printf "%s - - %s %s %d %d %s %s %s\n", (rps == "" ? "-" : rps), f3(mean), f3(max),
+                non2xx, err, (reqs == "" ? "-" : reqs), f3(min), f3(sd)
         }
     ' "$1"
 }
 
 # record PROTO CONNS ROUND NAME FILE BEFORE AFTER: one line of results.tsv.
 # Columns: proto conns round target rps p50_ms p99_ms mean_ms max_ms non2xx errors requests
-#          upstream_conns proxy_cpu_pct proxy_cpu_us_per_req
+#          upstream_conns proxy_cpu_pct proxy_cpu_us_per_req min_ms sd_ms
 record() {
-    local proto=$1 conns=$2 round=$3 name=$4 file=$5 before=$6 after=$7 parsed up=- us=-
-    if [[ $proto == h1 ]]; then parsed=$(parse_wrk "$file"); else parsed=$(parse_h2load "$file"); fi
+    local proto=$1 conns=$2 round=$3 name=$4 file=$5 before=$6 after=$7 up=- us=-
+    local rps p50 p99 mean max non2xx err reqs min sd
+    if [[ $proto == h1 ]]; then
+        read -r rps p50 p99 mean max non2xx err reqs min sd < <(parse_wrk "$file")
+    else
+        read -r rps p50 p99 mean max non2xx err reqs min sd < <(parse_h2load "$file")
+    fi
     # The status request that read "after" is itself one accepted connection.
     [[ $before != - && $after != - ]] && up=$((after - before - 1))
-    local rps=${parsed%% *}
     if [[ $RUN_CPU_PCT != - && $rps != - ]]; then
         us=$(awk -v c="$RUN_CPU_PCT" -v r="$rps" 'BEGIN { if (r > 0) printf "%.1f", c / 100 * 1e6 / r; else print "-" }')
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$proto" "$conns" "$round" "$name" \
-        "${parsed// /$'\t'}" "$up" "$RUN_CPU_PCT" "$us" >>"$OUT/results.tsv"
+    printf '%s\t' "$proto" "$conns" "$round" "$name" "$rps" "$p50" "$p99" "$mean" "$max" \
+        "$non2xx" "$err" "$reqs" "$up" "$RUN_CPU_PCT" "$us" "$min" >>"$OUT/results.tsv"
+    printf '%s\n' "$sd" >>"$OUT/results.tsv"
 }
 
 # measure_h1 CONNS: warm-up of every target, then ROUNDS interleaved rounds, under the lock.
@@ -859,6 +866,7 @@ measure_h1() {
     local conns=$1 round name file before after rps non2xx sock
     take_lock
     for name in "${TARGETS[@]}"; do
+        (( $(seconds_of "$WARMUP") > 0 )) || break
         say "c=$conns warm-up $WARMUP: $name"
         file="$OUT/h1-c$conns-warmup-$name.txt"
         run_wrk "$name" "$conns" "$WARMUP" "$file"
@@ -903,14 +911,11 @@ measure_h2() {
 # allocations of the sign-in path (TLS client to the stand-in, its metadata and keys, buffers)
 # are not charged to the sessions.
 measure_rss_sessions() {
-    local n=$RSS_SESSIONS limit
-    # Watchdog: 2 min plus 50 ms per sign-in.
-    limit=$(( 120 + n / 20 ))
     take_lock
     make_sessions rss-memory "$RSS_PORT" 32
     sleep 1
     RSS_BEFORE_KB=$(rss_kb "${PC_PID[rss-memory]}")
-    make_sessions rss-memory "$RSS_PORT" "$n" "$limit"
+    make_sessions rss-memory "$RSS_PORT" "$RSS_SESSIONS"
     release_lock
     RSS_SIGNIN_WALL_NS=$SIGNIN_WALL_NS
     sleep 1
@@ -1025,7 +1030,7 @@ for line in open(targets_file):
     labels[name] = label
 
 COLS = ["proto", "conns", "round", "target", "rps", "p50", "p99", "mean", "max", "non2xx",
-        "errors", "requests", "up", "cpu", "us"]
+        "errors", "requests", "up", "cpu", "us", "min", "sd"]
 rows = []
 for line in open(results):
     f = line.rstrip("\n").split("\t")
@@ -1075,8 +1080,10 @@ print(f"Median over {rounds} round(s). Ratios are against nginx proxy_pass at th
 print("(rps: higher is better, latency: lower is better). non-2xx and errors are summed over the rounds:")
 print("anything but 0 makes that row's numbers suspect (see the raw output). up conns: connections")
 print("opened to the upstream per run. proxy CPU: CPU time of the proxy's processes over the run's wall")
-print("time (100% = its whole core); CPU us/req = that CPU time per request. HTTP/2: h2load reports no")
-print("latency percentiles, so p50/p99 are n/a; mean and max are its 'time for request'.")
+print("time (100% = its whole core); CPU us/req = that CPU time per request.")
+if "h2" in levels:
+    print("HTTP/2: h2load reports no latency percentiles, so p50/p99 are n/a; mean and max are its")
+    print("'time for request'.")
 for proto in ("h1", "h2"):
     for conns in levels.get(proto, []):
         title = (f"HTTP/1.1, wrk {conns} connections" if proto == "h1"
@@ -1103,8 +1110,11 @@ groups = [("h1", c, f"HTTP/1.1 c={c}", ["rps", "rps/ngx", "p99 ms", "p99/ngx"]) 
 groups += [("h2", c, f"HTTP/2 c={c} m={streams}", ["rps", "rps/ngx", "mean ms", "p99"]) for c in h2]
 CW = 8
 print()
-print("Summary: medians, ratios against nginx proxy_pass (HTTP/2: h2load gives no p99, so it reads n/a;")
-print("mean is h2load's mean time per request).")
+if h2:
+    print("Summary: medians, ratios against nginx proxy_pass (HTTP/2: h2load gives no p99, so it reads n/a;")
+    print("mean is h2load's mean time per request).")
+else:
+    print("Summary: medians, ratios against nginx proxy_pass.")
 head1 = f"{'':<{W}}" + "".join(f" | {g[2]:<{len(g[3]) * (CW + 1) - 1}}" for g in groups)
 head2 = f"{'target':<{W}}" + "".join(" | " + " ".join(f"{c:>{CW}}" for c in g[3]) for g in groups)
 print(head1.rstrip())
@@ -1177,8 +1187,9 @@ print_rss() {
         printf '  %-32s %14s %14s %14s\n' "portcullis: $name" "$(mib "${RSS_IDLE[$name]}")" \
             "$(mib "$(rss_kb "$pid")")" "$(mib "$(hwm_kb "$pid")")"
     done
-    echo "  (after start-up: once ready, with one routing request served; signed-in instances also"
-    echo "  hold their $SESSIONS sessions \"after runs\"; the nginx figure sums master and workers)"
+    echo "  (after start-up: once ready, with one routing request served, before any sign-in or load;"
+    [[ $BENCH_SIGNIN == 1 ]] && echo "  the signed-in instances hold their $SESSIONS sessions \"after runs\";"
+    echo "  the nginx figure sums master and workers, whose shared pages count twice)"
     if (( RSS_SESSIONS > 0 )); then
         echo
         echo "Memory store with many sessions (instance rss-memory, $RSS_SESSIONS sign-ins after 32 warm-up ones):"
@@ -1337,7 +1348,7 @@ main() {
         # No warning here: the benchmark itself keeps both CPUs busy. A value far above the CPU
         # count hints at outside work during the runs.
         echo "load avg:   $(cut -d' ' -f1 /proc/loadavg) (1 min, after the runs; includes the benchmark's own load)"
-        echo "raw output: $OUT (results.tsv columns: proto conns round target rps p50_ms p99_ms mean_ms max_ms non2xx errors requests upstream_conns proxy_cpu_pct proxy_cpu_us_per_req)"
+        echo "raw output: $OUT (results.tsv columns: proto conns round target rps p50_ms p99_ms mean_ms max_ms non2xx errors requests upstream_conns proxy_cpu_pct proxy_cpu_us_per_req min_ms sd_ms)"
     } | tee -a "$OUT/summary.txt"
 }
 
