@@ -434,8 +434,8 @@ start_nginx_proxy() {
         server 127.0.0.1:$UPSTREAM_PORT;
         # Idle upstream connections kept per worker: as many as requests can be in flight at
         # once (the largest connection level, times the streams per connection over HTTP/2),
-        # so nginx never closes and reopens upstream connections under load. Portcullis's pool
-        # keeps every idle connection (until upstream.pool_idle_timeout).
+        # so nginx never closes and reopens upstream connections under load. Portcullis gets
+        # the same number as upstream.pool_max_idle_per_host.
         keepalive $(upstream_keepalive);
         keepalive_requests 1000000;
         keepalive_timeout 60s;
@@ -515,6 +515,10 @@ file = "routes.toml"
 
 [log]
 level = "$level"
+
+# The same idle-pool size as the nginx proxy's upstream keepalive (default 256).
+[upstream]
+pool_max_idle_per_host = $(upstream_keepalive)
 EOF
     if [[ -n $store ]]; then signin_config "$store" >>"$dir/portcullis.toml"; fi
     cat >"$dir/routes.toml" <<EOF
@@ -958,6 +962,7 @@ print_header() {
         echo "HTTP/2:     off (BENCH_H2=0)"
     fi
     echo "measuring:  each level's runs hold an flock on $BENCH_LOCK; expected measuring time ~$(expected_minutes) min"
+    echo "upstream:   idle pool $(upstream_keepalive) connections (nginx keepalive, Portcullis upstream.pool_max_idle_per_host)"
     echo "logging:    nginx access_log off; Portcullis log.level = \"warn\", so its per-request access log (info) is NOT written"
     if [[ $BENCH_ACCESS_LOG == 1 ]]; then
         echo "            portcullis+log: log.level = \"info\", access log written to stderr redirected to a file"
