@@ -50,7 +50,7 @@ BENCH_H2=${BENCH_H2:-1}
 SESSIONS=${SESSIONS:-1000}
 RSS_SESSIONS=${RSS_SESSIONS:-0}
 BENCH_LOCK=${BENCH_LOCK:-/tmp/bench.lock}
-# The proxy under test gets the last CPU this script may use, the load the first one.
+# The proxy under test gets the last CPU this script may use; everything else CPU 0.
 PROXY_CPU=${PROXY_CPU:-}
 LOAD_CPU=${LOAD_CPU:-0}
 HOST_HEADER=bench.local
