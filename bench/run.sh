@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
-# bench/run.sh: throughput and latency of Portcullis next to nginx proxy_pass, on loopback.
+# bench/run.sh: throughput, latency and CPU cost of Portcullis next to nginx proxy_pass, on
+# loopback, with the proxy under test alone on its own core.
 #
 # A benchmark, not a test: it never fails on a number, it measures and prints. It fails only
 # when something cannot be set up (a package, the build, a server that does not start).
 #
-# Targets, each run in turn in every round so that drift on the machine (other builds, CPU
-# frequency, a noisy neighbour) hits all of them alike:
+# Layout: the proxy under test (nginx proxy_pass or a Portcullis instance) runs alone on
+# PROXY_CPU; the load generator (wrk, h2load), the upstream nginx, redis-server, the stand-in
+# Entra ID and the sign-in client run on LOAD_CPU. Both proxies then have exactly one core, and
+# the comparison measures what a request costs each of them, not how they share a core with wrk.
+#
+# Targets, each run in turn in every round so that drift on the machine hits all of them alike,
+# at every connection level of CONNS:
 #   upstream    nginx answering `200 ok` over plain HTTP, hit directly: the ceiling, no proxy
 #   nginx       nginx terminating TLS and proxy_pass-ing to the upstream: the reference
-#   portcullis  Portcullis terminating TLS and proxying to the same upstream
-#   portcullis+log  (BENCH_ACCESS_LOG=1 only) the same with the per-request access log on
+#   portcullis  Portcullis terminating TLS and proxying to the same upstream (public route)
+#   portcullis-log  (BENCH_ACCESS_LOG=1 only) the same with the per-request access log on
 #   public-lua / auth-memory / auth-redis / auth-redis-nocache  (BENCH_SIGNIN=1, the default)
 #               signed-in requests: SESSIONS sessions are created up front through the stand-in
 #               Entra ID, and a wrk Lua script rotates their cookies over the requests; the
 #               public-lua row sends the same script to a public route, for a like-for-like
 #               ratio. Stores: memory, Redis (default per-instance cache), Redis with the
 #               cache off (every request reads Redis).
+# HTTP/2 (BENCH_H2=1, the default): h2load against nginx, Portcullis public and Portcullis
+# signed-in (memory, redis), at every level of H2_CONNS.
 #
-# Usage: bench/run.sh [--conns N] [--duration 10s] [--rounds N] [--threads N] [--access-log]
-# Every option has an environment twin (CONNS, DURATION, ROUNDS, THREADS, BENCH_ACCESS_LOG);
-# see bench/README.md.
+# Usage: bench/run.sh [--conns "64 256"] [--duration 8s] [--rounds 3] [--rss-sessions N] ...
+# Every option has an environment twin; see bench/README.md or --help.
 
 set -euo pipefail
 
@@ -30,37 +37,47 @@ REPO=$(dirname "$BENCH_DIR")
 # Settings
 # ---------------------------------------------------------------------------------------------
 
-CONNS=${CONNS:-64}
-DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64 256}
+H2_CONNS=${H2_CONNS:-}          # empty: the same levels as CONNS
+H2_STREAMS=${H2_STREAMS:-10}
+DURATION=${DURATION:-8s}
 ROUNDS=${ROUNDS:-3}
-THREADS=${THREADS:-2}
+THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2s}
 BENCH_ACCESS_LOG=${BENCH_ACCESS_LOG:-0}
 BENCH_SIGNIN=${BENCH_SIGNIN:-1}
+BENCH_H2=${BENCH_H2:-1}
 SESSIONS=${SESSIONS:-1000}
-# Portcullis runs a tokio multi-thread runtime with one worker per core; the nginx proxy gets
-# the same number of worker processes so both proxies have the same parallelism.
-PROXY_WORKERS=${PROXY_WORKERS:-$(nproc)}
-# The upstream is shared by both proxies, so its size is the same for both whatever it is. One
-# worker keeps it small: on a 2-core box every process (wrk, proxy, upstream) competes for the
-# same cores, and answering a fixed `200 ok` is far cheaper than TLS plus a proxy hop.
-UPSTREAM_WORKERS=${UPSTREAM_WORKERS:-1}
+RSS_SESSIONS=${RSS_SESSIONS:-0}
+BENCH_LOCK=${BENCH_LOCK:-/tmp/bench.lock}
+# The proxy under test gets the last CPU this script may use; everything else CPU 0.
+PROXY_CPU=${PROXY_CPU:-}
+LOAD_CPU=${LOAD_CPU:-0}
 HOST_HEADER=bench.local
 STATUS_PATH=/__bench_status  # upstream nginx stub_status
+COOKIE_NAME=__Host-portcullis
 
 usage() {
     cat <<EOF
 Usage: $0 [options]
 
-  --conns N       open connections held by wrk          (env CONNS, default 64)
-  --duration D    length of one measured run, wrk units (env DURATION, default 10s)
-  --rounds N      interleaved rounds over all targets   (env ROUNDS, default 3)
-  --threads N     wrk threads                           (env THREADS, default 2)
-  --warmup D      warm-up per target before round 1     (env WARMUP, default 2s)
-  --access-log    also bench Portcullis with its access log on (env BENCH_ACCESS_LOG=1)
-  -h, --help      this text
+  --conns LIST        connection levels, e.g. "64 256" or 64,256  (env CONNS, default "64 256")
+  --h2-conns LIST     HTTP/2 connection levels       (env H2_CONNS, default: the CONNS levels)
+  --streams N         h2load streams per connection  (env H2_STREAMS, default 10)
+  --duration D        length of one measured run     (env DURATION, default 8s)
+  --rounds N          interleaved rounds per level   (env ROUNDS, default 3)
+  --threads N         wrk and h2load threads         (env THREADS, default 1)
+  --warmup D          warm-up per target and level   (env WARMUP, default 2s)
+  --proxy-cpu LIST    CPU(s) of the proxy under test (env PROXY_CPU, default: the last CPU)
+  --load-cpu LIST     CPU(s) of everything else      (env LOAD_CPU, default 0)
+  --sessions N        sign-ins per signed-in instance (env SESSIONS, default 1000)
+  --rss-sessions N    memory-store RSS with N sessions (env RSS_SESSIONS, default 0: skipped)
+  --access-log        also bench Portcullis with its access log on (env BENCH_ACCESS_LOG=1)
+  -h, --help          this text
 
-Raw wrk output goes to bench/out/<timestamp>/. See bench/README.md.
+Environment only: BENCH_SIGNIN=0 (no signed-in rows), BENCH_H2=0 (no HTTP/2 rows),
+BENCH_LOCK (default /tmp/bench.lock), PORTCULLIS_BIN + SIGNIN_BIN (prebuilt binaries: no cargo).
+Raw output goes to bench/out/<timestamp>/. See bench/README.md.
 EOF
 }
 
@@ -69,6 +86,10 @@ parse_args() {
         case "$1" in
             --conns) CONNS=${2:?--conns needs a value}; shift 2 ;;
             --conns=*) CONNS=${1#*=}; shift ;;
+            --h2-conns) H2_CONNS=${2:?--h2-conns needs a value}; shift 2 ;;
+            --h2-conns=*) H2_CONNS=${1#*=}; shift ;;
+            --streams) H2_STREAMS=${2:?--streams needs a value}; shift 2 ;;
+            --streams=*) H2_STREAMS=${1#*=}; shift ;;
             --duration) DURATION=${2:?--duration needs a value}; shift 2 ;;
             --duration=*) DURATION=${1#*=}; shift ;;
             --rounds) ROUNDS=${2:?--rounds needs a value}; shift 2 ;;
@@ -77,21 +98,41 @@ parse_args() {
             --threads=*) THREADS=${1#*=}; shift ;;
             --warmup) WARMUP=${2:?--warmup needs a value}; shift 2 ;;
             --warmup=*) WARMUP=${1#*=}; shift ;;
+            --proxy-cpu) PROXY_CPU=${2:?--proxy-cpu needs a value}; shift 2 ;;
+            --proxy-cpu=*) PROXY_CPU=${1#*=}; shift ;;
+            --load-cpu) LOAD_CPU=${2:?--load-cpu needs a value}; shift 2 ;;
+            --load-cpu=*) LOAD_CPU=${1#*=}; shift ;;
+            --sessions) SESSIONS=${2:?--sessions needs a value}; shift 2 ;;
+            --sessions=*) SESSIONS=${1#*=}; shift ;;
+            --rss-sessions) RSS_SESSIONS=${2:?--rss-sessions needs a value}; shift 2 ;;
+            --rss-sessions=*) RSS_SESSIONS=${1#*=}; shift ;;
             --access-log) BENCH_ACCESS_LOG=1; shift ;;
             -h|--help) usage; exit 0 ;;
             *) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
         esac
     done
-    local n
-    for n in CONNS ROUNDS THREADS PROXY_WORKERS UPSTREAM_WORKERS; do
+    CONNS=$(normalize_list "$CONNS")
+    H2_CONNS=$(normalize_list "${H2_CONNS:-$CONNS}")
+    [[ -n $CONNS ]] || die "CONNS needs at least one connection level"
+    local n c
+    for n in ROUNDS THREADS H2_STREAMS SESSIONS; do
         [[ ${!n} =~ ^[1-9][0-9]*$ ]] || die "$n must be a positive integer, got '${!n}'"
     done
-    (( CONNS >= THREADS )) || die "CONNS ($CONNS) must be at least THREADS ($THREADS) for wrk"
-    seconds_of "$DURATION" >/dev/null || die "DURATION must look like 10s, 2m or 30, got '$DURATION'"
+    [[ $RSS_SESSIONS =~ ^[0-9]+$ ]] || die "RSS_SESSIONS must be 0 or a positive integer, got '$RSS_SESSIONS'"
+    for c in $CONNS $H2_CONNS; do
+        [[ $c =~ ^[1-9][0-9]*$ ]] || die "connection levels must be positive integers, got '$c'"
+        (( c >= THREADS )) || die "a connection level ($c) must be at least THREADS ($THREADS)"
+    done
+    seconds_of "$DURATION" >/dev/null || die "DURATION must look like 8s, 2m or 30, got '$DURATION'"
     seconds_of "$WARMUP" >/dev/null || die "WARMUP must look like 2s, got '$WARMUP'"
-    [[ $BENCH_ACCESS_LOG == 0 || $BENCH_ACCESS_LOG == 1 ]] \
-        || die "BENCH_ACCESS_LOG must be 0 or 1, got '$BENCH_ACCESS_LOG'"
+    (( $(seconds_of "$DURATION") > 0 )) || die "DURATION must be at least 1s"
+    for n in BENCH_ACCESS_LOG BENCH_SIGNIN BENCH_H2; do
+        [[ ${!n} == 0 || ${!n} == 1 ]] || die "$n must be 0 or 1, got '${!n}'"
+    done
 }
+
+# "64, 256" / "64,256" / " 64 256 " -> "64 256"
+normalize_list() { echo "${1//,/ }" | xargs; }
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers
@@ -100,7 +141,7 @@ parse_args() {
 die() { echo "run.sh: $*" >&2; exit 1; }
 say() { echo "==> $*" >&2; }
 
-# wrk's duration syntax (N, Ns, Nm, Nh) to whole seconds, for the watchdog `timeout`.
+# wrk's duration syntax (N, Ns, Nm, Nh) to whole seconds, for h2load and the watchdog `timeout`.
 seconds_of() {
     [[ $1 =~ ^([0-9]+)([smh]?)$ ]] || return 1
     local n=${BASH_REMATCH[1]}
@@ -125,30 +166,106 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
 
+# cpu_list LIST: the CPUs of a taskset list ("0-2,5") one per line, or nothing if invalid.
+cpu_list() {
+    local part
+    for part in ${1//,/ }; do
+        if [[ $part =~ ^([0-9]+)-([0-9]+)$ ]]; then
+            seq "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+        elif [[ $part =~ ^[0-9]+$ ]]; then
+            echo "$part"
+        fi
+    done
+}
+
+# The CPU layout: the lists must be usable by taskset; they should not overlap.
+check_cpus() {
+    [[ -n $PROXY_CPU ]] || PROXY_CPU=$(python3 -c 'import os; print(max(os.sched_getaffinity(0)))')
+    local v
+    for v in PROXY_CPU LOAD_CPU; do
+        [[ ${!v} =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]] \
+            || die "$v must be a CPU list such as 1 or 0-1, got '${!v}'"
+        taskset -c "${!v}" true 2>/dev/null || die "$v=${!v}: taskset cannot use these CPUs"
+    done
+    # Processes on the proxy's CPUs: nginx gets one worker each, tokio sizes its runtime to them.
+    PROXY_NCPU=$(taskset -c "$PROXY_CPU" nproc)
+    PROXY_CPU_CANON=$(taskset -c "$PROXY_CPU" cat /proc/self/status | awk '/^Cpus_allowed_list:/ { print $2 }')
+    CPU_OVERLAP=$(comm -12 <(cpu_list "$PROXY_CPU" | sort -u) <(cpu_list "$LOAD_CPU" | sort -u) | xargs)
+    if [[ -n $CPU_OVERLAP ]]; then
+        echo "run.sh: WARNING: PROXY_CPU=$PROXY_CPU and LOAD_CPU=$LOAD_CPU share CPU(s) $CPU_OVERLAP;" \
+            "the proxy is not alone on its core" >&2
+    fi
+}
+
+# Process helpers, all from /proc.
+clk_tck() { getconf CLK_TCK; }
+# cpu_ticks PID...: utime + stime (fields 14 and 15 of /proc/PID/stat), summed over the pids.
+cpu_ticks() {
+    local pid stat sum=0
+    local -a f
+    for pid in "$@"; do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        # Field 2 is "(comm)" and may hold spaces: split after its closing parenthesis, where
+        # field 3 (state) is f[0], so utime (14) is f[11] and stime (15) is f[12].
+        read -r -a f <<<"${stat##*) }"
+        sum=$((sum + f[11] + f[12]))
+    done
+    echo "$sum"
+}
+# rss_kb PID...: VmRSS in kB summed over the pids (the same shared pages may count twice).
+rss_kb() {
+    local pid sum=0 kb
+    for pid in "$@"; do
+        kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || kb=0
+        sum=$((sum + ${kb:-0}))
+    done
+    echo "$sum"
+}
+hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+cpus_of() { awk '/^Cpus_allowed_list:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo "?"; }
+now_ns() { date +%s%N; }
+# mib KB: kB as MiB with one decimal.
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+
 # ---------------------------------------------------------------------------------------------
 # Set-up: packages, build, work dir, certificate
 # ---------------------------------------------------------------------------------------------
 
 ensure_packages() {
     local missing=() cmd
-    local -a cmds=(nginx wrk openssl curl python3)
+    local -a cmds=(nginx wrk openssl curl python3 taskset flock)
+    [[ $BENCH_H2 == 1 ]] && cmds+=(h2load)
     [[ $BENCH_SIGNIN == 1 ]] && cmds+=(redis-server redis-cli)
     for cmd in "${cmds[@]}"; do
         command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
     done
-    # Package names are the command names, except redis-cli, which comes with redis-tools.
+    # Package names are the command names, except these.
     missing=("${missing[@]/redis-cli/redis-tools}")
+    missing=("${missing[@]/h2load/nghttp2-client}")
+    missing=("${missing[@]/taskset/util-linux}")
+    missing=("${missing[@]/flock/util-linux}")
     [[ ${#missing[@]} -eq 0 ]] && return 0
     [[ $(id -u) -eq 0 ]] || die "missing ${missing[*]}; install them or run as root"
     say "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # shellcheck disable=SC2046  # one word per package, on purpose
+    apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
 }
 
-# Builds the release binary and sets PORTCULLIS_BIN. The target directory comes from cargo
-# itself, so CARGO_TARGET_DIR or a .cargo/config `build.target-dir` is honoured.
+# Builds the release binaries and sets PORTCULLIS_BIN and SIGNIN_BIN. The target directory comes
+# from cargo itself, so CARGO_TARGET_DIR or a .cargo/config `build.target-dir` is honoured. When
+# both PORTCULLIS_BIN and SIGNIN_BIN are set in the environment, those binaries are used as they
+# are and nothing is built.
 build_portcullis() {
+    if [[ -n ${PORTCULLIS_BIN:-} && -n ${SIGNIN_BIN:-} ]]; then
+        [[ -x $PORTCULLIS_BIN ]] || die "PORTCULLIS_BIN=$PORTCULLIS_BIN is not an executable file"
+        [[ -x $SIGNIN_BIN ]] || die "SIGNIN_BIN=$SIGNIN_BIN is not an executable file"
+        say "using PORTCULLIS_BIN=$PORTCULLIS_BIN and SIGNIN_BIN=$SIGNIN_BIN (no cargo build)"
+        PREBUILT=1
+        return 0
+    fi
+    PREBUILT=0
     say "cargo build --release (target dir: ${CARGO_TARGET_DIR:-default})"
     (cd "$REPO" && cargo build --release --quiet --bin portcullis --example bench-signin)
     local target_dir
@@ -161,13 +278,13 @@ build_portcullis() {
 }
 
 PIDS=()  # every long-running process this script started; the EXIT trap stops them
-WRK_PID= # the wrk run in progress (its `timeout` wrapper), if any
+LOAD_PID= # the wrk/h2load/sign-in run in progress (its `timeout` wrapper), if any
 
 cleanup() {
     set +e
     local pid children i
-    # `timeout` passes the signal on to wrk.
-    [[ -n ${WRK_PID:-} ]] && kill -TERM "$WRK_PID" 2>/dev/null && wait "$WRK_PID" 2>/dev/null
+    # `timeout` passes the signal on to wrk/h2load.
+    [[ -n ${LOAD_PID:-} ]] && kill -TERM "$LOAD_PID" 2>/dev/null && wait "$LOAD_PID" 2>/dev/null
     for pid in "${PIDS[@]}"; do
         kill -0 "$pid" 2>/dev/null || continue
         # nginx workers do not notice their master dying, so note them before the master goes.
@@ -193,12 +310,34 @@ make_workdir() {
     trap 'exit 143' TERM
 }
 
-# One self-signed RSA-2048 certificate for bench.local, served by both proxies.
+# One self-signed ECDSA P-256 certificate for bench.local, served by both proxies.
 make_certificate() {
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$HOST_HEADER" \
-        -addext "subjectAltName=DNS:$HOST_HEADER" \
-        -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=$HOST_HEADER" -addext "subjectAltName=DNS:$HOST_HEADER" \
+        -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null \
+        || die "openssl could not make the ECDSA P-256 certificate"
     chmod 0644 "$WORK/key.pem"  # throwaway key; nginx reads it as root anyway
+}
+
+# ---------------------------------------------------------------------------------------------
+# Measuring lock
+# ---------------------------------------------------------------------------------------------
+
+# Every measuring phase holds an exclusive flock on BENCH_LOCK, so benchmarks that share this
+# machine and the same lock file never measure at the same time. Only the measuring parts hold
+# it: set-up, reporting and idle waits do not. Servers are started before any lock is taken and
+# with fd 9 closed, so none of them can keep the lock alive.
+take_lock() {
+    exec 9>"$BENCH_LOCK" || die "cannot open the lock file $BENCH_LOCK"
+    if ! flock -n 9; then
+        say "waiting for $BENCH_LOCK (another benchmark holds it)"
+        flock 9
+    fi
+}
+
+release_lock() {
+    flock -u 9
+    exec 9>&-
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -226,12 +365,13 @@ wait_until() {
 # The parts of an nginx.conf both nginx instances share. Temp paths point into the instance's
 # own directory so nothing outside the work dir is touched.
 nginx_common() {
-    local dir=$1 workers=$2
+    local dir=$1 workers=$2 connections=$3
     cat <<EOF
 worker_processes $workers;
+worker_rlimit_nofile $((connections * 2 + 1024));
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections $connections; }
 http {
     access_log off;
     client_body_temp_path $dir/tmp/body;
@@ -239,21 +379,22 @@ http {
     fastcgi_temp_path $dir/tmp/fastcgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
-    # nginx closes a keep-alive connection after 1000 requests by default; Portcullis has no
-    # such cap. Lift it so nginx is not paying for TLS handshakes the other side never does.
+    # nginx closes a keep-alive connection after 1000 requests by default (HTTP/1.1 and, since
+    # 1.19.7, HTTP/2); Portcullis has no such cap. Lift it so nginx is not paying for TLS
+    # handshakes the other side never does.
     keepalive_requests 1000000;
     keepalive_timeout 75s;
 EOF
 }
 
-# start_nginx NAME: checks and starts $WORK/NAME/nginx.conf in the foreground (daemon off),
-# in the background of this script, and records the master's pid.
+# start_nginx NAME CPUS: checks and starts $WORK/NAME/nginx.conf in the foreground (daemon off),
+# pinned to CPUS, in the background of this script, and records the master's pid.
 start_nginx() {
-    local name=$1 dir="$WORK/$1"
+    local name=$1 cpus=$2 dir="$WORK/$1"
     nginx -t -q -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
         || { cat "$dir/error.log" >&2; die "nginx ($name) rejected its configuration"; }
-    nginx -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;' \
-        >"$dir/stdout.log" 2>&1 &
+    taskset -c "$cpus" nginx -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;' \
+        >"$dir/stdout.log" 2>&1 9>&- &
     NGINX_PID=$!
     PIDS+=("$NGINX_PID")
 }
@@ -262,7 +403,8 @@ start_upstream() {
     local dir="$WORK/upstream"
     mkdir -p "$dir/tmp"
     {
-        nginx_common "$dir" "$UPSTREAM_WORKERS"
+        # Room for the proxies' idle upstream pools plus the direct runs.
+        nginx_common "$dir" 1 16384
         cat <<EOF
     server {
         listen 127.0.0.1:$UPSTREAM_PORT;
@@ -274,7 +416,8 @@ start_upstream() {
 }
 EOF
     } >"$dir/nginx.conf"
-    start_nginx upstream
+    start_nginx upstream "$LOAD_CPU"
+    UPSTREAM_MASTER=$NGINX_PID
     wait_until "nginx upstream" "$NGINX_PID" "$dir/error.log" \
         curl -sf "http://127.0.0.1:$UPSTREAM_PORT/"
 }
@@ -283,18 +426,25 @@ start_nginx_proxy() {
     local dir="$WORK/nginx-proxy"
     mkdir -p "$dir/tmp"
     {
-        nginx_common "$dir" "$PROXY_WORKERS"
+        # Client plus upstream connections, with room to spare; never below 4096. (nginx
+        # allocates its connection table up front, so a needlessly large one inflates its RSS.)
+        nginx_common "$dir" "$PROXY_NCPU" "$(proxy_worker_connections)"
         cat <<EOF
     upstream bench_upstream {
         server 127.0.0.1:$UPSTREAM_PORT;
-        keepalive 64;
+        # Idle upstream connections kept per worker: as many as requests can be in flight at
+        # once (the largest connection level, times the streams per connection over HTTP/2),
+        # so nginx never closes and reopens upstream connections under load. Portcullis gets
+        # the same number as upstream.pool_max_idle_per_host.
+        keepalive $(upstream_keepalive);
         keepalive_requests 1000000;
         keepalive_timeout 60s;
     }
     server {
-        # reuseport: one accept queue per worker, so the kernel spreads wrk's connections over
-        # both workers (Portcullis's runtime balances its tasks over both threads itself).
-        listen 127.0.0.1:$NGINX_PORT ssl reuseport;
+        # http2: ALPN offers h2 and http/1.1, as Portcullis does on its one listener; wrk sends
+        # no ALPN and gets HTTP/1.1, h2load asks for h2. reuseport: one accept queue per worker
+        # when PROXY_CPU has more than one CPU (and so nginx more than one worker).
+        listen 127.0.0.1:$NGINX_PORT ssl http2 reuseport;
         server_name $HOST_HEADER;
         ssl_certificate $WORK/cert.pem;
         ssl_certificate_key $WORK/key.pem;
@@ -315,14 +465,37 @@ start_nginx_proxy() {
 }
 EOF
     } >"$dir/nginx.conf"
-    start_nginx nginx-proxy
+    start_nginx nginx-proxy "$PROXY_CPU"
+    NGINX_PROXY_MASTER=$NGINX_PID
     wait_until "nginx proxy" "$NGINX_PID" "$dir/error.log" \
         curl -sfk --resolve "$HOST_HEADER:$NGINX_PORT:127.0.0.1" "https://$HOST_HEADER:$NGINX_PORT/"
 }
 
-# start_portcullis NAME PORT ADMIN_PORT LEVEL: writes a config and a routing file under
-# $WORK/NAME, validates them with `portcullis check`, starts `portcullis run` with stderr to
-# $WORK/NAME/stderr.log and waits for /readyz.
+# The most requests in flight at once over all levels: max(CONNS, H2_CONNS x H2_STREAMS).
+upstream_keepalive() {
+    local c max=1
+    for c in $CONNS; do (( c > max )) && max=$c; done
+    if [[ $BENCH_H2 == 1 ]]; then
+        for c in $H2_CONNS; do (( c * H2_STREAMS > max )) && max=$((c * H2_STREAMS)); done
+    fi
+    echo "$max"
+}
+
+proxy_worker_connections() {
+    local c max=1 n
+    for c in $CONNS $H2_CONNS; do (( c > max )) && max=$c; done
+    n=$(( 2 * (max + $(upstream_keepalive)) ))
+    echo $(( n > 4096 ? n : 4096 ))
+}
+
+# The nginx proxy's processes: the master and its workers.
+nginx_proxy_pids() { echo "$NGINX_PROXY_MASTER" $(pgrep -P "$NGINX_PROXY_MASTER" 2>/dev/null); }
+
+declare -A PC_PID  # Portcullis instance name -> pid
+
+# start_portcullis NAME PORT ADMIN_PORT LEVEL [STORE]: writes a config and a routing file under
+# $WORK/NAME, validates them with `portcullis check`, starts `portcullis run` pinned to PROXY_CPU
+# with stderr to $WORK/NAME/stderr.log and waits for /readyz.
 start_portcullis() {
     local name=$1 port=$2 admin=$3 level=$4 store=${5:-} dir="$WORK/$1"
     mkdir -p "$dir"
@@ -342,6 +515,10 @@ file = "routes.toml"
 
 [log]
 level = "$level"
+
+# The same idle-pool size as the nginx proxy's upstream keepalive (default 256).
+[upstream]
+pool_max_idle_per_host = $(upstream_keepalive)
 EOF
     if [[ -n $store ]]; then signin_config "$store" >>"$dir/portcullis.toml"; fi
     cat >"$dir/routes.toml" <<EOF
@@ -363,8 +540,9 @@ auth = "login"
 allowed_groups = ["0b2c3d4e-1111-4a5b-8c6d-7e8f90a1b2c3"]
 EOF
     fi
-    # RUST_LOG would override log.level and PORTCULLIS__* any key of the generated config.
-    local -a clean_env=(env -u RUST_LOG)
+    # RUST_LOG would override log.level and PORTCULLIS__* any key of the generated config;
+    # TOKIO_WORKER_THREADS would size the runtime past the CPUs it is pinned to.
+    local -a clean_env=(env -u RUST_LOG -u TOKIO_WORKER_THREADS)
     local v
     for v in $(compgen -e); do
         [[ $v == PORTCULLIS* ]] && clean_env+=(-u "$v")
@@ -374,10 +552,12 @@ EOF
         cat "$dir/check.log" >&2
         die "portcullis check rejected the generated configuration ($name)"
     fi
-    "${clean_env[@]}" "$PORTCULLIS_BIN" run --config "$dir/portcullis.toml" \
-        >"$dir/stdout.log" 2>"$dir/stderr.log" &
+    # Pinned: tokio sizes its multi-thread runtime to the CPUs the process may use.
+    "${clean_env[@]}" taskset -c "$PROXY_CPU" "$PORTCULLIS_BIN" run --config "$dir/portcullis.toml" \
+        >"$dir/stdout.log" 2>"$dir/stderr.log" 9>&- &
     local pid=$!
     PIDS+=("$pid")
+    PC_PID[$name]=$pid
     wait_until "portcullis ($name)" "$pid" "$dir/stderr.log" \
         curl -sf "http://127.0.0.1:$admin/readyz"
     # Routing check: the way wrk will ask (IP in the URL, Host header) must reach the upstream.
@@ -394,34 +574,37 @@ EOF
 }
 
 # ---------------------------------------------------------------------------------------------
-# Sign-in set-up (BENCH_SIGNIN=1)
+# Sign-in set-up (BENCH_SIGNIN=1, or RSS_SESSIONS > 0)
 # ---------------------------------------------------------------------------------------------
 
-# The stand-in Entra ID (bench/signin.rs), HTTPS on 127.0.0.1; stops by itself after an hour.
-# Its app registration holds exactly the callback URIs of the three signed-in instances.
+# The stand-in Entra ID (bench/signin.rs), HTTPS on 127.0.0.1; stops by itself after a while.
+# Its app registration holds exactly the callback URIs of the signed-in instances.
 start_idp() {
     mkdir -p "$WORK/idp"
     local port callbacks=()
-    for port in "$MEM_PORT" "$RED_PORT" "$NOC_PORT"; do
+    for port in "$@"; do
         callbacks+=("https://$HOST_HEADER:$port/.auth/callback")
     done
-    "$SIGNIN_BIN" serve "$WORK/idp" 3600 "${callbacks[@]}" \
-        >"$WORK/idp/stdout.log" 2>"$WORK/idp/stderr.log" &
+    taskset -c "$LOAD_CPU" "$SIGNIN_BIN" serve "$WORK/idp" 7200 "${callbacks[@]}" \
+        >"$WORK/idp/stdout.log" 2>"$WORK/idp/stderr.log" 9>&- &
     local pid=$!
     PIDS+=("$pid")
+    IDP_PID=$pid
     wait_until "stand-in Entra ID" "$pid" "$WORK/idp/stderr.log" test -s "$WORK/idp/issuer"
 }
 
 start_redis() {
     mkdir -p "$WORK/redis"
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-        --dir "$WORK/redis" --logfile "$WORK/redis/redis.log" &
+    taskset -c "$LOAD_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
+        --appendonly no --dir "$WORK/redis" --logfile "$WORK/redis/redis.log" 9>&- &
     local pid=$!
     PIDS+=("$pid")
+    REDIS_PID=$pid
     wait_until "redis-server" "$pid" "$WORK/redis/redis.log" redis-cli -p "$REDIS_PORT" ping
 }
 
-# signin_config STORE: the [oidc]/[session]/[redis] sections (STORE memory|redis|redis-nocache).
+# signin_config STORE: the [oidc]/[session]/[redis] sections (STORE memory|memory-rss|redis|
+# redis-nocache). memory-rss raises the memory store's bound so RSS_SESSIONS sessions fit.
 signin_config() {
     cat <<EOF
 
@@ -440,18 +623,59 @@ secret = "a-benchmark-session-secret-of-more-than-32-bytes"
 EOF
     case $1 in
         memory) echo 'store = "memory"' ;;
+        # A sign-in leaves its session and may leave short-lived entries (pending login,
+        # one-time markers) until they expire: room for several entries per session.
+        memory-rss) printf 'store = "memory"\nmemory_max_entries = %d\n' \
+            $(( RSS_SESSIONS * 4 > 100000 ? RSS_SESSIONS * 4 : 100000 )) ;;
         redis) printf 'store = "redis"\n[redis]\nurl = "redis://127.0.0.1:%s/0"\n' "$REDIS_PORT" ;;
         redis-nocache) printf 'store = "redis"\ncache_ttl = "1ms"\n[redis]\nurl = "redis://127.0.0.1:%s/0"\nkey_prefix = "nocache:"\n' "$REDIS_PORT" ;;
     esac
 }
 
-# make_sessions NAME PORT: SESSIONS sign-ins through that instance; cookies in $WORK/NAME/cookies.
+# make_sessions NAME PORT COUNT: COUNT sign-ins through that instance, the client pinned to
+# LOAD_CPU; cookies in $WORK/NAME/cookies. Sets SIGNIN_WALL_NS. The watchdog allows 2 minutes
+# plus 50 ms per sign-in (they run at ~200/s on 2 cores).
 make_sessions() {
-    local name=$1 port=$2
-    say "signing in $SESSIONS session(s) through $name"
-    timeout 300 "$SIGNIN_BIN" sessions "127.0.0.1:$port" "$HOST_HEADER" /auth/ "$SESSIONS" \
-        "$WORK/$name/cookies" 2>>"$WORK/$name/signin.log" \
-        || { cat "$WORK/$name/signin.log" >&2; die "sign-ins through $name failed"; }
+    local name=$1 port=$2 count=$3 limit t0
+    limit=$(( 120 + count / 20 ))
+    say "signing in $count session(s) through $name"
+    t0=$(now_ns)
+    timeout --kill-after=5 "$limit" taskset -c "$LOAD_CPU" "$SIGNIN_BIN" sessions \
+        "127.0.0.1:$port" "$HOST_HEADER" /auth/ "$count" "$WORK/$name/cookies" \
+        2>>"$WORK/$name/signin.log" &
+    LOAD_PID=$!
+    if ! wait "$LOAD_PID"; then
+        LOAD_PID=
+        cat "$WORK/$name/signin.log" >&2
+        die "sign-ins through $name failed"
+    fi
+    LOAD_PID=
+    SIGNIN_WALL_NS=$(( $(now_ns) - t0 ))
+}
+
+# instance -> proxy CPU ms per sign-in, the stand-in's CPU ms per sign-in, sign-ins per second
+declare -A SIGNIN_MS SIGNIN_IDP_MS SIGNIN_RATE
+
+# signin_measured NAME PORT: SESSIONS sign-ins under the lock, with the CPU time of the proxy
+# (and of the stand-in) read from /proc/PID/stat right before and after.
+signin_measured() {
+    local name=$1 port=$2 before after idp_before idp_after
+    take_lock
+    idp_before=$(cpu_ticks "$IDP_PID")
+    before=$(cpu_ticks "${PC_PID[$name]}")
+    make_sessions "$name" "$port" "$SESSIONS"
+    after=$(cpu_ticks "${PC_PID[$name]}")
+    idp_after=$(cpu_ticks "$IDP_PID")
+    release_lock
+    SIGNIN_MS[$name]=$(per_signin_ms $((after - before)) "$SESSIONS")
+    SIGNIN_IDP_MS[$name]=$(per_signin_ms $((idp_after - idp_before)) "$SESSIONS")
+    SIGNIN_RATE[$name]=$(awk -v ns="$SIGNIN_WALL_NS" -v n="$SESSIONS" \
+        'BEGIN { printf "%.0f", n / (ns / 1e9) }')
+}
+
+# per_signin_ms TICKS COUNT: clock ticks of CPU time as ms per sign-in.
+per_signin_ms() {
+    awk -v t="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.2f", t / hz * 1000 / n }'
 }
 
 # Cookies of the same length that name no session, for the public-route Lua row.
@@ -470,24 +694,63 @@ redis_bytes() {
         else printf "no session keys found" }'
 }
 
+redis_used_memory() {
+    redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ { print $2 + 0 }'
+}
+
 # ---------------------------------------------------------------------------------------------
 # Measuring
 # ---------------------------------------------------------------------------------------------
 
-TARGETS=()      # names, in run order
-declare -A URL  # name -> URL
-declare -A LABEL
+TARGETS=()      # HTTP/1.1 target names, in run order
+H2_TARGETS=()   # HTTP/2 target names (a subset of the same names), in run order
+declare -A URL LABEL
+declare -A LUA        # target -> "path cookie-file" for bench/rotate.lua (HTTP/1.1)
+declare -A H2_PATH    # target -> path for h2load
+declare -A H2_COOKIE  # target -> one session cookie value for h2load
+declare -A PROXY_OF   # target -> "nginx" or a Portcullis instance name; none for upstream
+add_target() { TARGETS+=("$1"); URL[$1]=$2; LABEL[$1]=$3; PROXY_OF[$1]=${4:-}; }
 
-declare -A LUA  # target -> "path cookie-file" for bench/rotate.lua
-add_target() { TARGETS+=("$1"); URL[$1]=$2; LABEL[$1]=$3; }
+# The processes whose CPU time a run of target NAME is charged with.
+proxy_pids() {
+    case ${PROXY_OF[$1]:-} in
+        "") ;;
+        nginx) nginx_proxy_pids ;;
+        *) echo "${PC_PID[${PROXY_OF[$1]}]}" ;;
+    esac
+}
 
-# run_wrk NAME DURATION OUTFILE: one wrk run. The HTTPS URLs carry 127.0.0.1, so wrk sends
+# timed LOADCMD...: runs a load command in the background (so SIGTERM/SIGINT stop the benchmark
+# at once: bash runs a trap only once the foreground command ends) and sets RUN_CPU_PCT, the
+# CPU time of the proxy processes PIDS_UNDER_TEST over the wall time of the run, in percent of
+# one core ("-" without a proxy).
+timed() {
+    local before after t0 t1
+    # shellcheck disable=SC2086  # a list of pids
+    before=$(cpu_ticks $PIDS_UNDER_TEST)
+    t0=$(now_ns)
+    "$@" &
+    LOAD_PID=$!
+    wait "$LOAD_PID" || RUN_STATUS=$?
+    LOAD_PID=
+    t1=$(now_ns)
+    # shellcheck disable=SC2086
+    after=$(cpu_ticks $PIDS_UNDER_TEST)
+    if [[ -z $PIDS_UNDER_TEST ]]; then
+        RUN_CPU_PCT=-
+    else
+        RUN_CPU_PCT=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v ns=$((t1 - t0)) \
+            'BEGIN { printf "%.1f", t / hz / (ns / 1e9) * 100 }')
+    fi
+}
+
+# run_wrk NAME CONNS DURATION OUTFILE: one wrk run. The HTTPS URLs carry 127.0.0.1, so wrk sends
 # that as SNI (no certificate matches it: both proxies serve their only/default one) and the
 # Host header picks the route.
 run_wrk() {
-    local name=$1 duration=$2 out=$3 limit
+    local name=$1 conns=$2 duration=$3 out=$4 limit
     limit=$(( $(seconds_of "$duration") + 30 ))  # watchdog: wrk must never hang the script
-    local -a args=(-t"$THREADS" -c"$CONNS" -d"$duration" --latency)
+    local -a args=(-t"$THREADS" -c"$conns" -d"$duration" --latency)
     [[ ${URL[$name]} == https://* ]] && args+=(-H "Host: $HOST_HEADER")
     local -a tail=()
     if [[ -n ${LUA[$name]:-} ]]; then
@@ -495,14 +758,31 @@ run_wrk() {
         # shellcheck disable=SC2206  # "path cookie-file", split on purpose
         tail=(-- ${LUA[$name]})
     fi
-    # In the background plus `wait`, because bash runs a trap only once the foreground command
-    # ends: this way SIGTERM/SIGINT stop the benchmark at once, not after the current run.
-    timeout --kill-after=5 "$limit" wrk "${args[@]}" "${URL[$name]}" "${tail[@]}" >"$out" 2>&1 &
-    WRK_PID=$!
-    if ! wait "$WRK_PID"; then
-        echo "run.sh: wrk failed against $name; output in $out" >&2
-    fi
-    WRK_PID=
+    PIDS_UNDER_TEST=$(proxy_pids "$name")
+    RUN_STATUS=0
+    timed timeout --kill-after=5 "$limit" taskset -c "$LOAD_CPU" \
+        wrk "${args[@]}" "${URL[$name]}" "${tail[@]}" >"$out" 2>&1
+    [[ $RUN_STATUS == 0 ]] || echo "run.sh: wrk failed against $name; output in $out" >&2
+}
+
+# run_h2load NAME CONNS OUTFILE: one h2load run, -D DURATION after --warm-up-time WARMUP (the
+# TLS handshakes and the first requests fall in the warm-up). :authority carries the route's
+# host, as the Host header does for wrk.
+run_h2load() {
+    local name=$1 conns=$2 out=$3 d w limit
+    d=$(seconds_of "$DURATION")
+    w=$(seconds_of "$WARMUP")
+    limit=$(( d + w + 30 ))
+    local -a args=(-t"$THREADS" -c"$conns" -m"$H2_STREAMS" -D "$d" -H ":authority: $HOST_HEADER")
+    (( w > 0 )) && args+=(--warm-up-time "$w")
+    [[ -n ${H2_COOKIE[$name]:-} ]] && args+=(-H "cookie: $COOKIE_NAME=${H2_COOKIE[$name]}")
+    PIDS_UNDER_TEST=$(proxy_pids "$name")
+    RUN_STATUS=0
+    timed timeout --kill-after=5 "$limit" taskset -c "$LOAD_CPU" \
+        h2load "${args[@]}" "${URL[$name]%/}${H2_PATH[$name]:-/}" >"$out" 2>&1
+    [[ $RUN_STATUS == 0 ]] || echo "run.sh: h2load failed against $name; output in $out" >&2
+    grep -q '^Application protocol: h2' "$out" \
+        || echo "run.sh: WARNING: h2load did not negotiate h2 with $name (see $out)" >&2
 }
 
 # Connections the upstream has accepted so far (nginx stub_status "accepts"), "-" if unknown.
@@ -511,19 +791,26 @@ upstream_accepts() {
         | awk 'NR == 3 { print $1; found = 1 } END { if (!found) print "-" }' || echo -
 }
 
-# parse_wrk FILE: prints "rps p50_ms p99_ms non2xx socket_errors requests" ("-" if missing).
+# Shared by both parsers: a duration with its unit ("1.23ms", "480us", "1.2s") in ms.
+AWK_MS='
+    function ms(v,   n, u) {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") return n / 1000
+        if (u == "ms") return n
+        if (u == "s")  return n * 1000
+        if (u == "m")  return n * 60000
+        if (u == "h")  return n * 3600000
+        return -1
+    }
+    function f3(v) { return (v == "" ? "-" : sprintf("%.3f", v)) }
+'
+
+# parse_wrk FILE: prints "rps p50_ms p99_ms mean_ms max_ms non2xx socket_errors requests min_ms
+# sd_ms" ("-" if missing; wrk gives no minimum).
 parse_wrk() {
-    awk '
-        function ms(v,   n, u) {
-            n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-            if (u == "us") return n / 1000
-            if (u == "ms") return n
-            if (u == "s")  return n * 1000
-            if (u == "m")  return n * 60000
-            if (u == "h")  return n * 3600000
-            return -1
-        }
+    awk "$AWK_MS"'
         /^Requests\/sec:/                 { rps = $2 }
+        /^[ \t]+Latency[ \t]+[0-9]/       { mean = ms($2); sd = ms($3); max = ms($4) }
         /^[ \t]+50%[ \t]/                 { p50 = ms($2) }
         /^[ \t]+99%[ \t]/                 { p99 = ms($2) }
         /Non-2xx or 3xx responses:/       { non2xx = $NF }
@@ -533,50 +820,111 @@ parse_wrk() {
         }
         / requests in /                   { reqs = $1 }
         END {
-            printf "%s %s %s %d %d %s\n", (rps == "" ? "-" : rps),
-                (p50 == "" ? "-" : sprintf("%.3f", p50)), (p99 == "" ? "-" : sprintf("%.3f", p99)),
-                non2xx, sock, (reqs == "" ? "-" : reqs)
+            printf "%s %s %s %s %s %d %d %s - %s\n", (rps == "" ? "-" : rps), f3(p50), f3(p99),
+                f3(mean), f3(max), non2xx, sock, (reqs == "" ? "-" : reqs), f3(sd)
         }
     ' "$1"
 }
 
-# Median of the numbers on stdin ("-" entries ignored).
-median() {
-    grep -v '^-$' | sort -g | awk '{ a[NR] = $1 }
-        END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2];
-              else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+# parse_h2load FILE: the same columns. h2load prints no percentiles, so p50 and p99 are "-";
+# min, max, mean and sd are its "time for request". non-2xx counts 4xx and 5xx (as wrk does),
+# errors are h2load's "errored" and "timeout" requests.
+parse_h2load() {
+    awk "$AWK_MS"'
+        /^finished in /     { for (i = 1; i <= NF; i++) if ($(i + 1) ~ /^req\/s/) rps = $i + 0 }
+        /^requests: /       { for (i = 1; i <= NF; i++) {
+                                  if ($(i + 1) ~ /^done/) reqs = $i
+                                  if ($(i + 1) ~ /^errored/ || $(i + 1) ~ /^timeout/) err += $i } }
+        /^status codes: /   { for (i = 1; i <= NF; i++) if ($(i + 1) ~ /^[45]xx/) non2xx += $i }
+        /^time for request:/ { min = ms($4); max = ms($5); mean = ms($6); sd = ms($7) }
+        END {
+            printf "%s - - %s %s %d %d %s %s %s\n", (rps == "" ? "-" : rps), f3(mean), f3(max),
+                non2xx, err, (reqs == "" ? "-" : reqs), f3(min), f3(sd)
+        }
+    ' "$1"
 }
 
-warm_up() {
-    local name
+# record PROTO CONNS ROUND NAME FILE BEFORE AFTER: one line of results.tsv.
+# Columns: proto conns round target rps p50_ms p99_ms mean_ms max_ms non2xx errors requests
+#          upstream_conns proxy_cpu_pct proxy_cpu_us_per_req min_ms sd_ms
+record() {
+    local proto=$1 conns=$2 round=$3 name=$4 file=$5 before=$6 after=$7 up=- us=-
+    local rps p50 p99 mean max non2xx err reqs min sd
+    if [[ $proto == h1 ]]; then
+        read -r rps p50 p99 mean max non2xx err reqs min sd < <(parse_wrk "$file")
+    else
+        read -r rps p50 p99 mean max non2xx err reqs min sd < <(parse_h2load "$file")
+    fi
+    # The status request that read "after" is itself one accepted connection.
+    [[ $before != - && $after != - ]] && up=$((after - before - 1))
+    if [[ $RUN_CPU_PCT != - && $rps != - ]]; then
+        us=$(awk -v c="$RUN_CPU_PCT" -v r="$rps" 'BEGIN { if (r > 0) printf "%.1f", c / 100 * 1e6 / r; else print "-" }')
+    fi
+    printf '%s\t' "$proto" "$conns" "$round" "$name" "$rps" "$p50" "$p99" "$mean" "$max" \
+        "$non2xx" "$err" "$reqs" "$up" "$RUN_CPU_PCT" "$us" "$min" >>"$OUT/results.tsv"
+    printf '%s\n' "$sd" >>"$OUT/results.tsv"
+}
+
+# measure_h1 CONNS: warm-up of every target, then ROUNDS interleaved rounds, under the lock.
+measure_h1() {
+    local conns=$1 round name file before after rps non2xx sock
+    take_lock
     for name in "${TARGETS[@]}"; do
-        say "warm-up $WARMUP: $name"
-        run_wrk "$name" "$WARMUP" "$OUT/warmup-$name.txt"
-        read -r rps _ _ non2xx sock _ < <(parse_wrk "$OUT/warmup-$name.txt")
+        (( $(seconds_of "$WARMUP") > 0 )) || break
+        say "c=$conns warm-up $WARMUP: $name"
+        file="$OUT/h1-c$conns-warmup-$name.txt"
+        run_wrk "$name" "$conns" "$WARMUP" "$file"
+        read -r rps _ _ _ _ non2xx sock _ < <(parse_wrk "$file")
         if [[ $rps == - || $non2xx -gt 0 || $sock -gt 0 ]]; then
             echo "run.sh: WARNING: warm-up of $name: rps=$rps non-2xx=$non2xx socket errors=$sock" \
-                "(see $OUT/warmup-$name.txt)" >&2
+                "(see $file)" >&2
         fi
     done
-}
-
-measure() {
-    local round name file before after conns
-    # Columns: round target rps p50_ms p99_ms non2xx socket_errors requests upstream_conns
-    : >"$OUT/results.tsv"
     for round in $(seq 1 "$ROUNDS"); do
         for name in "${TARGETS[@]}"; do
-            say "round $round/$ROUNDS: $name ($DURATION)"
-            file="$OUT/round$round-$name.txt"
+            say "c=$conns round $round/$ROUNDS: $name ($DURATION)"
+            file="$OUT/h1-c$conns-round$round-$name.txt"
             before=$(upstream_accepts)
-            run_wrk "$name" "$DURATION" "$file"
+            run_wrk "$name" "$conns" "$DURATION" "$file"
             after=$(upstream_accepts)
-            # The status request that read "after" is itself one accepted connection.
-            conns=-
-            [[ $before != - && $after != - ]] && conns=$((after - before - 1))
-            echo "$round $name $(parse_wrk "$file") $conns" >>"$OUT/results.tsv"
+            record h1 "$conns" "$round" "$name" "$file" "$before" "$after"
         done
     done
+    release_lock
+}
+
+# measure_h2 CONNS: ROUNDS interleaved rounds of h2load (each with its own warm-up), under the lock.
+measure_h2() {
+    local conns=$1 round name file before after
+    take_lock
+    for round in $(seq 1 "$ROUNDS"); do
+        for name in "${H2_TARGETS[@]}"; do
+            say "h2 c=$conns m=$H2_STREAMS round $round/$ROUNDS: $name ($WARMUP warm-up + $DURATION)"
+            file="$OUT/h2-c$conns-round$round-$name.txt"
+            before=$(upstream_accepts)
+            run_h2load "$name" "$conns" "$file"
+            after=$(upstream_accepts)
+            record h2 "$conns" "$round" "$name" "$file" "$before" "$after"
+        done
+    done
+    release_lock
+}
+
+# --rss-sessions: one more memory-store instance; its VmRSS before and after RSS_SESSIONS
+# sign-ins. A first batch of 32 sign-ins goes before the "before" reading, so the one-off
+# allocations of the sign-in path (TLS client to the stand-in, its metadata and keys, buffers)
+# are not charged to the sessions.
+measure_rss_sessions() {
+    take_lock
+    make_sessions rss-memory "$RSS_PORT" 32
+    sleep 1
+    RSS_BEFORE_KB=$(rss_kb "${PC_PID[rss-memory]}")
+    make_sessions rss-memory "$RSS_PORT" "$RSS_SESSIONS"
+    release_lock
+    RSS_SIGNIN_WALL_NS=$SIGNIN_WALL_NS
+    sleep 1
+    RSS_AFTER_KB=$(rss_kb "${PC_PID[rss-memory]}")
+    RSS_COOKIES=$(grep -c . "$WORK/rss-memory/cookies" || true)
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -584,35 +932,81 @@ measure() {
 # ---------------------------------------------------------------------------------------------
 
 print_header() {
-    local cpu rev
+    local cpu rev wrkcmd
     cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
     [[ -n $cpu ]] || cpu=$(lscpu 2>/dev/null | awk -F': *' '/Model name/ { print $2; exit }')
     rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
     [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null) ]] && rev+=" (working tree modified)"
+    [[ $PREBUILT == 1 ]] && rev="prebuilt PORTCULLIS_BIN, repository at $rev"
     echo "Portcullis benchmark  $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
-    echo "machine:    $(nproc) CPU(s), ${cpu:-unknown CPU}, kernel $(uname -r)"
+    echo "machine:    $(nproc --all) CPU(s), ${cpu:-unknown CPU}, kernel $(uname -r)"
     echo "load avg:   $(load_note) (1 min, before the runs)"
     echo "nginx:      $(nginx -v 2>&1 | sed 's/^nginx version: //')"
     echo "wrk:        $(wrk -v 2>&1 | head -n1 | awk '{ print $1, $2 }')"
+    [[ $BENCH_H2 == 1 ]] && echo "h2load:     $(h2load --version 2>&1 | head -n1)"
     echo "openssl:    $(openssl version)"
-    echo "portcullis: $("$PORTCULLIS_BIN" --version) @ $rev ($PORTCULLIS_BIN)"
-    echo "load:       wrk -t$THREADS -c$CONNS -d$DURATION --latency, $ROUNDS interleaved round(s), $WARMUP warm-up per target"
-    echo "conns:      $CONNS"
-    echo "workers:    nginx proxy $PROXY_WORKERS process(es), Portcullis tokio runtime 1 thread/core = $(nproc), upstream nginx $UPSTREAM_WORKERS"
+    echo "portcullis: $("$PORTCULLIS_BIN" --version) ($rev; $PORTCULLIS_BIN)"
+    echo "layout:     proxy under test alone on CPU $PROXY_CPU (taskset -c $PROXY_CPU):"
+    echo "              nginx proxy_pass: worker_processes $PROXY_NCPU; Portcullis: tokio runtime sized to the $PROXY_NCPU CPU(s) it may use"
+    echo "            everything else on CPU $LOAD_CPU (taskset -c $LOAD_CPU, the script included):"
+    echo "              wrk/h2load, upstream nginx (1 worker), redis-server, stand-in Entra ID, sign-in client"
+    [[ -n $CPU_OVERLAP ]] && echo "            WARNING: CPU(s) $CPU_OVERLAP are in both lists; the proxy is not alone on its core"
+    echo "affinity:   $(affinity_note)"
+    echo "            portcullis (public) right after start-up: ${TOKIO_THREADS[portcullis]} thread(s) named tokio-*" \
+        "(the runtime's workers; its blocking pool, started on demand, shares the name)"
+    wrkcmd="wrk -t$THREADS -c<conns> -d$DURATION --latency"
+    echo "HTTP/1.1:   $wrkcmd, conns: $CONNS; $ROUNDS interleaved round(s), $WARMUP warm-up per target and level"
+    if [[ $BENCH_H2 == 1 ]]; then
+        echo "HTTP/2:     h2load -t$THREADS -c<conns> -m$H2_STREAMS -D $(seconds_of "$DURATION") --warm-up-time $(seconds_of "$WARMUP"), conns: $H2_CONNS; $ROUNDS interleaved round(s)"
+    else
+        echo "HTTP/2:     off (BENCH_H2=0)"
+    fi
+    echo "measuring:  each level's runs hold an flock on $BENCH_LOCK; expected measuring time ~$(expected_minutes) min"
+    echo "upstream:   idle pool $(upstream_keepalive) connections (nginx keepalive, Portcullis upstream.pool_max_idle_per_host)"
     echo "logging:    nginx access_log off; Portcullis log.level = \"warn\", so its per-request access log (info) is NOT written"
     if [[ $BENCH_ACCESS_LOG == 1 ]]; then
         echo "            portcullis+log: log.level = \"info\", access log written to stderr redirected to a file"
-    else
-        echo "            (BENCH_ACCESS_LOG=1 adds a Portcullis run with the access log on)"
     fi
-    echo "TLS:        $(tls_params "$NGINX_PORT") (nginx) / $(tls_params "$PORTCULLIS_PORT") (portcullis); HTTP/1.1 (wrk sends no ALPN)"
+    echo "TLS:        ECDSA P-256 certificate; $(tls_params "$NGINX_PORT") (nginx) / $(tls_params "$PORTCULLIS_PORT") (portcullis)"
+    echo "            wrk sends no ALPN, so HTTP/1.1$([[ $BENCH_H2 == 1 ]] && echo "; h2load negotiates h2 by ALPN")"
+    if [[ $BENCH_SIGNIN == 1 ]]; then
+        echo "sessions:   $SESSIONS per signed-in instance (HTTP/1.1 rows rotate them; HTTP/2 rows send the first one)"
+    fi
+}
+
+# Minutes the measured runs should take (sign-ins excluded).
+expected_minutes() {
+    local d w n1=${#TARGETS[@]} n2=${#H2_TARGETS[@]} l1 l2 s
+    d=$(seconds_of "$DURATION"); w=$(seconds_of "$WARMUP")
+    l1=$(wc -w <<<"$CONNS"); l2=0
+    [[ $BENCH_H2 == 1 ]] && l2=$(wc -w <<<"$H2_CONNS")
+    s=$(( l1 * n1 * (w + ROUNDS * d) + l2 * n2 * ROUNDS * (w + d) ))
+    awk -v s="$s" 'BEGIN { printf "%.1f", s / 60 }'
+}
+
+# What each started process may run on, read back from /proc.
+affinity_note() {
+    local parts=() pid name ok=1
+    parts+=("nginx proxy $(for pid in $(nginx_proxy_pids); do cpus_of "$pid"; done | sort -u | xargs | tr ' ' ',')")
+    for name in "${!PC_PID[@]}"; do
+        [[ $(cpus_of "${PC_PID[$name]}") == "$PROXY_CPU_CANON" ]] || ok=0
+    done
+    parts+=("portcullis x${#PC_PID[@]} $(for name in "${!PC_PID[@]}"; do cpus_of "${PC_PID[$name]}"; done | sort -u | xargs | tr ' ' ',')")
+    parts+=("upstream $(for pid in "$UPSTREAM_MASTER" $(pgrep -P "$UPSTREAM_MASTER"); do cpus_of "$pid"; done | sort -u | xargs | tr ' ' ',')")
+    [[ -n ${REDIS_PID:-} ]] && parts+=("redis $(cpus_of "$REDIS_PID")")
+    [[ -n ${IDP_PID:-} ]] && parts+=("stand-in $(cpus_of "$IDP_PID")")
+    parts+=("this script $(cpus_of $$)")
+    local IFS=';' joined
+    joined="${parts[*]}"
+    echo "${joined//;/; }"
+    [[ $ok == 1 ]] || echo "            WARNING: a Portcullis instance is not pinned to $PROXY_CPU"
 }
 
 # The 1-minute load average, with a warning when other work is competing for the CPUs.
 load_note() {
     local load
     load=$(cut -d' ' -f1 /proc/loadavg)
-    if awk -v l="$load" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+    if awk -v l="$load" -v n="$(nproc --all)" 'BEGIN { exit !(l > n / 2) }'; then
         echo "$load (WARNING: other processes are using the CPUs; the numbers are skewed)"
     else
         echo "$load"
@@ -626,69 +1020,189 @@ tls_params() {
                        END { print (p == "" ? "?" : p) " " (c == "" ? "?" : c) }'
 }
 
-print_table() {
-    local name ref_rps ref_p99
-    declare -A RPS P50 P99 NON2XX SOCK UPCONN
-    for name in "${TARGETS[@]}"; do
-        RPS[$name]=$(awk -v n="$name" '$2 == n { print $3 }' "$OUT/results.tsv" | median)
-        P50[$name]=$(awk -v n="$name" '$2 == n { print $4 }' "$OUT/results.tsv" | median)
-        P99[$name]=$(awk -v n="$name" '$2 == n { print $5 }' "$OUT/results.tsv" | median)
-        NON2XX[$name]=$(awk -v n="$name" '$2 == n { s += $6 } END { print s + 0 }' "$OUT/results.tsv")
-        SOCK[$name]=$(awk -v n="$name" '$2 == n { s += $7 } END { print s + 0 }' "$OUT/results.tsv")
-        UPCONN[$name]=$(awk -v n="$name" '$2 == n { print $9 }' "$OUT/results.tsv" | median)
-    done
-    ref_rps=${RPS[nginx]}
-    ref_p99=${P99[nginx]}
+# The tables, from results.tsv and targets.tsv (name, label, in HTTP/1.1 then HTTP/2 order).
+print_tables() {
+    python3 - "$OUT/results.tsv" "$OUT/targets.tsv" "$ROUNDS" "$BENCH_SIGNIN" "$H2_STREAMS" <<'EOF'
+import sys
+from statistics import median
 
-    echo
-    echo "Per round (requests/sec | p50 ms | p99 ms | connections opened to the upstream):"
-    awk '{ printf "  round %s  %-15s %10s | %8s | %8s | %6s\n", $1, $2, $3, $4, $5, $9 }' \
-        "$OUT/results.tsv"
-    echo
-    echo "Median over $ROUNDS round(s); ratios are against nginx proxy_pass (rps: higher is better, p99: lower is better)."
-    echo "non-2xx, sock err: summed over all rounds (wrk's 'Non-2xx or 3xx responses' and 'Socket errors')."
-    echo "up conns: connections opened to the upstream per run (median; the direct row is wrk's own)."
-    echo
-    printf '%-34s %9s %8s %8s %10s %10s %8s %9s %9s\n' \
-        target "rps" "p50 ms" "p99 ms" "rps/nginx" "p99/nginx" "non-2xx" "sock err" "up conns"
-    for name in "${TARGETS[@]}"; do
-        awk -v label="${LABEL[$name]}" -v rps="${RPS[$name]}" -v p50="${P50[$name]}" \
-            -v p99="${P99[$name]}" -v rrps="$ref_rps" -v rp99="$ref_p99" \
-            -v non2xx="${NON2XX[$name]}" -v sock="${SOCK[$name]}" -v up="${UPCONN[$name]}" 'BEGIN {
-            ratio = "-"; lat = "-"
-            if (rps != "-" && rrps != "-" && rrps > 0) ratio = sprintf("%.2fx", rps / rrps)
-            if (p99 != "-" && rp99 != "-" && rp99 > 0) lat = sprintf("%.2fx", p99 / rp99)
-            printf "%-34s %9s %8s %8s %10s %10s %8d %9d %9s\n", label,
-                (rps == "-" ? "-" : sprintf("%.0f", rps)),
-                (p50 == "-" ? "-" : sprintf("%.2f", p50)),
-                (p99 == "-" ? "-" : sprintf("%.2f", p99)), ratio, lat, non2xx, sock,
-                (up == "-" ? "-" : sprintf("%.0f", up))
-        }'
-    done
-    echo
-    # No warning here: wrk and the servers alone keep 2 cores busy, so this is always high. It
-    # is printed so that a value far above the CPU count hints at outside work during the runs.
-    echo "load avg:   $(cut -d' ' -f1 /proc/loadavg) (1 min, after the runs; includes the benchmark's own load, ~$(( $(nproc) + 1 )) expected)"
+results, targets_file, rounds, signin, streams = sys.argv[1:6]
+labels, order = {}, []
+for line in open(targets_file):
+    name, label = line.rstrip("\n").split("\t")
+    if name not in labels:
+        order.append(name)
+    labels[name] = label
+
+COLS = ["proto", "conns", "round", "target", "rps", "p50", "p99", "mean", "max", "non2xx",
+        "errors", "requests", "up", "cpu", "us", "min", "sd"]
+rows = []
+for line in open(results):
+    f = line.rstrip("\n").split("\t")
+    if len(f) == len(COLS):
+        rows.append(dict(zip(COLS, f)))
+
+def num(v):
+    try:
+        return float(v)
+    except ValueError:
+        return None
+
+def med(proto, conns, target, col):
+    vals = [num(r[col]) for r in rows
+            if r["proto"] == proto and r["conns"] == conns and r["target"] == target]
+    vals = [v for v in vals if v is not None]
+    return median(vals) if vals else None
+
+def total(proto, conns, target, col):
+    return sum(int(num(r[col]) or 0) for r in rows
+               if r["proto"] == proto and r["conns"] == conns and r["target"] == target)
+
+def fmt(v, spec, missing="-"):
+    return missing if v is None else format(v, spec)
+
+def ratio(a, b):
+    return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
+
+levels = {}
+for r in rows:
+    levels.setdefault(r["proto"], [])
+    if r["conns"] not in levels[r["proto"]]:
+        levels[r["proto"]].append(r["conns"])
+def targets_of(proto, conns):
+    present = {r["target"] for r in rows if r["proto"] == proto and r["conns"] == conns}
+    return [t for t in order if t in present]
+W = max([len(labels[t]) for t in order] + [20]) + 1
+
+print()
+print("Per round (rps | p50 ms | p99 ms | mean ms | connections opened to the upstream | proxy CPU %):")
+for r in rows:
+    print(f"  {r['proto']} c={r['conns']:<4} round {r['round']}  {r['target']:<19} {r['rps']:>10} | "
+          f"{r['p50']:>7} | {r['p99']:>7} | {r['mean']:>7} | {r['up']:>5} | {r['cpu']:>6}")
+
+print()
+print(f"Median over {rounds} round(s). Ratios are against nginx proxy_pass at the same level and protocol")
+print("(rps: higher is better, latency: lower is better). non-2xx and errors are summed over the rounds:")
+print("anything but 0 makes that row's numbers suspect (see the raw output). up conns: connections")
+print("opened to the upstream per run. proxy CPU: CPU time of the proxy's processes over the run's wall")
+print("time (100% = its whole core); CPU us/req = that CPU time per request.")
+if "h2" in levels:
+    print("HTTP/2: h2load reports no latency percentiles, so p50/p99 are n/a; mean and max are its")
+    print("'time for request'.")
+for proto in ("h1", "h2"):
+    for conns in levels.get(proto, []):
+        title = (f"HTTP/1.1, wrk {conns} connections" if proto == "h1"
+                 else f"HTTP/2, h2load {conns} connections x {streams} streams")
+        print()
+        print(title)
+        print(f"{'target':<{W}} {'rps':>8} {'p50 ms':>7} {'p99 ms':>7} {'mean ms':>7} {'max ms':>7} "
+              f"{'rps/ngx':>7} {'p99/ngx':>7} {'mean/ngx':>8} {'non-2xx':>7} {'errors':>6} "
+              f"{'up conns':>8} {'CPU %':>6} {'us/req':>6}")
+        ref = {c: med(proto, conns, "nginx", c) for c in ("rps", "p99", "mean")}
+        for t in targets_of(proto, conns):
+            m = {c: med(proto, conns, t, c) for c in ("rps", "p50", "p99", "mean", "max", "up", "cpu", "us")}
+            na = "n/a" if proto == "h2" else "-"
+            print(f"{labels[t]:<{W}} {fmt(m['rps'], '.0f'):>8} {fmt(m['p50'], '.2f', na):>7} "
+                  f"{fmt(m['p99'], '.2f', na):>7} {fmt(m['mean'], '.2f'):>7} {fmt(m['max'], '.1f'):>7} "
+                  f"{ratio(m['rps'], ref['rps']):>7} {(ratio(m['p99'], ref['p99']) if proto == 'h1' else 'n/a'):>7} "
+                  f"{ratio(m['mean'], ref['mean']):>8} {total(proto, conns, t, 'non2xx'):>7} "
+                  f"{total(proto, conns, t, 'errors'):>6} {fmt(m['up'], '.0f'):>8} "
+                  f"{fmt(m['cpu'], '.0f'):>6} {fmt(m['us'], '.1f'):>6}")
+
+# The final table: one row per target, HTTP/1.1 levels then HTTP/2 levels.
+h1, h2 = levels.get("h1", []), levels.get("h2", [])
+groups = [("h1", c, f"HTTP/1.1 c={c}", ["rps", "rps/ngx", "p99 ms", "p99/ngx"]) for c in h1]
+groups += [("h2", c, f"HTTP/2 c={c} m={streams}", ["rps", "rps/ngx", "mean ms", "p99"]) for c in h2]
+CW = 8
+print()
+if h2:
+    print("Summary: medians, ratios against nginx proxy_pass (HTTP/2: h2load gives no p99, so it reads n/a;")
+    print("mean is h2load's mean time per request).")
+else:
+    print("Summary: medians, ratios against nginx proxy_pass.")
+head1 = f"{'':<{W}}" + "".join(f" | {g[2]:<{len(g[3]) * (CW + 1) - 1}}" for g in groups)
+head2 = f"{'target':<{W}}" + "".join(" | " + " ".join(f"{c:>{CW}}" for c in g[3]) for g in groups)
+print(head1.rstrip())
+print(head2)
+print("-" * len(head2))
+for t in order:
+    line = f"{labels[t]:<{W}}"
+    for proto, conns, _, _ in groups:
+        if t not in targets_of(proto, conns):
+            cells = ["-"] * 4
+        else:
+            rps, ref = med(proto, conns, t, "rps"), med(proto, conns, "nginx", "rps")
+            if proto == "h1":
+                p99, ref99 = med(proto, conns, t, "p99"), med(proto, conns, "nginx", "p99")
+                cells = [fmt(rps, ".0f"), ratio(rps, ref), fmt(p99, ".2f"), ratio(p99, ref99)]
+            else:
+                cells = [fmt(rps, ".0f"), ratio(rps, ref), fmt(med(proto, conns, t, "mean"), ".2f"), "n/a"]
+        line += " | " + " ".join(f"{c:>{CW}}" for c in cells)
+    print(line)
+
+if signin == "1" and h1:
+    print()
+    print("Signed-in routes (cookie rotated per request) against the public route under the same wrk Lua")
+    print("script (public-lua), per HTTP/1.1 level (rps: higher is better, p99: lower is better):")
+    print(f"{'':<{W}}" + "".join(f" | {'c=' + c:<{2 * (CW + 1) - 1}}" for c in h1))
+    print(f"{'target':<{W}}" + "".join(f" | {'rps/pub':>{CW}} {'p99/pub':>{CW}}" for c in h1))
+    for t in ("auth-memory", "auth-redis", "auth-redis-nocache"):
+        if t not in labels:
+            continue
+        line = f"{labels[t]:<{W}}"
+        for c in h1:
+            line += (f" | {ratio(med('h1', c, t, 'rps'), med('h1', c, 'public-lua', 'rps')):>{CW}}"
+                     f" {ratio(med('h1', c, t, 'p99'), med('h1', c, 'public-lua', 'p99')):>{CW}}")
+        print(line)
+    if h2:
+        print("HTTP/2 (one fixed session cookie) against Portcullis public over HTTP/2 (no cookie):")
+        for t in ("auth-memory", "auth-redis"):
+            cells = [f"c={c}: rps/pub {ratio(med('h2', c, t, 'rps'), med('h2', c, 'portcullis', 'rps'))}"
+                     f" mean/pub {ratio(med('h2', c, t, 'mean'), med('h2', c, 'portcullis', 'mean'))}"
+                     for c in h2 if t in targets_of("h2", c)]
+            if cells:
+                print(f"  {labels[t]:<{W - 2}} " + "; ".join(cells))
+EOF
 }
 
-# The sign-in rows against the public route under the same Lua cookie rotation, and Redis size.
 print_signin() {
-    local pub pub99 name rps p99
-    pub=$(awk '$2 == "public-lua" { print $3 }' "$OUT/results.tsv" | median)
-    pub99=$(awk '$2 == "public-lua" { print $5 }' "$OUT/results.tsv" | median)
-    echo "Signed-in routes ($SESSIONS sessions each, cookie rotated per request) against the public"
-    echo "route under the same wrk Lua script (rps: higher is better, p99: lower is better):"
+    local name
+    echo
+    echo "Sign-in CPU: proxy CPU time (utime+stime from /proc/PID/stat, CLK_TCK=$CLK_TCK) per full sign-in,"
+    echo "over $SESSIONS sign-ins per instance (authorization code + PKCE against the stand-in; the client"
+    echo "and the stand-in run on CPU $LOAD_CPU and are not in it; the stand-in's own CPU is shown for scale):"
     for name in auth-memory auth-redis auth-redis-nocache; do
-        rps=$(awk -v n="$name" '$2 == n { print $3 }' "$OUT/results.tsv" | median)
-        p99=$(awk -v n="$name" '$2 == n { print $5 }' "$OUT/results.tsv" | median)
-        awk -v n="${LABEL[$name]}" -v r="$rps" -v p="$pub" -v l="$p99" -v q="$pub99" 'BEGIN {
-            printf "  %-40s rps/public %s   p99/public %s\n", n,
-                (r == "-" || p == "-" || p == 0) ? "-" : sprintf("%.2fx", r / p),
-                (l == "-" || q == "-" || q == 0) ? "-" : sprintf("%.2fx", l / q) }'
+        printf '  %-20s %6s ms per sign-in   (stand-in: %s ms; %s sign-ins/s, 16 in flight)\n' "$name" \
+            "${SIGNIN_MS[$name]:--}" "${SIGNIN_IDP_MS[$name]:--}" "${SIGNIN_RATE[$name]:--}"
     done
     echo "Redis per session (key prefix portcullis:): $(redis_bytes portcullis:)"
     echo "Redis used_memory grew by $(( (REDIS_MEM_AFTER - REDIS_MEM_BEFORE) / SESSIONS )) bytes per session over $SESSIONS sign-ins"
+}
+
+print_rss() {
+    local name pid
     echo
+    echo "Memory (VmRSS from /proc/PID/status):"
+    printf '  %-32s %14s %14s %14s\n' process "after start-up" "after runs" "peak (VmHWM)"
+    # shellcheck disable=SC2046  # a list of pids
+    printf '  %-32s %14s %14s %14s\n' "nginx proxy (master + workers)" "$(mib "$NGINX_RSS_IDLE")" \
+        "$(mib "$(rss_kb $(nginx_proxy_pids))")" "-"
+    for name in "${PC_ORDER[@]}"; do
+        pid=${PC_PID[$name]}
+        printf '  %-32s %14s %14s %14s\n' "portcullis: $name" "$(mib "${RSS_IDLE[$name]}")" \
+            "$(mib "$(rss_kb "$pid")")" "$(mib "$(hwm_kb "$pid")")"
+    done
+    echo "  (after start-up: once ready, with one routing request served, before any sign-in or load;"
+    [[ $BENCH_SIGNIN == 1 ]] && echo "  the signed-in instances hold their $SESSIONS sessions \"after runs\";"
+    echo "  the nginx figure sums master and workers, whose shared pages count twice)"
+    if (( RSS_SESSIONS > 0 )); then
+        echo
+        echo "Memory store with many sessions (instance rss-memory, $RSS_SESSIONS sign-ins after 32 warm-up ones):"
+        echo "  VmRSS before: $(mib "$RSS_BEFORE_KB")   after: $(mib "$RSS_AFTER_KB")   cookies written: $RSS_COOKIES"
+        awk -v b="$RSS_BEFORE_KB" -v a="$RSS_AFTER_KB" -v n="$RSS_SESSIONS" -v ns="$RSS_SIGNIN_WALL_NS" 'BEGIN {
+            printf "  %.0f bytes per session (RSS growth / sessions; includes allocator slack); %.0f sign-ins/s\n",
+                (a - b) * 1024 / n, n / (ns / 1e9) }'
+    fi
 }
 
 # Log text without colour codes (the text format colours its output even into a file).
@@ -697,17 +1211,21 @@ strip_ansi() { sed 's/\x1b\[[0-9;]*m//g'; }
 # After the runs: what the Portcullis instances wrote. Warnings are grouped by message (the
 # timestamp dropped) so a per-connection warning shows as one line with its count.
 print_portcullis_logs() {
-    local log="$WORK/portcullis/stderr.log" lines
+    local name log lines
     echo
-    strip_ansi <"$log" >"$OUT/portcullis-stderr.log"
-    lines=$(wc -l <"$log")
-    if [[ $lines -eq 0 ]]; then
-        echo "portcullis stderr (level warn): empty"
-    else
-        echo "portcullis stderr (level warn): $lines line(s); distinct messages (count, message):"
-        cut -d' ' -f2- "$OUT/portcullis-stderr.log" | sed 's/^ *//' | sort | uniq -c \
-            | sort -rn | head -n 10 | sed 's/^/  /'
-    fi
+    for name in "${PC_ORDER[@]}"; do
+        [[ $name == portcullis-log ]] && continue
+        log="$WORK/$name/stderr.log"
+        strip_ansi <"$log" >"$OUT/$name-stderr.log"
+        lines=$(wc -l <"$log")
+        if [[ $lines -eq 0 ]]; then
+            echo "portcullis $name stderr (level warn): empty"
+        else
+            echo "portcullis $name stderr (level warn): $lines line(s); distinct messages (count, message):"
+            cut -d' ' -f2- "$OUT/$name-stderr.log" | sed 's/^ *//' | sort | uniq -c \
+                | sort -rn | head -n 5 | sed 's/^/  /'
+        fi
+    done
     if [[ $BENCH_ACCESS_LOG == 1 ]]; then
         log="$WORK/portcullis-log/stderr.log"
         echo "portcullis+log stderr (level info): $(wc -l <"$log") line(s), $(du -h "$log" | cut -f1);" \
@@ -721,53 +1239,93 @@ print_portcullis_logs() {
 # Main
 # ---------------------------------------------------------------------------------------------
 
+PC_ORDER=()              # Portcullis instances in start order
+declare -A RSS_IDLE      # instance -> VmRSS kB right after start-up
+declare -A TOKIO_THREADS # instance -> threads named tokio-* right after start-up
+
+# start_pc NAME PORT ADMIN LEVEL [STORE]: start_portcullis, then note its idle RSS.
+start_pc() {
+    start_portcullis "$@"
+    PC_ORDER+=("$1")
+    RSS_IDLE[$1]=$(rss_kb "${PC_PID[$1]}")
+    TOKIO_THREADS[$1]=$(cat /proc/"${PC_PID[$1]}"/task/*/comm 2>/dev/null | grep -c '^tokio' || true)
+}
+
 main() {
     parse_args "$@"
     ensure_packages
+    check_cpus
     build_portcullis
+    CLK_TCK=$(clk_tck)
+    # This script and every helper it runs (curl, awk, redis-cli) stay off the proxy's CPU.
+    taskset -cp "$LOAD_CPU" $$ >/dev/null || die "cannot pin this script to LOAD_CPU=$LOAD_CPU"
     make_workdir
     make_certificate
 
     read -r UPSTREAM_PORT NGINX_PORT PORTCULLIS_PORT ADMIN_PORT LOG_PORT LOG_ADMIN_PORT \
-        MEM_PORT MEM_ADMIN RED_PORT RED_ADMIN NOC_PORT NOC_ADMIN REDIS_PORT < <(free_ports 13)
+        MEM_PORT MEM_ADMIN RED_PORT RED_ADMIN NOC_PORT NOC_ADMIN REDIS_PORT RSS_PORT RSS_ADMIN \
+        < <(free_ports 15)
 
-    say "starting nginx upstream on 127.0.0.1:$UPSTREAM_PORT"
+    say "starting nginx upstream on 127.0.0.1:$UPSTREAM_PORT (CPU $LOAD_CPU)"
     start_upstream
-    say "starting nginx proxy on 127.0.0.1:$NGINX_PORT"
+    say "starting nginx proxy on 127.0.0.1:$NGINX_PORT (CPU $PROXY_CPU)"
     start_nginx_proxy
-    say "starting portcullis on 127.0.0.1:$PORTCULLIS_PORT (admin $ADMIN_PORT)"
-    start_portcullis portcullis "$PORTCULLIS_PORT" "$ADMIN_PORT" warn
+    # shellcheck disable=SC2046  # a list of pids
+    NGINX_RSS_IDLE=$(rss_kb $(nginx_proxy_pids))
+    say "starting portcullis on 127.0.0.1:$PORTCULLIS_PORT (admin $ADMIN_PORT, CPU $PROXY_CPU)"
+    start_pc portcullis "$PORTCULLIS_PORT" "$ADMIN_PORT" warn
 
     add_target upstream "http://127.0.0.1:$UPSTREAM_PORT/" "upstream direct (http, no proxy)"
-    add_target nginx "https://127.0.0.1:$NGINX_PORT/" "nginx proxy_pass (https)"
-    add_target portcullis "https://127.0.0.1:$PORTCULLIS_PORT/" "portcullis (https, log warn)"
+    add_target nginx "https://127.0.0.1:$NGINX_PORT/" "nginx proxy_pass" nginx
+    add_target portcullis "https://127.0.0.1:$PORTCULLIS_PORT/" "portcullis public" portcullis
     if [[ $BENCH_ACCESS_LOG == 1 ]]; then
         # A second instance, idle except during its own runs, so both log levels share rounds.
         say "starting portcullis+log on 127.0.0.1:$LOG_PORT (admin $LOG_ADMIN_PORT)"
-        start_portcullis portcullis-log "$LOG_PORT" "$LOG_ADMIN_PORT" info
-        add_target portcullis-log "https://127.0.0.1:$LOG_PORT/" "portcullis+log (https, log info)"
+        start_pc portcullis-log "$LOG_PORT" "$LOG_ADMIN_PORT" info
+        add_target portcullis-log "https://127.0.0.1:$LOG_PORT/" "portcullis public, access log" portcullis-log
+    fi
+    if [[ $BENCH_SIGNIN == 1 || $RSS_SESSIONS -gt 0 ]]; then
+        local -a callbacks=()
+        [[ $BENCH_SIGNIN == 1 ]] && callbacks+=("$MEM_PORT" "$RED_PORT" "$NOC_PORT")
+        (( RSS_SESSIONS > 0 )) && callbacks+=("$RSS_PORT")
+        say "starting the stand-in Entra ID (CPU $LOAD_CPU)"
+        start_idp "${callbacks[@]}"
     fi
     if [[ $BENCH_SIGNIN == 1 ]]; then
-        say "starting the stand-in Entra ID and redis-server on 127.0.0.1:$REDIS_PORT"
-        start_idp
+        say "starting redis-server on 127.0.0.1:$REDIS_PORT (CPU $LOAD_CPU)"
         start_redis
-        start_portcullis auth-memory "$MEM_PORT" "$MEM_ADMIN" warn memory
-        start_portcullis auth-redis "$RED_PORT" "$RED_ADMIN" warn redis
-        start_portcullis auth-redis-nocache "$NOC_PORT" "$NOC_ADMIN" warn redis-nocache
-        REDIS_MEM_BEFORE=$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ { print $2 + 0 }')
-        make_sessions auth-redis "$RED_PORT"
-        REDIS_MEM_AFTER=$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ { print $2 + 0 }')
-        make_sessions auth-memory "$MEM_PORT"
-        make_sessions auth-redis-nocache "$NOC_PORT"
+        start_pc auth-memory "$MEM_PORT" "$MEM_ADMIN" warn memory
+        start_pc auth-redis "$RED_PORT" "$RED_ADMIN" warn redis
+        start_pc auth-redis-nocache "$NOC_PORT" "$NOC_ADMIN" warn redis-nocache
+    fi
+    if (( RSS_SESSIONS > 0 )); then
+        start_pc rss-memory "$RSS_PORT" "$RSS_ADMIN" warn memory-rss
+    fi
+    if [[ $BENCH_SIGNIN == 1 ]]; then
+        REDIS_MEM_BEFORE=$(redis_used_memory)
+        signin_measured auth-redis "$RED_PORT"
+        REDIS_MEM_AFTER=$(redis_used_memory)
+        signin_measured auth-memory "$MEM_PORT"
+        signin_measured auth-redis-nocache "$NOC_PORT"
         make_dummy_cookies
-        add_target public-lua "https://127.0.0.1:$MEM_PORT/" "portcullis public, cookie rotation"
+        add_target public-lua "https://127.0.0.1:$MEM_PORT/" "portcullis public, Lua cookies" auth-memory
         LUA[public-lua]="/ $WORK/dummy-cookies"
-        add_target auth-memory "https://127.0.0.1:$MEM_PORT/auth/" "portcullis signed-in, memory"
+        add_target auth-memory "https://127.0.0.1:$MEM_PORT/auth/" "portcullis signed-in, memory" auth-memory
         LUA[auth-memory]="/auth/ $WORK/auth-memory/cookies"
-        add_target auth-redis "https://127.0.0.1:$RED_PORT/auth/" "portcullis signed-in, redis"
+        add_target auth-redis "https://127.0.0.1:$RED_PORT/auth/" "portcullis signed-in, redis" auth-redis
         LUA[auth-redis]="/auth/ $WORK/auth-redis/cookies"
-        add_target auth-redis-nocache "https://127.0.0.1:$NOC_PORT/auth/" "portcullis signed-in, redis, no cache"
+        add_target auth-redis-nocache "https://127.0.0.1:$NOC_PORT/auth/" "portcullis signed-in, redis, no cache" auth-redis-nocache
         LUA[auth-redis-nocache]="/auth/ $WORK/auth-redis-nocache/cookies"
+    fi
+    if [[ $BENCH_H2 == 1 ]]; then
+        H2_TARGETS=(nginx portcullis)
+        if [[ $BENCH_SIGNIN == 1 ]]; then
+            H2_TARGETS+=(auth-memory auth-redis)
+            H2_COOKIE[auth-memory]=$(head -n1 "$WORK/auth-memory/cookies")
+            H2_COOKIE[auth-redis]=$(head -n1 "$WORK/auth-redis/cookies")
+            H2_PATH[auth-memory]=/auth/
+            H2_PATH[auth-redis]=/auth/
+        fi
     fi
 
     OUT="$BENCH_DIR/out/$(date -u +%Y%m%dT%H%M%SZ)"
@@ -775,16 +1333,27 @@ main() {
     cp "$WORK/upstream/nginx.conf" "$OUT/nginx-upstream.conf"
     cp "$WORK/nginx-proxy/nginx.conf" "$OUT/nginx-proxy.conf"
     cp "$WORK/portcullis/portcullis.toml" "$WORK/portcullis/routes.toml" "$OUT/"
+    [[ $BENCH_SIGNIN == 1 ]] && cp "$WORK/auth-redis/portcullis.toml" "$OUT/portcullis-auth-redis.toml"
+    : >"$OUT/results.tsv"
+    local name conns
+    for name in "${TARGETS[@]}"; do printf '%s\t%s\n' "$name" "${LABEL[$name]}"; done >"$OUT/targets.tsv"
 
     print_header | tee "$OUT/summary.txt"
-    warm_up
-    measure
+    for conns in $CONNS; do measure_h1 "$conns"; done
+    if [[ $BENCH_H2 == 1 ]]; then
+        for conns in $H2_CONNS; do measure_h2 "$conns"; done
+    fi
+    if (( RSS_SESSIONS > 0 )); then measure_rss_sessions; fi
     {
-        print_table
+        print_tables
         if [[ $BENCH_SIGNIN == 1 ]]; then print_signin; fi
+        print_rss
         print_portcullis_logs
         echo
-        echo "raw wrk output: $OUT"
+        # No warning here: the benchmark itself keeps both CPUs busy. A value far above the CPU
+        # count hints at outside work during the runs.
+        echo "load avg:   $(cut -d' ' -f1 /proc/loadavg) (1 min, after the runs; includes the benchmark's own load)"
+        echo "raw output: $OUT (results.tsv columns: proto conns round target rps p50_ms p99_ms mean_ms max_ms non2xx errors requests upstream_conns proxy_cpu_pct proxy_cpu_us_per_req min_ms sd_ms)"
     } | tee -a "$OUT/summary.txt"
 }
 
