@@ -83,7 +83,9 @@ impl AccessLog {
     fn emit(&self, bytes: u64, complete: bool) {
         let elapsed = self.start.elapsed();
         crate::metrics::request(
-            self.route_name(),
+            self.route
+                .as_deref()
+                .map_or(crate::metrics::RouteMetrics::none(), |r| &r.metrics),
             &self.method,
             self.status.as_u16(),
             elapsed,

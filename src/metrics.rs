@@ -89,17 +89,89 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
-/// One finished request.
-pub fn request(route: &str, method: &Method, status: u16, elapsed: Duration) {
-    metrics::counter!(
-        "portcullis_requests_total",
-        "route" => route.to_owned(),
-        "method" => method_label(method),
-        "status" => status.to_string(),
-    )
-    .increment(1);
-    metrics::histogram!("portcullis_request_duration_seconds", "route" => route.to_owned())
-        .record(elapsed.as_secs_f64());
+/// One finished request, on a route's cached handles (`RouteMetrics::none()` before routing).
+pub fn request(route: &RouteMetrics, method: &Method, status: u16, elapsed: Duration) {
+    route.record(method, status, elapsed);
+}
+
+const METHODS: usize = 8;
+/// Statuses whose counters are cached per route; others are looked up in the registry.
+const STATUSES: [u16; 27] = [
+    200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 413,
+    415, 429, 431, 500, 501, 502, 503, 504,
+];
+
+/// A route's request metrics, resolved from the recorder once and kept with the route, so a
+/// request costs no label allocation or registry search.
+pub struct RouteMetrics {
+    route: String,
+    duration: OnceLock<metrics::Histogram>,
+    requests: Box<[OnceLock<metrics::Counter>]>,
+}
+
+impl std::fmt::Debug for RouteMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteMetrics")
+            .field("route", &self.route)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RouteMetrics {
+    pub fn new(route: &str) -> RouteMetrics {
+        RouteMetrics {
+            route: route.to_owned(),
+            duration: OnceLock::new(),
+            requests: (0..METHODS * STATUSES.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+        }
+    }
+
+    /// The metrics of requests that matched no route (`route=""`).
+    pub fn none() -> &'static RouteMetrics {
+        static NONE: OnceLock<RouteMetrics> = OnceLock::new();
+        NONE.get_or_init(|| RouteMetrics::new(""))
+    }
+
+    fn record(&self, method: &Method, status: u16, elapsed: Duration) {
+        let method_label = method_label(method);
+        let counter = || {
+            metrics::counter!(
+                "portcullis_requests_total",
+                "route" => self.route.clone(),
+                "method" => method_label,
+                "status" => status.to_string(),
+            )
+        };
+        match STATUSES.iter().position(|s| *s == status) {
+            Some(i) => {
+                let m = method_index(method);
+                self.requests[m * STATUSES.len() + i]
+                    .get_or_init(counter)
+                    .increment(1)
+            }
+            None => counter().increment(1),
+        }
+        self.duration
+            .get_or_init(|| {
+                metrics::histogram!("portcullis_request_duration_seconds", "route" => self.route.clone())
+            })
+            .record(elapsed.as_secs_f64());
+    }
+}
+
+fn method_index(m: &Method) -> usize {
+    match *m {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::DELETE => 4,
+        Method::PATCH => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
+    }
 }
 
 pub fn upstream_error(route: &str, kind: &'static str) {

@@ -28,6 +28,8 @@ use crate::request::{path, Target};
 pub struct Route {
     pub spec: RouteSpec,
     pub client: UpstreamClient,
+    /// Its request counters and latency histogram, resolved once.
+    pub metrics: crate::metrics::RouteMetrics,
 }
 
 impl std::ops::Deref for Route {
@@ -131,7 +133,12 @@ impl RouteTable {
                 &spec.upstream.scheme,
                 &spec.upstream.authority,
             )?;
-            let route = Arc::new(Route { spec, client });
+            let metrics = crate::metrics::RouteMetrics::new(&spec.name);
+            let route = Arc::new(Route {
+                spec,
+                client,
+                metrics,
+            });
             for (h, _) in &route.claims_headers {
                 if !table.removed.contains(h) {
                     table.removed.push(h.clone());

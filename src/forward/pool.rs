@@ -144,7 +144,9 @@ impl Pool {
         loop {
             let (conn, reused) = match self.take_idle().await {
                 Some(conn) => (conn, true),
-                None => (self.connect().await?, false),
+                // Boxed: dialling (TCP, TLS, an HTTP/2 handshake) is a large future that
+                // most requests, on a pooled connection, never run.
+                None => (Box::pin(self.connect()).await?, false),
             };
             let mut h1 = match conn {
                 Conn::H2(sender) => return self.send_h2(sender, req, reused).await,
