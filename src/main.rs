@@ -79,15 +79,33 @@ fn run(path: &Path) -> anyhow::Result<()> {
     let config = portcullis::config::load(path)?;
     // Dropped after the runtime, outside any async context: flushes the last spans.
     let _traces = portcullis::telemetry::init_with(&config.log, &config.telemetry);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = runtime(config.server.worker_threads)?;
     runtime.block_on(async {
         let listeners = portcullis::Listeners::bind(&config).await?;
         portcullis::run(config, listeners, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// The async runtime: `threads` workers (0: one per CPU the process may use, which honours
+/// CPU affinity and cgroup quotas). With one, the single-threaded runtime: no work-stealing
+/// bookkeeping, measurably faster on one core (bench/README.md).
+fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 #[cfg(not(feature = "demo"))]

@@ -56,9 +56,15 @@ async fn wiki_upstream(client: &reqwest::Client, port: u16) -> String {
 
 /// `portcullis run --config <config>` on free loopback ports: (child, https, http, admin).
 fn spawn_run(config: &Path) -> (tokio::process::Child, u16, u16, u16) {
+    spawn_run_with(config, &[])
+}
+
+/// `spawn_run` with extra environment variables.
+fn spawn_run_with(config: &Path, env: &[(&str, &str)]) -> (tokio::process::Child, u16, u16, u16) {
     let (https, http, admin) = (free_port(), free_port(), free_port());
     let child = tokio::process::Command::new(BIN)
         .args(["run", "--config", config.to_str().unwrap()])
+        .envs(env.iter().copied())
         .env("PORTCULLIS__SERVER__LISTEN", format!("127.0.0.1:{https}"))
         .env(
             "PORTCULLIS__SERVER__HTTP_LISTEN",
@@ -309,4 +315,46 @@ async fn sighup_reloads_a_routing_file_edit_the_watcher_cannot_see() {
         "SIGHUP applied the edit"
     );
     exits_zero_on_sigterm(&mut child).await;
+}
+
+#[tokio::test]
+async fn run_on_the_single_threaded_runtime_serves_and_stops() {
+    let up = Upstream::start("wiki").await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let pki = example(dir.path());
+    let routes = std::fs::read_to_string(dir.path().join("routes.toml"))
+        .unwrap()
+        .replace("http://127.0.0.1:3000", &up.url());
+    std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+    let (mut child, https, _, admin) = spawn_run_with(
+        &dir.path().join("portcullis.toml"),
+        &[("PORTCULLIS__SERVER__WORKER_THREADS", "1")],
+    );
+    let plain = reqwest::Client::new();
+    let readyz = format!("http://127.0.0.1:{admin}/readyz");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            plain
+                .get(&readyz)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await,
+        "ready on one thread"
+    );
+    let client = wiki_client(&pki, https);
+    for _ in 0..3 {
+        assert_eq!(wiki_upstream(&client, https).await, "wiki");
+    }
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
 }

@@ -117,10 +117,12 @@ pub fn strip_own(headers: &mut HeaderMap, base: &str) {
     if !headers.contains_key(COOKIE) {
         return;
     }
-    let name = |pair: &[u8]| -> Vec<u8> {
-        let n = pair.split(|b| *b == b'=').next().unwrap_or(pair);
-        n.trim_ascii().to_vec()
-    };
+    fn name(pair: &[u8]) -> &[u8] {
+        pair.split(|b| *b == b'=')
+            .next()
+            .unwrap_or(pair)
+            .trim_ascii()
+    }
     let pairs = || {
         headers
             .get_all(COOKIE)
@@ -130,10 +132,10 @@ pub fn strip_own(headers: &mut HeaderMap, base: &str) {
             .filter(|p| !p.is_empty())
     };
     // Most requests to most routes carry none: leave their header as it is.
-    if !pairs().any(|p| is_own(&name(p), base)) {
+    if !pairs().any(|p| is_own(name(p), base)) {
         return;
     }
-    let kept: Vec<&[u8]> = pairs().filter(|p| !is_own(&name(p), base)).collect();
+    let kept: Vec<&[u8]> = pairs().filter(|p| !is_own(name(p), base)).collect();
     let joined = kept.join(&b"; "[..]);
     headers.remove(COOKIE);
     if !joined.is_empty() {

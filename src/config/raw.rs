@@ -105,6 +105,7 @@ pub struct RawServer {
     pub https_port: Option<u16>,
     pub max_connections: Option<usize>,
     pub max_connections_per_client: Option<usize>,
+    pub worker_threads: Option<usize>,
     pub max_header_bytes: Option<usize>,
     pub handshake_timeout: Option<String>,
     pub header_read_timeout: Option<String>,

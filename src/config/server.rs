@@ -24,6 +24,9 @@ pub struct ServerConfig {
     /// Open connections one client address may hold on a listener; 0 means no cap. Addresses
     /// in `trusted_proxies` are exempt: a load balancer carries many clients.
     pub max_connections_per_client: usize,
+    /// Runtime worker threads; 0: one per CPU the process may use. One thread runs the
+    /// single-threaded (current-thread) runtime.
+    pub worker_threads: usize,
     pub max_header_bytes: usize,
     pub handshake_timeout: Duration,
     pub header_read_timeout: Duration,
@@ -91,6 +94,16 @@ pub(super) fn server(s: RawServer, file: &Path) -> Result<ServerConfig, ConfigEr
         https_port: s.https_port.unwrap_or(listen.port()),
         max_connections: positive("server.max_connections", s.max_connections, 10_000)?,
         max_connections_per_client: s.max_connections_per_client.unwrap_or(256),
+        worker_threads: match s.worker_threads {
+            Some(n) if n > 1024 => {
+                return Err(ConfigError::invalid(
+                    file,
+                    "server.worker_threads",
+                    format!("0 (one per CPU) or a thread count up to 1024, got {n}"),
+                ))
+            }
+            n => n.unwrap_or(0),
+        },
         max_header_bytes: header_limit(file, s.max_header_bytes)?,
         handshake_timeout: duration(file, "server.handshake_timeout", s.handshake_timeout, "10s")?,
         header_read_timeout: duration(

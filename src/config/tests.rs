@@ -387,6 +387,7 @@ hsts = \"max-age=63072000; includeSubDomains; preload\"",
     ));
     let s = &config.server;
     assert_eq!(s.max_connections_per_client, 0, "0: no cap");
+    assert_eq!(s.worker_threads, 0, "default: one per CPU");
     assert_eq!(s.idle_timeout, Duration::from_secs(90));
     assert_eq!(s.websocket_idle_timeout, Duration::from_secs(3600));
     assert_eq!(
@@ -665,4 +666,15 @@ fn sign_in_limits_are_read_from_the_file_and_checked() {
     );
     let shown = load_error_text(&config_text(LISTEN, PEM_PAIR, "[sign_in]\nbursts = 3"));
     assert!(shown.contains("bursts"), "{shown}");
+}
+
+#[test]
+fn worker_threads_is_a_count_up_to_1024() {
+    let (_dir, config) = load_ok(&with_server("worker_threads = 1"));
+    assert_eq!(config.server.worker_threads, 1);
+    let err = load_error_text(&with_server("worker_threads = 5000"));
+    assert!(
+        err.contains("server.worker_threads") && err.contains("up to 1024"),
+        "{err}"
+    );
 }
