@@ -953,7 +953,7 @@ print_header() {
     [[ -n $CPU_OVERLAP ]] && echo "            WARNING: CPU(s) $CPU_OVERLAP are in both lists; the proxy is not alone on its core"
     echo "affinity:   $(affinity_note)"
     echo "            portcullis (public) right after start-up: ${TOKIO_THREADS[portcullis]} thread(s) named tokio-*" \
-        "(the runtime's workers; its blocking pool, started on demand, shares the name)"
+        "(multi-threaded runtime workers; 0 when one CPU gives the single-threaded runtime on the main thread, server.worker_threads)"
     wrkcmd="wrk -t$THREADS -c<conns> -d$DURATION --latency"
     echo "HTTP/1.1:   $wrkcmd, conns: $CONNS; $ROUNDS interleaved round(s), $WARMUP warm-up per target and level"
     if [[ $BENCH_H2 == 1 ]]; then
