@@ -82,14 +82,10 @@ impl AccessLog {
 
     fn emit(&self, bytes: u64, complete: bool) {
         let elapsed = self.start.elapsed();
-        crate::metrics::request(
-            self.route
-                .as_deref()
-                .map_or(crate::metrics::RouteMetrics::none(), |r| &r.metrics),
-            &self.method,
-            self.status.as_u16(),
-            elapsed,
-        );
+        self.route
+            .as_deref()
+            .map_or(crate::metrics::RouteMetrics::none(), |r| &r.metrics)
+            .record(&self.method, self.status.as_u16(), elapsed);
         if !tracing::enabled!(target: "portcullis::access", tracing::Level::INFO) {
             return;
         }

@@ -76,25 +76,25 @@ pub fn render() -> String {
     }
 }
 
-fn method_label(m: &Method) -> &'static str {
+/// Method labels, folded to the standard set; the index is the method's slot in a route's
+/// cached counters.
+const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other",
+];
+
+fn method_index(m: &Method) -> usize {
     match *m {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::DELETE => 4,
+        Method::PATCH => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
     }
 }
 
-/// One finished request, on a route's cached handles (`RouteMetrics::none()` before routing).
-pub fn request(route: &RouteMetrics, method: &Method, status: u16, elapsed: Duration) {
-    route.record(method, status, elapsed);
-}
-
-const METHODS: usize = 8;
 /// Statuses whose counters are cached per route; others are looked up in the registry.
 const STATUSES: [u16; 27] = [
     200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 413,
@@ -122,7 +122,7 @@ impl RouteMetrics {
         RouteMetrics {
             route: route.to_owned(),
             duration: OnceLock::new(),
-            requests: (0..METHODS * STATUSES.len())
+            requests: (0..METHODS.len() * STATUSES.len())
                 .map(|_| OnceLock::new())
                 .collect(),
         }
@@ -134,23 +134,21 @@ impl RouteMetrics {
         NONE.get_or_init(|| RouteMetrics::new(""))
     }
 
-    fn record(&self, method: &Method, status: u16, elapsed: Duration) {
-        let method_label = method_label(method);
+    /// One finished request.
+    pub fn record(&self, method: &Method, status: u16, elapsed: Duration) {
+        let m = method_index(method);
         let counter = || {
             metrics::counter!(
                 "portcullis_requests_total",
                 "route" => self.route.clone(),
-                "method" => method_label,
+                "method" => METHODS[m],
                 "status" => status.to_string(),
             )
         };
         match STATUSES.iter().position(|s| *s == status) {
-            Some(i) => {
-                let m = method_index(method);
-                self.requests[m * STATUSES.len() + i]
-                    .get_or_init(counter)
-                    .increment(1)
-            }
+            Some(i) => self.requests[m * STATUSES.len() + i]
+                .get_or_init(counter)
+                .increment(1),
             None => counter().increment(1),
         }
         self.duration
@@ -158,19 +156,6 @@ impl RouteMetrics {
                 metrics::histogram!("portcullis_request_duration_seconds", "route" => self.route.clone())
             })
             .record(elapsed.as_secs_f64());
-    }
-}
-
-fn method_index(m: &Method) -> usize {
-    match *m {
-        Method::GET => 0,
-        Method::HEAD => 1,
-        Method::POST => 2,
-        Method::PUT => 3,
-        Method::DELETE => 4,
-        Method::PATCH => 5,
-        Method::OPTIONS => 6,
-        _ => 7,
     }
 }
 

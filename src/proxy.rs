@@ -259,26 +259,21 @@ fn to_upstream(
     upgrade: Option<HeaderValue>,
 ) -> Result<Request<Incoming>, ProxyError> {
     let (mut parts, body) = req.into_parts();
-    let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(route.upstream.scheme.clone());
-    uri.authority = Some(route.upstream.authority.clone());
-    // The canonical path, the one the route and policy judged.
-    uri.path_and_query = if route.rewrites_path() {
+    // The canonical path, the one the route and policy judged, in origin form: the pool
+    // knows the upstream (forward/pool.rs adds scheme and authority for HTTP/2).
+    let path_and_query = if route.rewrites_path() {
         let mut path = route.upstream_path(target.path());
         if let Some(q) = target.path_and_query.query() {
             path.push('?');
             path.push_str(q);
         }
-        Some(
-            http::uri::PathAndQuery::try_from(path)
-                .map_err(|_| ProxyError::BadRequest("The request target is malformed."))?,
-        )
+        http::uri::PathAndQuery::try_from(path)
+            .map_err(|_| ProxyError::BadRequest("The request target is malformed."))?
     } else {
         // Shares the client's bytes when the client sent the canonical spelling.
-        Some(target.path_and_query.clone())
+        target.path_and_query.clone()
     };
-    parts.uri = Uri::from_parts(uri)
-        .map_err(|_| ProxyError::BadRequest("The request target is malformed."))?;
+    parts.uri = Uri::from(path_and_query);
     if parts.version == Version::HTTP_2 {
         join_cookies(&mut parts.headers);
     }

@@ -54,6 +54,17 @@ async fn wiki_upstream(client: &reqwest::Client, port: u16) -> String {
     }
 }
 
+/// The shipped example configuration in a new directory, its routes sent to `up`.
+fn example_to(up: &Upstream) -> (tempfile::TempDir, Pki) {
+    let dir = tempfile::TempDir::new().unwrap();
+    let pki = example(dir.path());
+    let routes = std::fs::read_to_string(dir.path().join("routes.toml"))
+        .unwrap()
+        .replace("http://127.0.0.1:3000", &up.url());
+    std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+    (dir, pki)
+}
+
 /// `portcullis run --config <config>` on free loopback ports: (child, https, http, admin).
 fn spawn_run(config: &Path) -> (tokio::process::Child, u16, u16, u16) {
     spawn_run_with(config, &[])
@@ -204,12 +215,7 @@ fn version_is_printed() {
 #[tokio::test]
 async fn run_serves_the_example_config_and_exits_zero_on_sigterm() {
     let up = Upstream::start("wiki").await;
-    let dir = tempfile::TempDir::new().unwrap();
-    let pki = example(dir.path());
-    let routes = std::fs::read_to_string(dir.path().join("routes.toml"))
-        .unwrap()
-        .replace("http://127.0.0.1:3000", &up.url());
-    std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+    let (dir, pki) = example_to(&up);
     let (mut child, https, http, admin) = spawn_run(&dir.path().join("portcullis.toml"));
     let plain = reqwest::Client::new();
     let healthz = format!("http://127.0.0.1:{admin}/healthz");
@@ -320,12 +326,7 @@ async fn sighup_reloads_a_routing_file_edit_the_watcher_cannot_see() {
 #[tokio::test]
 async fn run_on_the_single_threaded_runtime_serves_and_stops() {
     let up = Upstream::start("wiki").await;
-    let dir = tempfile::TempDir::new().unwrap();
-    let pki = example(dir.path());
-    let routes = std::fs::read_to_string(dir.path().join("routes.toml"))
-        .unwrap()
-        .replace("http://127.0.0.1:3000", &up.url());
-    std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+    let (dir, pki) = example_to(&up);
     let (mut child, https, _, admin) = spawn_run_with(
         &dir.path().join("portcullis.toml"),
         &[("PORTCULLIS__SERVER__WORKER_THREADS", "1")],
@@ -347,14 +348,5 @@ async fn run_on_the_single_threaded_runtime_serves_and_stops() {
     for _ in 0..3 {
         assert_eq!(wiki_upstream(&client, https).await, "wiki");
     }
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().unwrap().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("exits after SIGTERM")
-        .unwrap();
-    assert!(status.success(), "{status}");
+    exits_zero_on_sigterm(&mut child).await;
 }

@@ -111,6 +111,18 @@ async fn serve(mut tcp: TcpStream, closed: Arc<AtomicUsize>) {
     }
 }
 
+/// The body of `GET path` through the proxy.
+async fn get(client: &reqwest::Client, h: &Harness, path: &str) -> String {
+    client
+        .get(h.url(APP, path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn start(up: &RawUpstream, pool_idle_timeout: &str) -> Harness {
     let routes = format!(
         "[[route]]\nauth = \"public\"\nname = \"app\"\nhost = \"{APP}\"\nupstream = \"http://{}\"\n",
@@ -190,8 +202,7 @@ async fn a_response_the_client_abandons_closes_its_upstream_connection() {
         "the proxy closed the connection whose response was cut short"
     );
     let client = h.client_builder(&[APP]).http1_only().build().unwrap();
-    let resp = client.get(h.url(APP, "/")).send().await.unwrap();
-    assert_eq!(resp.text().await.unwrap(), "ok");
+    assert_eq!(get(&client, &h, "/").await, "ok");
     assert_eq!(up.accepted(), 2, "a new connection served the next request");
 }
 
@@ -200,14 +211,12 @@ async fn idle_connections_close_after_the_pool_idle_timeout() {
     let up = RawUpstream::start().await;
     let h = start(&up, "300ms").await;
     let client = h.client_builder(&[APP]).http1_only().build().unwrap();
-    let resp = client.get(h.url(APP, "/")).send().await.unwrap();
-    assert_eq!(resp.text().await.unwrap(), "ok");
+    assert_eq!(get(&client, &h, "/").await, "ok");
     assert!(
         eventually(Duration::from_secs(10), || async { up.closed() == 1 }).await,
         "the idle connection was closed by the proxy"
     );
-    let resp = client.get(h.url(APP, "/")).send().await.unwrap();
-    assert_eq!(resp.text().await.unwrap(), "ok");
+    assert_eq!(get(&client, &h, "/").await, "ok");
     assert_eq!(up.accepted(), 2);
 }
 
@@ -226,8 +235,7 @@ async fn concurrent_requests_each_get_a_connection_and_leave_them_for_later() {
     drop(partials);
     assert!(eventually(Duration::from_secs(10), || async { up.closed() == 2 }).await);
     for _ in 0..3 {
-        let resp = client.get(h.url(APP, "/")).send().await.unwrap();
-        assert_eq!(resp.text().await.unwrap(), "ok");
+        assert_eq!(get(&client, &h, "/").await, "ok");
     }
     assert_eq!(
         up.accepted(),

@@ -135,7 +135,7 @@ impl Pool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sends `req` (absolute URI) and waits for the response head. A request that a reused
+    /// Sends `req` (origin form: the path and query) and waits for the response head. A request that a reused
     /// connection closed before taking is sent again on a new one.
     pub(super) async fn request(
         self: &Arc<Self>,
@@ -149,10 +149,13 @@ impl Pool {
                 None => (Box::pin(self.connect()).await?, false),
             };
             let mut h1 = match conn {
-                Conn::H2(sender) => return self.send_h2(sender, req, reused).await,
+                Conn::H2(sender) => {
+                    self.absolute_form(&mut req)?;
+                    return self.send_h2(sender, req, reused).await;
+                }
                 Conn::H1(h1) => h1,
             };
-            self.origin_form(&mut req);
+            self.set_host(&mut req);
             match exchange(&mut h1, req).await {
                 Exchange::Response(resp) => {
                     if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
@@ -177,18 +180,20 @@ impl Pool {
         }
     }
 
-    /// HTTP/1.1 takes the path alone, and `Host` from the URI when the request has none.
-    fn origin_form(&self, req: &mut Request<Incoming>) {
+    /// `Host` for an HTTP/1.1 request that carries none (the request is in origin form).
+    fn set_host(&self, req: &mut Request<Incoming>) {
         req.headers_mut()
             .entry(HOST)
             .or_insert_with(|| self.host.clone());
-        if req.uri().authority().is_some() {
-            let mut parts = http::uri::Parts::default();
-            parts.path_and_query = req.uri().path_and_query().cloned();
-            if let Ok(uri) = Uri::from_parts(parts) {
-                *req.uri_mut() = uri;
-            }
-        }
+    }
+
+    /// HTTP/2 names the upstream in the request's `:scheme` and `:authority`.
+    fn absolute_form(&self, req: &mut Request<Incoming>) -> Result<(), ProxyError> {
+        let mut parts = http::uri::Parts::from(self.target.clone());
+        parts.path_and_query = req.uri().path_and_query().cloned();
+        *req.uri_mut() = Uri::from_parts(parts)
+            .map_err(|_| ProxyError::BadRequest("The request target is malformed."))?;
+        Ok(())
     }
 
     async fn send_h2(
