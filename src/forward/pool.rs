@@ -135,8 +135,8 @@ impl Pool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sends `req` (origin form: the path and query) and waits for the response head. A request that a reused
-    /// connection closed before taking is sent again on a new one.
+    /// Sends `req` (origin form: the path and query) and waits for the response head. A
+    /// request that a reused connection closed before taking is sent again on a new one.
     pub(super) async fn request(
         self: &Arc<Self>,
         mut req: Request<Incoming>,
