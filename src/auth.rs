@@ -10,6 +10,10 @@
 //!   the same request may carry (a stolen cookie must not rescue a forged token, nor a bad
 //!   token silently act as the user) — any other request as on a login route. oauth2-proxy
 //!   calls this `skip_jwt_bearer_tokens`.
+//! - `auth_context` (step-up): a session or token whose `acrs` claim lacks the route's
+//!   Conditional Access authentication context is not enough. A browser signs in again asking
+//!   for it (`login.rs`, `callback.rs` upgrades the session in place); an API client gets 401
+//!   with Entra's claims challenge (`WWW-Authenticate: Bearer error="insufficient_claims"`).
 //! - `endpoints.rs`: the dispatcher for the reserved paths — `/.auth/login` and the callback
 //!   (sign-in), `/.auth/logout` (which asks first unless the request comes from this host:
 //!   `sign_out.rs`), `/.auth/me`, `/.auth/frontchannel-logout`.
@@ -38,7 +42,7 @@ use http::header::ACCEPT;
 use http::{Method, Request, Response};
 
 use crate::body::Body;
-use crate::config::{AuthMode, SignInConfig};
+use crate::config::{AuthContext, AuthMode, SignInConfig};
 use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::identity::Identity;
@@ -154,10 +158,12 @@ impl Auth {
         self.session.cookie_name()
     }
 
-    /// Runs the route's authentication.
+    /// Runs the route's authentication: `mode`, and the authentication context the route
+    /// requires, if any.
     pub async fn authenticate<B>(
         &self,
         mode: AuthMode,
+        auth_context: Option<&AuthContext>,
         req: &Request<B>,
         target: &Target,
         ctx: &RequestCtx,
@@ -170,13 +176,23 @@ impl Auth {
         };
         if by_token {
             // Boxed: token validation may fetch keys or ask Graph, a large future.
-            return Box::pin(self.bearer.authenticate(req.headers()))
-                .await
-                .map(|p| Decision::Proceed(Some(p)));
+            let p = Box::pin(self.bearer.authenticate(req.headers())).await?;
+            return match auth_context {
+                Some(c) if !c.satisfied_by(p.identity()) => Err(ProxyError::InsufficientClaims {
+                    challenge: c.access_token_challenge().to_owned(),
+                }),
+                _ => Ok(Decision::Proceed(Some(p))),
+            };
         }
         match self.session.lookup(req.headers(), ctx).await? {
-            Some(s) => Ok(Decision::Proceed(Some(Principal::Session(s)))),
-            None => self.sign_in.challenge(req, target),
+            Some(s) => match auth_context {
+                Some(c) if !c.satisfied_by(&s.identity) => {
+                    self.sign_in
+                        .challenge(req, target, Some(c), s.login_hint.as_deref())
+                }
+                _ => Ok(Decision::Proceed(Some(Principal::Session(s)))),
+            },
+            None => self.sign_in.challenge(req, target, auth_context, None),
         }
     }
 }

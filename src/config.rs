@@ -29,7 +29,8 @@ use std::time::Duration;
 
 pub use auth::{is_guid, OidcConfig, Secret, UserClaim};
 pub use routes::{
-    AuthMode, HeaderPreset, HostPattern, PolicySpec, RouteSpec, Routing, UpstreamTarget,
+    AuthContext, AuthMode, HeaderPreset, HostPattern, PolicySpec, RouteSpec, Routing,
+    UpstreamTarget,
 };
 pub use server::ServerConfig;
 pub use session::{RedisConfig, SessionConfig, StoreKind};

@@ -51,6 +51,10 @@ pub enum ProxyError {
     /// A bearer route without a valid access token (`None`: no token at all).
     #[error("bearer token required{}", .0.map(|e| format!(": {e}")).unwrap_or_default())]
     BearerRequired(Option<VerifyError>),
+    /// A valid access token without the route's authentication context (`acrs`); the client
+    /// is sent Entra's claims challenge (base64 `claims` request value).
+    #[error("the access token lacks the route's authentication context")]
+    InsufficientClaims { challenge: String },
     /// Signed in, but the route's policy refuses this user.
     #[error("access denied by {req}: {0}", req = .0.requirement())]
     Forbidden(Denied),
@@ -98,6 +102,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout(_) => S::GATEWAY_TIMEOUT,
             ProxyError::SignInRequired { .. } => S::UNAUTHORIZED,
             ProxyError::BearerRequired(_) => S::UNAUTHORIZED,
+            ProxyError::InsufficientClaims { .. } => S::UNAUTHORIZED,
             ProxyError::Forbidden(_) => S::FORBIDDEN,
             ProxyError::SignIn(
                 SignInError::MissingState
@@ -108,6 +113,7 @@ impl ProxyError {
                 | SignInError::MissingCode,
             ) => S::BAD_REQUEST,
             ProxyError::SignIn(SignInError::Busy) => S::SERVICE_UNAVAILABLE,
+            ProxyError::SignIn(SignInError::StepUpNotSatisfied) => S::FORBIDDEN,
             // The provider's `error` parameter is anyone's to write: unknown codes are 400.
             ProxyError::SignIn(SignInError::Provider { error, .. }) => match error.as_str() {
                 "access_denied" | "unauthorized_client" => S::FORBIDDEN,
@@ -158,6 +164,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout(_) => "upstream_timeout",
             ProxyError::SignInRequired { .. } => "sign_in_required",
             ProxyError::BearerRequired(_) => "bearer_required",
+            ProxyError::InsufficientClaims { .. } => "insufficient_claims",
             ProxyError::Forbidden(_) => "forbidden",
             ProxyError::SignIn(e) => e.kind(),
             ProxyError::ProviderUnavailable => "provider_unavailable",
@@ -190,6 +197,9 @@ impl ProxyError {
             ProxyError::BearerRequired(Some(e)) => {
                 format!("The access token was not accepted: {e}.").into()
             }
+            ProxyError::InsufficientClaims { .. } => {
+                "This API needs an access token that satisfies the authentication context it requires (Conditional Access step-up).".into()
+            }
             ProxyError::Forbidden(d) => {
                 format!("You are signed in, but {d}. Ask the application's owner for access.")
                     .into()
@@ -213,6 +223,10 @@ impl ProxyError {
             // The code is still unused: loading the page again finishes the sign-in.
             ProxyError::SignIn(SignInError::Busy) => {
                 "Many sign-ins are being completed right now. Load this page again in a moment."
+                    .into()
+            }
+            ProxyError::SignIn(SignInError::StepUpNotSatisfied) => {
+                "This page needs an additional verification that Microsoft Entra ID did not confirm. Try again, or ask the application's owner."
                     .into()
             }
             ProxyError::SignIn(SignInError::Provider { error, aadsts }) => format!(
@@ -274,7 +288,8 @@ impl ProxyError {
             ProxyError::BadRequest(_)
             | ProxyError::MethodNotAllowed
             | ProxyError::NoRoute
-            | ProxyError::BearerRequired(_) => None,
+            | ProxyError::BearerRequired(_)
+            | ProxyError::InsufficientClaims { .. } => None,
         }
     }
 
@@ -301,6 +316,12 @@ impl ProxyError {
                     "Bearer realm=\"portcullis\", error=\"insufficient_scope\"",
                 ),
             )),
+            // Entra's claims challenge: MSAL passes `claims` to /authorize as is.
+            ProxyError::InsufficientClaims { challenge } => HeaderValue::from_str(&format!(
+                "Bearer realm=\"portcullis\", error=\"insufficient_claims\", claims=\"{challenge}\""
+            ))
+            .ok()
+            .map(|v| (WWW_AUTHENTICATE, v)),
             // RFC 6750 §3.1.
             ProxyError::BearerRequired(Some(e)) => HeaderValue::from_str(&format!(
                 "Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"{e}\""

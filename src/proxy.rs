@@ -7,7 +7,7 @@
 //!         ─▶ Auth::endpoint (auth/endpoints.rs: /.auth/login, callback, logout, me)
 //!         ─▶ RouteTable::resolve (route.rs: 404; 400 for a path the route does not allow)
 //!         ─▶ client::clean (headers/client.rs: hop-by-hop, `_` names, identity families, every route)
-//!         ─▶ Auth::authenticate (auth.rs: session or bearer token; 302 to sign in, 401, 503)
+//!         ─▶ Auth::authenticate (auth.rs: session or bearer token, step-up; 302 to sign in, 401, 503)
 //!         ─▶ policy::authorize (policy.rs; 403)
 //!         ─▶ identity::inject (headers/identity.rs: X-Auth-Request-* / X-MS-CLIENT-PRINCIPAL*)
 //!         ─▶ to_upstream (canonical path, X-Forwarded-*, request ID; own cookies out)
@@ -170,10 +170,15 @@ impl Proxy {
         drop(table);
         let principal = match (&self.auth, route.auth) {
             (_, AuthMode::Public) => None,
-            (Some(auth), mode) => match auth.authenticate(mode, &req, &target, ctx).await? {
-                Decision::Proceed(p) => p,
-                Decision::Respond(resp) => return Ok(resp),
-            },
+            (Some(auth), mode) => {
+                match auth
+                    .authenticate(mode, route.auth_context.as_ref(), &req, &target, ctx)
+                    .await?
+                {
+                    Decision::Proceed(p) => p,
+                    Decision::Respond(resp) => return Ok(resp),
+                }
+            }
             // Refused at load (routes::check_against_oidc); fail closed all the same.
             (None, _) => return Err(ProxyError::ProviderUnavailable),
         };

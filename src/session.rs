@@ -221,12 +221,15 @@ impl Sessions {
 
     /// Starts a session for a verified sign-in and returns its ID (the cookie value) and how
     /// long it lasts: `max_lifetime`, and without a refresh token no longer than the access
-    /// token.
+    /// token. With `upgrade` (a step-up: the browser's current session of the same user, by
+    /// its ID), the new value replaces that session's under the same ID, unless it has ended
+    /// meanwhile.
     pub async fn start(
         &self,
         identity: Identity,
         hints: SignOutHints,
         tokens: Tokens,
+        upgrade: Option<&str>,
     ) -> Result<(String, Duration), StoreError> {
         let now = now();
         let access_expires_at = access_expiry(now, &tokens);
@@ -236,7 +239,7 @@ impl Sessions {
         } else {
             hard_end.min(access_expires_at)
         };
-        self.create(Session {
+        let session = Session {
             sid: hints.sid,
             login_hint: hints.login_hint,
             identity,
@@ -245,9 +248,16 @@ impl Sessions {
             access_expires_at,
             created_at: now,
             expires_at,
-        })
-        .await
-        .map(|id| (id, Duration::from_secs(expires_at - now)))
+        };
+        let lifetime = Duration::from_secs(expires_at - now);
+        if let Some(id) = upgrade {
+            let key = store_key(id);
+            self.index(&key, &session).await?;
+            if self.save(&key, session.clone()).await?.is_some() {
+                return Ok((id.to_owned(), lifetime));
+            }
+        }
+        self.create(session).await.map(|id| (id, lifetime))
     }
 
     /// Stores a new session and returns its ID (the cookie value).
@@ -260,18 +270,24 @@ impl Sessions {
         self.store
             .set(&key, &self.seal(&key, &session)?, ttl)
             .await?;
-        // The indexes live as long as the session's hard end: a member may outlive its
-        // session (readers skip it), a session never outlives its index entry.
+        self.index(&key, &session).await?;
+        Ok(id)
+    }
+
+    /// Adds a session to the `sid` and user indexes. They live as long as the session's hard
+    /// end: a member may outlive its session (readers skip it), a session never outlives its
+    /// index entry.
+    async fn index(&self, key: &str, session: &Session) -> Result<(), StoreError> {
         let left = Duration::from_secs(session.expires_at.saturating_sub(now()).max(1));
         if let Some(sid) = &session.sid {
-            self.store.set_add(&sid_key(sid), &key, left).await?;
+            self.store.set_add(&sid_key(sid), key, left).await?;
         }
         if !session.identity.oid().is_empty() {
             self.store
-                .set_add(&user_key(session.identity.oid()), &key, left)
+                .set_add(&user_key(session.identity.oid()), key, left)
                 .await?;
         }
-        Ok(id)
+        Ok(())
     }
 
     fn seal(&self, key: &str, session: &Session) -> Result<Vec<u8>, StoreError> {

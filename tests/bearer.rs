@@ -8,11 +8,13 @@
 //! - `callers`: `required_scopes` and `allowed_client_apps` judge the calling app.
 //! - `overage`: a groups overage is read from Graph by the app itself, or denied.
 //! - `login_or_bearer`: a request is judged by its token when it brings one, and only so.
+//! - `step_up`: a route's `auth_context` answers a token without it with a claims challenge.
 
 mod callers;
 mod login_or_bearer;
 mod overage;
 mod shape;
+mod step_up;
 
 use entra_standin::{AppPermission, TestClient};
 use serde_json::Value;
@@ -101,16 +103,22 @@ pub async fn app_token(s: &SignIn, client: &str) -> String {
 
 /// The token answer of an authorization-code flow in which `user` signs in to `client`
 /// (registered with `redirect`) asking for `scope`.
-pub async fn code_flow(
+pub async fn code_flow(s: &SignIn, app: (&str, &str, &str), user: &str, scope: &str) -> Value {
+    code_flow_with(s, app, user, scope, &[]).await
+}
+
+/// [`code_flow`] with more authorize parameters (`claims`).
+pub async fn code_flow_with(
     s: &SignIn,
     (client, secret, redirect): (&str, &str, &str),
     user: &str,
     scope: &str,
+    extra: &[(&str, &str)],
 ) -> Value {
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
     let tid = s.idp.tenant_id().to_owned();
-    let authorize = reqwest::Url::parse_with_params(
+    let mut authorize = reqwest::Url::parse_with_params(
         &format!("{}/{tid}/oauth2/v2.0/authorize", s.idp.base_url()),
         [
             ("client_id", client),
@@ -125,6 +133,7 @@ pub async fn code_flow(
         ],
     )
     .unwrap();
+    authorize.query_pairs_mut().extend_pairs(extra);
     let resp = idp_http(s).get(authorize).send().await.unwrap();
     let location = reqwest::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
     let code = location

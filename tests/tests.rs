@@ -37,6 +37,7 @@ mod sessions;
 mod shutdown;
 mod sign_in_abuse;
 mod sign_in_options;
+mod step_up;
 mod store;
 mod streaming;
 mod tokens;

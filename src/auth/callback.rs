@@ -8,6 +8,12 @@
 //! another instance), redeems the code with the PKCE verifier, validates the ID token with the
 //! nonce, resolves group overage, and creates the session with a fresh ID (no session
 //! fixation). A callback refused before the marker writes nothing and calls no one.
+//!
+//! A step-up sign-in (the pending sign-in names an authentication context) must come back
+//! with an ID token whose `acrs` names that context, or it is refused (403) and the session
+//! stays as it was. It upgrades the browser's current session in place — same cookie, new
+//! value — when that session is live and belongs to the same user (`tid` and `oid`); any
+//! other case gets a fresh session, as a first sign-in does.
 
 use std::time::Duration;
 
@@ -98,13 +104,27 @@ impl SignIn {
         }
         drop(slot);
 
+        let upgrade = match &p.auth_context {
+            Some(wanted) => {
+                if !identity.iter("acrs").any(|v| v == wanted) {
+                    return Err(fail(SignInError::StepUpNotSatisfied));
+                }
+                self.current_session(req, &identity).await?
+            }
+            None => None,
+        };
         let (oid, tid) = (identity.oid().to_owned(), identity.tid().to_owned());
         let (id, lifetime) = self
             .sessions
-            .start(identity, hints, tokens)
+            .start(identity, hints, tokens, upgrade.as_deref())
             .await
             .map_err(ProxyError::StoreUnavailable)?;
-        crate::audit::record(ctx.audit(), crate::audit::Event::SignIn, &oid, &tid, "");
+        let reason = if p.auth_context.is_some() {
+            "step_up"
+        } else {
+            ""
+        };
+        crate::audit::record(ctx.audit(), crate::audit::Event::SignIn, &oid, &tid, reason);
 
         let mut resp = Response::new(body::empty());
         *resp.status_mut() = StatusCode::FOUND;
@@ -117,6 +137,37 @@ impl SignIn {
         h.append(SET_COOKIE, cookies::set(self.cookie_name(), &id, lifetime));
         h.append(SET_COOKIE, cookies::clear(&name));
         Ok(resp)
+    }
+}
+
+impl SignIn {
+    /// The ID of the browser's live session, if it belongs to the user who just signed in
+    /// (same `tid` and `oid`, both present).
+    async fn current_session<B>(
+        &self,
+        req: &Request<B>,
+        user: &Identity,
+    ) -> Result<Option<String>, ProxyError> {
+        if user.oid().is_empty() || user.tid().is_empty() {
+            return Ok(None);
+        }
+        for id in cookies::session_ids(req.headers(), self.cookie_name()) {
+            let Some(s) = self
+                .sessions
+                .load(id)
+                .await
+                .map_err(ProxyError::StoreUnavailable)?
+            else {
+                continue;
+            };
+            let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+            if same(s.session.identity.oid(), user.oid())
+                && same(s.session.identity.tid(), user.tid())
+            {
+                return Ok(Some(id.to_owned()));
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -161,7 +161,7 @@ impl Auth {
     ) -> Result<Response<Body>, ProxyError> {
         let Some(s) = self.session.lookup(req.headers(), ctx).await? else {
             return Err(ProxyError::SignInRequired {
-                login_url: super::login::login_url("/"),
+                login_url: super::login::login_url("/", None),
             });
         };
         let id = &s.identity;

@@ -4,6 +4,12 @@
 //! challenge), `response_mode=query`, and a callback URL on the host the browser used. They
 //! travel in a sealed cookie (`pending.rs`); Entra sees only the state, the nonce and the
 //! challenge.
+//!
+//! Step-up: a route with `auth_context` asks for that Conditional Access authentication
+//! context with the `claims` request parameter, both when a browser without a session signs
+//! in and when a session lacks it (`acrs`). The pending sign-in remembers the context: the
+//! callback accepts only an ID token whose `acrs` names it, and upgrades the browser's session
+//! in place (`callback.rs`).
 
 use http::header::{HeaderValue, CACHE_CONTROL, LOCATION, SET_COOKIE};
 use http::{Request, Response, StatusCode};
@@ -13,6 +19,7 @@ use super::pending::{self, Pending};
 use super::sign_in::{Endpoint, SignIn};
 use super::{return_to, Decision};
 use crate::body::{self, Body};
+use crate::config::AuthContext;
 use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::oidc::AuthorizeParams;
@@ -20,11 +27,14 @@ use crate::primitives::{now, random_token};
 use crate::request::Target;
 
 impl SignIn {
-    /// No session: browsers go to sign in and come back here; others get 401.
+    /// No session, or one without the route's authentication context (`step_up`, with the
+    /// session's `login_hint`): browsers go to sign in and come back here; others get 401.
     pub(super) fn challenge<B>(
         &self,
         req: &Request<B>,
         target: &Target,
+        auth_context: Option<&AuthContext>,
+        login_hint: Option<&str>,
     ) -> Result<Decision, ProxyError> {
         let here = target.path_and_query.as_str();
         let back = return_to::safe(here, target.authority.as_str()).unwrap_or_else(|| "/".into());
@@ -32,16 +42,19 @@ impl SignIn {
             return Err(ProxyError::ProviderUnavailable);
         }
         if super::is_navigation(req) {
-            return self
-                .start(req, target, back, None, None)
-                .map(Decision::Respond);
+            let ask = Ask {
+                login_hint,
+                domain_hint: None,
+                auth_context,
+            };
+            return self.start(req, target, back, ask).map(Decision::Respond);
         }
         Err(ProxyError::SignInRequired {
-            login_url: login_url(&back),
+            login_url: login_url(&back, auth_context),
         })
     }
 
-    /// `GET /.auth/login?rd=/path[&login_hint=…][&domain_hint=…]`.
+    /// `GET /.auth/login?rd=/path[&login_hint=…][&domain_hint=…][&auth_context=c1]`.
     pub(super) fn login_endpoint<B>(
         &self,
         req: &Request<B>,
@@ -52,11 +65,17 @@ impl SignIn {
         let mut rd = None;
         let mut login_hint = None;
         let mut domain_hint = None;
+        let mut auth_context = None;
         for (k, v) in url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
             match k.as_ref() {
                 "rd" => rd = Some(v.into_owned()),
                 "login_hint" => login_hint = Some(v.into_owned()),
                 "domain_hint" => domain_hint = Some(v.into_owned()),
+                "auth_context" => {
+                    auth_context = Some(AuthContext::parse(&v).ok_or(ProxyError::BadRequest(
+                        "auth_context must be an authentication context ID, c1 to c99.",
+                    ))?)
+                }
                 _ => {}
             }
         }
@@ -72,13 +91,13 @@ impl SignIn {
         if !self.provider.is_ready() {
             return Err(ProxyError::ProviderUnavailable);
         }
-        self.start(
-            req,
-            target,
-            back,
-            login_hint.filter(hint_ok).as_deref(),
-            domain_hint.filter(hint_ok).as_deref(),
-        )
+        let (login_hint, domain_hint) = (login_hint.filter(hint_ok), domain_hint.filter(hint_ok));
+        let ask = Ask {
+            login_hint: login_hint.as_deref(),
+            domain_hint: domain_hint.as_deref(),
+            auth_context: auth_context.as_ref(),
+        };
+        self.start(req, target, back, ask)
     }
 
     fn start<B>(
@@ -86,8 +105,7 @@ impl SignIn {
         req: &Request<B>,
         target: &Target,
         return_to: String,
-        login_hint: Option<&str>,
-        domain_hint: Option<&str>,
+        ask: Ask<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         let p = Pending {
             state: random_token(),
@@ -100,6 +118,7 @@ impl SignIn {
                 self.provider.config.callback_path
             ),
             expires_at: now() + pending::LIFETIME.as_secs(),
+            auth_context: ask.auth_context.map(|c| c.id().to_owned()),
         };
         let url = self
             .provider
@@ -108,8 +127,9 @@ impl SignIn {
                 state: &p.state,
                 nonce: &p.nonce,
                 pkce_verifier: &p.verifier,
-                login_hint,
-                domain_hint,
+                login_hint: ask.login_hint,
+                domain_hint: ask.domain_hint,
+                claims: ask.auth_context.map(AuthContext::id_token_claims),
             })
             .map_err(|_| ProxyError::ProviderUnavailable)?;
         let name = pending::cookie_name(self.cookie_name(), &p.state);
@@ -134,10 +154,20 @@ impl SignIn {
     }
 }
 
-/// `/.auth/login?rd=<path>`.
-pub fn login_url(return_to: &str) -> String {
+/// What a sign-in asks Entra for beyond signing in.
+pub(super) struct Ask<'a> {
+    login_hint: Option<&'a str>,
+    domain_hint: Option<&'a str>,
+    auth_context: Option<&'a AuthContext>,
+}
+
+/// `/.auth/login?rd=<path>[&auth_context=c1]`.
+pub fn login_url(return_to: &str, auth_context: Option<&AuthContext>) -> String {
     let rd: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
-    format!("/.auth/login?rd={rd}")
+    match auth_context {
+        Some(c) => format!("/.auth/login?rd={rd}&auth_context={}", c.id()),
+        None => format!("/.auth/login?rd={rd}"),
+    }
 }
 
 /// The host (lower case) and port the browser used: redirect URIs are matched exactly.

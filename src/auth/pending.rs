@@ -29,6 +29,9 @@ pub struct Pending {
     pub redirect_uri: String,
     /// Unix seconds.
     pub expires_at: u64,
+    /// The authentication context asked for (step-up): the ID token's `acrs` must name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_context: Option<String>,
 }
 
 /// The cookie that holds the sign-in for `state`.
@@ -63,6 +66,7 @@ mod tests {
             return_to: "/x".into(),
             redirect_uri: "https://h/.auth/callback".into(),
             expires_at: 1,
+            auth_context: None,
         }
     }
 

@@ -200,6 +200,7 @@ pub struct RawRoute {
     pub require_claims: std::collections::BTreeMap<String, Vec<String>>,
     pub required_scopes: Option<Vec<String>>,
     pub allowed_client_apps: Option<Vec<String>>,
+    pub auth_context: Option<String>,
     #[serde(default)]
     pub allow_encoded_slashes: bool,
     #[serde(default)]

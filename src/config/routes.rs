@@ -15,7 +15,9 @@ use super::{base_dir, duration, ConfigError};
 
 mod policy;
 mod request;
+mod step_up;
 pub use crate::headers::identity::HeaderPreset;
+pub use step_up::AuthContext;
 
 /// One validated route, as written in the routing file.
 #[derive(Debug, Clone)]
@@ -36,6 +38,8 @@ pub struct RouteSpec {
     pub claims_headers: Vec<(http::HeaderName, String)>,
     pub pass_access_token: bool,
     pub policy: PolicySpec,
+    /// The Conditional Access authentication context the route requires (`auth_context`).
+    pub auth_context: Option<AuthContext>,
     /// Serve paths holding `%2F` / `%5C` (`allow_encoded_slashes`).
     pub allow_encoded_slashes: bool,
     /// Serve paths holding `;` parameters (`allow_path_parameters`).
@@ -307,6 +311,8 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
         claims_headers.push((header, claim.trim().to_owned()));
     }
     let policy = policy::policy(&r, auth, file, &key)?;
+    let auth_context =
+        step_up::auth_context(r.auth_context.as_deref(), auth, file, &key("auth_context"))?;
     if auth == AuthMode::Public
         && (!policy.is_empty() || r.pass_access_token || !claims_headers.is_empty())
     {
@@ -337,6 +343,7 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
         claims_headers,
         pass_access_token: r.pass_access_token,
         policy,
+        auth_context,
         line,
     })
 }
@@ -367,14 +374,16 @@ pub fn check_against_oidc(
         return Ok(());
     }
     let unscoped = specs.iter().find(|s| {
-        (!s.policy.roles.is_empty() || !s.policy.claims.is_empty()) && s.policy.tenants.is_empty()
+        (!s.policy.roles.is_empty() || !s.policy.claims.is_empty() || s.auth_context.is_some())
+            && s.policy.tenants.is_empty()
     });
     match unscoped {
         Some(s) => Err(ConfigError::invalid(
             file,
             format!("route {:?} (line {}): allowed_tenants", s.name, s.line),
-            "the tenant IDs whose app roles and claims this route trusts: with a multi-tenant \
-             issuer, allowed_roles and require_claims mean something else in every tenant",
+            "the tenant IDs whose app roles, claims and authentication contexts this route \
+             trusts: with a multi-tenant issuer, allowed_roles, require_claims and auth_context \
+             mean something else in every tenant",
         )),
         None => Ok(()),
     }

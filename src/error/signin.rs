@@ -29,6 +29,9 @@ pub enum SignInError {
     NoIdToken,
     #[error("the ID token was refused")]
     IdToken(#[source] VerifyError),
+    /// A step-up sign-in came back without the authentication context it asked for (`acrs`).
+    #[error("the ID token does not satisfy the authentication context asked for")]
+    StepUpNotSatisfied,
 }
 
 impl SignInError {
@@ -45,6 +48,7 @@ impl SignInError {
             SignInError::Redeem(_) => "sign_in_redeem_failed",
             SignInError::NoIdToken => "sign_in_no_id_token",
             SignInError::IdToken(_) => "sign_in_invalid_id_token",
+            SignInError::StepUpNotSatisfied => "sign_in_step_up_not_satisfied",
         }
     }
 }

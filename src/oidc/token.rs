@@ -59,6 +59,8 @@ pub struct AuthorizeParams<'a> {
     pub pkce_verifier: &'a str,
     pub login_hint: Option<&'a str>,
     pub domain_hint: Option<&'a str>,
+    /// The `claims` request parameter (JSON), for a step-up to an authentication context.
+    pub claims: Option<&'a str>,
 }
 
 pub fn authorize_url(client: &Client, config: &OidcConfig, p: &AuthorizeParams<'_>) -> Option<Url> {
@@ -85,6 +87,9 @@ pub fn authorize_url(client: &Client, config: &OidcConfig, p: &AuthorizeParams<'
     }
     if let Some(h) = p.domain_hint {
         req = req.add_extra_param("domain_hint", h.to_owned());
+    }
+    if let Some(c) = p.claims {
+        req = req.add_extra_param("claims", c.to_owned());
     }
     Some(req.url().0)
 }

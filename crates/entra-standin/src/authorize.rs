@@ -173,6 +173,10 @@ fn decide(
         Ok(challenge) => challenge,
         Err(e) => return fail(to, e),
     };
+    let acrs = match requested_acrs(p) {
+        Ok(acrs) => acrs,
+        Err(e) => return fail(to, e),
+    };
     let prompt: Vec<&str> = p.get("prompt").unwrap_or("").split_whitespace().collect();
     let Some(user) = session::pick_user(state, p, session, &prompt) else {
         if prompt.contains(&"none") {
@@ -195,6 +199,7 @@ fn decide(
             scope: scope.to_owned(),
             username: user.username.clone(),
             sid: sid.clone(),
+            acrs,
             expires: now() + CODE_LIFETIME,
             used: false,
         },
@@ -209,6 +214,56 @@ fn decide(
         params: Params(params),
         session: Some(sid),
     }
+}
+
+/// The authentication contexts the `claims` parameter asks for, as Entra reads it:
+/// `{"id_token":{"acrs":{"essential":true,"value":"c1"}}}` (or `values`, or under
+/// `access_token`). The user satisfies every one (the stand-in's users complete any
+/// Conditional Access challenge); they come back in the `acrs` claim.
+fn requested_acrs(p: &Params) -> Result<Vec<String>, AadError> {
+    let Some(raw) = p.get("claims") else {
+        return Ok(Vec::new());
+    };
+    let invalid = || {
+        AadError::bad_request(
+            "invalid_request",
+            90100,
+            "claims parameter is empty or not valid.",
+        )
+    };
+    let v: serde_json::Value = serde_json::from_str(raw).map_err(|_| invalid())?;
+    let obj = v.as_object().ok_or_else(invalid)?;
+    let mut out: Vec<String> = Vec::new();
+    for token in ["id_token", "access_token"] {
+        let Some(acrs) = obj.get(token).and_then(|t| t.get("acrs")) else {
+            continue;
+        };
+        let one = acrs
+            .get("value")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let many = acrs
+            .get("values")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_else(Vec::new);
+        for id in one.into_iter().chain(many) {
+            let valid = id.strip_prefix('c').is_some_and(|n| {
+                (1..=2).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit())
+            });
+            if !valid {
+                return Err(invalid());
+            }
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The error a test configured with `set_authorize_error`.

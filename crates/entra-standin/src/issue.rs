@@ -27,6 +27,21 @@ pub(crate) fn signing_failed(e: KeyError) -> AadError {
     )
 }
 
+/// What a token answer is bound to: the sign-in's nonce (ID tokens from a code only), the
+/// browser session (`sid`) and the satisfied authentication contexts (`acrs`).
+pub(crate) struct Grant<'a> {
+    pub nonce: Option<&'a str>,
+    pub sid: &'a str,
+    pub acrs: &'a [String],
+}
+
+/// `acrs`: the authentication contexts satisfied, when any were asked for.
+fn with_acrs(claims: &mut Value, acrs: &[String]) {
+    if let (false, Some(map)) = (acrs.is_empty(), claims.as_object_mut()) {
+        map.insert("acrs".into(), json!(acrs));
+    }
+}
+
 /// The token response. `scopes` picks the access token's resource; `grant_scope` (the scopes
 /// of the sign-in) decides whether an ID token and a refresh token come with it.
 pub(crate) fn issue(
@@ -35,9 +50,9 @@ pub(crate) fn issue(
     user: &TestUser,
     scopes: &Scopes,
     grant_scope: &str,
-    nonce: Option<&str>,
-    sid: &str,
+    grant: &Grant<'_>,
 ) -> Result<Value, AadError> {
+    let (nonce, sid) = (grant.nonce, grant.sid);
     let has = |name: &str| {
         grant_scope
             .split_whitespace()
@@ -46,7 +61,9 @@ pub(crate) fn issue(
     let now = now();
     let client_id = auth.client.client_id.as_str();
     let access_times = Times::from(now, state.config.access_token_lifetime);
-    let (access_claims, audience) = access::delegated(state, user, auth, scopes, sid, access_times);
+    let (mut access_claims, audience) =
+        access::delegated(state, user, auth, scopes, sid, access_times);
+    with_acrs(&mut access_claims, grant.acrs);
     let mut id_claims = None;
     let (access, id) = {
         let keys = state.keys();
@@ -57,7 +74,8 @@ pub(crate) fn issue(
         let id = if has("openid") {
             let t = Times::from(now, state.config.id_token_lifetime);
             let optional = auth.client.optional_claims;
-            let c = claims::id_token(state, user, client_id, optional, nonce, sid, t);
+            let mut c = claims::id_token(state, user, client_id, optional, nonce, sid, t);
+            with_acrs(&mut c, grant.acrs);
             let signed = keys.sign(&c, None, None).map_err(signing_failed)?;
             id_claims = Some(c);
             Some(signed)
@@ -107,6 +125,7 @@ pub(crate) fn issue(
                 username: user.username.clone(),
                 scope: grant_scope.to_owned(),
                 sid: sid.to_owned(),
+                acrs: grant.acrs.to_vec(),
                 issued: now,
                 expires: now.saturating_add(state.config.refresh_token_lifetime.as_secs()),
                 status: RefreshStatus::Active,

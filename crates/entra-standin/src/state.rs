@@ -53,6 +53,8 @@ pub(crate) struct AuthCode {
     pub scope: String,
     pub username: String,
     pub sid: String,
+    /// Authentication contexts asked for with the `claims` parameter, and satisfied.
+    pub acrs: Vec<String>,
     pub expires: u64,
     pub used: bool,
 }
@@ -75,6 +77,8 @@ pub(crate) struct RefreshGrant {
     /// The scopes of the original sign-in.
     pub scope: String,
     pub sid: String,
+    /// The authentication contexts of the sign-in: refreshed tokens keep them.
+    pub acrs: Vec<String>,
     pub issued: u64,
     pub expires: u64,
     pub status: RefreshStatus,

@@ -11,6 +11,7 @@ mod graph;
 mod pkce;
 mod redirects;
 mod refresh;
+mod step_up;
 mod tenants;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

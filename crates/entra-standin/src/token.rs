@@ -195,15 +195,12 @@ fn redeem_code(
     }
     let user = signed_in_user(state, &entry.username)?;
     let scopes = scopes::resolve(state, form.get("scope").unwrap_or(&entry.scope))?;
-    issue::issue(
-        state,
-        auth,
-        &user,
-        &scopes,
-        &entry.scope,
-        entry.nonce.as_deref(),
-        &entry.sid,
-    )
+    let grant = issue::Grant {
+        nonce: entry.nonce.as_deref(),
+        sid: &entry.sid,
+        acrs: &entry.acrs,
+    };
+    issue::issue(state, auth, &user, &scopes, &entry.scope, &grant)
 }
 
 fn redeem_refresh(
@@ -229,7 +226,12 @@ fn redeem_refresh(
     entry.status = RefreshStatus::Rotated;
     let entry = entry.clone();
     drop(grants);
-    issue::issue(state, auth, &user, &scopes, &entry.scope, None, &entry.sid)
+    let grant = issue::Grant {
+        nonce: None,
+        sid: &entry.sid,
+        acrs: &entry.acrs,
+    };
+    issue::issue(state, auth, &user, &scopes, &entry.scope, &grant)
 }
 
 /// Whether `entry` may be redeemed by `auth`'s client at `tenant`'s endpoint now.

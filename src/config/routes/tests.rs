@@ -224,6 +224,7 @@ fn multi_tenant_routes_deciding_by_roles_or_claims_must_name_their_tenants() {
     for policy in [
         "allowed_roles = [\"Admin\"]",
         "require_claims = { wids = [\"x\"] }",
+        "auth_context = \"c1\"",
     ] {
         let specs = parse_ok(&route(policy));
         let err = check_against_oidc(&specs, file(), Some(&oidc)).unwrap_err();
