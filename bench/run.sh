@@ -690,7 +690,7 @@ redis_bytes() {
     redis-cli -p "$REDIS_PORT" --scan --pattern "${prefix}session:*" | head -n 200 | while read -r k; do
         echo "$(redis-cli -p "$REDIS_PORT" memory usage "$k") $(redis-cli -p "$REDIS_PORT" strlen "$k")"
     done | awk '{ m += $1; v += $2; n++ } END {
-        if (n) printf "%d session key(s) sampled: MEMORY USAGE %.0f bytes, value %.0f bytes (sealed JSON)", n, m / n, v / n
+        if (n) printf "%d session key(s) sampled: MEMORY USAGE %.0f bytes, value %.0f bytes (sealed)", n, m / n, v / n
         else printf "no session keys found" }'
 }
 

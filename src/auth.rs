@@ -42,7 +42,7 @@ use http::header::ACCEPT;
 use http::{Method, Request, Response};
 
 use crate::body::Body;
-use crate::config::{AuthContext, AuthMode, SignInConfig};
+use crate::config::{AuthMode, RouteSpec, SignInConfig};
 use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::identity::Identity;
@@ -158,17 +158,17 @@ impl Auth {
         self.session.cookie_name()
     }
 
-    /// Runs the route's authentication: `mode`, and the authentication context the route
-    /// requires, if any.
+    /// Runs the route's authentication: its `auth` mode, the authentication context it
+    /// requires, and a session that can pass its access token when the route does.
     pub async fn authenticate<B>(
         &self,
-        mode: AuthMode,
-        auth_context: Option<&AuthContext>,
+        route: &RouteSpec,
         req: &Request<B>,
         target: &Target,
         ctx: &RequestCtx,
     ) -> Result<Decision, ProxyError> {
-        let by_token = match mode {
+        let auth_context = route.auth_context.as_ref();
+        let by_token = match route.auth {
             AuthMode::Public => return Ok(Decision::Proceed(None)),
             AuthMode::Bearer => true,
             AuthMode::Login => false,
@@ -189,6 +189,12 @@ impl Auth {
                 Some(c) if !c.satisfied_by(&s.identity) => {
                     self.sign_in
                         .challenge(req, target, Some(c), s.login_hint.as_deref())
+                }
+                // Stored before a route passed access tokens, with no refresh token to get
+                // one: a new sign-in gets it.
+                _ if route.pass_access_token && s.access_token.is_none() => {
+                    self.sign_in
+                        .challenge(req, target, auth_context, s.login_hint.as_deref())
                 }
                 _ => Ok(Decision::Proceed(Some(Principal::Session(s)))),
             },

@@ -18,9 +18,15 @@ pub struct Identity {
 /// Claims that only matter while validating a token, that are large and useless upstream, or
 /// that must never reach an upstream: `sid` and `login_hint` (the session keeps them for
 /// sign-out; with them an app could sign the user out of Entra, or learn the user's session).
+/// The token's validity times (`iat`, `nbf`, `exp`) are checked at validation and mean nothing
+/// after it: a session has lifetimes of its own, and an upstream shown the ID token's `exp`
+/// would read a stale expiry.
 const DROPPED_CLAIMS: &[&str] = &[
     "sid",
     "login_hint",
+    "iat",
+    "nbf",
+    "exp",
     "nonce",
     "aio",
     "rh",

@@ -63,6 +63,10 @@ impl Proxy {
         auth: Option<Arc<Auth>>,
         traced: bool,
     ) -> Proxy {
+        if let Some(auth) = &auth {
+            auth.sessions()
+                .set_keep_access_token(routes.passes_access_tokens());
+        }
         Proxy {
             routes: ArcSwap::from_pointee(routes),
             clients,
@@ -79,6 +83,10 @@ impl Proxy {
 
     /// Swaps in a new route table; requests in flight keep the one they loaded.
     pub fn set_routes(&self, table: RouteTable) {
+        if let Some(auth) = &self.auth {
+            auth.sessions()
+                .set_keep_access_token(table.passes_access_tokens());
+        }
         self.routes.store(Arc::new(table));
     }
 
@@ -170,15 +178,10 @@ impl Proxy {
         drop(table);
         let principal = match (&self.auth, route.auth) {
             (_, AuthMode::Public) => None,
-            (Some(auth), mode) => {
-                match auth
-                    .authenticate(mode, route.auth_context.as_ref(), &req, &target, ctx)
-                    .await?
-                {
-                    Decision::Proceed(p) => p,
-                    Decision::Respond(resp) => return Ok(resp),
-                }
-            }
+            (Some(auth), _) => match auth.authenticate(&route.spec, &req, &target, ctx).await? {
+                Decision::Proceed(p) => p,
+                Decision::Respond(resp) => return Ok(resp),
+            },
             // Refused at load (routes::check_against_oidc); fail closed all the same.
             (None, _) => return Err(ProxyError::ProviderUnavailable),
         };

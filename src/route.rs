@@ -82,6 +82,8 @@ pub struct RouteTable {
     /// client copies are removed on all routes.
     removed: Vec<HeaderName>,
     case_sensitive: bool,
+    /// Some route has `pass_access_token`.
+    passes_access_tokens: bool,
 }
 
 #[derive(Debug, Default)]
@@ -139,6 +141,7 @@ impl RouteTable {
                 client,
                 metrics,
             });
+            table.passes_access_tokens |= route.pass_access_token;
             for (h, _) in &route.claims_headers {
                 if !table.removed.contains(h) {
                     table.removed.push(h.clone());
@@ -175,6 +178,11 @@ impl RouteTable {
                 .sort_by_key(|r| std::cmp::Reverse(r.path_prefix.len()));
         }
         Ok(table)
+    }
+
+    /// Whether some route passes the session's access token upstream.
+    pub fn passes_access_tokens(&self) -> bool {
+        self.passes_access_tokens
     }
 
     /// The route for `host` (lower case, no port) and canonical `path`, if any.

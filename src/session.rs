@@ -11,8 +11,14 @@
 //! to every instance, which drops its copy at once (`cache.rs`).
 //!
 //! `refresh.rs` renews access tokens before they expire, one token call per session.
+//!
+//! The stored value is compact (`codec.rs`) and holds only what the proxy uses: the claims it
+//! may put in headers or judge, the refresh token, the sign-out hints — and the access token
+//! only while some route passes it upstream (`pass_access_token`). When a reload adds such a
+//! route, a session without one renews once to get it.
 
 mod cache;
+mod codec;
 pub mod refresh;
 
 use std::sync::Arc;
@@ -161,6 +167,8 @@ pub struct Sessions {
     sealer: Sealer,
     cache: cache::Cache,
     pub(crate) refresh: refresh::RefreshState,
+    /// Some route passes the access token upstream: sessions keep it.
+    keep_access_token: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -183,6 +191,7 @@ impl Sessions {
             sealer: Sealer::new(secrets, Purpose::Session),
             cache,
             refresh: refresh::RefreshState::default(),
+            keep_access_token: std::sync::atomic::AtomicBool::new(false),
             config,
             store,
         });
@@ -192,6 +201,27 @@ impl Sessions {
 
     pub fn config(&self) -> &SessionConfig {
         &self.config
+    }
+
+    /// Whether sessions keep their access token: set from the live routing file (some route
+    /// has `pass_access_token`).
+    pub fn set_keep_access_token(&self, keep: bool) {
+        self.keep_access_token
+            .store(keep, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn keeps_access_token(&self) -> bool {
+        self.keep_access_token
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The session as this instance stores it: without the access token unless a route uses
+    /// it.
+    fn stored_form(&self, mut session: Session) -> Session {
+        if !self.keeps_access_token() {
+            session.access_token = None;
+        }
+        session
     }
 
     /// `"memory"` or `"redis"`.
@@ -239,7 +269,7 @@ impl Sessions {
         } else {
             hard_end.min(access_expires_at)
         };
-        let session = Session {
+        let session = self.stored_form(Session {
             sid: hints.sid,
             login_hint: hints.login_hint,
             identity,
@@ -248,7 +278,7 @@ impl Sessions {
             access_expires_at,
             created_at: now,
             expires_at,
-        };
+        });
         let lifetime = Duration::from_secs(expires_at - now);
         if let Some(id) = upgrade {
             let key = store_key(id);
@@ -291,8 +321,8 @@ impl Sessions {
     }
 
     fn seal(&self, key: &str, session: &Session) -> Result<Vec<u8>, StoreError> {
-        let json = serde_json::to_vec(session).map_err(|e| StoreError::Failed(e.to_string()))?;
-        Ok(self.sealer.seal(&json, key.as_bytes()))
+        let plain = codec::encode(session).map_err(|e| StoreError::Failed(e.to_string()))?;
+        Ok(self.sealer.seal(&plain, key.as_bytes()))
     }
 
     /// Reads from the store, bypassing the cache (and not extending the idle timeout). `None`
@@ -306,7 +336,7 @@ impl Sessions {
             tracing::warn!(key, "session value does not open; treating it as absent");
             return Ok(None);
         };
-        match serde_json::from_slice::<Session>(&plain) {
+        match codec::decode(&plain) {
             Ok(s) if s.expires_at > now() => Ok(Some(Arc::new(Active::new(s)))),
             Ok(_) => Ok(None),
             Err(e) => {
@@ -372,6 +402,7 @@ impl Sessions {
         key: &str,
         session: Session,
     ) -> Result<Option<Arc<Active>>, StoreError> {
+        let session = self.stored_form(session);
         let ttl = self
             .ttl(&session, now())
             .ok_or_else(|| StoreError::Failed("session has ended".into()))?;

@@ -33,6 +33,7 @@ mod replicas;
 mod routing;
 mod server_limits;
 mod session_rules;
+mod session_size;
 mod sessions;
 mod shutdown;
 mod sign_in_abuse;

@@ -60,10 +60,13 @@ pub enum Freshness {
 }
 
 impl Sessions {
+    /// Renewal is due: the access token expires within `refresh_before`, or a route now
+    /// passes access tokens upstream and this session was stored without one.
     fn due(&self, s: &Session, now: u64) -> bool {
         s.refresh_token.is_some()
-            && s.access_expires_at != 0
-            && now + self.config.refresh_before.as_secs() >= s.access_expires_at
+            && ((s.access_expires_at != 0
+                && now + self.config.refresh_before.as_secs() >= s.access_expires_at)
+                || (s.access_token.is_none() && self.keeps_access_token()))
     }
 
     fn backing_off(&self, key: &str) -> bool {

@@ -229,3 +229,31 @@ fn answers_ping(port: u16) -> bool {
     let reply = &buf[..n];
     reply.starts_with(b"+PONG") || reply.starts_with(b"-NOAUTH") || reply.starts_with(b"-NOPERM")
 }
+
+impl RedisServer {
+    /// Sends one inline command (`STRLEN key`) and returns the raw reply (RESP text).
+    pub fn command(&self, line: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        // QUIT after the command: the server answers both and closes, so the reply ends at EOF.
+        stream
+            .write_all(format!("{line}\r\nQUIT\r\n").as_bytes())
+            .unwrap();
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply);
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        text.strip_suffix("+OK\r\n").unwrap_or(&text).to_owned()
+    }
+
+    /// The keys matching `pattern`.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let prefix = pattern.trim_end_matches('*');
+        self.command(&format!("KEYS {pattern}"))
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(str::to_owned)
+            .collect()
+    }
+}
