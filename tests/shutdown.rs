@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Harness, Upstream};
+use crate::support::{eventually, Harness, Upstream};
 
 #[tokio::test]
 async fn shutdown_drains_in_flight_requests_and_refuses_new_connections() {
@@ -23,30 +23,32 @@ async fn shutdown_drains_in_flight_requests_and_refuses_new_connections() {
         200
     );
 
-    let slow = {
-        let url = h.url("app.example.test", "/");
-        let client = client.clone();
-        tokio::spawn(async move {
-            client
-                .get(url)
-                .header("x-test-action", "sleep=1000")
-                .send()
-                .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The upstream sends its first bytes and holds the rest: once they are here, the request
+    // is in flight.
+    let key = "shutdown-in-flight";
+    let mut slow = client
+        .get(h.url("app.example.test", "/"))
+        .header("x-test-action", format!("hold={key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), 200);
+    assert_eq!(&slow.chunk().await.unwrap().unwrap()[..], b"first");
     let run = h.begin_stop();
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
-        tokio::net::TcpStream::connect(h.https).await.is_err(),
+        eventually(Duration::from_secs(5), || async {
+            tokio::net::TcpStream::connect(h.https).await.is_err()
+        })
+        .await,
         "the listener is closed once shutdown begins"
     );
-    let resp = slow
-        .await
-        .unwrap()
-        .expect("the in-flight request completes");
-    assert_eq!(resp.status(), 200);
-    assert!(resp.text().await.unwrap().contains("\"upstream\":\"a\""));
+    assert!(!run.is_finished(), "the drain waits for the request");
+    crate::upstream::release(key);
+    let mut rest = Vec::new();
+    while let Some(chunk) = slow.chunk().await.expect("the in-flight request completes") {
+        rest.extend_from_slice(&chunk);
+    }
+    assert_eq!(rest, b"last");
     tokio::time::timeout(Duration::from_secs(10), run)
         .await
         .expect("run returns after draining")

@@ -115,6 +115,9 @@ pub struct Options {
     pub pki: Option<Arc<Pki>>,
     /// Extra files to write into the harness directory before start.
     pub files: Vec<(String, String)>,
+    /// Where `routes.toml` links to: the routing file is written there and `routes.toml` is a
+    /// symbolic link to it from the start.
+    pub routes_link: Option<PathBuf>,
 }
 
 impl Harness {
@@ -133,7 +136,13 @@ impl Harness {
         std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
         std::fs::write(dir.path().join("key.pem"), key).unwrap();
         std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
-        std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+        match &options.routes_link {
+            Some(target) => {
+                std::fs::write(target, routes).unwrap();
+                std::os::unix::fs::symlink(target, dir.path().join("routes.toml")).unwrap();
+            }
+            None => std::fs::write(dir.path().join("routes.toml"), routes).unwrap(),
+        }
         for (stem, names) in &options.certs {
             let (cert, key) = pki.leaf(names);
             std::fs::write(dir.path().join(format!("{stem}.pem")), cert).unwrap();
