@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::support::{eventually, free_port, Pki, Upstream};
 
 mod reload;
+mod store;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
