@@ -156,9 +156,15 @@ impl Harness {
             http.local_addr().unwrap(),
             admin.local_addr().unwrap(),
         );
+        // 5 s unless the test sets its own.
+        let grace = if options.server.contains("shutdown_grace") {
+            ""
+        } else {
+            "shutdown_grace = \"5s\"\n"
+        };
         let main = format!(
             "[server]\nlisten = \"{https_addr}\"\nhttp_listen = \"{http_addr}\"\nadmin_listen = \"{admin_addr}\"\n\
-             shutdown_grace = \"5s\"\n{server}\n\
+             {grace}{server}\n\
              [tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n\n\
              [routes]\nfile = \"routes.toml\"\n\n[log]\nlevel = \"warn\"\n\n{extra}\n",
             server = options.server,
