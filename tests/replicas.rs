@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::support::browser::Browser;
 use crate::support::redis::RedisServer;
 use crate::support::signin::{Setup, SignIn, HOST, SESSION_SECRET};
-use crate::support::Harness;
+use crate::support::{eventually, Harness};
 
 #[tokio::test]
 async fn a_session_serves_on_every_replica_and_a_sign_out_on_one_ends_it_on_all() {
@@ -46,8 +46,8 @@ async fn requests_on_both_replicas_renew_a_session_once() {
     let redis = RedisServer::start();
     let s = SignIn::start(Setup {
         redis: Some(redis.url()),
-        access_token_lifetime: Duration::from_secs(10),
-        session: "refresh_before = \"7s\"".into(),
+        access_token_lifetime: Duration::from_secs(2),
+        session: "refresh_before = \"1s\"".into(),
         ..Setup::default()
     })
     .await;
@@ -55,27 +55,45 @@ async fn requests_on_both_replicas_renew_a_session_once() {
     let mut here = s.browser();
     assert_eq!(here.navigate(&s.url("/")).await.last().unwrap().status, 200);
     let there = s.browser_at(&other, &here);
-    // Due for renewal: the proxy keeps the token's end in whole seconds (rounded down), and
-    // renews with 7 of its 10 s left, so 3.1 s after sign-in it is due for certain.
-    tokio::time::sleep(Duration::from_millis(3100)).await;
-    // A slow token endpoint keeps the first renewal in flight while the others arrive.
-    s.idp.set_delay(Duration::from_millis(500));
-    let mut tasks = Vec::new();
-    for i in 0..10 {
-        let (mut b, url) = if i % 2 == 0 {
-            (s.browser_at(&s.proxy, &here), s.url(&format!("/a{i}")))
-        } else {
-            (
-                s.browser_at(&other, &there),
-                other.url(HOST, &format!("/b{i}")),
-            )
-        };
-        tasks.push(tokio::spawn(async move { b.api(&url).await.status }));
+    // Expired, not only due (a replica serves a due but valid token without waiting): the
+    // proxy keeps the end in whole seconds, rounded down, so 2.1 s after sign-in it has passed.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    // The first renewal is held at the token endpoint (counted first) while the rest arrive.
+    s.idp.hold_token_requests(true);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut first = s.browser_at(&s.proxy, &here);
+    let url = s.url("/first");
+    tasks.spawn(async move { first.api(&url).await.status });
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            s.idp.token_calls().refresh_token == 1
+        })
+        .await,
+        "the first renewal reached the token endpoint"
+    );
+    let sets = redis.calls("set");
+    for i in 0..4 {
+        let mut b = s.browser_at(&other, &there);
+        let url = other.url(HOST, &format!("/b{i}"));
+        tasks.spawn(async move { b.api(&url).await.status });
     }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
+    // The replica found the store lock taken (its `SET NX` failed) and waits for the peer.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            redis.calls("set") > sets
+        })
+        .await,
+        "the replica tried the store lock"
+    );
+    assert!(
+        tasks.try_join_next().is_none(),
+        "nothing was answered while the renewal is held"
+    );
+    s.idp.hold_token_requests(false);
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), 200);
     }
-    s.idp.set_delay(Duration::ZERO);
     let calls = s.idp.token_calls();
     assert_eq!(calls.refresh_token, 1, "{calls:?}");
     assert_eq!(calls.failed, 0);
