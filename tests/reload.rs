@@ -112,7 +112,7 @@ async fn a_forced_reload_reads_a_change_the_watcher_cannot_see() {
         "the watcher did not see the edit"
     );
     // What SIGHUP triggers, through the handle: a signal would reload every proxy in this
-    // test process (tests/cli.rs sends a real SIGHUP to a proxy process of its own).
+    // test process (tests/cli/reload.rs sends a real SIGHUP to a proxy process of its own).
     let reloaded = h.reload().await;
     assert_eq!(reloaded.routes.unwrap().unwrap(), 1);
     assert_eq!(who(&client, &h).await, "b");
