@@ -74,7 +74,9 @@ async fn without_offline_access_a_session_ends_with_its_access_token() {
 async fn a_sign_in_pending_for_ten_minutes_can_no_longer_complete() {
     let s = SignIn::start(Setup::default()).await;
     let mut b = s.browser();
+    let before = portcullis::primitives::now();
     let start = b.get(&s.url("/")).await;
+    let after = portcullis::primitives::now();
     let set = start
         .set_cookies()
         .into_iter()
@@ -93,15 +95,14 @@ async fn a_sign_in_pending_for_ten_minutes_can_no_longer_complete() {
     let sealer = Sealer::new(&[SESSION_SECRET.as_bytes()], Purpose::SignIn);
     let value = b.cookie(HOST, &name).unwrap().value.clone();
     let mut p = pending::open(&sealer, &value, &name).expect("sealed with the session secret");
-    let now = portcullis::primitives::now();
     assert!(
-        (now + 599..=now + 600).contains(&p.expires_at),
-        "ends at {} (now {now})",
+        (before + 600..=after + 600).contains(&p.expires_at),
+        "ends at {}, started between {before} and {after}",
         p.expires_at
     );
 
     // The same sign-in, ten minutes on: the sealed end has passed.
-    p.expires_at = now;
+    p.expires_at = after;
     let mut late = s.browser();
     late.jar.entry(HOST.into()).or_default().insert(
         name.clone(),
