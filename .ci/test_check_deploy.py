@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Tests of .ci/check_deploy.py: each check passes on what the repository ships and fails on a
-broken copy of it. Run by .ci/check-deploy (`python3 .ci/test_check_deploy.py`)."""
+broken copy of it (one break per check, as subtests). Run by .ci/check-deploy (`python3 .ci/test_check_deploy.py`)."""
 
 import copy
 import io
@@ -64,6 +64,24 @@ class Dockerfile(unittest.TestCase):
     def test_adding_a_url_fails(self):
         broken = SHIPPED_DOCKERFILE.replace("COPY src/ src/", "COPY src/ src/\nADD https://example.com/x.tar.gz /x")
         self.assert_fails(broken, "ADD of a URL")
+
+    def test_each_dockerfile_check_fails_on_its_own_break(self):
+        cases = [
+            ("a single stage", lambda t: t.replace("FROM gcr.io/distroless/cc-debian12:nonroot", "# no runtime stage")
+             .replace("COPY --from=build /build/target/release/portcullis /usr/local/bin/portcullis", ""),
+             "multi-stage"),
+            ("a debug build", lambda t: t.replace("cargo build --release --locked", "cargo build --locked"), "release build"),
+            ("no Cargo.lock", lambda t: t.replace("COPY Cargo.toml Cargo.lock ./", "COPY Cargo.toml ./"), "Cargo.lock"),
+            ("a named user", lambda t: t.replace("USER 65532:65532", "USER nonroot"), "numeric"),
+            ("a shell-form entrypoint", lambda t: t.replace('ENTRYPOINT ["portcullis"]', "ENTRYPOINT portcullis"), "exec form"),
+            ("an untagged image", lambda t: t.replace("FROM rust:1.95-bookworm AS build", "FROM rust AS build"), "tag or digest"),
+            ("a missing COPY source", lambda t: t.replace("COPY src/ src/", "COPY src/ src/\nCOPY no-such-dir/ x/"), "no-such-dir"),
+        ]
+        for name, change, fragment in cases:
+            with self.subTest(name):
+                broken = change(SHIPPED_DOCKERFILE)
+                self.assertNotEqual(broken, SHIPPED_DOCKERFILE, "the break applies to the shipped file")
+                self.assert_fails(broken, fragment)
 
 
 class BuildContext(unittest.TestCase):
@@ -129,6 +147,135 @@ class Kubernetes(unittest.TestCase):
 
     def test_a_single_replica_fails(self):
         self.assertTrue(any("replicas" in f for f in self.broken(lambda dep: dep["spec"].update(replicas=1))))
+
+    def broken_docs(self, change):
+        docs = copy.deepcopy(self.docs)
+        change(docs)
+        return failures_of(cd.check_kubernetes, docs)
+
+    def of_kind(self, docs, kind):
+        return [d for _, d in docs if d.get("kind") == kind]
+
+    def test_each_deployment_check_fails_on_its_own_break(self):
+        def container(dep):
+            return dep["spec"]["template"]["spec"]["containers"][0]
+
+        def security(dep):
+            return container(dep).setdefault("securityContext", {})
+
+        def set_env(dep, name, value):
+            env = container(dep).setdefault("env", [])
+            env[:] = [e for e in env if e.get("name") != name]
+            if value is not None:
+                env.append({"name": name, "value": value})
+
+        cases = [
+            ("writable root", lambda d: security(d).update(readOnlyRootFilesystem=False), "readOnlyRootFilesystem"),
+            ("privilege escalation", lambda d: security(d).update(allowPrivilegeEscalation=True), "allowPrivilegeEscalation"),
+            ("capabilities kept", lambda d: security(d).update(capabilities={}), "drops all capabilities"),
+            ("no seccomp", lambda d: d["spec"]["template"]["spec"].setdefault("securityContext", {})
+             .pop("seccompProfile", None), "seccomp"),
+            ("no limits", lambda d: container(d).update(resources={"requests": {"cpu": "1"}}), "requests and limits"),
+            ("selector off the pods", lambda d: d["spec"]["selector"]["matchLabels"].update(app="other"), "selector"),
+            ("RUST_LOG set", lambda d: set_env(d, "RUST_LOG", "debug"), "RUST_LOG"),
+            ("text logs", lambda d: set_env(d, "PORTCULLIS__LOG__FORMAT", None), "LOG__FORMAT"),
+            ("no scrape annotation", lambda d: d["spec"]["template"]["metadata"].setdefault("annotations", {})
+             .pop("prometheus.io/scrape", None), "Prometheus"),
+            ("liveness on the wrong path", lambda d: container(d)["livenessProbe"]["httpGet"].update(path="/"), "livenessProbe"),
+            ("no preStop", lambda d: container(d).pop("lifecycle", None), "preStop"),
+            ("grace too short", lambda d: d["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=5),
+             "terminationGracePeriodSeconds"),
+            ("a subPath mount", lambda d: container(d)["volumeMounts"][0].update(subPath="portcullis.toml"), "subPath"),
+        ]
+        for name, change, fragment in cases:
+            with self.subTest(name):
+                found = self.broken(change)
+                self.assertTrue(any(fragment in f for f in found), f"no failure naming {fragment!r}: {found}")
+
+    def test_each_companion_object_check_fails_on_its_own_break(self):
+        def service_to_admin(docs):
+            svc = next(d for d in self.of_kind(docs, "Service") if d["metadata"]["name"] == "portcullis")
+            svc["spec"]["ports"][0]["targetPort"] = cd.ADMIN_PORT
+
+        def configmap_without_main(docs):
+            for cm in self.of_kind(docs, "ConfigMap"):
+                cm.get("data", {}).pop("portcullis.toml", None)
+
+        def memory_store(docs):
+            for cm in self.of_kind(docs, "ConfigMap"):
+                text = cm.get("data", {}).get("portcullis.toml")
+                if text:
+                    self.assertIn('store = "redis"', text)
+                    cm["data"]["portcullis.toml"] = text.replace('store = "redis"', 'store = "memory"')
+
+        cases = [
+            ("an HPA of one", lambda docs: self.of_kind(docs, "HorizontalPodAutoscaler")[0]["spec"].update(minReplicas=1),
+             "at least 2 replicas"),
+            ("an HPA of another Deployment", lambda docs: self.of_kind(docs, "HorizontalPodAutoscaler")[0]["spec"]
+             ["scaleTargetRef"].update(name="other"), "HPA"),
+            ("a PDB of other pods", lambda docs: self.of_kind(docs, "PodDisruptionBudget")[0]["spec"]["selector"]
+             .update(matchLabels={"app": "other"}), "PDB"),
+            ("no PDB", lambda docs: docs.__setitem__(slice(None), [x for x in docs if x[1].get("kind") !=
+                                                                   "PodDisruptionBudget"]), "an HPA and a PDB"),
+            ("the admin port in the Service", service_to_admin, "admin port"),
+            ("the main file missing", configmap_without_main, "holds portcullis.toml"),
+            ("replicas on the memory store", memory_store, "share sessions"),
+            ("a missing resource", lambda docs: self.of_kind(docs, "Kustomization")[0]["resources"].append("gone.yaml"),
+             "gone.yaml"),
+        ]
+        for name, change, fragment in cases:
+            with self.subTest(name):
+                found = self.broken_docs(change)
+                self.assertTrue(any(fragment in f for f in found), f"no failure naming {fragment!r}: {found}")
+
+    def test_an_unpinned_or_latest_image_fails(self):
+        for image in ["redis", "redis:latest"]:
+            with self.subTest(image):
+                docs = copy.deepcopy(self.docs)
+                dep = next(d for _, d in docs if d.get("kind") == "Deployment")
+                dep["spec"]["template"]["spec"]["containers"][0]["image"] = image
+                self.assertTrue(any("pinned" in f for f in failures_of(cd.check_images, docs)))
+        self.assertEqual(failures_of(cd.check_images, self.docs), [])
+
+
+class Compose(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        with redirect_stdout(io.StringIO()):
+            cls.docs = cd.load_yaml_files()
+
+    def compose(self, docs):
+        return next(d for _, d in docs if "services" in d)
+
+    def broken(self, change):
+        docs = copy.deepcopy(self.docs)
+        change(self.compose(docs))
+        return failures_of(cd.check_compose, docs)
+
+    def test_the_shipped_compose_file_passes(self):
+        self.assertEqual(failures_of(cd.check_compose, self.docs), [])
+
+    def test_each_compose_check_fails_on_its_own_break(self):
+        def admin_on_all_interfaces(d):
+            ports = d["services"]["portcullis"]["ports"]
+            ports[:] = [p for p in ports if not str(p).endswith(f":{cd.ADMIN_PORT}")] + [f"{cd.ADMIN_PORT}:{cd.ADMIN_PORT}"]
+
+        def undeclared_secret(d):
+            d["services"]["portcullis"].setdefault("secrets", []).append("not-declared")
+
+        cases = [
+            ("no portcullis service", lambda d: d["services"].pop("portcullis"), "a portcullis service"),
+            ("the admin port published", admin_on_all_interfaces, "loopback"),
+            ("an undeclared secret", undeclared_secret, "not-declared"),
+            ("no redis service", lambda d: d["services"].pop("redis"), "redis"),
+            ("a dependency that does not exist", lambda d: d["services"]["portcullis"].update(depends_on=["nowhere"]),
+             "nowhere"),
+            ("no configuration mounted", lambda d: d["services"]["portcullis"].update(volumes=[]), "/etc/portcullis"),
+        ]
+        for name, change, fragment in cases:
+            with self.subTest(name):
+                found = self.broken(change)
+                self.assertTrue(any(fragment in f for f in found), f"no failure naming {fragment!r}: {found}")
 
 
 class Summary(unittest.TestCase):

@@ -106,6 +106,51 @@ async fn a_renewal_the_provider_refuses_ends_the_session_and_is_audited() {
     );
 }
 
+/// A renewal whose new ID token does not verify, or names another user, is not trusted: the
+/// session ends (docs/operations.md: `session_ended`, reason `invalid_id_token`).
+#[tokio::test]
+async fn a_renewal_whose_id_token_fails_validation_ends_the_session_and_is_audited() {
+    let events: Events = Default::default();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(Collect(events.clone())),
+    );
+    let s = SignIn::start(short_tokens("audit-bad-id-token")).await;
+    let mut wrong_audience = s.browser();
+    let mut other_user = s.browser();
+    for b in [&mut wrong_audience, &mut other_user] {
+        assert_eq!(b.navigate(&s.url("/")).await.last().unwrap().status, 200);
+    }
+    tokio::time::sleep(DUE).await;
+    for (b, patch) in [
+        (
+            &mut wrong_audience,
+            ("aud", "00000000-0000-0000-0000-00000000cafe"),
+        ),
+        (
+            &mut other_user,
+            ("oid", "00000000-0000-0000-0000-0000000000b0"),
+        ),
+    ] {
+        let idp = s.idp.clone();
+        s.idp.rewrite_next_id_token(move |mut claims| {
+            claims[patch.0] = patch.1.into();
+            idp.mint_token(claims, None)
+        });
+        let answer = b.api(&s.url("/after")).await;
+        assert_eq!(answer.status, 401, "{}: {}", patch.0, answer.body);
+    }
+    assert_eq!(s.idp.token_calls().refresh_token, 2, "both renewals ran");
+    let ended: Vec<_> = audit(&events)
+        .into_iter()
+        .filter(|e| e["event"] == "session_ended")
+        .collect();
+    assert_eq!(ended.len(), 2, "{ended:?}");
+    assert!(
+        ended.iter().all(|e| e["reason"] == "invalid_id_token"),
+        "{ended:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_sign_in_the_provider_refuses_is_audited_as_failed() {
     let events: Events = Default::default();

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use crate::support::{eventually, free_port, Pki, Upstream};
 
+mod reload;
+mod store;
+
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Copies the shipped example configuration into `dir`, with a certificate from the returned
@@ -275,52 +278,6 @@ async fn run_serves_the_example_config_and_exits_zero_on_sigterm() {
             .any(|l| l.starts_with('{') && l.contains("SIGTERM")),
         "JSON logs mention SIGTERM: {stderr}"
     );
-}
-
-#[tokio::test]
-async fn sighup_reloads_a_routing_file_edit_the_watcher_cannot_see() {
-    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
-    let dir = tempfile::TempDir::new().unwrap();
-    let pki = example(dir.path());
-    // routes.toml is a symlink to a file in a directory the proxy does not watch: an edit
-    // there raises no file event, so only SIGHUP can apply it.
-    let elsewhere = tempfile::TempDir::new().unwrap();
-    let real = elsewhere.path().join("real-routes.toml");
-    let to = |up: &Upstream| {
-        std::fs::read_to_string(dir.path().join("routes.toml"))
-            .unwrap()
-            .replace("http://127.0.0.1:3000", &up.url())
-    };
-    std::fs::write(&real, to(&a)).unwrap();
-    let (a_routes, b_routes) = (to(&a), to(&b));
-    std::fs::remove_file(dir.path().join("routes.toml")).unwrap();
-    std::os::unix::fs::symlink(&real, dir.path().join("routes.toml")).unwrap();
-    let (mut child, https, _, _) = spawn_run(&dir.path().join("portcullis.toml"));
-    let client = wiki_client(&pki, https);
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            wiki_upstream(&client, https).await == "a"
-        })
-        .await,
-        "the proxy serves the first routing file"
-    );
-    assert_ne!(a_routes, b_routes);
-    std::fs::write(&real, b_routes).unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(
-        wiki_upstream(&client, https).await,
-        "a",
-        "no file event reached the proxy"
-    );
-    signal(&child, "HUP");
-    assert!(
-        eventually(Duration::from_secs(5), || async {
-            wiki_upstream(&client, https).await == "b"
-        })
-        .await,
-        "SIGHUP applied the edit"
-    );
-    exits_zero_on_sigterm(&mut child).await;
 }
 
 #[tokio::test]

@@ -1,7 +1,5 @@
 //! Failure answers: status, format and request ID; nothing a client sends yields a 500.
 
-use std::time::Duration;
-
 use crate::support::{Harness, Upstream};
 
 async fn dead_port() -> u16 {
@@ -194,5 +192,51 @@ async fn oversized_request_headers_get_431() {
         // proxy resets the stream: either way the request never reaches the upstream.
         Err(e) => assert!(e.is_request(), "HTTP/2 oversized headers refused: {e}"),
     }
-    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// A listener whose accept queue is full: the kernel drops further SYNs, so a connect to it
+/// hangs (as to a host that is down) instead of being refused. Returns the listener and the
+/// connections that fill its queue.
+async fn unanswering() -> (tokio::net::TcpListener, Vec<tokio::net::TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..16 {
+        let attempt = std::time::Duration::from_millis(500);
+        match tokio::time::timeout(attempt, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => fillers.push(stream),
+            Ok(Err(e)) => panic!("the full queue refused instead of dropping: {e}"),
+            // This connect hangs: so will the proxy's.
+            Err(_) => return (listener, fillers),
+        }
+    }
+    panic!("the accept queue never filled");
+}
+
+#[tokio::test]
+async fn an_upstream_that_never_answers_the_connect_is_a_502_at_connect_timeout() {
+    let (listener, _fillers) = unanswering().await;
+    // The route's own deadline (504) is far beyond connect_timeout: only the connect deadline
+    // can answer 502 here.
+    let h = crate::support::Harness::start_with(
+        &format!(
+            "[[route]]\nauth = \"public\"\nname = \"app\"\nhost = \"*\"\ntimeout = \"20s\"\n\
+             upstream = \"http://{}\"\n",
+            listener.local_addr().unwrap()
+        ),
+        crate::support::Options {
+            extra: "[upstream]\nconnect_timeout = \"300ms\"\n".into(),
+            ..crate::support::Options::default()
+        },
+    )
+    .await;
+    let resp = h
+        .client(&["app.example.test"])
+        .get(h.url("app.example.test", "/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
 }

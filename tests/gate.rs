@@ -450,6 +450,7 @@ async fn hundreds_of_session_cookie_copies_cost_a_few_store_lookups() {
         "Cookie: {}\r\n",
         vec![format!("{COOKIE}={alice}"); 300].join("; ")
     );
+    // Past the 1 ms cache_ttl, so the next lookup goes to the store.
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let before = redis.calls("get");
     let a = get(&s.proxy, "/x", &same).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{echo_json, eventually, Harness, Upstream};
+use crate::support::{echo_json, eventually, Harness, Options, Upstream};
 
 fn route(upstream: &Upstream) -> String {
     format!(
@@ -92,17 +92,19 @@ async fn an_invalid_edit_keeps_the_old_table_serving() {
 #[tokio::test]
 async fn a_forced_reload_reads_a_change_the_watcher_cannot_see() {
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
-    let h = Harness::start(&route(&a)).await;
-    // Point routes.toml at a file in a directory the proxy does not watch.
+    // routes.toml is a link, from the start, to a file in a directory the proxy does not
+    // watch: an edit there raises no event the proxy sees.
     let elsewhere = tempfile::TempDir::new().unwrap();
     let real = elsewhere.path().join("real-routes.toml");
-    std::fs::write(&real, route(&a)).unwrap();
+    let options = Options {
+        routes_link: Some(real.clone()),
+        ..Options::default()
+    };
+    let h = Harness::start_with(&route(&a), options).await;
     let client = h.client(&["app.example.test"]);
     assert_eq!(who(&client, &h).await, "a");
-    std::fs::remove_file(h.path("routes.toml")).unwrap();
-    std::os::unix::fs::symlink(&real, h.path("routes.toml")).unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
     std::fs::write(&real, route(&b)).unwrap();
+    // A window for a watcher that wrongly saw the edit to apply it (it settles for 150 ms).
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
         who(&client, &h).await,
@@ -110,7 +112,7 @@ async fn a_forced_reload_reads_a_change_the_watcher_cannot_see() {
         "the watcher did not see the edit"
     );
     // What SIGHUP triggers, through the handle: a signal would reload every proxy in this
-    // test process (tests/cli.rs sends a real SIGHUP to a proxy process of its own).
+    // test process (tests/cli/reload.rs sends a real SIGHUP to a proxy process of its own).
     let reloaded = h.reload().await;
     assert_eq!(reloaded.routes.unwrap().unwrap(), 1);
     assert_eq!(who(&client, &h).await, "b");
@@ -136,18 +138,17 @@ async fn in_flight_requests_and_websockets_survive_a_reload() {
             .await
             .unwrap();
 
-    let slow = {
-        let client = client.clone();
-        let url = h.url("app.example.test", "/");
-        tokio::spawn(async move {
-            client
-                .get(url)
-                .header("x-test-action", "sleep=1500")
-                .send()
-                .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The upstream sends its first bytes and holds the rest: once they are here, the request
+    // is in flight on the old route.
+    let key = "reload-in-flight";
+    let mut slow = client
+        .get(h.url("app.example.test", "/"))
+        .header("x-test-action", format!("hold={key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), 200);
+    assert_eq!(&slow.chunk().await.unwrap().unwrap()[..], b"first");
     std::fs::write(h.path("routes.toml"), route(&b)).unwrap();
     assert!(
         eventually(Duration::from_secs(2), || async {
@@ -156,12 +157,14 @@ async fn in_flight_requests_and_websockets_survive_a_reload() {
         .await
     );
 
-    let resp = slow.await.unwrap().unwrap();
-    assert_eq!(resp.status(), 200);
+    crate::upstream::release(key);
+    let mut rest = Vec::new();
+    while let Some(chunk) = slow.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
     assert_eq!(
-        echo_json(resp).await["upstream"],
-        "a",
-        "the in-flight request finished on its route"
+        rest, b"last",
+        "the in-flight answer finished after the reload"
     );
     ws.send(Message::text("still here")).await.unwrap();
     assert_eq!(
@@ -208,7 +211,12 @@ async fn a_broken_certificate_file_keeps_the_old_certificate() {
     let h = Harness::start(&route(&a)).await;
     let before = h.presented_cert("app.example.test").await.unwrap();
     std::fs::write(h.path("cert.pem"), "not a certificate").unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // This content was read and refused (the watcher reads it too, and refuses it the same
+    // way): only then does "unchanged" say anything.
+    assert!(
+        h.reload().await.certificates.is_err(),
+        "the broken file was refused"
+    );
     assert_eq!(h.presented_cert("app.example.test").await.unwrap(), before);
 }
 

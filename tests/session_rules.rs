@@ -59,18 +59,25 @@ async fn a_sign_out_during_a_token_refresh_is_not_undone() {
     let mut b = s.browser();
     let (cookie, _) = sign_in(&s, &mut b).await;
     tokio::time::sleep(DUE).await;
-    // The refresh's token call takes a second; the sign-out lands in the middle of it.
-    s.idp.set_delay(Duration::from_secs(1));
+    // The refresh's token call is held at the stand-in (counted first); the sign-out lands
+    // while it waits there, then the call goes on.
+    s.idp.hold_token_requests(true);
     let mut renewing = holding(&s, &cookie);
     let url = s.url("/renewing");
     let refresh = tokio::spawn(async move { renewing.api(&url).await.status });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        crate::support::eventually(Duration::from_secs(10), || async {
+            s.idp.token_calls().refresh_token == 1
+        })
+        .await,
+        "the refresh reached the token endpoint"
+    );
     let out = holding(&s, &cookie)
         .request(reqwest::Method::POST, &s.url("/.auth/logout"), "text/html")
         .await;
     assert!(out.status.is_redirection(), "{}", out.status);
+    s.idp.hold_token_requests(false);
     let during = refresh.await.unwrap();
-    s.idp.set_delay(Duration::ZERO);
     assert_eq!(s.idp.token_calls().refresh_token, 1, "the refresh did run");
     assert!(during == 200 || during == 401, "{during}");
     // The old cookie, replayed: the session stays ended.

@@ -115,6 +115,9 @@ pub struct Options {
     pub pki: Option<Arc<Pki>>,
     /// Extra files to write into the harness directory before start.
     pub files: Vec<(String, String)>,
+    /// Where `routes.toml` links to: the routing file is written there and `routes.toml` is a
+    /// symbolic link to it from the start.
+    pub routes_link: Option<PathBuf>,
 }
 
 impl Harness {
@@ -133,7 +136,13 @@ impl Harness {
         std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
         std::fs::write(dir.path().join("key.pem"), key).unwrap();
         std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
-        std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+        match &options.routes_link {
+            Some(target) => {
+                std::fs::write(target, routes).unwrap();
+                std::os::unix::fs::symlink(target, dir.path().join("routes.toml")).unwrap();
+            }
+            None => std::fs::write(dir.path().join("routes.toml"), routes).unwrap(),
+        }
         for (stem, names) in &options.certs {
             let (cert, key) = pki.leaf(names);
             std::fs::write(dir.path().join(format!("{stem}.pem")), cert).unwrap();
@@ -147,9 +156,15 @@ impl Harness {
             http.local_addr().unwrap(),
             admin.local_addr().unwrap(),
         );
+        // 5 s unless the test sets its own.
+        let grace = if options.server.contains("shutdown_grace") {
+            ""
+        } else {
+            "shutdown_grace = \"5s\"\n"
+        };
         let main = format!(
             "[server]\nlisten = \"{https_addr}\"\nhttp_listen = \"{http_addr}\"\nadmin_listen = \"{admin_addr}\"\n\
-             shutdown_grace = \"5s\"\n{server}\n\
+             {grace}{server}\n\
              [tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n\n\
              [routes]\nfile = \"routes.toml\"\n\n[log]\nlevel = \"warn\"\n\n{extra}\n",
             server = options.server,

@@ -20,6 +20,7 @@ mod errors;
 mod gate;
 mod headers;
 mod hsts;
+mod https_upstreams;
 mod identity;
 mod lifetimes;
 mod login;

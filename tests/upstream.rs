@@ -1,6 +1,7 @@
 //! An upstream test server on 127.0.0.1:0: answers with a JSON echo of what it received, and
 //! on request (header `x-test-action`) sleeps, streams, counts an upload, sends trailers,
-//! sends hop-by-hop headers or a header of the test's choice, or speaks WebSocket. It serves HTTP/1.1 and cleartext HTTP/2.
+//! sends hop-by-hop headers or a header of the test's choice, or speaks WebSocket. It serves
+//! HTTP/1.1 and cleartext HTTP/2, or (`start_tls`) HTTPS with the ALPN protocols it is given.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::support::{full, generated, BoxBody};
+use crate::support::{full, generated, BoxBody, Pki};
 
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -46,6 +47,50 @@ impl Upstream {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The same echo over TLS with a certificate for 127.0.0.1 from `pki`, offering `alpn`
+    /// (`h2`, `http/1.1`); its URL is `https://127.0.0.1:port`.
+    pub async fn start_tls(name: &'static str, pki: &Pki, alpn: &[&[u8]]) -> Upstream {
+        use rustls_pki_types::pem::PemObject;
+        let (cert, key) = pki.leaf(&["127.0.0.1"]);
+        let certs =
+            vec![rustls_pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()];
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = service_fn(move |req| handle(name, req));
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Upstream { addr, task }
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
     }
 }
 

@@ -208,9 +208,15 @@ impl SignIn {
     /// session secret): a replica behind the same load balancer. Only a shared store (Redis)
     /// makes their sessions common.
     pub async fn replica(&self) -> Harness {
+        self.replica_with(|sections| sections.to_owned()).await
+    }
+
+    /// A [`SignIn::replica`] whose configuration sections after `[routes]` are `edit`ed (a
+    /// rolling change of the session secrets, say).
+    pub async fn replica_with(&self, edit: impl Fn(&str) -> String) -> Harness {
         let replica = start_proxy(
             &self.config.0,
-            &self.config.1,
+            &edit(&self.config.1),
             &self.config.2,
             self.pki.clone(),
             &self.files,
