@@ -55,6 +55,10 @@ pub enum ProxyError {
     /// is sent Entra's claims challenge (base64 `claims` request value).
     #[error("the access token lacks the route's authentication context")]
     InsufficientClaims { challenge: String },
+    /// `/.auth/verify` refuses to judge: the caller is not a trusted proxy, or the request
+    /// it names has no route or is a reserved path.
+    #[error("forward-auth refused: {0}")]
+    VerifyRefused(&'static str),
     /// Signed in, but the route's policy refuses this user.
     #[error("access denied by {req}: {0}", req = .0.requirement())]
     Forbidden(Denied),
@@ -103,6 +107,7 @@ impl ProxyError {
             ProxyError::SignInRequired { .. } => S::UNAUTHORIZED,
             ProxyError::BearerRequired(_) => S::UNAUTHORIZED,
             ProxyError::InsufficientClaims { .. } => S::UNAUTHORIZED,
+            ProxyError::VerifyRefused(_) => S::FORBIDDEN,
             ProxyError::Forbidden(_) => S::FORBIDDEN,
             ProxyError::SignIn(
                 SignInError::MissingState
@@ -165,6 +170,7 @@ impl ProxyError {
             ProxyError::SignInRequired { .. } => "sign_in_required",
             ProxyError::BearerRequired(_) => "bearer_required",
             ProxyError::InsufficientClaims { .. } => "insufficient_claims",
+            ProxyError::VerifyRefused(_) => "verify_refused",
             ProxyError::Forbidden(_) => "forbidden",
             ProxyError::SignIn(e) => e.kind(),
             ProxyError::ProviderUnavailable => "provider_unavailable",
@@ -180,7 +186,7 @@ impl ProxyError {
     pub fn public_message(&self) -> Cow<'static, str> {
         const AGAIN: &str = "Start again from the application's address.";
         match self {
-            ProxyError::BadRequest(what) => Cow::Borrowed(what),
+            ProxyError::BadRequest(what) | ProxyError::VerifyRefused(what) => Cow::Borrowed(what),
             ProxyError::MethodNotAllowed => "This method is not allowed here.".into(),
             ProxyError::NoRoute => "There is no application at this address.".into(),
             ProxyError::UpstreamUnreachable(_) | ProxyError::UpstreamFailed(_) => {
@@ -289,7 +295,8 @@ impl ProxyError {
             | ProxyError::MethodNotAllowed
             | ProxyError::NoRoute
             | ProxyError::BearerRequired(_)
-            | ProxyError::InsufficientClaims { .. } => None,
+            | ProxyError::InsufficientClaims { .. }
+            | ProxyError::VerifyRefused(_) => None,
         }
     }
 
@@ -353,6 +360,7 @@ impl ProxyError {
             | ProxyError::UpstreamFailed(_)
             | ProxyError::UpstreamTimeout(_)
             | ProxyError::Forbidden(_)
+            | ProxyError::VerifyRefused(_)
             | ProxyError::SignIn(_) => None,
         }
     }

@@ -3,6 +3,7 @@
 //! ```text
 //! request ─▶ RequestCtx::new (context.rs: request ID, client address, format, access log, span)
 //!         ─▶ Target::of (request.rs: method, framing, host, canonical path; 400/405)
+//!         ─▶ /.auth/verify? (proxy/verify.rs: forward-auth, the same stages for an ingress's request)
 //!         ─▶ RouteTable::serves_host (route.rs; 404)
 //!         ─▶ Auth::endpoint (auth/endpoints.rs: /.auth/login, callback, logout, me)
 //!         ─▶ RouteTable::resolve (route.rs: 404; 400 for a path the route does not allow)
@@ -43,6 +44,8 @@ use crate::request::Target;
 use crate::route::{Route, RouteTable};
 use crate::upgrade;
 use crate::{audit, metrics};
+
+mod verify;
 
 /// Everything the request path reads: the live route table, the upstream clients and, when
 /// `[oidc]` is configured, sign-in.
@@ -101,7 +104,7 @@ impl Proxy {
     }
 
     /// The claim that names the user in the user headers (`oidc.user_claim`).
-    fn user_claim(&self) -> &'static str {
+    pub(crate) fn user_claim(&self) -> &'static str {
         self.auth.as_ref().map_or("preferred_username", |a| {
             a.provider().config.user_claim.as_str()
         })
@@ -148,6 +151,10 @@ impl Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<Response<Body>, ProxyError> {
         let target = Target::of(&req)?;
+        if verify::is_verify(&target) {
+            // Boxed: forward-auth is its own path, kept out of this future.
+            return Box::pin(self.verify(&req, ctx)).await;
+        }
         let table = self.routes.load();
         if !table.serves_host(&target.host) {
             return Err(ProxyError::NoRoute);
@@ -225,7 +232,7 @@ impl Proxy {
 }
 
 /// The route's policy, for a signed-in principal; an access token's calling app too.
-fn authorize(route: &Route, p: &Principal, ctx: &RequestCtx) -> Result<(), ProxyError> {
+pub(crate) fn authorize(route: &Route, p: &Principal, ctx: &RequestCtx) -> Result<(), ProxyError> {
     let caller = match p {
         Principal::Bearer { identity, .. } => policy::authorize_caller(&route.policy, identity),
         Principal::Session(_) => Ok(()),
