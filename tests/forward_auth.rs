@@ -2,6 +2,10 @@
 //! Judged here with the headers each ingress sends; `nginx` and `caddy` put the real servers
 //! in front.
 
+mod caddy;
+mod ingress;
+mod nginx;
+
 use reqwest::header::HeaderMap;
 
 use crate::support::signin::{login_route, Setup, SignIn, GROUP_ADMINS, HOST};
