@@ -185,6 +185,9 @@ impl Proxy {
         drop(table);
         let principal = match (&self.auth, route.auth) {
             (_, AuthMode::Public) => None,
+            // A CORS preflight carries no credentials (Fetch §4.8): the route lets the upstream
+            // answer it. It gets no identity, and client copies of identity headers are gone.
+            _ if route.cors_preflight && is_preflight(&req) => None,
             (Some(auth), _) => match auth.authenticate(&route.spec, &req, &target, ctx).await? {
                 Decision::Proceed(p) => p,
                 Decision::Respond(resp) => return Ok(resp),
@@ -249,6 +252,15 @@ pub(crate) fn authorize(route: &Route, p: &Principal, ctx: &RequestCtx) -> Resul
         );
         ProxyError::Forbidden(denied)
     })
+}
+
+/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+fn is_preflight<B>(req: &Request<B>) -> bool {
+    req.method() == http::Method::OPTIONS
+        && req.headers().contains_key(http::header::ORIGIN)
+        && req
+            .headers()
+            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// Metrics and audit events for a failed request.

@@ -13,6 +13,7 @@ mod audit;
 mod bearer;
 mod cli;
 mod connections;
+mod cors;
 mod credentials;
 #[cfg(feature = "demo")]
 mod demo;

@@ -201,6 +201,7 @@ pub struct RawRoute {
     pub required_scopes: Option<Vec<String>>,
     pub allowed_client_apps: Option<Vec<String>>,
     pub auth_context: Option<String>,
+    pub cors_preflight: Option<String>,
     #[serde(default)]
     pub allow_encoded_slashes: bool,
     #[serde(default)]

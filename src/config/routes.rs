@@ -44,6 +44,9 @@ pub struct RouteSpec {
     pub allow_encoded_slashes: bool,
     /// Serve paths holding `;` parameters (`allow_path_parameters`).
     pub allow_path_parameters: bool,
+    /// CORS preflights (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) reach
+    /// the upstream without authentication (`cors_preflight = "allow"`).
+    pub cors_preflight: bool,
     /// Client headers with `_` in their name that still reach the upstream (lower case).
     pub allow_underscore_headers: Vec<http::HeaderName>,
     /// Line of the `[[route]]` header in the routing file.
@@ -330,6 +333,22 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
         )?,
         allow_encoded_slashes: r.allow_encoded_slashes,
         allow_path_parameters: r.allow_path_parameters,
+        cors_preflight: match r.cors_preflight.as_deref() {
+            None | Some("authenticate") => false,
+            Some("allow") if auth != AuthMode::Public => true,
+            Some("allow") => {
+                return Err(bad(
+                    "cors_preflight",
+                    "\"authenticate\" on a public route (every request passes already)".to_owned(),
+                ))
+            }
+            Some(other) => {
+                return Err(bad(
+                    "cors_preflight",
+                    format!("\"allow\" or \"authenticate\", got {other:?}"),
+                ))
+            }
+        },
         name: r.name,
         host,
         path_prefix,

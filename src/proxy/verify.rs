@@ -94,7 +94,9 @@ impl Proxy {
         let mut resp = Response::new(body::empty());
         resp.headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if route.auth == AuthMode::Public {
+        if route.auth == AuthMode::Public
+            || (route.cors_preflight && super::is_preflight(&original))
+        {
             return Ok(resp);
         }
         let Some(auth) = self.auth() else {
