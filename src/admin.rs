@@ -32,6 +32,10 @@ pub async fn handle(
     }
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n".to_owned()),
+        crate::assertion::JWKS_PATH if proxy.assertions().is_some() => proxy
+            .assertions()
+            .map(|a| crate::proxy::jwks(a))
+            .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found\n".to_owned())),
         "/metrics" => {
             let mut resp = text(StatusCode::OK, crate::metrics::render());
             resp.headers_mut().insert(

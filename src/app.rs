@@ -49,16 +49,30 @@ impl App {
         let routes = routes.into();
         let routes_file = config.routes_file.clone().unwrap_or_default();
         config::routes::check_against_oidc(&routes.routes, &routes_file, config.oidc.as_ref())?;
+        config::routes::check_against_assertion(
+            &routes.routes,
+            &routes_file,
+            config.assertion.is_some(),
+        )?;
         let clients = Clients::new(config.upstream.clone());
         let table = RouteTable::build(routes, &clients)?;
         let auth = auth::setup::build(&config).await?;
-        let proxy = Arc::new(Proxy::new(
-            table,
-            clients,
-            config.server.trusted_proxies.clone(),
-            auth.clone(),
-            config.telemetry.otlp_endpoint.is_some(),
-        ));
+        let assertions = match (&config.assertion, &auth) {
+            (Some(a), Some(auth)) => {
+                Some(crate::assertion::Assertions::new(a.clone(), auth.sessions().clone()).await?)
+            }
+            _ => None,
+        };
+        let proxy = Arc::new(
+            Proxy::new(
+                table,
+                clients,
+                config.server.trusted_proxies.clone(),
+                auth.clone(),
+                config.telemetry.otlp_endpoint.is_some(),
+            )
+            .with_assertions(assertions),
+        );
         let certs = Arc::new(CertResolver::new(config.tls.clone())?);
         let acceptor =
             tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(certs.clone())?));
@@ -94,6 +108,9 @@ impl App {
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(auth) = &auth {
             tasks.spawn(auth.provider().clone().run(stop.clone()));
+        }
+        if let Some(a) = proxy.assertions() {
+            tasks.spawn(a.clone().run(stop.clone()));
         }
         tasks.spawn(reload::run(
             proxy.clone(),

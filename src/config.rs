@@ -16,6 +16,7 @@
 //! failure names the file, the key and what was expected. Relative paths are resolved against
 //! the directory of the file that names them.
 
+mod assertion;
 pub mod auth;
 mod raw;
 pub mod routes;
@@ -27,6 +28,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use assertion::AssertionConfig;
 pub use auth::{is_guid, OidcConfig, Secret, UserClaim};
 pub use routes::{
     AuthContext, AuthMode, HeaderPreset, HostPattern, PolicySpec, RouteSpec, Routing,
@@ -55,6 +57,8 @@ pub struct Config {
     /// `[sign_in]`: rate limit and redemption bound of sign-ins.
     pub sign_in: SignInConfig,
     pub telemetry: TelemetryConfig,
+    /// `[assertion]`: signed identity assertions for routes with `assertion = true`.
+    pub assertion: Option<AssertionConfig>,
 }
 
 /// `[telemetry]`: OpenTelemetry trace export.
@@ -215,6 +219,7 @@ impl Config {
             redis: None,
             sign_in: raw::RawSignIn::default(),
             telemetry: raw::RawTelemetry::default(),
+            assertion: None,
         };
         validate(raw, Path::new(IN_CODE))
     }
@@ -334,6 +339,17 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
         .map(|r| session::redis(r, file, &base))
         .transpose()?;
     let sign_in = sign_in::sign_in(raw.sign_in, file)?;
+    let assertion = raw
+        .assertion
+        .map(|a| assertion::assertion(a, file, &base))
+        .transpose()?;
+    if assertion.is_some() && oidc.is_none() {
+        return Err(ConfigError::invalid(
+            file,
+            "assertion",
+            "an [oidc] section: assertions vouch for signed-in users",
+        ));
+    }
     let otlp_endpoint = match raw.telemetry.otlp_endpoint.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(u) => match url::Url::parse(u) {
@@ -377,6 +393,7 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
         redis,
         sign_in,
         telemetry,
+        assertion,
     })
 }
 

@@ -59,6 +59,9 @@ pub enum ProxyError {
     /// it names has no route or is a reserved path.
     #[error("forward-auth refused: {0}")]
     VerifyRefused(&'static str),
+    /// The route sends signed assertions and no key can sign one now.
+    #[error("no identity assertion key is available")]
+    AssertionUnavailable,
     /// Signed in, but the route's policy refuses this user.
     #[error("access denied by {req}: {0}", req = .0.requirement())]
     Forbidden(Denied),
@@ -108,6 +111,7 @@ impl ProxyError {
             ProxyError::BearerRequired(_) => S::UNAUTHORIZED,
             ProxyError::InsufficientClaims { .. } => S::UNAUTHORIZED,
             ProxyError::VerifyRefused(_) => S::FORBIDDEN,
+            ProxyError::AssertionUnavailable => S::SERVICE_UNAVAILABLE,
             ProxyError::Forbidden(_) => S::FORBIDDEN,
             ProxyError::SignIn(
                 SignInError::MissingState
@@ -171,6 +175,7 @@ impl ProxyError {
             ProxyError::BearerRequired(_) => "bearer_required",
             ProxyError::InsufficientClaims { .. } => "insufficient_claims",
             ProxyError::VerifyRefused(_) => "verify_refused",
+            ProxyError::AssertionUnavailable => "assertion_unavailable",
             ProxyError::Forbidden(_) => "forbidden",
             ProxyError::SignIn(e) => e.kind(),
             ProxyError::ProviderUnavailable => "provider_unavailable",
@@ -260,6 +265,9 @@ impl ProxyError {
             ProxyError::ProviderUnavailable => {
                 "Sign-in is not available yet: Microsoft Entra ID has not answered. Try again in a moment.".into()
             }
+            ProxyError::AssertionUnavailable => {
+                "The application cannot be reached right now. Try again in a moment.".into()
+            }
             ProxyError::StoreUnavailable(_) | ProxyError::RenewalUnavailable(_) => {
                 "Your session cannot be checked right now. Try again in a moment.".into()
             }
@@ -290,6 +298,7 @@ impl ProxyError {
             | ProxyError::ProviderUnavailable
             | ProxyError::StoreUnavailable(_)
             | ProxyError::RenewalUnavailable(_)
+            | ProxyError::AssertionUnavailable
             | ProxyError::TooManyRequests { .. } => Some(Action::Retry),
             ProxyError::BadRequest(_)
             | ProxyError::MethodNotAllowed
@@ -337,7 +346,8 @@ impl ProxyError {
             .map(|v| (WWW_AUTHENTICATE, v)),
             ProxyError::ProviderUnavailable
             | ProxyError::StoreUnavailable(_)
-            | ProxyError::RenewalUnavailable(_) => {
+            | ProxyError::RenewalUnavailable(_)
+            | ProxyError::AssertionUnavailable => {
                 Some((RETRY_AFTER, HeaderValue::from_static("5")))
             }
             // A slot for the redemption is usually free again within a token call's time.

@@ -34,6 +34,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod app;
+pub mod assertion;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -116,6 +117,8 @@ pub enum RunError {
     Rustls(#[from] rustls::Error),
     #[error(transparent)]
     SignIn(#[from] auth::setup::SetupError),
+    #[error("identity assertions: {0}")]
+    Assertion(#[from] assertion::AssertionError),
     #[error("the serving task failed: {0}")]
     Task(String),
 }

@@ -164,6 +164,11 @@ fn check(path: &Path) -> anyhow::Result<()> {
         &routes_file,
         config.oidc.as_ref(),
     )?;
+    portcullis::config::routes::check_against_assertion(
+        &routes.routes,
+        &routes_file,
+        config.assertion.is_some(),
+    )?;
     println!("{}: ok", config.file.display());
     match &config.oidc {
         Some(o) => println!(

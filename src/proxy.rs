@@ -32,6 +32,7 @@ use hyper::body::Incoming;
 use ipnet::IpNet;
 
 use crate::access_log::LoggedBody;
+use crate::assertion::Assertions;
 use crate::auth::{Auth, Decision, Principal};
 use crate::body::Body;
 use crate::config::AuthMode;
@@ -56,6 +57,8 @@ pub struct Proxy {
     auth: Option<Arc<Auth>>,
     /// Request spans and `traceparent` to upstreams (`telemetry.otlp_endpoint` is set).
     traced: bool,
+    /// Signed identity assertions (`[assertion]`).
+    assertions: Option<Arc<Assertions>>,
 }
 
 impl Proxy {
@@ -76,7 +79,18 @@ impl Proxy {
             trusted_proxies,
             auth,
             traced,
+            assertions: None,
         }
+    }
+
+    /// With signed identity assertions.
+    pub fn with_assertions(mut self, assertions: Option<Arc<Assertions>>) -> Proxy {
+        self.assertions = assertions;
+        self
+    }
+
+    pub fn assertions(&self) -> Option<&Arc<Assertions>> {
+        self.assertions.as_ref()
     }
 
     /// The live route table (one consistent table per call).
@@ -159,6 +173,13 @@ impl Proxy {
         if !table.serves_host(&target.host) {
             return Err(ProxyError::NoRoute);
         }
+        if let Some(a) = &self.assertions {
+            if target.path() == crate::assertion::JWKS_PATH {
+                return Ok(jwks(a));
+            }
+            // Only the proxy writes the assertion header.
+            req.headers_mut().remove(a.header());
+        }
         if let Some(auth) = &self.auth {
             if let Some(endpoint) = auth.endpoint(&target) {
                 return auth.answer(endpoint, &req, &target, ctx).await;
@@ -197,6 +218,17 @@ impl Proxy {
         };
         if let Some(p) = &principal {
             authorize(&route, p, ctx)?;
+            if route.assertion {
+                let a = self
+                    .assertions
+                    .as_ref()
+                    .ok_or(ProxyError::AssertionUnavailable)?;
+                let aud = route.assertion_audience.as_deref().unwrap_or(&target.host);
+                let signed = a
+                    .sign(p.identity(), aud)
+                    .ok_or(ProxyError::AssertionUnavailable)?;
+                req.headers_mut().insert(a.header().clone(), signed);
+            }
             identity::inject(
                 req.headers_mut(),
                 p.identity(),
@@ -252,6 +284,21 @@ pub(crate) fn authorize(route: &Route, p: &Principal, ctx: &RequestCtx) -> Resul
         );
         ProxyError::Forbidden(denied)
     })
+}
+
+/// The assertion key set (`/.well-known/portcullis/jwks.json`).
+pub fn jwks(a: &Assertions) -> Response<Body> {
+    let mut resp = Response::new(crate::body::full(a.jwks()));
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    resp
 }
 
 /// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.

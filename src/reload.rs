@@ -34,6 +34,7 @@ pub fn reload_routes(proxy: &Proxy, file: &std::path::Path) -> Result<usize, Rel
     let routing = routes::load(file)?;
     let oidc = proxy.auth().map(|a| &a.provider().config);
     routes::check_against_oidc(&routing.routes, file, oidc)?;
+    routes::check_against_assertion(&routing.routes, file, proxy.assertions().is_some())?;
     let table = RouteTable::build(routing, proxy.clients())?;
     let n = table.len();
     proxy.set_routes(table);

@@ -9,6 +9,7 @@ mod upstream;
 
 mod access_log;
 mod admin;
+mod assertion;
 mod audit;
 mod bearer;
 mod cli;

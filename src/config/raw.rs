@@ -24,6 +24,18 @@ pub struct RawConfig {
     pub sign_in: RawSignIn,
     #[serde(default)]
     pub telemetry: RawTelemetry,
+    pub assertion: Option<RawAssertion>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssertion {
+    pub issuer: Option<String>,
+    pub header: Option<String>,
+    pub lifetime: Option<String>,
+    #[serde(default)]
+    pub key_files: Vec<String>,
+    pub rotate_every: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -202,6 +214,9 @@ pub struct RawRoute {
     pub allowed_client_apps: Option<Vec<String>>,
     pub auth_context: Option<String>,
     pub cors_preflight: Option<String>,
+    #[serde(default)]
+    pub assertion: bool,
+    pub assertion_audience: Option<String>,
     #[serde(default)]
     pub allow_encoded_slashes: bool,
     #[serde(default)]

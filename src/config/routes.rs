@@ -40,6 +40,10 @@ pub struct RouteSpec {
     pub policy: PolicySpec,
     /// The Conditional Access authentication context the route requires (`auth_context`).
     pub auth_context: Option<AuthContext>,
+    /// Send a signed identity assertion (`assertion`), with this `aud` (`assertion_audience`;
+    /// `None`: the request's host).
+    pub assertion: bool,
+    pub assertion_audience: Option<String>,
     /// Serve paths holding `%2F` / `%5C` (`allow_encoded_slashes`).
     pub allow_encoded_slashes: bool,
     /// Serve paths holding `;` parameters (`allow_path_parameters`).
@@ -316,6 +320,12 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
     let policy = policy::policy(&r, auth, file, &key)?;
     let auth_context =
         step_up::auth_context(r.auth_context.as_deref(), auth, file, &key("auth_context"))?;
+    if (r.assertion || r.assertion_audience.is_some()) && auth == AuthMode::Public {
+        return Err(bad(
+            "assertion",
+            "a route that signs users in: an assertion vouches for a signed-in user".to_owned(),
+        ));
+    }
     if auth == AuthMode::Public
         && (!policy.is_empty() || r.pass_access_token || !claims_headers.is_empty())
     {
@@ -363,8 +373,30 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
         pass_access_token: r.pass_access_token,
         policy,
         auth_context,
+        assertion: r.assertion,
+        assertion_audience: r
+            .assertion_audience
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty()),
         line,
     })
+}
+
+/// Checks the routes against the main file's `[assertion]`: a route that sends assertions
+/// needs one.
+pub fn check_against_assertion(
+    specs: &[RouteSpec],
+    file: &Path,
+    assertion: bool,
+) -> Result<(), ConfigError> {
+    match specs.iter().find(|s| s.assertion && !assertion) {
+        Some(s) => Err(ConfigError::invalid(
+            file,
+            format!("route {:?} (line {}): assertion", s.name, s.line),
+            "an [assertion] section in the main file (its issuer, and where the keys come from)",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Checks the routes against the main file's `[oidc]`: `login` and `bearer` routes need one;

@@ -47,6 +47,8 @@ pub struct Setup {
     pub credential: Option<String>,
     /// Files written next to the proxy's configuration (name, content).
     pub files: Vec<(String, String)>,
+    /// More sections of the main file, written last (e.g. `[assertion]`).
+    pub main: String,
 }
 
 impl Default for Setup {
@@ -69,6 +71,7 @@ impl Default for Setup {
             extra_clients: Vec::new(),
             credential: None,
             files: Vec::new(),
+            main: String::new(),
         }
     }
 }
@@ -168,11 +171,12 @@ impl SignIn {
         };
         let extra = format!(
             "[oidc]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\n{credential}\n\
-             ca_file = \"ca.pem\"\n{graph}{}\n\n[sign_in]\n{}\n\n[session]\nsecret = \"{SESSION_SECRET}\"\n{}\n{store}\n",
+             ca_file = \"ca.pem\"\n{graph}{}\n\n[sign_in]\n{}\n\n[session]\nsecret = \"{SESSION_SECRET}\"\n{}\n{store}\n{}\n",
             idp.authority(&tenant),
             setup.oidc,
             setup.sign_in,
             setup.session,
+            setup.main,
         );
         let proxy = start_proxy(&routes, &extra, &setup.server, pki.clone(), &setup.files).await;
         register(&idp, &proxy);
