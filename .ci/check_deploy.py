@@ -645,6 +645,13 @@ def yaml_checks():
 # --- configs against the real parser --------------------------------------------------------
 
 
+# The shipped placeholders and what the check fills in for them (any IDs of the right shape).
+PLACEHOLDERS = {
+    "<tenant-id>": "11111111-2222-3333-4444-555555555555",
+    "<application (client) id>": "00000000-0000-0000-0000-000000000000",
+}
+
+
 def config_sets(docs):
     """(label, directory to copy from or {name: text}, main file name, extra env)."""
     sets = [
@@ -746,7 +753,20 @@ def configs(binary, work):
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content_for(dotted, cert, key))
         env.update(overrides)
-        r = subprocess.run([str(binary), "check", "--config", str(cfg_path)], env=env, capture_output=True, text=True)
+        run_check = lambda: subprocess.run([str(binary), "check", "--config", str(cfg_path)], env=env,
+                                           capture_output=True, text=True)
+        text = cfg_path.read_text()
+        shipped = [p for p in PLACEHOLDERS if p in text]
+        if shipped:
+            # As shipped, the file must be refused until the operator fills its placeholders in.
+            r = run_check()
+            out = (r.stdout + r.stderr).strip()
+            check(r.returncode != 0 and "placeholder" in out,
+                  f"{label}: `portcullis check` refuses the shipped placeholders {', '.join(shipped)}", out)
+            for p in shipped:
+                text = text.replace(p, PLACEHOLDERS[p])
+            cfg_path.write_text(text)
+        r = run_check()
         out = (r.stdout + r.stderr).strip()
         if check(r.returncode == 0, f"{label}: `portcullis check` passes", out):
             for line in out.splitlines():

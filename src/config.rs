@@ -17,6 +17,8 @@
 //! the directory of the file that names them.
 
 pub mod auth;
+mod env;
+mod errors;
 mod raw;
 pub mod routes;
 pub mod server;
@@ -28,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use auth::{is_guid, OidcConfig, Secret, UserClaim};
+pub use env::{EnvOverrides, ENV_PREFIX};
 pub use routes::{
     AuthMode, HeaderPreset, HostPattern, PolicySpec, RouteSpec, Routing, UpstreamTarget,
 };
@@ -99,18 +102,21 @@ pub enum LogFormat {
     Json,
 }
 
-/// A configuration problem, always naming the file and, where there is one, the key.
+/// A configuration problem, always naming the file and, where there is one, the key; or, for
+/// a value from the environment, the variable.
+///
+/// The causes are part of each message, not `source()`s, so `{:#}` prints them once.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{}: {source}", file.display())]
+    #[error("{}: {error}", file.display())]
     Load {
         file: PathBuf,
-        source: Box<config::ConfigError>,
+        error: Box<config::ConfigError>,
     },
-    #[error("{}: cannot read: {source}", file.display())]
+    #[error("{}: cannot read: {error}", file.display())]
     Read {
         file: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
     Parse {
@@ -123,6 +129,13 @@ pub enum ConfigError {
         file: PathBuf,
         key: String,
         expected: String,
+    },
+    /// A value set by a `PORTCULLIS__*` variable (the file may not even have the key).
+    #[error("environment variable {var} (`{key}`): {message}")]
+    Env {
+        var: String,
+        key: String,
+        message: String,
     },
 }
 
@@ -140,36 +153,29 @@ impl ConfigError {
     }
 }
 
-/// The prefix of environment overrides: `PORTCULLIS__SERVER__LISTEN` sets `server.listen`.
-pub const ENV_PREFIX: &str = "PORTCULLIS";
-
-/// Loads and validates the main file plus environment overrides. The routing file is loaded
-/// separately (`routes::load`) because it reloads on its own.
+/// Loads and validates the main file plus the process's environment overrides. The routing
+/// file is loaded separately (`routes::load`) because it reloads on its own.
 pub fn load(file: &Path) -> Result<Config, ConfigError> {
-    if let Err(source) = std::fs::metadata(file) {
+    let env = EnvOverrides::from_process().map_err(|env::NotUnicode(var)| ConfigError::Env {
+        key: String::new(),
+        var,
+        message: "the value is not valid Unicode".to_owned(),
+    })?;
+    load_with_env(file, &env)
+}
+
+/// [`load`] with the given environment overrides instead of the process's.
+pub fn load_with_env(file: &Path, env: &EnvOverrides) -> Result<Config, ConfigError> {
+    if let Err(error) = std::fs::metadata(file) {
         return Err(ConfigError::Read {
             file: file.to_owned(),
-            source,
+            error,
         });
     }
-    let load_err = |source| ConfigError::Load {
-        file: file.to_owned(),
-        source: Box::new(source),
-    };
+    let load_err = |e| errors::from_config(file, env, e);
     let built = config::Config::builder()
         .add_source(config::File::from(file).format(config::FileFormat::Toml))
-        .add_source(
-            config::Environment::with_prefix(ENV_PREFIX)
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("server.trusted_proxies")
-                .with_list_parse_key("oidc.scopes")
-                .with_list_parse_key("oidc.allowed_tenants")
-                .with_list_parse_key("oidc.audiences")
-                .with_list_parse_key("session.secrets"),
-        )
+        .add_source(env.clone())
         .build()
         .map_err(load_err)?;
     let raw: raw::RawConfig = built.try_deserialize().map_err(load_err)?;
@@ -180,7 +186,7 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
             "the routing file's path: [routes] file = \"routes.toml\"",
         ));
     }
-    validate(raw, file)
+    validate(raw, file).map_err(|e| errors::name_variable(e, env))
 }
 
 /// Where a configuration built in code says it came from, in its error messages.

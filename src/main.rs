@@ -167,8 +167,12 @@ fn check(path: &Path) -> anyhow::Result<()> {
     println!("{}: ok", config.file.display());
     match &config.oidc {
         Some(o) => println!(
-            "sign-in: {} (client {}, {}{}), sessions in {}",
+            "sign-in: {} ({}, client {}, {}{}), sessions in {}",
             o.issuer,
+            match o.provider {
+                portcullis::config::auth::Provider::Entra => "Entra ID",
+                portcullis::config::auth::Provider::Other => "another OpenID Connect provider",
+            },
             o.client_id,
             o.credential.as_str(),
             if o.multi_tenant {

@@ -36,6 +36,7 @@ pub struct RawTelemetry {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOidc {
+    pub provider: Option<String>,
     pub issuer: String,
     pub client_id: String,
     pub client_secret: Option<String>,
