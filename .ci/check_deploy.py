@@ -167,8 +167,19 @@ def lint_dockerfile():
     check(user not in ("root", "0"), f"final stage runs as a non-root USER ({user})")
     check(user.isdigit(), "the USER is numeric", "Kubernetes' runAsNonRoot cannot verify a user name")
     exposed = {int(p.split("/")[0]) for _, i, a in final["ins"] if i == "EXPOSE" for p in a.split()}
-    for port in (HTTPS_PORT, HTTP_PORT, ADMIN_PORT):
+    for port in (HTTPS_PORT, HTTP_PORT):
         check(port in exposed, f"EXPOSE lists {port}")
+    check(ADMIN_PORT not in exposed, f"EXPOSE leaves out the admin port {ADMIN_PORT}",
+          "`docker run -P` would publish the unauthenticated admin port on every address")
+    health = [a for _, i, a in final["ins"] if i == "HEALTHCHECK"]
+    if check(bool(health), "a HEALTHCHECK"):
+        cmd = health[-1].split("CMD", 1)[-1].strip()
+        args = exec_form(cmd) if cmd.startswith("[") else []
+        check(args[:2] == ["portcullis", "health"],
+              f"HEALTHCHECK runs `portcullis health` in exec form ({cmd})", "the image has no shell")
+        if "--address" in args:
+            check(args[args.index("--address") + 1].endswith(f":{ADMIN_PORT}"),
+                  f"HEALTHCHECK probes the admin port {ADMIN_PORT}")
     dests = {}
     for _, i, a in final["ins"]:
         if i == "COPY":
@@ -196,6 +207,8 @@ def lint_dockerfile():
     check(not remote, "no ADD of a URL", f"line(s) {remote}")
     check(not re.search(r":latest\b", DOCKERFILE.read_text()), "no `latest` tag anywhere")
     labels = " ".join(a for _, i, a in final["ins"] if i in ("LABEL", "ARG"))
+    for label in ("source", "revision", "version"):
+        check(f"org.opencontainers.image.{label}=" in labels, f"LABEL org.opencontainers.image.{label}")
     version = cargo_version()
     check(f"VERSION={version}" in labels or f'version="{version}"' in labels,
           f"the image version label follows Cargo.toml ({version})")
@@ -461,8 +474,10 @@ def check_images(docs):
         if "services" in d:
             images = [s["image"] for s in d["services"].values() if "image" in s and "build" not in s]
         for image in images:
-            tag = image.split("@")[0].rsplit("/", 1)[-1]
-            check(":" in tag and not tag.endswith(":latest"), f"{f.relative_to(REPO)}: image {image} is pinned to a tag")
+            tag = image.split("@")[0].rsplit("/", 1)[-1].partition(":")[2]
+            # A full release version (7.4.2, v1.10.3), not a moving one (7, 7-alpine, latest).
+            check("@sha256:" in image or re.match(r"v?\d+\.\d+\.\d+", tag) is not None,
+                  f"{f.relative_to(REPO)}: image {image} is pinned to a release tag or digest")
 
 
 def check_kubernetes(docs):
@@ -604,8 +619,12 @@ def check_compose(docs):
         ctx = f.parent / (build.get("context", ".") if isinstance(build, dict) else build)
         check((ctx / build.get("dockerfile", "Dockerfile")).exists(), f"{where}: builds from {build.get('dockerfile', 'Dockerfile')} in {ctx.resolve().relative_to(REPO) if ctx.resolve() != REPO else '.'}")
         for port in svc.get("ports", []):
-            if str(port).split(":")[-1].split("/")[0] == str(ADMIN_PORT):
-                check(str(port).startswith("127.0.0.1:"), f"{where}: admin port published on loopback only ({port})")
+            check(str(port).startswith("127.0.0.1:"), f"{where}: port {port} is published on loopback only")
+        check(svc.get("image", "").endswith(f":{cargo_version()}"),
+              f"{where}: the built image is tagged with Cargo.toml's version ({svc.get('image')})")
+        test = svc.get("healthcheck", {}).get("test", [])
+        check(test[:3] == ["CMD", "portcullis", "health"] and f"127.0.0.1:{ADMIN_PORT}" in test,
+              f"{where}: the healthcheck runs `portcullis health` on the admin port ({test})")
         declared = d.get("secrets", {})
         used = [s if isinstance(s, str) else s["source"] for s in svc.get("secrets", [])]
         for name in used:

@@ -58,8 +58,19 @@ class Dockerfile(unittest.TestCase):
     def test_a_root_runtime_user_fails(self):
         self.assert_fails(SHIPPED_DOCKERFILE.replace("USER 65532:65532", "USER root"), "non-root")
 
-    def test_a_missing_admin_port_fails(self):
-        self.assert_fails(SHIPPED_DOCKERFILE.replace("EXPOSE 8443 8080 9090", "EXPOSE 8443 8080"), "9090")
+    def test_an_exposed_admin_port_fails(self):
+        self.assert_fails(SHIPPED_DOCKERFILE.replace("EXPOSE 8443 8080", "EXPOSE 8443 8080 9090"), "9090")
+
+    def test_a_missing_https_port_fails(self):
+        self.assert_fails(SHIPPED_DOCKERFILE.replace("EXPOSE 8443 8080", "EXPOSE 8080"), "8443")
+
+    def test_a_shell_healthcheck_fails(self):
+        broken = SHIPPED_DOCKERFILE.replace('CMD ["portcullis", "health"', 'CMD ["curl", "health"')
+        self.assert_fails(broken, "portcullis health")
+
+    def test_a_missing_revision_label_fails(self):
+        self.assert_fails(SHIPPED_DOCKERFILE.replace("org.opencontainers.image.revision=", "x.revision="),
+                          "image.revision")
 
     def test_adding_a_url_fails(self):
         broken = SHIPPED_DOCKERFILE.replace("COPY src/ src/", "COPY src/ src/\nADD https://example.com/x.tar.gz /x")
@@ -129,6 +140,35 @@ class Kubernetes(unittest.TestCase):
 
     def test_a_single_replica_fails(self):
         self.assertTrue(any("replicas" in f for f in self.broken(lambda dep: dep["spec"].update(replicas=1))))
+
+
+class Compose(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        with redirect_stdout(io.StringIO()):
+            cls.docs = cd.load_yaml_files()
+
+    def broken(self, change):
+        docs = copy.deepcopy(self.docs)
+        compose = next(d for _, d in docs if "services" in d)
+        change(compose["services"])
+        return failures_of(cd.check_compose, docs) + failures_of(cd.check_images, docs)
+
+    def test_the_shipped_compose_file_passes(self):
+        self.assertEqual(self.broken(lambda s: None), [])
+
+    def test_a_port_published_on_every_address_fails(self):
+        def change(services):
+            services["portcullis"]["ports"][0] = "8443:8443"
+        self.assertTrue(any("loopback" in f for f in self.broken(change)))
+
+    def test_a_missing_healthcheck_fails(self):
+        self.assertTrue(any("healthcheck" in f for f in self.broken(lambda s: s["portcullis"].pop("healthcheck"))))
+
+    def test_a_moving_image_tag_fails(self):
+        def change(services):
+            services["redis"]["image"] = "redis:7-alpine"
+        self.assertTrue(any("redis:7-alpine" in f for f in self.broken(change)))
 
 
 class Summary(unittest.TestCase):

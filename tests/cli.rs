@@ -350,3 +350,31 @@ async fn run_on_the_single_threaded_runtime_serves_and_stops() {
     }
     exits_zero_on_sigterm(&mut child).await;
 }
+
+/// `portcullis health`, the container health check: exit 0 only on a 2xx from the admin
+/// listener.
+#[tokio::test]
+async fn health_exits_by_the_admin_listeners_answer() {
+    // No routes: alive (/healthz 200) but not ready (/readyz 503).
+    let h = crate::support::Harness::start("").await;
+    let health = |address: String, path: &'static str| async move {
+        tokio::process::Command::new(BIN)
+            .args(["health", "--address", &address, "--path", path])
+            .env_remove("PORTCULLIS_HEALTH_ADDRESS")
+            .output()
+            .await
+            .unwrap()
+    };
+    let alive = health(h.admin.to_string(), "/healthz").await;
+    assert!(alive.status.success(), "{alive:?}");
+    assert!(String::from_utf8_lossy(&alive.stdout).contains("200 OK"));
+
+    let not_ready = health(h.admin.to_string(), "/readyz").await;
+    assert_eq!(not_ready.status.code(), Some(1), "{not_ready:?}");
+    assert!(String::from_utf8_lossy(&not_ready.stderr).contains("503"));
+
+    let closed = health(format!("127.0.0.1:{}", free_port()), "/healthz").await;
+    assert_eq!(closed.status.code(), Some(1), "{closed:?}");
+    assert!(String::from_utf8_lossy(&closed.stderr).contains("cannot connect"));
+    h.stop().await.unwrap();
+}
