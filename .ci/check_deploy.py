@@ -12,6 +12,8 @@ Subcommands, in the order check-deploy runs them:
                            `demo` command says it was built without the demo
   yaml                     parse every YAML file under deploy/ and check the Kubernetes
                            objects and the compose file against each other and the configs
+  schemas                  validate every Kubernetes object against the API schemas of the
+                           oldest supported and the newest Kubernetes (kubernetes-validate)
   configs BINARY WORKDIR   run `BINARY check` on every shipped portcullis.toml, with
                            throwaway certificates and secrets at the paths the files name
 
@@ -32,6 +34,9 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python < 3.11; check-deploy installs tomli then
     import tomli as tomllib
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import check_k8s  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
@@ -422,6 +427,8 @@ def load_yaml_files():
             docs += [(f, d) for d in loaded]
         except yaml.YAMLError as e:
             fail(f"{f.relative_to(REPO)} does not parse: {e}")
+    # What kustomize's configMapGenerator makes from files, as kubectl apply -k would.
+    docs += [(k, d) for k, d, _ in check_k8s.generated_configmaps(DEPLOY)]
     return docs
 
 
@@ -533,7 +540,6 @@ def check_kubernetes(docs):
     ann = dep["spec"]["template"]["metadata"].get("annotations", {})
     check(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == str(ADMIN_PORT)
           and ann.get("prometheus.io/path") == "/metrics", "Prometheus scrape annotations point at :9090/metrics")
-    check(dep["spec"].get("replicas", 1) >= 2, f"replicas: {dep['spec'].get('replicas', 1)}")
 
     # The main file, as the pod sees it.
     args = c.get("args", [])
@@ -599,12 +605,17 @@ def check_kubernetes(docs):
         for s in services:
             for p in s["spec"]["ports"]:
                 target = port_number(c, p.get("targetPort", p["port"]))
-                check(target != ADMIN_PORT and p["port"] != ADMIN_PORT,
-                      f"Service {s['metadata']['name']} port {p['port']} → {target} is not the admin port")
+                # A ClusterIP Service may carry it for the ServiceMonitor (check_k8s checks).
+                if s["spec"].get("type", "ClusterIP") != "ClusterIP":
+                    check(target != ADMIN_PORT and p["port"] != ADMIN_PORT,
+                          f"Service {s['metadata']['name']} port {p['port']} → {target} is not the admin port")
                 if target == HTTPS_PORT:
                     check(server.get("https_port", HTTPS_PORT) == p["port"],
                           f"server.https_port ({server.get('https_port')}) is the Service's HTTPS port {p['port']}",
                           "HTTP redirects would point at the wrong port")
+
+
+    check_k8s.check_rules(docs, check_k8s.generated_configmaps(DEPLOY), dep, check, ADMIN_PORT)
 
 
 def check_compose(docs):
@@ -685,10 +696,33 @@ def config_sets(docs):
         }),
         ("docker compose (deploy/compose/config)", DEPLOY / "compose/config", "portcullis.toml", {}),
     ]
-    for name, (f, data) in configmap_files(docs).items():
-        if "portcullis.toml" in data:
-            sets.append((f"ConfigMap {name} ({f.relative_to(REPO)})", data, "portcullis.toml", {}))
+    for label, files in pod_config_views(docs):
+        sets.append((label, files, "portcullis.toml", {}))
     return sets
+
+
+def pod_config_views(docs):
+    """(label, {path below /etc/portcullis: text}) for each Deployment that mounts a main file
+    there: what its pods see, assembled from every ConfigMap volume mounted below it."""
+    cms = configmap_files(docs)
+    out = []
+    for f, d in docs:
+        if d.get("kind") != "Deployment":
+            continue
+        pod = d["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for c in pod["containers"]:
+            files = {}
+            for m in c.get("volumeMounts", []):
+                v = volumes.get(m["name"], {})
+                rel = os.path.relpath(m["mountPath"], "/etc/portcullis")
+                if "configMap" not in v or rel.startswith(".."):
+                    continue
+                for key, text in cms.get(v["configMap"]["name"], (None, {}))[1].items():
+                    files[os.path.normpath(os.path.join(rel, key))] = text
+            if "portcullis.toml" in files:
+                out.append((f"Deployment {d['metadata']['name']} ({f.relative_to(REPO)}), as its pods see it", files))
+    return out
 
 
 def throwaway_pki(where):
@@ -726,12 +760,13 @@ def check_summary(label, cfg, extra_env, out):
 
 
 def configs(binary, work):
-    import yaml
-
     print(f"Shipped configurations, checked by `{binary} check`")
-    docs = []
-    for f in sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yaml", ".yml")):
-        docs += [(f, d) for d in yaml.safe_load_all(f.read_text()) if d]
+    with open(os.devnull, "w") as quiet:
+        saved, sys.stdout = sys.stdout, quiet
+        try:
+            docs = load_yaml_files()
+        finally:
+            sys.stdout = saved
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     cert, key = throwaway_pki(work)
@@ -743,6 +778,7 @@ def configs(binary, work):
         else:
             etc.mkdir(parents=True)
             for name, text in source.items():
+                (etc / name).parent.mkdir(parents=True, exist_ok=True)
                 (etc / name).write_text(text)
         cfg_path = etc / main
         cfg = tomllib.loads(cfg_path.read_text())
@@ -806,6 +842,9 @@ def main():
         product(Path(sys.argv[2]), Path(sys.argv[3]))
     elif cmd == "yaml":
         yaml_checks()
+    elif cmd == "schemas":
+        print("Kubernetes objects against the API schemas (kubernetes-validate, strict)")
+        check_k8s.validate_schemas([(f.relative_to(REPO), d) for f, d in load_yaml_files()], check)
     elif cmd == "configs":
         configs(Path(sys.argv[2]), Path(sys.argv[3]))
     else:

@@ -138,8 +138,58 @@ class Kubernetes(unittest.TestCase):
                 c.get("securityContext", {}).pop("runAsNonRoot", None)
         self.assertTrue(any("runAsNonRoot" in f for f in self.broken(change)))
 
-    def test_a_single_replica_fails(self):
-        self.assertTrue(any("replicas" in f for f in self.broken(lambda dep: dep["spec"].update(replicas=1))))
+    def test_replicas_beside_an_hpa_fails(self):
+        self.assertTrue(any("replicas" in f for f in self.broken(lambda dep: dep["spec"].update(replicas=2))))
+
+    def test_a_spread_without_honoring_taints_fails(self):
+        def change(dep):
+            dep["spec"]["template"]["spec"]["topologySpreadConstraints"][0].pop("nodeTaintsPolicy")
+        self.assertTrue(any("nodeTaintsPolicy" in f for f in self.broken(change)))
+
+    def broken_doc(self, kind, change):
+        docs = copy.deepcopy(self.docs)
+        for _, d in docs:
+            if d.get("kind") == kind:
+                change(d)
+        return failures_of(cd.check_kubernetes, docs)
+
+    def test_a_min_available_pdb_fails(self):
+        def change(pdb):
+            pdb["spec"].pop("maxUnavailable")
+            pdb["spec"]["minAvailable"] = 1
+        self.assertTrue(any("maxUnavailable" in f for f in self.broken_doc("PodDisruptionBudget", change)))
+
+    def test_an_admin_port_open_to_all_fails(self):
+        def change(pol):
+            for rule in pol["spec"].get("ingress", []):
+                rule.pop("from", None)
+        self.assertTrue(any("admin port only" in f for f in self.broken_doc("NetworkPolicy", change)))
+
+    def test_a_namespace_without_pod_security_fails(self):
+        def change(ns):
+            ns["metadata"]["labels"].pop("pod-security.kubernetes.io/enforce")
+        self.assertTrue(any("restricted" in f for f in self.broken_doc("Namespace", change)))
+
+    def test_routes_in_the_rolled_config_fail(self):
+        # The routing file must not sit in the content-hashed ConfigMap of the main file.
+        def change(dep):
+            pod = dep["spec"]["template"]["spec"]
+            pod["volumes"] = [v for v in pod["volumes"] if v["name"] != "routes"]
+            pod["containers"][0]["volumeMounts"] = [m for m in pod["containers"][0]["volumeMounts"]
+                                                    if m["name"] != "routes"]
+        self.assertTrue(any("routing file" in f for f in self.broken(change)))
+
+
+class Schemas(unittest.TestCase):
+    def test_the_shipped_objects_are_valid_and_a_misspelt_field_is_not(self):
+        with redirect_stdout(io.StringIO()):
+            docs = cd.load_yaml_files()
+        self.assertEqual(failures_of(cd.check_k8s.validate_schemas, docs, cd.check), [])
+        broken = copy.deepcopy(docs)
+        dep = next(d for _, d in broken if d.get("kind") == "PodDisruptionBudget")
+        dep["spec"]["maxUnavailible"] = 1
+        found = failures_of(cd.check_k8s.validate_schemas, broken, cd.check)
+        self.assertTrue(any("PodDisruptionBudget" in f and "schema" in f for f in found), found)
 
 
 class Compose(unittest.TestCase):
