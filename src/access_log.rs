@@ -30,6 +30,8 @@ pub struct AccessLog {
     route: Option<Arc<Route>>,
     error: Option<&'static str>,
     status: StatusCode,
+    /// `portcullis_requests_in_flight` until this log is dropped (written or abandoned).
+    _in_flight: crate::metrics::InFlight,
 }
 
 impl AccessLog {
@@ -53,6 +55,7 @@ impl AccessLog {
             route: None,
             error: None,
             status: StatusCode::OK,
+            _in_flight: crate::metrics::InFlight::start(),
         }
     }
 

@@ -23,7 +23,7 @@ fn example(dir: &Path) -> Pki {
 }
 
 /// An HTTPS client that trusts `pki` and sends `wiki.example.com` to 127.0.0.1:`port`.
-fn wiki_client(pki: &Pki, port: u16) -> reqwest::Client {
+pub(crate) fn wiki_client(pki: &Pki, port: u16) -> reqwest::Client {
     reqwest::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
@@ -55,7 +55,7 @@ async fn wiki_upstream(client: &reqwest::Client, port: u16) -> String {
 }
 
 /// The shipped example configuration in a new directory, its routes sent to `up`.
-fn example_to(up: &Upstream) -> (tempfile::TempDir, Pki) {
+pub(crate) fn example_to(up: &Upstream) -> (tempfile::TempDir, Pki) {
     let dir = tempfile::TempDir::new().unwrap();
     let pki = example(dir.path());
     let routes = std::fs::read_to_string(dir.path().join("routes.toml"))
@@ -66,7 +66,7 @@ fn example_to(up: &Upstream) -> (tempfile::TempDir, Pki) {
 }
 
 /// `portcullis run --config <config>` on free loopback ports: (child, https, http, admin).
-fn spawn_run(config: &Path) -> (tokio::process::Child, u16, u16, u16) {
+pub(crate) fn spawn_run(config: &Path) -> (tokio::process::Child, u16, u16, u16) {
     spawn_run_with(config, &[])
 }
 

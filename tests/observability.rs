@@ -117,6 +117,8 @@ async fn audit_events_and_metrics_follow_a_real_sign_in() {
         "portcullis_auth_events_total{event=\"policy_denied\",reason=\"allowed_groups\"}",
         "portcullis_auth_events_total{event=\"sign_out\",reason=\"user\"}",
         "portcullis_session_store_duration_seconds_count{store=\"memory\",op=\"set\"}",
+        // The session written at sign-in is cached: the next requests find it there.
+        "portcullis_session_cache_lookups_total{result=\"hit\"}",
     ] {
         assert!(delta(series) >= 1.0, "{series} did not grow:\n{after:?}");
     }

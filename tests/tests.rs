@@ -17,6 +17,7 @@ mod credentials;
 #[cfg(feature = "demo")]
 mod demo;
 mod errors;
+mod exposition;
 mod gate;
 mod headers;
 mod hsts;
