@@ -14,6 +14,8 @@ Subcommands, in the order check-deploy runs them:
                            objects and the compose file against each other and the configs
   schemas                  validate every Kubernetes object against the API schemas of the
                            oldest supported and the newest Kubernetes (kubernetes-validate)
+  monitoring               promtool check/test of deploy/prometheus/alerts.yaml, the
+                           PrometheusRule against it, the Grafana dashboard's structure
   configs BINARY WORKDIR   run `BINARY check` on every shipped portcullis.toml, with
                            throwaway certificates and secrets at the paths the files name
 
@@ -845,6 +847,10 @@ def main():
     elif cmd == "schemas":
         print("Kubernetes objects against the API schemas (kubernetes-validate, strict)")
         check_k8s.validate_schemas([(f.relative_to(REPO), d) for f, d in load_yaml_files()], check)
+    elif cmd == "monitoring":
+        print("Alert rules (promtool) and the Grafana dashboard")
+        check_k8s.check_rules_files(DEPLOY, check)
+        check_k8s.check_dashboard(DEPLOY, check)
     elif cmd == "configs":
         configs(Path(sys.argv[2]), Path(sys.argv[3]))
     else:

@@ -144,3 +144,33 @@ def check_rules(docs, generated, dep, check, admin_port):
                  if p.get("targetPort") in (admin_port, "admin")}
         check(bool(targets) and all(e.get("port") in ports and e.get("path") == "/metrics" for e in m["spec"]["endpoints"]),
               f"ServiceMonitor {m['metadata']['name']} scrapes /metrics on the admin port of a Service of the pods")
+
+
+def check_rules_files(deploy, check):
+    """The alert rules load in promtool, pass their unit tests, and the PrometheusRule holds
+    the same groups as deploy/prometheus/alerts.yaml."""
+    import subprocess
+
+    rules = deploy / "prometheus" / "alerts.yaml"
+    for args in (["check", "rules", rules.name], ["test", "rules", "alerts.test.yaml"]):
+        r = subprocess.run(["promtool", *args], cwd=rules.parent, capture_output=True, text=True)
+        check(r.returncode == 0, f"promtool {' '.join(args)}", (r.stdout + r.stderr).strip())
+    crd = yaml.safe_load((deploy / "kubernetes" / "monitoring" / "prometheusrule.yaml").read_text())
+    check(crd.get("spec") == yaml.safe_load(rules.read_text()),
+          "the PrometheusRule's groups are deploy/prometheus/alerts.yaml's")
+
+
+def check_dashboard(deploy, check):
+    """The Grafana dashboard parses, every panel reads the dashboard's data source variable,
+    and panel IDs are unique. (That each metric it queries exists is a Rust test:
+    tests/dashboard.rs, against a real /metrics.)"""
+    import json
+
+    for f in sorted((deploy / "grafana").glob("*.json")):
+        d = json.loads(f.read_text())
+        panels = d.get("panels", [])
+        ids = [p["id"] for p in panels]
+        check(len(ids) == len(set(ids)), f"{f.name}: panel IDs are unique")
+        queried = [p for p in panels if p.get("targets")]
+        check(bool(queried) and all(p["datasource"]["uid"] == "${datasource}" for p in queried),
+              f"{f.name}: {len(queried)} panels, each on the ${{datasource}} variable")

@@ -67,6 +67,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 Ok(h) => {
                     metrics::gauge!("portcullis_build_info", "version" => env!("CARGO_PKG_VERSION"))
                         .set(1.0);
+                    zero_series();
                     Some(h)
                 }
                 Err(e) => {
@@ -76,6 +77,24 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// Series with a fixed set of labels exist from the start at zero, so that dashboards and
+/// alert expressions (`rate`, ratios, `increase(...) > 0`) see them before the first event
+/// rather than no data.
+fn zero_series() {
+    for result in ["ok", "failed"] {
+        metrics::counter!("portcullis_config_reloads_total", "result" => result).increment(0);
+    }
+    for result in ["hit", "miss"] {
+        metrics::counter!("portcullis_session_cache_lookups_total", "result" => result)
+            .increment(0);
+    }
+    metrics::gauge!("portcullis_requests_in_flight").set(0.0);
+    metrics::counter!("portcullis_connections_refused_total", "listener" => "https", "reason" => "per_client_cap")
+        .increment(0);
+    // A histogram handle registers the series; its buckets read zero until an observation.
+    let _ = metrics::histogram!("portcullis_token_refresh_duration_seconds");
 }
 
 /// The Prometheus text exposition of every metric, then the process's own (read from

@@ -14,6 +14,7 @@ mod bearer;
 mod cli;
 mod connections;
 mod credentials;
+mod dashboard;
 #[cfg(feature = "demo")]
 mod demo;
 mod errors;
