@@ -52,6 +52,7 @@ impl RequestCtx {
             req.uri().path(),
             client.client,
             id.clone(),
+            req.headers().get(http::header::USER_AGENT),
         );
         let span = traced
             .then(|| crate::trace::request_span(req.method(), req.uri().path(), req.headers()));
@@ -99,6 +100,16 @@ impl RequestCtx {
         self.log.route_name()
     }
 
+    /// Who the request was made as, for the access log.
+    pub fn set_subject(&mut self, subject: Arc<dyn crate::access_log::Subject>) {
+        self.log.subject(subject);
+    }
+
+    /// How long the upstream took to answer with its response head, for the access log.
+    pub fn set_upstream_duration(&mut self, d: std::time::Duration) {
+        self.log.upstream_duration(d);
+    }
+
     /// Notes the error kind the request ended with, for the access log.
     pub fn set_error(&mut self, kind: &'static str) {
         self.log.error(kind);
@@ -109,6 +120,7 @@ impl RequestCtx {
         audit::Scope {
             request_id: self.id_str(),
             route: self.route_name(),
+            client: Some(self.client.client),
         }
     }
 

@@ -178,6 +178,7 @@ impl Proxy {
             (None, _) => return Err(ProxyError::ProviderUnavailable),
         };
         if let Some(p) = &principal {
+            ctx.set_subject(p.subject());
             authorize(&route, p, ctx)?;
             identity::inject(
                 req.headers_mut(),
@@ -196,7 +197,9 @@ impl Proxy {
         }
         let client_upgrade = upgrade.is_some().then(|| upgrade::on(&mut req));
         let req = to_upstream(req, &route, &target, ctx, upgrade)?;
+        let sent = std::time::Instant::now();
         let mut resp = forward::send(&route.client, req, route.timeout).await?;
+        ctx.set_upstream_duration(sent.elapsed());
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client_upgrade) = client_upgrade {
