@@ -43,6 +43,9 @@ pub struct AccessLog {
     subject: Option<Arc<dyn Subject>>,
     /// From sending the request upstream to the upstream's response head.
     upstream_duration: Option<Duration>,
+    /// The request's span, if traced: entered once more and closed when the response body
+    /// ends, so the span covers the streamed answer and not just its head.
+    span: Option<tracing::Span>,
     /// `portcullis_requests_in_flight` until this log is dropped (written or abandoned).
     _in_flight: crate::metrics::InFlight,
 }
@@ -74,6 +77,7 @@ impl AccessLog {
             user_agent,
             subject: None,
             upstream_duration: None,
+            span: None,
             _in_flight: crate::metrics::InFlight::start(),
         }
     }
@@ -101,8 +105,13 @@ impl AccessLog {
 
     /// Attaches the log to the response body; the event is written when the body finishes or
     /// is dropped (client gone).
-    pub fn finish(mut self, resp: Response<Body>) -> Response<LoggedBody> {
+    pub fn finish(
+        mut self,
+        resp: Response<Body>,
+        span: Option<tracing::Span>,
+    ) -> Response<LoggedBody> {
         self.status = resp.status();
+        self.span = span;
         resp.map(|inner| LoggedBody {
             inner,
             bytes: 0,
@@ -111,6 +120,9 @@ impl AccessLog {
     }
 
     fn emit(&self, bytes: u64, complete: bool) {
+        // The OpenTelemetry layer ends a span at its last exit: entering it here, as the body
+        // ends, makes the span cover the whole answer (and parents the access event).
+        let _entered = self.span.as_ref().map(tracing::Span::enter);
         let elapsed = self.start.elapsed();
         self.route
             .as_deref()

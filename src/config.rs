@@ -66,6 +66,28 @@ pub struct TelemetryConfig {
     /// `None`: no export (W3C `traceparent` from clients still reaches upstreams unchanged).
     pub otlp_endpoint: Option<String>,
     pub service_name: String,
+    /// Which traces are recorded and exported (`sampler`, `sampler_arg`).
+    pub sampler: Sampler,
+}
+
+/// The OpenTelemetry samplers of `OTEL_TRACES_SAMPLER`, by the same names.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampler {
+    /// Follow the client's `traceparent` sampled flag when there is one (`parentbased_*`).
+    pub parent_based: bool,
+    /// The share of new traces recorded: 1.0 (`always_on`), 0.0 (`always_off`), or the
+    /// `traceidratio` argument.
+    pub ratio: f64,
+}
+
+impl Default for Sampler {
+    /// `parentbased_always_on`, the SDK's default.
+    fn default() -> Sampler {
+        Sampler {
+            parent_based: true,
+            ratio: 1.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -354,7 +376,9 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
             }
         },
     };
+    let sampler = sampler(&raw.telemetry, file)?;
     let telemetry = TelemetryConfig {
+        sampler,
         otlp_endpoint,
         service_name: raw
             .telemetry
@@ -382,6 +406,47 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
         redis,
         sign_in,
         telemetry,
+    })
+}
+
+/// `telemetry.sampler` and `telemetry.sampler_arg` (`OTEL_TRACES_SAMPLER`, `…_ARG`).
+fn sampler(raw: &raw::RawTelemetry, file: &Path) -> Result<Sampler, ConfigError> {
+    let name = raw.sampler.as_deref().map(str::trim).unwrap_or("");
+    let (parent_based, kind) = match name.strip_prefix("parentbased_") {
+        Some(k) => (true, k),
+        None if name.is_empty() => (true, "always_on"),
+        None => (false, name),
+    };
+    let ratio = match kind {
+        "always_on" => 1.0,
+        "always_off" => 0.0,
+        "traceidratio" => match raw.sampler_arg.as_deref().map(str::trim) {
+            None | Some("") => 1.0,
+            Some(a) => match a.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => r,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        file,
+                        "telemetry.sampler_arg",
+                        format!("a ratio from 0 to 1 like \"0.25\", got {a:?}"),
+                    ))
+                }
+            },
+        },
+        _ => {
+            return Err(ConfigError::invalid(
+                file,
+                "telemetry.sampler",
+                format!(
+                    "one of always_on, always_off, traceidratio, parentbased_always_on, \
+                     parentbased_always_off, parentbased_traceidratio; got {name:?}"
+                ),
+            ))
+        }
+    };
+    Ok(Sampler {
+        parent_based,
+        ratio,
     })
 }
 

@@ -125,7 +125,8 @@ impl RequestCtx {
     }
 
     /// Hands the access-log record to the response body; the event is written when it ends.
+    /// The request span goes with it and ends with the body.
     pub fn finish(self, resp: http::Response<Body>) -> http::Response<LoggedBody> {
-        self.log.finish(resp)
+        self.log.finish(resp, self.span)
     }
 }

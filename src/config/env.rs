@@ -7,6 +7,10 @@
 //! would a quoted value in the file. Only the list keys split on commas.
 //!
 //! Each value's origin is its variable's name, so an error about it names the variable.
+//!
+//! The OpenTelemetry SDK's standard variables set the `[telemetry]` keys the same way
+//! (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`,
+//! `OTEL_TRACES_SAMPLER_ARG`), unless the key's own `PORTCULLIS__TELEMETRY__*` variable is set.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +18,14 @@ use config::{Map, Source, Value, ValueKind};
 
 /// The prefix of environment overrides: `PORTCULLIS__SERVER__LISTEN` sets `server.listen`.
 pub const ENV_PREFIX: &str = "PORTCULLIS";
+
+/// The OpenTelemetry variables Portcullis honours, and the key each sets.
+const OTEL_VARS: &[(&str, &str)] = &[
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlp_endpoint"),
+    ("OTEL_SERVICE_NAME", "telemetry.service_name"),
+    ("OTEL_TRACES_SAMPLER", "telemetry.sampler"),
+    ("OTEL_TRACES_SAMPLER_ARG", "telemetry.sampler_arg"),
+];
 
 /// Keys whose environment value is a comma-separated list.
 const LIST_KEYS: &[&str] = &[
@@ -44,7 +56,7 @@ impl EnvOverrides {
             let Ok(name) = name.into_string() else {
                 continue;
             };
-            if key_of(&name).is_none() {
+            if key_of(&name).is_none() && !OTEL_VARS.iter().any(|(v, _)| *v == name) {
                 continue;
             }
             match value.into_string() {
@@ -64,11 +76,17 @@ impl EnvOverrides {
         V: Into<String>,
     {
         let mut out = BTreeMap::new();
+        let mut otel = Vec::new();
         for (name, value) in vars {
             let (name, value) = (name.into(), value.into());
             if let Some(key) = key_of(&name) {
                 out.insert(key, (name, value));
+            } else if let Some((_, key)) = OTEL_VARS.iter().find(|(v, _)| *v == name) {
+                otel.push((key.to_string(), (name, value)));
             }
+        }
+        for (key, var) in otel {
+            out.entry(key).or_insert(var);
         }
         EnvOverrides { vars: out }
     }

@@ -31,6 +31,8 @@ pub struct RawConfig {
 pub struct RawTelemetry {
     pub otlp_endpoint: Option<String>,
     pub service_name: Option<String>,
+    pub sampler: Option<String>,
+    pub sampler_arg: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

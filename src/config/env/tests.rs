@@ -138,3 +138,61 @@ fn a_file_error_still_names_the_file_once() {
         "printed once: {shown}"
     );
 }
+
+#[test]
+fn the_standard_opentelemetry_variables_set_the_telemetry_keys() {
+    let (_d, _, r) = load(
+        "[telemetry]\notlp_endpoint = \"http://from-file:4318\"",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_SERVICE_NAME", "edge-proxy"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ],
+    );
+    let t = r.unwrap().telemetry;
+    assert_eq!(t.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+    assert_eq!(t.service_name, "edge-proxy");
+    assert_eq!(
+        t.sampler,
+        crate::config::Sampler {
+            parent_based: true,
+            ratio: 0.25
+        }
+    );
+    // Portcullis's own variable wins over the standard one.
+    let (_d, _, r) = load(
+        "",
+        &[
+            ("OTEL_SERVICE_NAME", "edge-proxy"),
+            ("PORTCULLIS__TELEMETRY__SERVICE_NAME", "mine"),
+            ("OTEL_TRACES_SAMPLER", "always_off"),
+        ],
+    );
+    let t = r.unwrap().telemetry;
+    assert_eq!(t.service_name, "mine");
+    assert_eq!(
+        t.sampler,
+        crate::config::Sampler {
+            parent_based: false,
+            ratio: 0.0
+        }
+    );
+}
+
+#[test]
+fn a_bad_sampler_from_the_environment_names_the_variable() {
+    let (_, e) = env_error(
+        "",
+        &[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+        ],
+    );
+    match e {
+        ConfigError::Env { var, .. } => assert_eq!(var, "OTEL_TRACES_SAMPLER_ARG"),
+        other => panic!("expected an Env error, got {other:?}"),
+    }
+    let (_, e) = env_error("", &[("OTEL_TRACES_SAMPLER", "jaeger_remote")]);
+    assert!(e.to_string().contains("OTEL_TRACES_SAMPLER"), "{e}");
+}
