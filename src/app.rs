@@ -58,6 +58,7 @@ impl App {
             config.server.trusted_proxies.clone(),
             auth.clone(),
             config.telemetry.otlp_endpoint.is_some(),
+            config.pages.clone(),
         ));
         let certs = Arc::new(CertResolver::new(config.tls.clone())?);
         let acceptor =

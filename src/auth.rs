@@ -168,7 +168,7 @@ impl Auth {
         mode: AuthMode,
         req: &Request<B>,
         target: &Target,
-        ctx: &RequestCtx,
+        ctx: &RequestCtx<'_>,
     ) -> Result<Decision, ProxyError> {
         let by_token = match mode {
             AuthMode::Public => return Ok(Decision::Proceed(None)),

@@ -19,6 +19,7 @@
 pub mod auth;
 mod env;
 mod errors;
+pub mod pages;
 mod raw;
 pub mod routes;
 pub mod server;
@@ -31,6 +32,7 @@ use std::time::Duration;
 
 pub use auth::{is_guid, OidcConfig, Secret, UserClaim};
 pub use env::{EnvOverrides, ENV_PREFIX};
+pub use pages::PagesConfig;
 pub use routes::{
     AuthMode, HeaderPreset, HostPattern, PolicySpec, RouteSpec, Routing, UpstreamTarget,
 };
@@ -57,6 +59,8 @@ pub struct Config {
     /// `[sign_in]`: rate limit and redemption bound of sign-ins.
     pub sign_in: SignInConfig,
     pub telemetry: TelemetryConfig,
+    /// `[pages]`: the name, logo and support contact on the proxy's own pages.
+    pub pages: PagesConfig,
 }
 
 /// `[telemetry]`: OpenTelemetry trace export.
@@ -242,6 +246,7 @@ impl Config {
             redis: None,
             sign_in: raw::RawSignIn::default(),
             telemetry: raw::RawTelemetry::default(),
+            pages: raw::RawPages::default(),
         };
         validate(raw, Path::new(IN_CODE))
     }
@@ -406,6 +411,7 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
         redis,
         sign_in,
         telemetry,
+        pages: pages::pages(raw.pages, file)?,
     })
 }
 

@@ -21,15 +21,17 @@ use crate::route::Route;
 
 /// One request's context.
 #[derive(Debug)]
-pub struct RequestCtx {
+pub struct RequestCtx<'p> {
     id: HeaderValue,
+    /// `[pages]`: how the proxy's own pages look, borrowed from the proxy.
+    pages: &'p crate::config::PagesConfig,
     client: ClientAddr,
     format: Format,
     log: AccessLog,
     span: Option<tracing::Span>,
 }
 
-impl RequestCtx {
+impl<'p> RequestCtx<'p> {
     /// The context of `req` from `peer`. Forwarding headers count only from
     /// `trusted_proxies`; `traced` opens a request span.
     pub fn new<B>(
@@ -37,7 +39,8 @@ impl RequestCtx {
         req: &Request<B>,
         trusted_proxies: &[ipnet::IpNet],
         traced: bool,
-    ) -> RequestCtx {
+        pages: &'p crate::config::PagesConfig,
+    ) -> RequestCtx<'p> {
         let client = ClientAddr::new(peer.ip(), req.headers(), trusted_proxies);
         let id = headers::request_id(req.headers(), client.trusted);
         let host = req
@@ -57,6 +60,7 @@ impl RequestCtx {
         let span = traced
             .then(|| crate::trace::request_span(req.method(), req.uri().path(), req.headers()));
         RequestCtx {
+            pages,
             format: crate::pages::Format::from_headers(req.headers()),
             id,
             client,
@@ -81,6 +85,11 @@ impl RequestCtx {
     }
 
     /// The format the client's `Accept` asks answers in.
+    /// `[pages]`, for the pages the proxy answers with.
+    pub fn pages(&self) -> &'p crate::config::PagesConfig {
+        self.pages
+    }
+
     pub fn format(&self) -> Format {
         self.format
     }

@@ -16,7 +16,7 @@
 //!         ─▶ RequestCtx::finish (access_log.rs: one event when the body ends)
 //! ```
 //!
-//! Stages take the request context (`&RequestCtx`: request ID, client, matched route, audit
+//! Stages take the request context (`&RequestCtx<'_>`: request ID, client, matched route, audit
 //! scope) and return `Result<_, ProxyError>`; only `handle` turns an error into an answer
 //! (error.rs) and logs it with its cause chain.
 
@@ -53,6 +53,8 @@ pub struct Proxy {
     auth: Option<Arc<Auth>>,
     /// Request spans and `traceparent` to upstreams (`telemetry.otlp_endpoint` is set).
     traced: bool,
+    /// `[pages]`: the look of the proxy's own pages.
+    pages: crate::config::PagesConfig,
 }
 
 impl Proxy {
@@ -62,6 +64,7 @@ impl Proxy {
         trusted_proxies: Vec<IpNet>,
         auth: Option<Arc<Auth>>,
         traced: bool,
+        pages: crate::config::PagesConfig,
     ) -> Proxy {
         Proxy {
             routes: ArcSwap::from_pointee(routes),
@@ -69,7 +72,13 @@ impl Proxy {
             trusted_proxies,
             auth,
             traced,
+            pages,
         }
+    }
+
+    /// `[pages]`: the look of the proxy's own pages.
+    pub fn pages(&self) -> &crate::config::PagesConfig {
+        &self.pages
     }
 
     /// The live route table (one consistent table per call).
@@ -102,7 +111,7 @@ impl Proxy {
     /// Answers one request from `peer`. Never fails: errors become pages here.
     pub async fn handle(&self, peer: SocketAddr, req: Request<Incoming>) -> Response<LoggedBody> {
         use tracing::Instrument;
-        let mut ctx = RequestCtx::new(peer, &req, &self.trusted_proxies, self.traced);
+        let mut ctx = RequestCtx::new(peer, &req, &self.trusted_proxies, self.traced, &self.pages);
         // One future whether or not a span is exported: a disabled span costs a branch per poll.
         let span = ctx.span().cloned();
         let answer = self
@@ -127,7 +136,7 @@ impl Proxy {
                     }
                     _ => tracing::debug!(request_id = id, error = %cause, "request refused"),
                 }
-                err.to_response(ctx.format(), id)
+                err.to_response(ctx.format(), id, &self.pages)
             }
         };
         resp.headers_mut().insert(X_REQUEST_ID, ctx.id().clone());
@@ -137,7 +146,7 @@ impl Proxy {
     async fn proxy(
         &self,
         mut req: Request<Incoming>,
-        ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         let target = Target::of(&req)?;
         let table = self.routes.load();
@@ -220,7 +229,7 @@ impl Proxy {
 }
 
 /// The route's policy, for a signed-in principal; an access token's calling app too.
-fn authorize(route: &Route, p: &Principal, ctx: &RequestCtx) -> Result<(), ProxyError> {
+fn authorize(route: &Route, p: &Principal, ctx: &RequestCtx<'_>) -> Result<(), ProxyError> {
     let caller = match p {
         Principal::Bearer { identity, .. } => policy::authorize_caller(&route.policy, identity),
         Principal::Session(_) => Ok(()),
@@ -240,7 +249,7 @@ fn authorize(route: &Route, p: &Principal, ctx: &RequestCtx) -> Result<(), Proxy
 }
 
 /// Metrics and audit events for a failed request.
-fn account(e: &ProxyError, ctx: &RequestCtx) {
+fn account(e: &ProxyError, ctx: &RequestCtx<'_>) {
     let route = ctx.route_name();
     match e {
         ProxyError::UpstreamUnreachable(_) => metrics::upstream_error(route, "unreachable"),
@@ -258,7 +267,7 @@ fn to_upstream(
     req: Request<Incoming>,
     route: &Route,
     target: &Target,
-    ctx: &RequestCtx,
+    ctx: &RequestCtx<'_>,
     upgrade: Option<HeaderValue>,
 ) -> Result<Request<Incoming>, ProxyError> {
     let (mut parts, body) = req.into_parts();

@@ -24,6 +24,16 @@ pub struct RawConfig {
     pub sign_in: RawSignIn,
     #[serde(default)]
     pub telemetry: RawTelemetry,
+    #[serde(default)]
+    pub pages: RawPages,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPages {
+    pub product_name: Option<String>,
+    pub logo_url: Option<String>,
+    pub support: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
