@@ -2,7 +2,7 @@
 #
 # The Portcullis image: a release build on the official Rust image, copied onto distroless.
 #
-#   docker build -t portcullis:0.1.0 .
+#   docker build -t portcullis:0.1.0 .      (OCI labels for a release: see the LABEL below)
 #
 # Crate versions are pinned by Cargo.lock; the two base images below are pinned by tag only,
 # and tags move when their maintainers rebuild them. For a build that reproduces bit for bit,
@@ -34,10 +34,17 @@ RUN cargo build --release --locked --no-default-features -p portcullis --bin por
 # allocator is mimalloc, both compiled in (no OpenSSL).
 FROM gcr.io/distroless/cc-debian12:nonroot
 
+# Set by the release build, from the repository it builds:
+#   docker build --build-arg REVISION="$(git rev-parse HEAD)" \
+#     --build-arg SOURCE="$(git remote get-url origin)" -t portcullis:0.1.0 .
 ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE=unknown
 LABEL org.opencontainers.image.title="portcullis" \
       org.opencontainers.image.description="Identity-aware reverse proxy for Microsoft Entra ID" \
       org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="gcr.io/distroless/cc-debian12:nonroot"
 
@@ -51,11 +58,16 @@ USER 65532:65532
 
 # 8443: HTTPS, the proxy itself.
 # 8080: plain HTTP, answering 308 to https:// for hosts that have routes.
-# 9090: admin (/healthz, /readyz, /metrics), unauthenticated: for kubelet probes and
-#       Prometheus on the pod network only, never behind a Service or Ingress.
-EXPOSE 8443 8080 9090
+# The admin port, 9090 (/healthz, /readyz, /metrics), is deliberately not EXPOSEd: it is
+# unauthenticated, and `docker run -P` publishes every exposed port on every host address.
+# Kubelet probes and Prometheus reach it on the pod network without EXPOSE; with Docker,
+# publish it on loopback yourself (-p 127.0.0.1:9090:9090, as deploy/docker-compose.yml does).
+EXPOSE 8443 8080
 
-# No HEALTHCHECK: distroless has no shell or curl to run one, and orchestrators probe the
-# admin port themselves (Kubernetes: httpGet /healthz and /readyz on 9090).
+# The binary probes its own admin listener (there is no shell or curl in the image):
+# `portcullis health` exits 0 when GET http://127.0.0.1:9090/healthz answers 2xx. Kubernetes
+# ignores HEALTHCHECK and uses the Deployment's probes.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["portcullis", "health", "--address", "127.0.0.1:9090", "--path", "/healthz"]
 ENTRYPOINT ["portcullis"]
 CMD ["run", "--config", "/etc/portcullis/portcullis.toml"]

@@ -12,6 +12,10 @@ Subcommands, in the order check-deploy runs them:
                            `demo` command says it was built without the demo
   yaml                     parse every YAML file under deploy/ and check the Kubernetes
                            objects and the compose file against each other and the configs
+  schemas                  validate every Kubernetes object against the API schemas of the
+                           oldest supported and the newest Kubernetes (kubernetes-validate)
+  monitoring               promtool check/test of deploy/prometheus/alerts.yaml, the
+                           PrometheusRule against it, the Grafana dashboard's structure
   configs BINARY WORKDIR   run `BINARY check` on every shipped portcullis.toml, with
                            throwaway certificates and secrets at the paths the files name
 
@@ -32,6 +36,9 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python < 3.11; check-deploy installs tomli then
     import tomli as tomllib
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import check_k8s  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
@@ -167,8 +174,19 @@ def lint_dockerfile():
     check(user not in ("root", "0"), f"final stage runs as a non-root USER ({user})")
     check(user.isdigit(), "the USER is numeric", "Kubernetes' runAsNonRoot cannot verify a user name")
     exposed = {int(p.split("/")[0]) for _, i, a in final["ins"] if i == "EXPOSE" for p in a.split()}
-    for port in (HTTPS_PORT, HTTP_PORT, ADMIN_PORT):
+    for port in (HTTPS_PORT, HTTP_PORT):
         check(port in exposed, f"EXPOSE lists {port}")
+    check(ADMIN_PORT not in exposed, f"EXPOSE leaves out the admin port {ADMIN_PORT}",
+          "`docker run -P` would publish the unauthenticated admin port on every address")
+    health = [a for _, i, a in final["ins"] if i == "HEALTHCHECK"]
+    if check(bool(health), "a HEALTHCHECK"):
+        cmd = health[-1].split("CMD", 1)[-1].strip()
+        args = exec_form(cmd) if cmd.startswith("[") else []
+        check(args[:2] == ["portcullis", "health"],
+              f"HEALTHCHECK runs `portcullis health` in exec form ({cmd})", "the image has no shell")
+        if "--address" in args:
+            check(args[args.index("--address") + 1].endswith(f":{ADMIN_PORT}"),
+                  f"HEALTHCHECK probes the admin port {ADMIN_PORT}")
     dests = {}
     for _, i, a in final["ins"]:
         if i == "COPY":
@@ -196,6 +214,8 @@ def lint_dockerfile():
     check(not remote, "no ADD of a URL", f"line(s) {remote}")
     check(not re.search(r":latest\b", DOCKERFILE.read_text()), "no `latest` tag anywhere")
     labels = " ".join(a for _, i, a in final["ins"] if i in ("LABEL", "ARG"))
+    for label in ("source", "revision", "version"):
+        check(f"org.opencontainers.image.{label}=" in labels, f"LABEL org.opencontainers.image.{label}")
     version = cargo_version()
     check(f"VERSION={version}" in labels or f'version="{version}"' in labels,
           f"the image version label follows Cargo.toml ({version})")
@@ -409,6 +429,8 @@ def load_yaml_files():
             docs += [(f, d) for d in loaded]
         except yaml.YAMLError as e:
             fail(f"{f.relative_to(REPO)} does not parse: {e}")
+    # What kustomize's configMapGenerator makes from files, as kubectl apply -k would.
+    docs += [(k, d) for k, d, _ in check_k8s.generated_configmaps(DEPLOY)]
     return docs
 
 
@@ -461,8 +483,10 @@ def check_images(docs):
         if "services" in d:
             images = [s["image"] for s in d["services"].values() if "image" in s and "build" not in s]
         for image in images:
-            tag = image.split("@")[0].rsplit("/", 1)[-1]
-            check(":" in tag and not tag.endswith(":latest"), f"{f.relative_to(REPO)}: image {image} is pinned to a tag")
+            tag = image.split("@")[0].rsplit("/", 1)[-1].partition(":")[2]
+            # A full release version (7.4.2, v1.10.3), not a moving one (7, 7-alpine, latest).
+            check("@sha256:" in image or re.match(r"v?\d+\.\d+\.\d+", tag) is not None,
+                  f"{f.relative_to(REPO)}: image {image} is pinned to a release tag or digest")
 
 
 def check_kubernetes(docs):
@@ -518,7 +542,6 @@ def check_kubernetes(docs):
     ann = dep["spec"]["template"]["metadata"].get("annotations", {})
     check(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == str(ADMIN_PORT)
           and ann.get("prometheus.io/path") == "/metrics", "Prometheus scrape annotations point at :9090/metrics")
-    check(dep["spec"].get("replicas", 1) >= 2, f"replicas: {dep['spec'].get('replicas', 1)}")
 
     # The main file, as the pod sees it.
     args = c.get("args", [])
@@ -584,12 +607,17 @@ def check_kubernetes(docs):
         for s in services:
             for p in s["spec"]["ports"]:
                 target = port_number(c, p.get("targetPort", p["port"]))
-                check(target != ADMIN_PORT and p["port"] != ADMIN_PORT,
-                      f"Service {s['metadata']['name']} port {p['port']} → {target} is not the admin port")
+                # A ClusterIP Service may carry it for the ServiceMonitor (check_k8s checks).
+                if s["spec"].get("type", "ClusterIP") != "ClusterIP":
+                    check(target != ADMIN_PORT and p["port"] != ADMIN_PORT,
+                          f"Service {s['metadata']['name']} port {p['port']} → {target} is not the admin port")
                 if target == HTTPS_PORT:
                     check(server.get("https_port", HTTPS_PORT) == p["port"],
                           f"server.https_port ({server.get('https_port')}) is the Service's HTTPS port {p['port']}",
                           "HTTP redirects would point at the wrong port")
+
+
+    check_k8s.check_rules(docs, check_k8s.generated_configmaps(DEPLOY), dep, check, ADMIN_PORT)
 
 
 def check_compose(docs):
@@ -604,8 +632,12 @@ def check_compose(docs):
         ctx = f.parent / (build.get("context", ".") if isinstance(build, dict) else build)
         check((ctx / build.get("dockerfile", "Dockerfile")).exists(), f"{where}: builds from {build.get('dockerfile', 'Dockerfile')} in {ctx.resolve().relative_to(REPO) if ctx.resolve() != REPO else '.'}")
         for port in svc.get("ports", []):
-            if str(port).split(":")[-1].split("/")[0] == str(ADMIN_PORT):
-                check(str(port).startswith("127.0.0.1:"), f"{where}: admin port published on loopback only ({port})")
+            check(str(port).startswith("127.0.0.1:"), f"{where}: port {port} is published on loopback only")
+        check(svc.get("image", "").endswith(f":{cargo_version()}"),
+              f"{where}: the built image is tagged with Cargo.toml's version ({svc.get('image')})")
+        test = svc.get("healthcheck", {}).get("test", [])
+        check(test[:3] == ["CMD", "portcullis", "health"] and f"127.0.0.1:{ADMIN_PORT}" in test,
+              f"{where}: the healthcheck runs `portcullis health` on the admin port ({test})")
         declared = d.get("secrets", {})
         used = [s if isinstance(s, str) else s["source"] for s in svc.get("secrets", [])]
         for name in used:
@@ -645,6 +677,13 @@ def yaml_checks():
 # --- configs against the real parser --------------------------------------------------------
 
 
+# The shipped placeholders and what the check fills in for them (any IDs of the right shape).
+PLACEHOLDERS = {
+    "<tenant-id>": "11111111-2222-3333-4444-555555555555",
+    "<application (client) id>": "00000000-0000-0000-0000-000000000000",
+}
+
+
 def config_sets(docs):
     """(label, directory to copy from or {name: text}, main file name, extra env)."""
     sets = [
@@ -659,10 +698,33 @@ def config_sets(docs):
         }),
         ("docker compose (deploy/compose/config)", DEPLOY / "compose/config", "portcullis.toml", {}),
     ]
-    for name, (f, data) in configmap_files(docs).items():
-        if "portcullis.toml" in data:
-            sets.append((f"ConfigMap {name} ({f.relative_to(REPO)})", data, "portcullis.toml", {}))
+    for label, files in pod_config_views(docs):
+        sets.append((label, files, "portcullis.toml", {}))
     return sets
+
+
+def pod_config_views(docs):
+    """(label, {path below /etc/portcullis: text}) for each Deployment that mounts a main file
+    there: what its pods see, assembled from every ConfigMap volume mounted below it."""
+    cms = configmap_files(docs)
+    out = []
+    for f, d in docs:
+        if d.get("kind") != "Deployment":
+            continue
+        pod = d["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for c in pod["containers"]:
+            files = {}
+            for m in c.get("volumeMounts", []):
+                v = volumes.get(m["name"], {})
+                rel = os.path.relpath(m["mountPath"], "/etc/portcullis")
+                if "configMap" not in v or rel.startswith(".."):
+                    continue
+                for key, text in cms.get(v["configMap"]["name"], (None, {}))[1].items():
+                    files[os.path.normpath(os.path.join(rel, key))] = text
+            if "portcullis.toml" in files:
+                out.append((f"Deployment {d['metadata']['name']} ({f.relative_to(REPO)}), as its pods see it", files))
+    return out
 
 
 def throwaway_pki(where):
@@ -700,12 +762,13 @@ def check_summary(label, cfg, extra_env, out):
 
 
 def configs(binary, work):
-    import yaml
-
     print(f"Shipped configurations, checked by `{binary} check`")
-    docs = []
-    for f in sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yaml", ".yml")):
-        docs += [(f, d) for d in yaml.safe_load_all(f.read_text()) if d]
+    with open(os.devnull, "w") as quiet:
+        saved, sys.stdout = sys.stdout, quiet
+        try:
+            docs = load_yaml_files()
+        finally:
+            sys.stdout = saved
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     cert, key = throwaway_pki(work)
@@ -717,6 +780,7 @@ def configs(binary, work):
         else:
             etc.mkdir(parents=True)
             for name, text in source.items():
+                (etc / name).parent.mkdir(parents=True, exist_ok=True)
                 (etc / name).write_text(text)
         cfg_path = etc / main
         cfg = tomllib.loads(cfg_path.read_text())
@@ -746,7 +810,20 @@ def configs(binary, work):
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content_for(dotted, cert, key))
         env.update(overrides)
-        r = subprocess.run([str(binary), "check", "--config", str(cfg_path)], env=env, capture_output=True, text=True)
+        run_check = lambda: subprocess.run([str(binary), "check", "--config", str(cfg_path)], env=env,
+                                           capture_output=True, text=True)
+        text = cfg_path.read_text()
+        shipped = [p for p in PLACEHOLDERS if p in text]
+        if shipped:
+            # As shipped, the file must be refused until the operator fills its placeholders in.
+            r = run_check()
+            out = (r.stdout + r.stderr).strip()
+            check(r.returncode != 0 and "placeholder" in out,
+                  f"{label}: `portcullis check` refuses the shipped placeholders {', '.join(shipped)}", out)
+            for p in shipped:
+                text = text.replace(p, PLACEHOLDERS[p])
+            cfg_path.write_text(text)
+        r = run_check()
         out = (r.stdout + r.stderr).strip()
         if check(r.returncode == 0, f"{label}: `portcullis check` passes", out):
             for line in out.splitlines():
@@ -767,6 +844,13 @@ def main():
         product(Path(sys.argv[2]), Path(sys.argv[3]))
     elif cmd == "yaml":
         yaml_checks()
+    elif cmd == "schemas":
+        print("Kubernetes objects against the API schemas (kubernetes-validate, strict)")
+        check_k8s.validate_schemas([(f.relative_to(REPO), d) for f, d in load_yaml_files()], check)
+    elif cmd == "monitoring":
+        print("Alert rules (promtool) and the Grafana dashboard")
+        check_k8s.check_rules_files(DEPLOY, check)
+        check_k8s.check_dashboard(DEPLOY, check)
     elif cmd == "configs":
         configs(Path(sys.argv[2]), Path(sys.argv[3]))
     else:

@@ -58,8 +58,19 @@ class Dockerfile(unittest.TestCase):
     def test_a_root_runtime_user_fails(self):
         self.assert_fails(SHIPPED_DOCKERFILE.replace("USER 65532:65532", "USER root"), "non-root")
 
-    def test_a_missing_admin_port_fails(self):
-        self.assert_fails(SHIPPED_DOCKERFILE.replace("EXPOSE 8443 8080 9090", "EXPOSE 8443 8080"), "9090")
+    def test_an_exposed_admin_port_fails(self):
+        self.assert_fails(SHIPPED_DOCKERFILE.replace("EXPOSE 8443 8080", "EXPOSE 8443 8080 9090"), "9090")
+
+    def test_a_missing_https_port_fails(self):
+        self.assert_fails(SHIPPED_DOCKERFILE.replace("EXPOSE 8443 8080", "EXPOSE 8080"), "8443")
+
+    def test_a_shell_healthcheck_fails(self):
+        broken = SHIPPED_DOCKERFILE.replace('CMD ["portcullis", "health"', 'CMD ["curl", "health"')
+        self.assert_fails(broken, "portcullis health")
+
+    def test_a_missing_revision_label_fails(self):
+        self.assert_fails(SHIPPED_DOCKERFILE.replace("org.opencontainers.image.revision=", "x.revision="),
+                          "image.revision")
 
     def test_adding_a_url_fails(self):
         broken = SHIPPED_DOCKERFILE.replace("COPY src/ src/", "COPY src/ src/\nADD https://example.com/x.tar.gz /x")
@@ -145,8 +156,87 @@ class Kubernetes(unittest.TestCase):
                 c.get("securityContext", {}).pop("runAsNonRoot", None)
         self.assertTrue(any("runAsNonRoot" in f for f in self.broken(change)))
 
-    def test_a_single_replica_fails(self):
-        self.assertTrue(any("replicas" in f for f in self.broken(lambda dep: dep["spec"].update(replicas=1))))
+    def test_replicas_beside_an_hpa_fails(self):
+        self.assertTrue(any("replicas" in f for f in self.broken(lambda dep: dep["spec"].update(replicas=2))))
+
+    def test_a_spread_without_honoring_taints_fails(self):
+        def change(dep):
+            dep["spec"]["template"]["spec"]["topologySpreadConstraints"][0].pop("nodeTaintsPolicy")
+        self.assertTrue(any("nodeTaintsPolicy" in f for f in self.broken(change)))
+
+    def broken_doc(self, kind, change):
+        docs = copy.deepcopy(self.docs)
+        for _, d in docs:
+            if d.get("kind") == kind:
+                change(d)
+        return failures_of(cd.check_kubernetes, docs)
+
+    def test_a_min_available_pdb_fails(self):
+        def change(pdb):
+            pdb["spec"].pop("maxUnavailable")
+            pdb["spec"]["minAvailable"] = 1
+        self.assertTrue(any("maxUnavailable" in f for f in self.broken_doc("PodDisruptionBudget", change)))
+
+    def test_an_admin_port_open_to_all_fails(self):
+        def change(pol):
+            for rule in pol["spec"].get("ingress", []):
+                rule.pop("from", None)
+        self.assertTrue(any("admin port only" in f for f in self.broken_doc("NetworkPolicy", change)))
+
+    def test_a_namespace_without_pod_security_fails(self):
+        def change(ns):
+            ns["metadata"]["labels"].pop("pod-security.kubernetes.io/enforce")
+        self.assertTrue(any("restricted" in f for f in self.broken_doc("Namespace", change)))
+
+    def test_routes_in_the_rolled_config_fail(self):
+        # The routing file must not sit in the content-hashed ConfigMap of the main file.
+        def change(dep):
+            pod = dep["spec"]["template"]["spec"]
+            pod["volumes"] = [v for v in pod["volumes"] if v["name"] != "routes"]
+            pod["containers"][0]["volumeMounts"] = [m for m in pod["containers"][0]["volumeMounts"]
+                                                    if m["name"] != "routes"]
+        self.assertTrue(any("routing file" in f for f in self.broken(change)))
+
+
+class Schemas(unittest.TestCase):
+    def test_the_shipped_objects_are_valid_and_a_misspelt_field_is_not(self):
+        with redirect_stdout(io.StringIO()):
+            docs = cd.load_yaml_files()
+        self.assertEqual(failures_of(cd.check_k8s.validate_schemas, docs, cd.check), [])
+        broken = copy.deepcopy(docs)
+        dep = next(d for _, d in broken if d.get("kind") == "PodDisruptionBudget")
+        dep["spec"]["maxUnavailible"] = 1
+        found = failures_of(cd.check_k8s.validate_schemas, broken, cd.check)
+        self.assertTrue(any("PodDisruptionBudget" in f and "schema" in f for f in found), found)
+
+
+class Compose(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        with redirect_stdout(io.StringIO()):
+            cls.docs = cd.load_yaml_files()
+
+    def broken(self, change):
+        docs = copy.deepcopy(self.docs)
+        compose = next(d for _, d in docs if "services" in d)
+        change(compose["services"])
+        return failures_of(cd.check_compose, docs) + failures_of(cd.check_images, docs)
+
+    def test_the_shipped_compose_file_passes(self):
+        self.assertEqual(self.broken(lambda s: None), [])
+
+    def test_a_port_published_on_every_address_fails(self):
+        def change(services):
+            services["portcullis"]["ports"][0] = "8443:8443"
+        self.assertTrue(any("loopback" in f for f in self.broken(change)))
+
+    def test_a_missing_healthcheck_fails(self):
+        self.assertTrue(any("healthcheck" in f for f in self.broken(lambda s: s["portcullis"].pop("healthcheck"))))
+
+    def test_a_moving_image_tag_fails(self):
+        def change(services):
+            services["redis"]["image"] = "redis:7-alpine"
+        self.assertTrue(any("redis:7-alpine" in f for f in self.broken(change)))
 
     def broken_docs(self, change):
         docs = copy.deepcopy(self.docs)

@@ -2,14 +2,17 @@
 //! duration cover the whole streamed answer, not just its head).
 //!
 //! Events go to the `portcullis::access` target. They carry the path without its query string
-//! and never any header value: query strings and headers are where codes, tokens and cookies
-//! travel.
+//! and no header value but the user agent: query strings and other headers are where codes,
+//! tokens and cookies travel. The signed-in user is named by `oid` and `tid` only.
+//!
+//! Per request the record holds shared handles, not copies, where it can: the user agent is a
+//! reference-counted header value and a session's subject the session's own `Arc`.
 
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode};
@@ -17,6 +20,12 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use crate::body::Body;
 use crate::route::Route;
+
+/// Who a request was made as: `oid` and `tid` of the signed-in user or the token's subject.
+pub trait Subject: Send + Sync + std::fmt::Debug {
+    fn oid(&self) -> &str;
+    fn tid(&self) -> &str;
+}
 
 /// What is known about a request so far; logged once, when its response body is done.
 #[derive(Debug)]
@@ -30,6 +39,15 @@ pub struct AccessLog {
     route: Option<Arc<Route>>,
     error: Option<&'static str>,
     status: StatusCode,
+    user_agent: Option<HeaderValue>,
+    subject: Option<Arc<dyn Subject>>,
+    /// From sending the request upstream to the upstream's response head.
+    upstream_duration: Option<Duration>,
+    /// The request's span, if traced: entered once more and closed when the response body
+    /// ends, so the span covers the streamed answer and not just its head.
+    span: Option<tracing::Span>,
+    /// `portcullis_requests_in_flight` until this log is dropped (written or abandoned).
+    _in_flight: crate::metrics::InFlight,
 }
 
 impl AccessLog {
@@ -40,9 +58,12 @@ impl AccessLog {
         path: &str,
         client: IpAddr,
         request_id: HeaderValue,
+        user_agent: Option<&HeaderValue>,
     ) -> AccessLog {
         let on = tracing::enabled!(target: "portcullis::access", tracing::Level::INFO);
         let copy = |s: &str| if on { s.to_owned() } else { String::new() };
+        // A header value parsed from the connection shares its buffer: no copy.
+        let user_agent = user_agent.filter(|_| on).cloned();
         AccessLog {
             start: Instant::now(),
             method,
@@ -53,6 +74,11 @@ impl AccessLog {
             route: None,
             error: None,
             status: StatusCode::OK,
+            user_agent,
+            subject: None,
+            upstream_duration: None,
+            span: None,
+            _in_flight: crate::metrics::InFlight::start(),
         }
     }
 
@@ -69,10 +95,23 @@ impl AccessLog {
         self.error = Some(kind);
     }
 
+    pub fn subject(&mut self, subject: Arc<dyn Subject>) {
+        self.subject = Some(subject);
+    }
+
+    pub fn upstream_duration(&mut self, d: Duration) {
+        self.upstream_duration = Some(d);
+    }
+
     /// Attaches the log to the response body; the event is written when the body finishes or
     /// is dropped (client gone).
-    pub fn finish(mut self, resp: Response<Body>) -> Response<LoggedBody> {
+    pub fn finish(
+        mut self,
+        resp: Response<Body>,
+        span: Option<tracing::Span>,
+    ) -> Response<LoggedBody> {
         self.status = resp.status();
+        self.span = span;
         resp.map(|inner| LoggedBody {
             inner,
             bytes: 0,
@@ -81,6 +120,9 @@ impl AccessLog {
     }
 
     fn emit(&self, bytes: u64, complete: bool) {
+        // The OpenTelemetry layer ends a span at its last exit: entering it here, as the body
+        // ends, makes the span cover the whole answer (and parents the access event).
+        let _entered = self.span.as_ref().map(tracing::Span::enter);
         let elapsed = self.start.elapsed();
         self.route
             .as_deref()
@@ -105,6 +147,10 @@ impl AccessLog {
             upstream = %upstream,
             request_id = self.request_id.to_str().unwrap_or(""),
             client = %self.client,
+            user_agent = self.user_agent.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
+            oid = self.subject.as_deref().map_or("", |s| s.oid()),
+            tid = self.subject.as_deref().map_or("", |s| s.tid()),
+            upstream_ms = self.upstream_duration.map(|d| d.as_secs_f64() * 1000.0),
             error = self.error.unwrap_or(""),
             complete,
         );

@@ -2,8 +2,9 @@
 //! and every dependency the request path needs answering), `/metrics`, and, with
 //! `server.admin_token_file`, the token-authenticated `POST /admin/sessions/revoke`
 //! (`revoke.rs`). Bind it to loopback or a pod-only address: only the revoke API is
-//! authenticated.
+//! authenticated. `probe.rs` is the client side, `portcullis health`.
 
+pub mod probe;
 mod revoke;
 
 use std::sync::Arc;

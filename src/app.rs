@@ -70,6 +70,7 @@ impl App {
                 config.server.trusted_proxies.clone(),
                 auth.clone(),
                 config.telemetry.otlp_endpoint.is_some(),
+                config.pages.clone(),
             )
             .with_assertions(assertions),
         );

@@ -16,12 +16,15 @@
 pub struct Scope<'a> {
     pub request_id: &'a str,
     pub route: &'a str,
+    /// The client's address (as `X-Forwarded-For` names it from a trusted proxy).
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl Scope<'_> {
     pub const NONE: Scope<'static> = Scope {
         request_id: "",
         route: "",
+        client: None,
     };
 }
 
@@ -82,6 +85,7 @@ pub fn record(scope: Scope<'_>, event: Event, oid: &str, tid: &str, reason: &'st
         event = event.as_str(),
         request_id = scope.request_id,
         route = scope.route,
+        client = scope.client.map(tracing::field::display),
         oid,
         tid,
         reason,

@@ -68,6 +68,14 @@ impl Principal {
         }
     }
 
+    /// Who the access log names: a session's own `Arc` (no copy), or the token's subject.
+    pub fn subject(&self) -> Arc<dyn crate::access_log::Subject> {
+        match self {
+            Principal::Session(s) => s.clone(),
+            Principal::Bearer { identity, .. } => Arc::new(identity.clone()),
+        }
+    }
+
     /// The route preset's identity headers: built once per session value, or now for a
     /// bearer token.
     pub fn preset_headers(
@@ -165,7 +173,7 @@ impl Auth {
         route: &RouteSpec,
         req: &Request<B>,
         target: &Target,
-        ctx: &RequestCtx,
+        ctx: &RequestCtx<'_>,
     ) -> Result<Decision, ProxyError> {
         let auth_context = route.auth_context.as_ref();
         let by_token = match route.auth {
@@ -250,6 +258,24 @@ pub fn is_navigation<B>(req: &Request<B>) -> bool {
         && accepts_html
         && !h.contains_key("x-requested-with")
         && fetch_mode.is_none_or(|m| m == "navigate")
+}
+
+impl crate::access_log::Subject for Active {
+    fn oid(&self) -> &str {
+        self.identity.oid()
+    }
+    fn tid(&self) -> &str {
+        self.identity.tid()
+    }
+}
+
+impl crate::access_log::Subject for Identity {
+    fn oid(&self) -> &str {
+        Identity::oid(self)
+    }
+    fn tid(&self) -> &str {
+        Identity::tid(self)
+    }
 }
 
 #[cfg(test)]

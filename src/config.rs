@@ -18,6 +18,9 @@
 
 mod assertion;
 pub mod auth;
+mod env;
+mod errors;
+pub mod pages;
 mod raw;
 pub mod routes;
 pub mod server;
@@ -30,6 +33,8 @@ use std::time::Duration;
 
 pub use assertion::AssertionConfig;
 pub use auth::{is_guid, OidcConfig, Secret, UserClaim};
+pub use env::{EnvOverrides, ENV_PREFIX};
+pub use pages::PagesConfig;
 pub use routes::{
     AuthContext, AuthMode, HeaderPreset, HostPattern, PolicySpec, RouteSpec, Routing,
     UpstreamTarget,
@@ -59,6 +64,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// `[assertion]`: signed identity assertions for routes with `assertion = true`.
     pub assertion: Option<AssertionConfig>,
+    /// `[pages]`: the name, logo and support contact on the proxy's own pages.
+    pub pages: PagesConfig,
 }
 
 /// `[telemetry]`: OpenTelemetry trace export.
@@ -68,6 +75,28 @@ pub struct TelemetryConfig {
     /// `None`: no export (W3C `traceparent` from clients still reaches upstreams unchanged).
     pub otlp_endpoint: Option<String>,
     pub service_name: String,
+    /// Which traces are recorded and exported (`sampler`, `sampler_arg`).
+    pub sampler: Sampler,
+}
+
+/// The OpenTelemetry samplers of `OTEL_TRACES_SAMPLER`, by the same names.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampler {
+    /// Follow the client's `traceparent` sampled flag when there is one (`parentbased_*`).
+    pub parent_based: bool,
+    /// The share of new traces recorded: 1.0 (`always_on`), 0.0 (`always_off`), or the
+    /// `traceidratio` argument.
+    pub ratio: f64,
+}
+
+impl Default for Sampler {
+    /// `parentbased_always_on`, the SDK's default.
+    fn default() -> Sampler {
+        Sampler {
+            parent_based: true,
+            ratio: 1.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -104,18 +133,21 @@ pub enum LogFormat {
     Json,
 }
 
-/// A configuration problem, always naming the file and, where there is one, the key.
+/// A configuration problem, always naming the file and, where there is one, the key; or, for
+/// a value from the environment, the variable.
+///
+/// The causes are part of each message, not `source()`s, so `{:#}` prints them once.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{}: {source}", file.display())]
+    #[error("{}: {error}", file.display())]
     Load {
         file: PathBuf,
-        source: Box<config::ConfigError>,
+        error: Box<config::ConfigError>,
     },
-    #[error("{}: cannot read: {source}", file.display())]
+    #[error("{}: cannot read: {error}", file.display())]
     Read {
         file: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
     Parse {
@@ -128,6 +160,13 @@ pub enum ConfigError {
         file: PathBuf,
         key: String,
         expected: String,
+    },
+    /// A value set by a `PORTCULLIS__*` variable (the file may not even have the key).
+    #[error("environment variable {var} (`{key}`): {message}")]
+    Env {
+        var: String,
+        key: String,
+        message: String,
     },
 }
 
@@ -145,36 +184,29 @@ impl ConfigError {
     }
 }
 
-/// The prefix of environment overrides: `PORTCULLIS__SERVER__LISTEN` sets `server.listen`.
-pub const ENV_PREFIX: &str = "PORTCULLIS";
-
-/// Loads and validates the main file plus environment overrides. The routing file is loaded
-/// separately (`routes::load`) because it reloads on its own.
+/// Loads and validates the main file plus the process's environment overrides. The routing
+/// file is loaded separately (`routes::load`) because it reloads on its own.
 pub fn load(file: &Path) -> Result<Config, ConfigError> {
-    if let Err(source) = std::fs::metadata(file) {
+    let env = EnvOverrides::from_process().map_err(|env::NotUnicode(var)| ConfigError::Env {
+        key: String::new(),
+        var,
+        message: "the value is not valid Unicode".to_owned(),
+    })?;
+    load_with_env(file, &env)
+}
+
+/// [`load`] with the given environment overrides instead of the process's.
+pub fn load_with_env(file: &Path, env: &EnvOverrides) -> Result<Config, ConfigError> {
+    if let Err(error) = std::fs::metadata(file) {
         return Err(ConfigError::Read {
             file: file.to_owned(),
-            source,
+            error,
         });
     }
-    let load_err = |source| ConfigError::Load {
-        file: file.to_owned(),
-        source: Box::new(source),
-    };
+    let load_err = |e| errors::from_config(file, env, e);
     let built = config::Config::builder()
         .add_source(config::File::from(file).format(config::FileFormat::Toml))
-        .add_source(
-            config::Environment::with_prefix(ENV_PREFIX)
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("server.trusted_proxies")
-                .with_list_parse_key("oidc.scopes")
-                .with_list_parse_key("oidc.allowed_tenants")
-                .with_list_parse_key("oidc.audiences")
-                .with_list_parse_key("session.secrets"),
-        )
+        .add_source(env.clone())
         .build()
         .map_err(load_err)?;
     let raw: raw::RawConfig = built.try_deserialize().map_err(load_err)?;
@@ -185,7 +217,7 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
             "the routing file's path: [routes] file = \"routes.toml\"",
         ));
     }
-    validate(raw, file)
+    validate(raw, file).map_err(|e| errors::name_variable(e, env))
 }
 
 /// Where a configuration built in code says it came from, in its error messages.
@@ -220,6 +252,7 @@ impl Config {
             sign_in: raw::RawSignIn::default(),
             telemetry: raw::RawTelemetry::default(),
             assertion: None,
+            pages: raw::RawPages::default(),
         };
         validate(raw, Path::new(IN_CODE))
     }
@@ -365,7 +398,9 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
             }
         },
     };
+    let sampler = sampler(&raw.telemetry, file)?;
     let telemetry = TelemetryConfig {
+        sampler,
         otlp_endpoint,
         service_name: raw
             .telemetry
@@ -394,6 +429,48 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
         sign_in,
         telemetry,
         assertion,
+        pages: pages::pages(raw.pages, file)?,
+    })
+}
+
+/// `telemetry.sampler` and `telemetry.sampler_arg` (`OTEL_TRACES_SAMPLER`, `…_ARG`).
+fn sampler(raw: &raw::RawTelemetry, file: &Path) -> Result<Sampler, ConfigError> {
+    let name = raw.sampler.as_deref().map(str::trim).unwrap_or("");
+    let (parent_based, kind) = match name.strip_prefix("parentbased_") {
+        Some(k) => (true, k),
+        None if name.is_empty() => (true, "always_on"),
+        None => (false, name),
+    };
+    let ratio = match kind {
+        "always_on" => 1.0,
+        "always_off" => 0.0,
+        "traceidratio" => match raw.sampler_arg.as_deref().map(str::trim) {
+            None | Some("") => 1.0,
+            Some(a) => match a.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => r,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        file,
+                        "telemetry.sampler_arg",
+                        format!("a ratio from 0 to 1 like \"0.25\", got {a:?}"),
+                    ))
+                }
+            },
+        },
+        _ => {
+            return Err(ConfigError::invalid(
+                file,
+                "telemetry.sampler",
+                format!(
+                    "one of always_on, always_off, traceidratio, parentbased_always_on, \
+                     parentbased_always_off, parentbased_traceidratio; got {name:?}"
+                ),
+            ))
+        }
+    };
+    Ok(Sampler {
+        parent_based,
+        ratio,
     })
 }
 

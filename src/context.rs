@@ -21,15 +21,17 @@ use crate::route::Route;
 
 /// One request's context.
 #[derive(Debug)]
-pub struct RequestCtx {
+pub struct RequestCtx<'p> {
     id: HeaderValue,
+    /// `[pages]`: how the proxy's own pages look, borrowed from the proxy.
+    pages: &'p crate::config::PagesConfig,
     client: ClientAddr,
     format: Format,
     log: AccessLog,
     span: Option<tracing::Span>,
 }
 
-impl RequestCtx {
+impl<'p> RequestCtx<'p> {
     /// The context of `req` from `peer`. Forwarding headers count only from
     /// `trusted_proxies`; `traced` opens a request span.
     pub fn new<B>(
@@ -37,7 +39,8 @@ impl RequestCtx {
         req: &Request<B>,
         trusted_proxies: &[ipnet::IpNet],
         traced: bool,
-    ) -> RequestCtx {
+        pages: &'p crate::config::PagesConfig,
+    ) -> RequestCtx<'p> {
         let client = ClientAddr::new(peer.ip(), req.headers(), trusted_proxies);
         let id = headers::request_id(req.headers(), client.trusted);
         let host = req
@@ -52,10 +55,12 @@ impl RequestCtx {
             req.uri().path(),
             client.client,
             id.clone(),
+            req.headers().get(http::header::USER_AGENT),
         );
         let span = traced
             .then(|| crate::trace::request_span(req.method(), req.uri().path(), req.headers()));
         RequestCtx {
+            pages,
             format: crate::pages::Format::from_headers(req.headers()),
             id,
             client,
@@ -80,6 +85,11 @@ impl RequestCtx {
     }
 
     /// The format the client's `Accept` asks answers in.
+    /// `[pages]`, for the pages the proxy answers with.
+    pub fn pages(&self) -> &'p crate::config::PagesConfig {
+        self.pages
+    }
+
     pub fn format(&self) -> Format {
         self.format
     }
@@ -99,6 +109,16 @@ impl RequestCtx {
         self.log.route_name()
     }
 
+    /// Who the request was made as, for the access log.
+    pub fn set_subject(&mut self, subject: Arc<dyn crate::access_log::Subject>) {
+        self.log.subject(subject);
+    }
+
+    /// How long the upstream took to answer with its response head, for the access log.
+    pub fn set_upstream_duration(&mut self, d: std::time::Duration) {
+        self.log.upstream_duration(d);
+    }
+
     /// Notes the error kind the request ended with, for the access log.
     pub fn set_error(&mut self, kind: &'static str) {
         self.log.error(kind);
@@ -109,11 +129,13 @@ impl RequestCtx {
         audit::Scope {
             request_id: self.id_str(),
             route: self.route_name(),
+            client: Some(self.client.client),
         }
     }
 
     /// Hands the access-log record to the response body; the event is written when it ends.
+    /// The request span goes with it and ends with the body.
     pub fn finish(self, resp: http::Response<Body>) -> http::Response<LoggedBody> {
-        self.log.finish(resp)
+        self.log.finish(resp, self.span)
     }
 }

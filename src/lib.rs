@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //!
-//! - `main.rs`: the CLI (`run`, `check`, `demo`); parses arguments, sets up logging, calls [`run`].
+//! - `main.rs`: the CLI (`run`, `check`, `health`, `demo`); parses arguments, sets up logging,
+//!   calls [`run`].
 //! - [`app`]: the composition root: [`App::build`] assembles, [`App::serve`] runs.
 //! - [`config`]: the main file and the routing file, raw → validated.
 //! - [`server`]: listeners, TLS handshakes, HTTP/1.1 + HTTP/2 connections, limits, drain.
@@ -23,7 +24,8 @@
 //! - Sign-in parts: [`oidc`] (discovery, keys, token endpoint, Graph), [`session`] (sessions,
 //!   refresh), [`store`] (memory and Redis), [`seal`] (sealed values), [`identity`] (claims).
 //! - [`reload`] and [`watch`]: live reload of routes and certificates.
-//! - [`admin`]: `/healthz`, `/readyz`, `/metrics`; [`redirect`]: plain HTTP → HTTPS.
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics` (and `portcullis health`, their probe);
+//!   [`redirect`]: plain HTTP → HTTPS.
 //! - Observability: [`metrics`], [`audit`] (the audit log), [`telemetry`] (logs, OTLP),
 //!   [`trace`] (request spans, W3C `traceparent`).
 //! - [`body`]: the body type; [`primitives`]: clock, random tokens, digests.

@@ -1,4 +1,4 @@
-//! The `portcullis` command: `run`, `check`, `--version`.
+//! The `portcullis` command: `run`, `check`, `health`, `demo`, `--version`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,6 +45,24 @@ enum Command {
         #[arg(long, default_value_t = 9090)]
         admin_port: u16,
     },
+    /// Probe the admin listener (the container health check): exit 0 when `GET PATH` answers
+    /// 2xx, 1 otherwise.
+    Health {
+        /// The admin listener, `host:port` (`server.admin_listen`; 0.0.0.0 is reached on
+        /// 127.0.0.1).
+        #[arg(
+            long,
+            default_value = "127.0.0.1:9090",
+            env = "PORTCULLIS_HEALTH_ADDRESS"
+        )]
+        address: String,
+        /// `/healthz` (the process answers) or `/readyz` (ready to serve).
+        #[arg(long, default_value = "/healthz")]
+        path: String,
+        /// How long to wait for the answer.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Validate the configuration and the routing file, and print the route table.
     Check {
         /// The main configuration file.
@@ -64,6 +82,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { config } => check(&config),
+        Command::Health {
+            address,
+            path,
+            timeout,
+        } => health(&address, &path, timeout),
         Command::Demo { port, admin_port } => demo(port, admin_port),
     };
     match result {
@@ -151,6 +174,19 @@ fn demo(port: u16, admin_port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn health(address: &str, path: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let status = runtime.block_on(portcullis::admin::probe::probe(address, path, timeout))?;
+    if !status.is_success() {
+        anyhow::bail!("GET http://{address}{path}: {status}");
+    }
+    println!("GET http://{address}{path}: {status}");
+    Ok(())
+}
+
 fn check(path: &Path) -> anyhow::Result<()> {
     let config = portcullis::config::load(path)?;
     portcullis::tls::CertResolver::new(config.tls.clone())?;
@@ -172,8 +208,12 @@ fn check(path: &Path) -> anyhow::Result<()> {
     println!("{}: ok", config.file.display());
     match &config.oidc {
         Some(o) => println!(
-            "sign-in: {} (client {}, {}{}), sessions in {}",
+            "sign-in: {} ({}, client {}, {}{}), sessions in {}",
             o.issuer,
+            match o.provider {
+                portcullis::config::auth::Provider::Entra => "Entra ID",
+                portcullis::config::auth::Provider::Other => "another OpenID Connect provider",
+            },
             o.client_id,
             o.credential.as_str(),
             if o.multi_tenant {

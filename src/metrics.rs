@@ -17,6 +17,13 @@
 //! | `portcullis_open_connections` (gauge) | `listener` |
 //! | `portcullis_connections_refused_total` (counter) | `listener`, `reason` |
 //! | `portcullis_build_info` (gauge, 1) | `version` |
+//! | `portcullis_requests_in_flight` (gauge) | |
+//! | `portcullis_session_cache_lookups_total` (counter) | `result` (`hit`, `miss`) |
+//! | `portcullis_token_refresh_duration_seconds` (histogram) | |
+//! | `portcullis_certificate_not_after_seconds` (gauge) | `file` (a `[tls]` certificate file) |
+//! | `process_*` (CPU, memory, file descriptors; `process.rs`) | |
+
+mod process;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -49,11 +56,18 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                         &store,
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("portcullis_token_refresh_duration_seconds".into()),
+                        &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+                    )
+                })
                 .and_then(|b| b.install_recorder());
             match built {
                 Ok(h) => {
                     metrics::gauge!("portcullis_build_info", "version" => env!("CARGO_PKG_VERSION"))
                         .set(1.0);
+                    zero_series();
                     Some(h)
                 }
                 Err(e) => {
@@ -65,12 +79,33 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// The Prometheus text exposition of every metric.
+/// Series with a fixed set of labels exist from the start at zero, so that dashboards and
+/// alert expressions (`rate`, ratios, `increase(...) > 0`) see them before the first event
+/// rather than no data.
+fn zero_series() {
+    for result in ["ok", "failed"] {
+        metrics::counter!("portcullis_config_reloads_total", "result" => result).increment(0);
+    }
+    for result in ["hit", "miss"] {
+        metrics::counter!("portcullis_session_cache_lookups_total", "result" => result)
+            .increment(0);
+    }
+    metrics::gauge!("portcullis_requests_in_flight").set(0.0);
+    metrics::counter!("portcullis_connections_refused_total", "listener" => "https", "reason" => "per_client_cap")
+        .increment(0);
+    // A histogram handle registers the series; its buckets read zero until an observation.
+    let _ = metrics::histogram!("portcullis_token_refresh_duration_seconds");
+}
+
+/// The Prometheus text exposition of every metric, then the process's own (read from
+/// `/proc` at each scrape, never on the request path).
 pub fn render() -> String {
     match install() {
         Some(h) => {
             h.run_upkeep();
-            h.render()
+            let mut text = h.render();
+            process::render(&mut text);
+            text
         }
         None => String::new(),
     }
@@ -204,4 +239,52 @@ impl Drop for Connection {
     fn drop(&mut self) {
         metrics::gauge!("portcullis_open_connections", "listener" => self.0).decrement(1.0);
     }
+}
+
+/// A request between its head arriving and its response body ending (or being dropped).
+#[derive(Debug)]
+pub struct InFlight(());
+
+impl InFlight {
+    /// One global gauge, resolved once: an atomic add per request, no lookup.
+    fn gauge() -> &'static metrics::Gauge {
+        static GAUGE: OnceLock<metrics::Gauge> = OnceLock::new();
+        GAUGE.get_or_init(|| metrics::gauge!("portcullis_requests_in_flight"))
+    }
+
+    pub fn start() -> InFlight {
+        Self::gauge().increment(1.0);
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        Self::gauge().decrement(1.0);
+    }
+}
+
+/// A session lookup answered from this instance's cache (`hit`) or from the store (`miss`).
+pub fn session_cache(hit: bool) {
+    static HIT: OnceLock<metrics::Counter> = OnceLock::new();
+    static MISS: OnceLock<metrics::Counter> = OnceLock::new();
+    let (slot, result) = if hit { (&HIT, "hit") } else { (&MISS, "miss") };
+    slot.get_or_init(
+        || metrics::counter!("portcullis_session_cache_lookups_total", "result" => result),
+    )
+    .increment(1);
+}
+
+/// One refresh-token redemption at the token endpoint, whatever its outcome.
+pub fn token_refresh(elapsed: Duration) {
+    static H: OnceLock<metrics::Histogram> = OnceLock::new();
+    H.get_or_init(|| metrics::histogram!("portcullis_token_refresh_duration_seconds"))
+        .record(elapsed.as_secs_f64());
+}
+
+/// When the certificate in `file` (a `[tls]` certificate file) expires, in seconds since the
+/// Unix epoch.
+pub fn certificate_not_after(file: &str, not_after: i64) {
+    metrics::gauge!("portcullis_certificate_not_after_seconds", "file" => file.to_owned())
+        .set(not_after as f64);
 }

@@ -17,7 +17,7 @@
 //!         ─▶ RequestCtx::finish (access_log.rs: one event when the body ends)
 //! ```
 //!
-//! Stages take the request context (`&RequestCtx`: request ID, client, matched route, audit
+//! Stages take the request context (`&RequestCtx<'_>`: request ID, client, matched route, audit
 //! scope) and return `Result<_, ProxyError>`; only `handle` turns an error into an answer
 //! (error.rs) and logs it with its cause chain.
 
@@ -59,6 +59,8 @@ pub struct Proxy {
     traced: bool,
     /// Signed identity assertions (`[assertion]`).
     assertions: Option<Arc<Assertions>>,
+    /// `[pages]`: the look of the proxy's own pages.
+    pages: crate::config::PagesConfig,
 }
 
 impl Proxy {
@@ -68,6 +70,7 @@ impl Proxy {
         trusted_proxies: Vec<IpNet>,
         auth: Option<Arc<Auth>>,
         traced: bool,
+        pages: crate::config::PagesConfig,
     ) -> Proxy {
         if let Some(auth) = &auth {
             auth.sessions()
@@ -80,6 +83,7 @@ impl Proxy {
             auth,
             traced,
             assertions: None,
+            pages,
         }
     }
 
@@ -91,6 +95,11 @@ impl Proxy {
 
     pub fn assertions(&self) -> Option<&Arc<Assertions>> {
         self.assertions.as_ref()
+    }
+
+    /// `[pages]`: the look of the proxy's own pages.
+    pub fn pages(&self) -> &crate::config::PagesConfig {
+        &self.pages
     }
 
     /// The live route table (one consistent table per call).
@@ -127,7 +136,7 @@ impl Proxy {
     /// Answers one request from `peer`. Never fails: errors become pages here.
     pub async fn handle(&self, peer: SocketAddr, req: Request<Incoming>) -> Response<LoggedBody> {
         use tracing::Instrument;
-        let mut ctx = RequestCtx::new(peer, &req, &self.trusted_proxies, self.traced);
+        let mut ctx = RequestCtx::new(peer, &req, &self.trusted_proxies, self.traced, &self.pages);
         // One future whether or not a span is exported: a disabled span costs a branch per poll.
         let span = ctx.span().cloned();
         let answer = self
@@ -152,7 +161,7 @@ impl Proxy {
                     }
                     _ => tracing::debug!(request_id = id, error = %cause, "request refused"),
                 }
-                err.to_response(ctx.format(), id)
+                err.to_response(ctx.format(), id, &self.pages)
             }
         };
         resp.headers_mut().insert(X_REQUEST_ID, ctx.id().clone());
@@ -162,7 +171,7 @@ impl Proxy {
     async fn proxy(
         &self,
         mut req: Request<Incoming>,
-        ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         let target = Target::of(&req)?;
         if verify::is_verify(&target) {
@@ -217,6 +226,7 @@ impl Proxy {
             (None, _) => return Err(ProxyError::ProviderUnavailable),
         };
         if let Some(p) = &principal {
+            ctx.set_subject(p.subject());
             authorize(&route, p, ctx)?;
             if route.assertion {
                 let a = self
@@ -246,7 +256,9 @@ impl Proxy {
         }
         let client_upgrade = upgrade.is_some().then(|| upgrade::on(&mut req));
         let req = to_upstream(req, &route, &target, ctx, upgrade)?;
+        let sent = std::time::Instant::now();
         let mut resp = forward::send(&route.client, req, route.timeout).await?;
+        ctx.set_upstream_duration(sent.elapsed());
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client_upgrade) = client_upgrade {
@@ -267,7 +279,11 @@ impl Proxy {
 }
 
 /// The route's policy, for a signed-in principal; an access token's calling app too.
-pub(crate) fn authorize(route: &Route, p: &Principal, ctx: &RequestCtx) -> Result<(), ProxyError> {
+pub(crate) fn authorize(
+    route: &Route,
+    p: &Principal,
+    ctx: &RequestCtx<'_>,
+) -> Result<(), ProxyError> {
     let caller = match p {
         Principal::Bearer { identity, .. } => policy::authorize_caller(&route.policy, identity),
         Principal::Session(_) => Ok(()),
@@ -311,7 +327,7 @@ fn is_preflight<B>(req: &Request<B>) -> bool {
 }
 
 /// Metrics and audit events for a failed request.
-fn account(e: &ProxyError, ctx: &RequestCtx) {
+fn account(e: &ProxyError, ctx: &RequestCtx<'_>) {
     let route = ctx.route_name();
     match e {
         ProxyError::UpstreamUnreachable(_) => metrics::upstream_error(route, "unreachable"),
@@ -329,7 +345,7 @@ fn to_upstream(
     req: Request<Incoming>,
     route: &Route,
     target: &Target,
-    ctx: &RequestCtx,
+    ctx: &RequestCtx<'_>,
     upgrade: Option<HeaderValue>,
 ) -> Result<Request<Incoming>, ProxyError> {
     let (mut parts, body) = req.into_parts();

@@ -21,10 +21,10 @@ pub async fn handle(proxy: Arc<Proxy>, https_port: u16, req: Request<Incoming>) 
     let format = Format::from_headers(req.headers());
     let target = match Target::of(&req) {
         Ok(t) => t,
-        Err(e) => return e.to_response(format, id),
+        Err(e) => return e.to_response(format, id, proxy.pages()),
     };
     if !proxy.routes().serves_host(&target.host) {
-        return ProxyError::NoRoute.to_response(format, id);
+        return ProxyError::NoRoute.to_response(format, id, proxy.pages());
     }
     let port = if https_port == 443 {
         String::new()
@@ -38,7 +38,11 @@ pub async fn handle(proxy: Arc<Proxy>, https_port: u16, req: Request<Incoming>) 
         target.path_and_query.as_str()
     );
     let Ok(location) = HeaderValue::from_str(&location) else {
-        return ProxyError::BadRequest("The request target is malformed.").to_response(format, id);
+        return ProxyError::BadRequest("The request target is malformed.").to_response(
+            format,
+            id,
+            proxy.pages(),
+        );
     };
     let mut resp = Response::new(body::empty());
     *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;

@@ -376,7 +376,9 @@ impl Sessions {
     pub async fn load(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
         let key = store_key(id);
         let now = now();
-        let session = match self.cache.get(&key).await {
+        let cached = self.cache.get(&key).await;
+        crate::metrics::session_cache(cached.is_some());
+        let session = match cached {
             Some(s) => s,
             None => match self.read(&key).await? {
                 Some(s) => {

@@ -17,7 +17,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
-use crate::config::{LogConfig, LogFormat, TelemetryConfig};
+use crate::config::{LogConfig, LogFormat, Sampler, TelemetryConfig};
 
 /// The tracing target of request spans (see `trace.rs`).
 pub const SPAN_TARGET: &str = "portcullis::trace";
@@ -51,15 +51,16 @@ pub fn init(config: &LogConfig) {
 
 /// [`init`], plus OTLP trace export when configured.
 pub fn init_with(config: &LogConfig, telemetry: &TelemetryConfig) -> Guard {
-    let provider = telemetry.otlp_endpoint.as_deref().and_then(|endpoint| {
-        match tracer_provider(endpoint, &telemetry.service_name) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("portcullis: traces will not be exported: {e}");
-                None
+    let provider =
+        telemetry.otlp_endpoint.as_deref().and_then(|endpoint| {
+            match tracer_provider_with(endpoint, &telemetry.service_name, telemetry.sampler) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!("portcullis: traces will not be exported: {e}");
+                    None
+                }
             }
-        }
-    });
+        });
     let mut filter = filter(config);
     if provider.is_some() {
         if let Ok(spans) = format!("{SPAN_TARGET}=info").parse() {
@@ -89,8 +90,28 @@ pub fn init_with(config: &LogConfig, telemetry: &TelemetryConfig) -> Guard {
     Guard(provider)
 }
 
-/// An OTLP/HTTP (protobuf) exporter to `<endpoint>/v1/traces`, batched.
+/// An OTLP/HTTP (protobuf) exporter to `<endpoint>/v1/traces`, batched, every trace sampled.
 pub fn tracer_provider(endpoint: &str, service_name: &str) -> Result<SdkTracerProvider, String> {
+    tracer_provider_with(endpoint, service_name, Sampler::default())
+}
+
+/// [`tracer_provider`] with a sampler (`telemetry.sampler`, `OTEL_TRACES_SAMPLER`).
+pub fn tracer_provider_with(
+    endpoint: &str,
+    service_name: &str,
+    sampler: Sampler,
+) -> Result<SdkTracerProvider, String> {
+    use opentelemetry_sdk::trace::Sampler as S;
+    let root = match sampler.ratio {
+        r if r >= 1.0 => S::AlwaysOn,
+        r if r <= 0.0 => S::AlwaysOff,
+        r => S::TraceIdRatioBased(r),
+    };
+    let sampler = if sampler.parent_based {
+        S::ParentBased(Box::new(root))
+    } else {
+        root
+    };
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
@@ -100,6 +121,7 @@ pub fn tracer_provider(endpoint: &str, service_name: &str) -> Result<SdkTracerPr
         .with_service_name(service_name.to_owned())
         .build();
     Ok(SdkTracerProvider::builder()
+        .with_sampler(sampler)
         .with_batch_exporter(exporter)
         .with_resource(resource)
         .build())

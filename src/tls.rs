@@ -21,6 +21,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use crate::config::{CertificateConfig, TlsConfig};
 
+mod validity;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("{}: cannot read certificates: {source}", file.display())]
@@ -70,6 +72,15 @@ impl CertSet {
             });
         }
         Ok(CertSet { entries, by_name })
+    }
+
+    /// `portcullis_certificate_not_after_seconds` of each leaf certificate in force.
+    fn export_expiry(&self, config: &TlsConfig) {
+        for (entry, c) in self.entries.iter().zip(&config.certificates) {
+            if let Some(t) = entry.key.cert.first().and_then(|d| validity::not_after(d)) {
+                crate::metrics::certificate_not_after(&c.cert_file.to_string_lossy(), t);
+            }
+        }
     }
 
     fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
@@ -139,6 +150,7 @@ impl fmt::Debug for CertResolver {
 impl CertResolver {
     pub fn new(config: TlsConfig) -> Result<CertResolver, TlsError> {
         let set = CertSet::load(&config)?;
+        set.export_expiry(&config);
         Ok(CertResolver {
             config,
             set: ArcSwap::from_pointee(set),
@@ -148,6 +160,7 @@ impl CertResolver {
     /// Re-reads every certificate and key; keeps the current set if any of them fails.
     pub fn reload(&self) -> Result<(), TlsError> {
         let set = CertSet::load(&self.config)?;
+        set.export_expiry(&self.config);
         self.set.store(Arc::new(set));
         Ok(())
     }

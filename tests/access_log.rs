@@ -43,6 +43,7 @@ async fn an_access_event_has_the_path_and_none_of_the_query_or_headers() {
         .get(h.url(HOST, "/callback?code=secret-code-123&state=s"))
         .header("authorization", "Bearer eyJsecret.token.sig")
         .header("cookie", "session=cookie-secret-456")
+        .header("user-agent", "log-test/1.0")
         .send()
         .await
         .unwrap();
@@ -67,6 +68,13 @@ async fn an_access_event_has_the_path_and_none_of_the_query_or_headers() {
     assert_eq!(e["complete"], "true");
     assert_eq!(e["bytes"], body.len().to_string());
     assert_eq!(e["client"], "127.0.0.1");
+    assert_eq!(e["user_agent"], "log-test/1.0");
+    // A public route: nobody signed in.
+    assert_eq!((e["oid"].as_str(), e["tid"].as_str()), ("", ""));
+    // The upstream's part of the request: within the whole.
+    let upstream: f64 = e["upstream_ms"].parse().unwrap();
+    let total: f64 = e["duration_ms"].parse().unwrap();
+    assert!(upstream > 0.0 && upstream <= total, "{upstream} of {total}");
     for v in e.values() {
         for secret in [
             "secret-code-123",

@@ -26,7 +26,7 @@ fn example(dir: &Path) -> Pki {
 }
 
 /// An HTTPS client that trusts `pki` and sends `wiki.example.com` to 127.0.0.1:`port`.
-fn wiki_client(pki: &Pki, port: u16) -> reqwest::Client {
+pub(crate) fn wiki_client(pki: &Pki, port: u16) -> reqwest::Client {
     reqwest::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
@@ -58,7 +58,7 @@ async fn wiki_upstream(client: &reqwest::Client, port: u16) -> String {
 }
 
 /// The shipped example configuration in a new directory, its routes sent to `up`.
-fn example_to(up: &Upstream) -> (tempfile::TempDir, Pki) {
+pub(crate) fn example_to(up: &Upstream) -> (tempfile::TempDir, Pki) {
     let dir = tempfile::TempDir::new().unwrap();
     let pki = example(dir.path());
     let routes = std::fs::read_to_string(dir.path().join("routes.toml"))
@@ -69,7 +69,7 @@ fn example_to(up: &Upstream) -> (tempfile::TempDir, Pki) {
 }
 
 /// `portcullis run --config <config>` on free loopback ports: (child, https, http, admin).
-fn spawn_run(config: &Path) -> (tokio::process::Child, u16, u16, u16) {
+pub(crate) fn spawn_run(config: &Path) -> (tokio::process::Child, u16, u16, u16) {
     spawn_run_with(config, &[])
 }
 
@@ -306,4 +306,32 @@ async fn run_on_the_single_threaded_runtime_serves_and_stops() {
         assert_eq!(wiki_upstream(&client, https).await, "wiki");
     }
     exits_zero_on_sigterm(&mut child).await;
+}
+
+/// `portcullis health`, the container health check: exit 0 only on a 2xx from the admin
+/// listener.
+#[tokio::test]
+async fn health_exits_by_the_admin_listeners_answer() {
+    // No routes: alive (/healthz 200) but not ready (/readyz 503).
+    let h = crate::support::Harness::start("").await;
+    let health = |address: String, path: &'static str| async move {
+        tokio::process::Command::new(BIN)
+            .args(["health", "--address", &address, "--path", path])
+            .env_remove("PORTCULLIS_HEALTH_ADDRESS")
+            .output()
+            .await
+            .unwrap()
+    };
+    let alive = health(h.admin.to_string(), "/healthz").await;
+    assert!(alive.status.success(), "{alive:?}");
+    assert!(String::from_utf8_lossy(&alive.stdout).contains("200 OK"));
+
+    let not_ready = health(h.admin.to_string(), "/readyz").await;
+    assert_eq!(not_ready.status.code(), Some(1), "{not_ready:?}");
+    assert!(String::from_utf8_lossy(&not_ready.stderr).contains("503"));
+
+    let closed = health(format!("127.0.0.1:{}", free_port()), "/healthz").await;
+    assert_eq!(closed.status.code(), Some(1), "{closed:?}");
+    assert!(String::from_utf8_lossy(&closed.stderr).contains("cannot connect"));
+    h.stop().await.unwrap();
 }

@@ -240,3 +240,48 @@ async fn an_upstream_that_never_answers_the_connect_is_a_502_at_connect_timeout(
         .unwrap();
     assert_eq!(resp.status(), 502);
 }
+
+/// `[pages]`: the deployment's name, logo and support contact on the proxy's own pages.
+#[tokio::test]
+async fn error_pages_carry_the_configured_branding() {
+    let h = Harness::start_with(
+        "[[route]]\nauth = \"public\"\nname = \"b\"\nhost = \"app.example.test\"\nupstream = \"http://127.0.0.1:9\"\n",
+        crate::support::Options {
+            extra: "[pages]\nproduct_name = \"Contoso Gate\"\nlogo_url = \"https://cdn.contoso.example/logo.svg\"\n\
+                    support = \"help@contoso.example\"\n"
+                .into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let client = h.client(&["app.example.test", "nope.example.test"]);
+    let page = client
+        .get(h.url("nope.example.test", "/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Contoso Gate"), "{html}");
+    assert!(
+        html.contains("src=\"https://cdn.contoso.example/logo.svg\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("href=\"mailto:help@contoso.example\""),
+        "{html}"
+    );
+    assert!(!html.contains(">Portcullis<"), "{html}");
+    let body = client
+        .get(h.url("nope.example.test", "/"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["support"], "mailto:help@contoso.example");
+}

@@ -83,7 +83,19 @@ async fn audit_events_and_metrics_follow_a_real_sign_in() {
         assert_eq!(f["oid"], user.oid);
         assert_eq!(f["tid"], s.idp.tenant_id());
         assert!(!f["request_id"].is_empty());
+        assert_eq!(f["client"], "127.0.0.1");
     }
+    // The access log names the signed-in user of the denied request.
+    let denied_access: Vec<BTreeMap<String, String>> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, f)| t == "portcullis::access" && f.get("request_id") == Some(&denied_id))
+        .map(|(_, f)| f.clone())
+        .collect();
+    assert_eq!(denied_access.len(), 1, "{denied_access:?}");
+    assert_eq!(denied_access[0]["oid"], user.oid);
+    assert_eq!(denied_access[0]["tid"], s.idp.tenant_id());
     assert_eq!(audit[1]["reason"], "allowed_groups");
     assert_eq!(audit[1]["route"], "obs-admin");
     assert_eq!(audit[1]["request_id"], denied_id);
@@ -117,6 +129,8 @@ async fn audit_events_and_metrics_follow_a_real_sign_in() {
         "portcullis_auth_events_total{event=\"policy_denied\",reason=\"allowed_groups\"}",
         "portcullis_auth_events_total{event=\"sign_out\",reason=\"user\"}",
         "portcullis_session_store_duration_seconds_count{store=\"memory\",op=\"set\"}",
+        // The session written at sign-in is cached: the next requests find it there.
+        "portcullis_session_cache_lookups_total{result=\"hit\"}",
     ] {
         assert!(delta(series) >= 1.0, "{series} did not grow:\n{after:?}");
     }

@@ -52,10 +52,19 @@ async fn access_tokens_are_refreshed_before_expiry_and_rotated_refresh_tokens_ke
     let first = access_token_seen(&mut b, &s).await;
     assert_eq!(s.idp.token_calls().refresh_token, 0, "not due yet");
 
+    // Process-wide series (other tests refresh too): at least this test's refresh.
+    let refreshes = "portcullis_token_refresh_duration_seconds_count";
+    let before = crate::observability::metrics(&s).await;
     tokio::time::sleep(DUE).await;
     let second = access_token_seen(&mut b, &s).await;
     assert_ne!(first, second, "a new access token went upstream");
     assert_eq!(s.idp.token_calls().refresh_token, 1);
+    let after = crate::observability::metrics(&s).await;
+    assert!(
+        after.get(refreshes).copied().unwrap_or(0.0)
+            >= before.get(refreshes).copied().unwrap_or(0.0) + 1.0,
+        "the refresh's latency is recorded"
+    );
 
     // The stand-in refuses a refresh token once used: a second refresh only works if the
     // rotated one was stored.
@@ -312,9 +321,17 @@ async fn a_session_survives_a_proxy_restart_with_the_redis_store() {
     .await;
     let mut b = signed_in(&s).await;
     let s = s.restart_proxy().await;
+    let misses = "portcullis_session_cache_lookups_total{result=\"miss\"}";
+    let before = crate::observability::metrics(&s).await;
     let hop = b.api(&s.url("/after-restart")).await;
     assert_eq!(hop.status, 200, "{}", hop.body);
     assert_eq!(s.idp.token_calls().authorization_code, 1, "no new sign-in");
+    // The new instance had no copy: read from Redis, counted as a miss (process-wide series).
+    let after = crate::observability::metrics(&s).await;
+    assert!(
+        after.get(misses).copied().unwrap_or(0.0)
+            >= before.get(misses).copied().unwrap_or(0.0) + 1.0
+    );
 }
 
 #[tokio::test]

@@ -16,9 +16,11 @@ mod cli;
 mod connections;
 mod cors;
 mod credentials;
+mod dashboard;
 #[cfg(feature = "demo")]
 mod demo;
 mod errors;
+mod exposition;
 mod forward_auth;
 mod gate;
 mod headers;

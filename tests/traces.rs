@@ -249,3 +249,143 @@ async fn the_binary_exports_spans_to_the_configured_otlp_endpoint() {
         spans.lock().unwrap()
     );
 }
+
+/// A provider exporting to a fresh collector, its layer installed on this thread.
+async fn traced(
+    sampler: portcullis::config::Sampler,
+) -> (
+    String,
+    Arc<Mutex<Vec<Span>>>,
+    opentelemetry_sdk::trace::SdkTracerProvider,
+    tracing::subscriber::DefaultGuard,
+) {
+    let (collector_url, spans) = collector().await;
+    let endpoint = collector_url.clone();
+    let provider = tokio::task::spawn_blocking(move || {
+        portcullis::telemetry::tracer_provider_with(&endpoint, "portcullis-test", sampler).unwrap()
+    })
+    .await
+    .unwrap();
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("portcullis"))
+        .with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target(portcullis::telemetry::SPAN_TARGET, tracing::Level::INFO),
+        );
+    let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    (collector_url, spans, provider, guard)
+}
+
+async fn flush(provider: opentelemetry_sdk::trace::SdkTracerProvider) {
+    tokio::task::spawn_blocking(move || {
+        provider.force_flush().unwrap();
+        provider.shutdown().unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+/// The span of a streamed answer ends when its body ends, not when its head is sent.
+#[tokio::test]
+async fn the_request_span_ends_with_the_response_body() {
+    let (url, spans, provider, guard) = traced(portcullis::config::Sampler::default()).await;
+    let up = Upstream::start("app").await;
+    let h = Harness::start_with(
+        &route(&up),
+        Options {
+            extra: format!("[telemetry]\notlp_endpoint = \"{url}\"\n"),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut resp = h
+        .client(&["app.example.test"])
+        .get(h.url("app.example.test", "/held"))
+        .header("x-test-action", "hold=span-end")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.chunk().await.unwrap().unwrap(), "first");
+    // The head is here and the body is held open: the span must not have ended yet.
+    let released_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    crate::upstream::release("span-end");
+    while resp.chunk().await.unwrap().is_some() {}
+    drop(guard);
+    flush(provider).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            !spans.lock().unwrap().is_empty()
+        })
+        .await,
+        "no span reached the collector"
+    );
+    let spans = spans.lock().unwrap();
+    let span = spans
+        .iter()
+        .find(|s| {
+            s.attributes
+                .iter()
+                .any(|a| a.key == "url.path" && format!("{:?}", a.value).contains("\"/held\""))
+        })
+        .unwrap_or_else(|| panic!("no span for /held: {spans:?}"));
+    assert!(
+        span.end_time_unix_nano >= released_at,
+        "the span ended before the body was released: start {} end {} released {released_at}",
+        span.start_time_unix_nano,
+        span.end_time_unix_nano
+    );
+}
+
+/// `parentbased_always_off`: a client's sampled trace is recorded, a new trace is not.
+#[tokio::test]
+async fn sampling_follows_the_configured_sampler() {
+    let sampler = portcullis::config::Sampler {
+        parent_based: true,
+        ratio: 0.0,
+    };
+    let (url, spans, provider, guard) = traced(sampler).await;
+    let up = Upstream::start("app").await;
+    let h = Harness::start_with(
+        &route(&up),
+        Options {
+            extra: format!("[telemetry]\notlp_endpoint = \"{url}\"\n"),
+            ..Options::default()
+        },
+    )
+    .await;
+    let client = h.client(&["app.example.test"]);
+    let mut sent_spans = Vec::new();
+    for traceparent in [Some(format!("00-{TRACE_ID}-{CLIENT_SPAN}-01")), None] {
+        let mut req = client.get(h.url("app.example.test", "/sampled"));
+        if let Some(tp) = &traceparent {
+            req = req.header("traceparent", tp);
+        }
+        let echo = echo_json(req.send().await.unwrap()).await;
+        let forwarded = seen(&echo, "traceparent");
+        assert_eq!(forwarded.len(), 1, "{forwarded:?}");
+        sent_spans.push(forwarded[0].split('-').nth(2).unwrap().to_owned());
+    }
+    drop(guard);
+    flush(provider).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            !spans.lock().unwrap().is_empty()
+        })
+        .await,
+        "the sampled trace's span reached the collector"
+    );
+    let exported: Vec<String> = spans
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| hex::encode(&s.span_id))
+        .collect();
+    assert!(exported.contains(&sent_spans[0]), "{exported:?}");
+    assert!(
+        !exported.contains(&sent_spans[1]),
+        "an unsampled root span was exported"
+    );
+}

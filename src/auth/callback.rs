@@ -34,7 +34,7 @@ impl SignIn {
     pub(super) async fn callback<B>(
         &self,
         req: &Request<B>,
-        ctx: &RequestCtx,
+        ctx: &RequestCtx<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         let fail = |e: SignInError| ProxyError::SignIn(e);
         self.admit(ctx, Endpoint::Callback)?;

@@ -71,7 +71,7 @@ impl Auth {
         endpoint: Endpoint,
         req: &'a Request<B>,
         target: &'a Target,
-        ctx: &'a RequestCtx,
+        ctx: &'a RequestCtx<'_>,
     ) -> Answer<'a> {
         Box::pin(async move {
             match endpoint {
@@ -88,7 +88,7 @@ impl Auth {
         &self,
         req: &Request<B>,
         target: &Target,
-        ctx: &RequestCtx,
+        ctx: &RequestCtx<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         if req.method() != Method::GET && req.method() != Method::POST {
             return Err(ProxyError::BadRequest("Sign out with GET or POST."));
@@ -157,7 +157,7 @@ impl Auth {
     async fn me<B>(
         &self,
         req: &Request<B>,
-        ctx: &RequestCtx,
+        ctx: &RequestCtx<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         let Some(s) = self.session.lookup(req.headers(), ctx).await? else {
             return Err(ProxyError::SignInRequired {
@@ -196,7 +196,7 @@ impl Auth {
     async fn frontchannel_logout<B>(
         &self,
         req: &Request<B>,
-        ctx: &RequestCtx,
+        ctx: &RequestCtx<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         let param = |name: &str| {
             url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())

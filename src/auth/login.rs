@@ -59,7 +59,7 @@ impl SignIn {
         &self,
         req: &Request<B>,
         target: &Target,
-        ctx: &RequestCtx,
+        ctx: &RequestCtx<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         self.admit(ctx, Endpoint::Login)?;
         let mut rd = None;

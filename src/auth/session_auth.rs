@@ -33,7 +33,7 @@ impl SessionAuth {
     pub async fn lookup(
         &self,
         headers: &HeaderMap,
-        ctx: &RequestCtx,
+        ctx: &RequestCtx<'_>,
     ) -> Result<Option<Arc<Active>>, ProxyError> {
         for id in cookies::session_ids(headers, self.cookie_name()) {
             let Some(stored) = self

@@ -70,7 +70,7 @@ impl SignIn {
     }
 
     /// Takes a token from the client's bucket, or refuses the request with 429.
-    pub(super) fn admit(&self, ctx: &RequestCtx, endpoint: Endpoint) -> Result<(), ProxyError> {
+    pub(super) fn admit(&self, ctx: &RequestCtx<'_>, endpoint: Endpoint) -> Result<(), ProxyError> {
         match self.throttle.check(ctx.client().client) {
             Verdict::Allowed => Ok(()),
             Verdict::Refused { retry_after, first } => {

@@ -48,7 +48,7 @@ pub(super) fn may_sign_out<B>(req: &Request<B>, target: &Target) -> bool {
 pub(super) fn confirmation<B>(
     req: &Request<B>,
     target: &Target,
-    ctx: &RequestCtx,
+    ctx: &RequestCtx<'_>,
 ) -> Response<Body> {
     let rd = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "rd")
@@ -57,7 +57,11 @@ pub(super) fn confirmation<B>(
     let rd: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
     tracing::debug!(request_id = ctx.id_str(), "sign-out asks for confirmation");
     crate::metrics::auth("sign_out_confirmation", "");
-    crate::pages::sign_out_confirmation(&format!("/.auth/logout?rd={rd}"), ctx.id_str())
+    crate::pages::sign_out_confirmation(
+        &format!("/.auth/logout?rd={rd}"),
+        ctx.id_str(),
+        ctx.pages(),
+    )
 }
 
 /// `Origin` names the scheme, host and port the browser used for this request.

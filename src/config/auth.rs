@@ -12,6 +12,9 @@ use std::time::Duration;
 use super::raw::RawOidc;
 use super::{duration, ConfigError};
 
+mod authority;
+pub use authority::Provider;
+
 /// A secret value from the configuration. `Debug` and `Display` print a placeholder.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -35,6 +38,8 @@ impl std::fmt::Debug for Secret {
 /// `[oidc]`: the Entra ID application and how its tokens are checked.
 #[derive(Debug, Clone)]
 pub struct OidcConfig {
+    /// `provider`: Entra ID (the default) or another OpenID Connect provider.
+    pub provider: Provider,
     /// The authority, without a trailing slash: `https://login.microsoftonline.com/{tenant}/v2.0`.
     pub issuer: String,
     /// Whether the authority is `common` or `organizations`: tokens from many tenants, whose
@@ -117,6 +122,18 @@ impl Credential {
 
 pub(super) fn oidc(mut raw: RawOidc, file: &Path, base: &Path) -> Result<OidcConfig, ConfigError> {
     let bad = |key: &str, expected: String| ConfigError::invalid(file, key, expected);
+    let provider = Provider::parse(raw.provider.as_deref()).map_err(|e| bad("oidc.provider", e))?;
+    for (key, value) in [
+        ("oidc.issuer", &raw.issuer),
+        ("oidc.client_id", &raw.client_id),
+    ] {
+        if let Some(p) = authority::placeholder(value) {
+            return Err(bad(
+                key,
+                format!("a real value in place of the shipped placeholder {p} (docs/entra.md)"),
+            ));
+        }
+    }
     let issuer = raw.issuer.trim().trim_end_matches('/').to_owned();
     let url = url::Url::parse(&issuer).map_err(|_| {
         bad(
@@ -139,18 +156,47 @@ pub(super) fn oidc(mut raw: RawOidc, file: &Path, base: &Path) -> Result<OidcCon
         .and_then(|mut s| s.next())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let multi_tenant = matches!(tenant.as_str(), "common" | "organizations");
-    if tenant == "consumers" {
+    let entra = provider == Provider::Entra;
+    if entra && !authority::entra_host(url.host_str().unwrap_or("")) {
+        return Err(bad(
+            "oidc.issuer",
+            format!(
+                "an Entra ID authority (https://login.microsoftonline.com/<tenant-id>/v2.0, or a \
+                 national cloud's or External ID's sign-in host), got {issuer:?}; for another \
+                 OpenID Connect provider set oidc.provider = \"other\""
+            ),
+        ));
+    }
+    let multi_tenant = entra && matches!(tenant.as_str(), "common" | "organizations");
+    if entra && tenant == "consumers" {
         return Err(bad(
             "oidc.issuer",
             "a work or school tenant: personal Microsoft accounts (`consumers`) are not supported"
                 .to_owned(),
         ));
     }
+    if entra && !authority::entra_tenant(&tenant) {
+        return Err(bad(
+            "oidc.issuer",
+            format!(
+                "the tenant ID (GUID), a verified domain, `organizations` or `common` after the \
+                 host, got {tenant:?} in {issuer:?}"
+            ),
+        ));
+    }
     if raw.client_id.trim().is_empty() {
         return Err(bad(
             "oidc.client_id",
             "the application (client) ID".to_owned(),
+        ));
+    }
+    if entra && !is_guid(&raw.client_id.trim().to_ascii_lowercase()) {
+        return Err(bad(
+            "oidc.client_id",
+            format!(
+                "the application (client) ID, a GUID like \"00000000-0000-0000-0000-000000000000\", got {:?}",
+                raw.client_id.trim()
+            ),
         ));
     }
     let mut allowed_tenants = Vec::new();
@@ -219,6 +265,7 @@ pub(super) fn oidc(mut raw: RawOidc, file: &Path, base: &Path) -> Result<OidcCon
         .audiences
         .unwrap_or_else(|| vec![client_id.clone(), format!("api://{client_id}")]);
     Ok(OidcConfig {
+        provider,
         issuer,
         multi_tenant,
         client_id,

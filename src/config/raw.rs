@@ -25,6 +25,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub telemetry: RawTelemetry,
     pub assertion: Option<RawAssertion>,
+    #[serde(default)]
+    pub pages: RawPages,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,14 +42,25 @@ pub struct RawAssertion {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawPages {
+    pub product_name: Option<String>,
+    pub logo_url: Option<String>,
+    pub support: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawTelemetry {
     pub otlp_endpoint: Option<String>,
     pub service_name: Option<String>,
+    pub sampler: Option<String>,
+    pub sampler_arg: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOidc {
+    pub provider: Option<String>,
     pub issuer: String,
     pub client_id: String,
     pub client_secret: Option<String>,

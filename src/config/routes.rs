@@ -168,9 +168,9 @@ impl AuthMode {
 
 /// Reads and validates the routing file.
 pub fn load(file: &Path) -> Result<Routing, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(file).map_err(|error| ConfigError::Read {
         file: file.to_owned(),
-        source,
+        error,
     })?;
     parse(&text, file)
 }

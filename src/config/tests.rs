@@ -566,10 +566,10 @@ fn missing_file_is_a_read_error_naming_the_path() {
     match err {
         ConfigError::Read {
             file: err_file,
-            source,
+            error,
         } => {
             assert_eq!(err_file, file);
-            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            assert_eq!(error.kind(), std::io::ErrorKind::NotFound);
         }
         other => panic!("expected ConfigError::Read, got {other:?}"),
     }
@@ -581,7 +581,7 @@ fn a_configuration_built_in_code_has_the_files_defaults() {
         "listen = \"127.0.0.1:9443\"",
         "cert_file = \"/pki/c.pem\"\nkey_file = \"/pki/k.pem\"",
         "[oidc]\nissuer = \"https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0\"\n\
-         client_id = \"c\"\nclient_secret = \"s\"",
+         client_id = \"6731de76-14a6-49ae-97bc-6eba6914391e\"\nclient_secret = \"s\"",
     ));
     let mut in_code = Config::new(
         "127.0.0.1:9443".parse().unwrap(),
@@ -593,7 +593,7 @@ fn a_configuration_built_in_code_has_the_files_defaults() {
     in_code.oidc = Some(
         OidcConfig::new(
             "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0",
-            "c",
+            "6731de76-14a6-49ae-97bc-6eba6914391e",
             Some("s"),
         )
         .unwrap(),

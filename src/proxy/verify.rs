@@ -60,7 +60,7 @@ impl Proxy {
     pub(crate) async fn verify<B>(
         &self,
         req: &Request<B>,
-        ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         if !ctx.client().trusted {
             return Err(ProxyError::VerifyRefused(

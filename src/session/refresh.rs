@@ -203,7 +203,10 @@ impl Sessions {
         let Some(rt) = current.refresh_token.as_deref() else {
             return Freshness::Valid(current);
         };
-        let tokens = match provider.refresh(rt).await {
+        let started = std::time::Instant::now();
+        let refreshed = provider.refresh(rt).await;
+        crate::metrics::token_refresh(started.elapsed());
+        let tokens = match refreshed {
             Ok(t) => t,
             Err(TokenError::Rejected { code, aadsts }) => {
                 let id = &current.identity;

@@ -11,6 +11,9 @@ pub struct Instrumented<S> {
 
 impl<S: SessionStore> Instrumented<S> {
     pub fn new(inner: S) -> Instrumented<S> {
+        // The error series exists at zero from the start, for dashboards and alerts.
+        metrics::counter!("portcullis_session_store_errors_total", "store" => inner.kind(), "op" => "get")
+            .increment(0);
         Instrumented { inner }
     }
 

@@ -18,7 +18,7 @@ fn main_file(extra: &str) -> String {
 
 fn oidc(extra: &str) -> String {
     format!(
-        "[oidc]\nissuer = \"https://login.microsoftonline.com/{TID}/v2.0\"\nclient_id = \"app\"\n{extra}\n"
+        "[oidc]\nissuer = \"https://login.microsoftonline.com/{TID}/v2.0\"\nclient_id = \"6731de76-14a6-49ae-97bc-6eba6914391e\"\n{extra}\n"
     )
 }
 
@@ -87,7 +87,13 @@ fn oidc_defaults_follow_the_documentation() {
     assert!(!o.multi_tenant);
     assert_eq!(o.scopes, ["openid", "profile", "email", "offline_access"]);
     assert_eq!(o.callback_path, "/.auth/callback");
-    assert_eq!(o.audiences, ["app", "api://app"]);
+    assert_eq!(
+        o.audiences,
+        [
+            "6731de76-14a6-49ae-97bc-6eba6914391e",
+            "api://6731de76-14a6-49ae-97bc-6eba6914391e"
+        ]
+    );
     assert_eq!(o.clock_skew, Duration::from_secs(300));
     assert_eq!(o.graph_url, "https://graph.microsoft.com");
     assert_eq!(o.credential, Credential::None);
@@ -176,11 +182,11 @@ fn one_credential_at_most_and_certificates_come_with_keys() {
 #[test]
 fn multi_tenant_authority_needs_allowed_tenants() {
     let text = main_file(
-        "[oidc]\nissuer = \"https://login.microsoftonline.com/organizations/v2.0\"\nclient_id = \"app\"\n",
+        "[oidc]\nissuer = \"https://login.microsoftonline.com/organizations/v2.0\"\nclient_id = \"6731de76-14a6-49ae-97bc-6eba6914391e\"\n",
     );
     invalid(&text, "oidc.allowed_tenants", "any tenant");
     let text = main_file(&format!(
-        "[oidc]\nissuer = \"https://login.microsoftonline.com/common/v2.0\"\nclient_id = \"app\"\nallowed_tenants = [\"{}\"]\n",
+        "[oidc]\nissuer = \"https://login.microsoftonline.com/common/v2.0\"\nclient_id = \"6731de76-14a6-49ae-97bc-6eba6914391e\"\nallowed_tenants = [\"{}\"]\n",
         TID.to_uppercase()
     ));
     let o = ok(&text).oidc.unwrap();
@@ -192,13 +198,13 @@ fn multi_tenant_authority_needs_allowed_tenants() {
 fn bad_oidc_values_are_refused_by_key() {
     invalid(
         &main_file(
-            "[oidc]\nissuer = \"http://login.microsoftonline.com/x/v2.0\"\nclient_id = \"a\"",
+            "[oidc]\nissuer = \"http://login.microsoftonline.com/x/v2.0\"\nclient_id = \"6731de76-14a6-49ae-97bc-6eba6914391e\"",
         ),
         "oidc.issuer",
         "https",
     );
     invalid(
-        &main_file("[oidc]\nissuer = \"https://login.microsoftonline.com/consumers/v2.0\"\nclient_id = \"a\""),
+        &main_file("[oidc]\nissuer = \"https://login.microsoftonline.com/consumers/v2.0\"\nclient_id = \"6731de76-14a6-49ae-97bc-6eba6914391e\""),
         "oidc.issuer",
         "consumers",
     );
@@ -224,7 +230,7 @@ fn bad_oidc_values_are_refused_by_key() {
     );
     invalid(
         &main_file(
-            "[oidc]\nissuer = \"https://login.microsoftonline.com/x/v2.0\"\nclient_id = \" \"",
+            "[oidc]\nissuer = \"https://login.microsoftonline.com/contoso.com/v2.0\"\nclient_id = \" \"",
         ),
         "oidc.client_id",
         "client) ID",
@@ -233,7 +239,7 @@ fn bad_oidc_values_are_refused_by_key() {
 
 #[test]
 fn plain_http_issuer_is_allowed_on_loopback_only() {
-    let text = main_file("[oidc]\nissuer = \"http://127.0.0.1:9999/t/v2.0\"\nclient_id = \"a\"");
+    let text = main_file("[oidc]\nissuer = \"http://127.0.0.1:9999/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0\"\nclient_id = \"6731de76-14a6-49ae-97bc-6eba6914391e\"");
     assert!(ok(&text).oidc.is_some());
 }
 
@@ -349,4 +355,72 @@ fn user_claim_names_one_of_the_documented_claims() {
         "oidc.user_claim",
         "\"preferred_username\", \"oid\", \"upn\" or \"email\"",
     );
+}
+
+#[test]
+fn the_shipped_placeholders_are_refused() {
+    invalid(
+        &main_file(
+            "[oidc]\nissuer = \"https://login.microsoftonline.com/<tenant-id>/v2.0\"\n\
+             client_id = \"6731de76-14a6-49ae-97bc-6eba6914391e\"",
+        ),
+        "oidc.issuer",
+        "<tenant-id>",
+    );
+    invalid(
+        &main_file(&format!(
+            "[oidc]\nissuer = \"https://login.microsoftonline.com/{TID}/v2.0\"\n\
+             client_id = \"<application (client) id>\""
+        )),
+        "oidc.client_id",
+        "<application (client) id>",
+    );
+}
+
+#[test]
+fn entra_tenant_and_client_must_be_ids() {
+    invalid(
+        &main_file(&format!(
+            "[oidc]\nissuer = \"https://login.microsoftonline.com/{TID}/v2.0\"\nclient_id = \"app\""
+        )),
+        "oidc.client_id",
+        "GUID",
+    );
+    invalid(
+        &main_file(
+            "[oidc]\nissuer = \"https://login.microsoftonline.com/my-tenant/v2.0\"\n\
+             client_id = \"6731de76-14a6-49ae-97bc-6eba6914391e\"",
+        ),
+        "oidc.issuer",
+        "\"my-tenant\"",
+    );
+    // A verified domain names a tenant too.
+    let c = ok(&main_file(
+        "[oidc]\nissuer = \"https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0\"\n\
+         client_id = \"6731DE76-14A6-49AE-97BC-6EBA6914391E\"",
+    ));
+    assert_eq!(c.oidc.unwrap().provider, Provider::Entra);
+}
+
+#[test]
+fn an_issuer_off_entra_needs_provider_other() {
+    let other = "[oidc]\nissuer = \"https://idp.example/realms/staff\"\nclient_id = \"portal\"";
+    invalid(&main_file(other), "oidc.issuer", "provider = \"other\"");
+    let c = ok(&main_file(&format!("{other}\nprovider = \"other\"")));
+    let o = c.oidc.unwrap();
+    assert_eq!(o.provider, Provider::Other);
+    assert_eq!(o.client_id, "portal");
+    assert!(!o.multi_tenant);
+    invalid(
+        &main_file(&format!("{other}\nprovider = \"keycloak\"")),
+        "oidc.provider",
+        "\"other\"",
+    );
+    // Other national clouds and External ID are Entra hosts.
+    for host in ["login.microsoftonline.us", "contoso.ciamlogin.com"] {
+        ok(&main_file(&format!(
+            "[oidc]\nissuer = \"https://{host}/{TID}/v2.0\"\n\
+             client_id = \"6731de76-14a6-49ae-97bc-6eba6914391e\""
+        )));
+    }
 }

@@ -6,6 +6,7 @@ const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 
 fn config(issuer: &str, multi_tenant: bool) -> OidcConfig {
     OidcConfig {
+        provider: crate::config::auth::Provider::Entra,
         issuer: issuer.to_owned(),
         multi_tenant,
         client_id: "c".into(),

@@ -1,0 +1,72 @@
+//! What one `portcullis run` process exposes on `/metrics`. The real binary is scraped, so no
+//! other test's requests share its recorder and gauges can be read exactly.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::cli::{example_to, spawn_run, wiki_client};
+use crate::support::eventually;
+use crate::upstream::{release, Upstream};
+
+async fn scrape(admin: u16) -> HashMap<String, f64> {
+    let text = reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+        .collect()
+}
+
+fn one(m: &HashMap<String, f64>, prefix: &str) -> f64 {
+    let found: Vec<_> = m.iter().filter(|(k, _)| k.starts_with(prefix)).collect();
+    assert_eq!(found.len(), 1, "one series {prefix}: {found:?}");
+    *found[0].1
+}
+
+#[tokio::test]
+async fn in_flight_process_and_certificate_metrics_describe_the_process() {
+    let up = Upstream::start("wiki").await;
+    let (dir, pki) = example_to(&up);
+    let (mut child, https, _http, admin) = spawn_run(&dir.path().join("portcullis.toml"));
+    let ready = eventually(Duration::from_secs(10), || async {
+        reqwest::get(format!("http://127.0.0.1:{admin}/readyz"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(ready, "the proxy starts");
+
+    // A response whose body the upstream holds open: in flight until it ends.
+    let client = wiki_client(&pki, https);
+    let mut resp = client
+        .get(format!("https://wiki.example.com:{https}/"))
+        .header("x-test-action", "hold=exposition")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.chunk().await.unwrap().unwrap(), "first");
+    let during = scrape(admin).await;
+    assert_eq!(one(&during, "portcullis_requests_in_flight"), 1.0);
+    release("exposition");
+    while resp.chunk().await.unwrap().is_some() {}
+    let after = scrape(admin).await;
+    assert_eq!(one(&after, "portcullis_requests_in_flight"), 0.0);
+
+    // The process, from /proc.
+    assert!(one(&after, "process_resident_memory_bytes") > 1_000_000.0);
+    assert!(one(&after, "process_open_fds") >= 3.0);
+    assert!(one(&after, "process_cpu_seconds_total") >= 0.0);
+    // The served certificate's notAfter: in the future, within the test CA's validity.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let not_after = one(&after, "portcullis_certificate_not_after_seconds{");
+    assert!(not_after > now, "{not_after} <= {now}");
+    let _ = child.kill().await;
+}
