@@ -34,6 +34,7 @@ const LIST_KEYS: &[&str] = &[
     "oidc.allowed_tenants",
     "oidc.audiences",
     "session.secrets",
+    "assertion.key_files",
 ];
 
 /// The `PORTCULLIS__*` variables of one environment, keyed by the dotted key each sets.
