@@ -76,3 +76,73 @@ pub(super) fn assertion(
         rotate_every,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(issuer: &str, extra: impl FnOnce(&mut RawAssertion)) -> RawAssertion {
+        let mut r = RawAssertion {
+            issuer: Some(issuer.to_owned()),
+            ..RawAssertion::default()
+        };
+        extra(&mut r);
+        r
+    }
+
+    fn check(r: RawAssertion) -> Result<AssertionConfig, String> {
+        assertion(
+            r,
+            Path::new("portcullis.toml"),
+            Path::new("/etc/portcullis"),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_relative_key_files() {
+        let c = check(raw("https://portcullis.example.com", |r| {
+            r.key_files = vec!["keys/a.pem".into()];
+        }))
+        .unwrap();
+        assert_eq!(c.header.as_str(), "x-portcullis-assertion");
+        assert_eq!(c.lifetime, Duration::from_secs(120));
+        assert_eq!(c.rotate_every, Duration::from_secs(7 * 86400));
+        assert_eq!(c.key_files, [PathBuf::from("/etc/portcullis/keys/a.pem")]);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_key() {
+        let cases: Vec<(RawAssertion, &str)> = vec![
+            (raw("", |_| {}), "assertion.issuer"),
+            (raw("portcullis.example.com", |_| {}), "assertion.issuer"),
+            (raw("ftp://x.example", |_| {}), "assertion.issuer"),
+            (
+                raw("https://p.example", |r| r.header = Some("Cookie".into())),
+                "assertion.header",
+            ),
+            (
+                raw("https://p.example", |r| {
+                    r.header = Some("bad header".into())
+                }),
+                "assertion.header",
+            ),
+            (
+                raw("https://p.example", |r| r.lifetime = Some("10m".into())),
+                "assertion.lifetime",
+            ),
+            (
+                raw("https://p.example", |r| r.lifetime = Some("1s".into())),
+                "assertion.lifetime",
+            ),
+            (
+                raw("https://p.example", |r| r.rotate_every = Some("5m".into())),
+                "assertion.rotate_every",
+            ),
+        ];
+        for (r, key) in cases {
+            let e = check(r).unwrap_err();
+            assert!(e.contains(key) && e.contains("portcullis.toml"), "{e}");
+        }
+    }
+}
