@@ -9,6 +9,7 @@ mod upstream;
 
 mod access_log;
 mod admin;
+mod app_service;
 mod assertion;
 mod audit;
 mod bearer;

@@ -32,6 +32,8 @@ pub enum Endpoint {
     Logout,
     Me,
     FrontChannelLogout,
+    /// App Service's `/.auth/refresh`: renew the session's tokens now.
+    Refresh,
 }
 
 /// The answer to a reserved path: boxed, so the request path's future stays small when, as on
@@ -56,7 +58,10 @@ impl Auth {
             .map(|_| &path[RESERVED.len()..])?;
         [
             ("login", Endpoint::Login),
+            // App Service's spelling, for apps written against it.
+            ("login/aad", Endpoint::Login),
             ("logout", Endpoint::Logout),
+            ("refresh", Endpoint::Refresh),
             ("me", Endpoint::Me),
             ("frontchannel-logout", Endpoint::FrontChannelLogout),
         ]
@@ -80,6 +85,7 @@ impl Auth {
                 Endpoint::Logout => self.logout(req, target, ctx).await,
                 Endpoint::Me => self.me(req, ctx).await,
                 Endpoint::FrontChannelLogout => self.frontchannel_logout(req, ctx).await,
+                Endpoint::Refresh => self.refresh(req, ctx).await,
             }
         })
     }
@@ -166,11 +172,11 @@ impl Auth {
         };
         let id = &s.identity;
         let principal = identity::easy_auth_json(id);
-        let expires_on = s.expires_at.min(if s.refresh_token.is_some() {
+        let expires_on = iso_8601(s.expires_at.min(if s.refresh_token.is_some() {
             u64::MAX
         } else {
             s.access_expires_at
-        });
+        }));
         let body = serde_json::json!([{
             "provider_name": "aad",
             "user_id": id.user(self.provider().config.user_claim.as_str()),
@@ -188,6 +194,49 @@ impl Auth {
         resp.headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Ok(resp)
+    }
+
+    /// `GET /.auth/refresh` (App Service): renews the session's tokens now. 200 when renewed;
+    /// 401 without a session, or one that has no refresh token or that the provider ended.
+    async fn refresh<B>(
+        &self,
+        req: &Request<B>,
+        ctx: &RequestCtx<'_>,
+    ) -> Result<Response<Body>, ProxyError> {
+        use crate::session::refresh::Freshness;
+        let signed_out = || ProxyError::SignInRequired {
+            login_url: super::login::login_url("/", None),
+        };
+        let mut stored = None;
+        for id in cookies::session_ids(req.headers(), self.cookie_name()) {
+            if let Some(s) = self
+                .sessions
+                .load(id)
+                .await
+                .map_err(ProxyError::StoreUnavailable)?
+            {
+                stored = Some(s);
+                break;
+            }
+        }
+        let stored = stored.ok_or_else(signed_out)?;
+        if stored.session.refresh_token.is_none() {
+            return Err(signed_out());
+        }
+        match self
+            .sessions
+            .renew_now(self.provider(), stored, ctx.audit())
+            .await
+        {
+            Freshness::Valid(_) => {
+                let mut resp = Response::new(body::empty());
+                resp.headers_mut()
+                    .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                Ok(resp)
+            }
+            Freshness::Ended(_) => Err(signed_out()),
+            Freshness::Unavailable(why) => Err(ProxyError::RenewalUnavailable(why)),
+        }
     }
 
     /// `GET /.auth/frontchannel-logout?sid=…&iss=…`: ends every session of that Entra
@@ -227,5 +276,28 @@ impl Auth {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.append(SET_COOKIE, cookies::clear(self.cookie_name()));
         Ok(resp)
+    }
+}
+
+/// Unix seconds as App Service writes `expires_on`: `2026-12-02T14:00:00.0000000Z`.
+fn iso_8601(secs: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.min(253_402_300_799));
+    let text = humantime::format_rfc3339_seconds(t).to_string();
+    match text.strip_suffix('Z') {
+        Some(base) => format!("{base}.0000000Z"),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod iso_tests {
+    #[test]
+    fn expires_on_is_written_as_app_service_writes_it() {
+        assert_eq!(super::iso_8601(0), "1970-01-01T00:00:00.0000000Z");
+        assert_eq!(
+            super::iso_8601(1_796_220_000),
+            "2026-12-02T14:00:00.0000000Z"
+        );
+        assert_eq!(super::iso_8601(u64::MAX), "9999-12-31T23:59:59.0000000Z");
     }
 }

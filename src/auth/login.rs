@@ -68,7 +68,10 @@ impl SignIn {
         let mut auth_context = None;
         for (k, v) in url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
             match k.as_ref() {
-                "rd" => rd = Some(v.into_owned()),
+                // `post_login_redirect_uri` (App Service's `/.auth/login/aad`) means the same.
+                "rd" | "post_login_redirect_uri" | "post_login_redirect_url" => {
+                    rd = Some(v.into_owned())
+                }
                 "login_hint" => login_hint = Some(v.into_owned()),
                 "domain_hint" => domain_hint = Some(v.into_owned()),
                 "auth_context" => {

@@ -117,7 +117,18 @@ impl Sessions {
         }
         // Boxed: the renewal's future (token endpoint, store, locks) is large, and would
         // otherwise be moved with every request's future.
-        Box::pin(self.renew_due(provider, stored, audit)).await
+        Box::pin(self.renew_due(provider, stored, audit, false)).await
+    }
+
+    /// Renews `stored` now, due or not (App Service's `/.auth/refresh`), with the same locks:
+    /// one token call per session across instances.
+    pub async fn renew_now(
+        &self,
+        provider: &Provider,
+        stored: StoredSession,
+        audit: audit::Scope<'_>,
+    ) -> Freshness {
+        Box::pin(self.renew_due(provider, stored, audit, true)).await
     }
 
     async fn renew_due(
@@ -125,7 +136,9 @@ impl Sessions {
         provider: &Provider,
         stored: StoredSession,
         audit: audit::Scope<'_>,
+        force: bool,
     ) -> Freshness {
+        let due = |s: &Session| force || self.due(s, now());
         let StoredSession { key, session } = stored;
         let lock_key = format!("lock:{}", key.trim_start_matches("session:"));
         let lock_token = random_token();
@@ -134,7 +147,7 @@ impl Sessions {
         let mut state = Renewal::Read(session);
         loop {
             state = match state {
-                Renewal::Read(s) if !self.due(&s, now()) => return Freshness::Valid(s),
+                Renewal::Read(s) if !due(&s) => return Freshness::Valid(s),
                 Renewal::Read(s) if self.backing_off(&key) => {
                     return Self::keep(s, RenewalError::BackingOff)
                 }
@@ -144,7 +157,7 @@ impl Sessions {
                 }
                 // Another request may have renewed it while this one waited for the lock.
                 Renewal::LockedHere(s) => match self.read(&key).await {
-                    Ok(Some(current)) if !self.due(&current, now()) => {
+                    Ok(Some(current)) if !due(&current) => {
                         self.cache.insert(&key, current.clone()).await;
                         return Freshness::Valid(current);
                     }
