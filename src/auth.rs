@@ -88,6 +88,7 @@ impl Principal {
         let slot = match preset {
             HeaderPreset::OAuth2Proxy => 0,
             HeaderPreset::EasyAuth => 1,
+            HeaderPreset::OAuth2ProxyForwarded => 2,
             HeaderPreset::None => return std::borrow::Cow::Borrowed(&[]),
         };
         match self {
@@ -159,6 +160,19 @@ impl Auth {
 
     pub fn sessions(&self) -> &Arc<Sessions> {
         &self.sessions
+    }
+
+    /// The request's live session, if it has one (renewed if due).
+    pub async fn session(
+        &self,
+        req_headers: &http::HeaderMap,
+        ctx: &RequestCtx<'_>,
+    ) -> Result<Option<Principal>, ProxyError> {
+        Ok(self
+            .session
+            .lookup(req_headers, ctx)
+            .await?
+            .map(Principal::Session))
     }
 
     /// The session cookie's name.

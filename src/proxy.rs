@@ -174,7 +174,7 @@ impl Proxy {
         ctx: &mut RequestCtx<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         let target = Target::of(&req)?;
-        if verify::is_verify(&target) {
+        if verify::is_verify(&target) || self.is_oauth2_auth(&target) {
             // Boxed: forward-auth is its own path, kept out of this future.
             return Box::pin(self.verify(&req, ctx)).await;
         }
@@ -201,8 +201,12 @@ impl Proxy {
         let upgrade = upgrade::requested(&req);
         // A route that passes the session's access token owns `Authorization`; a request
         // judged by its own bearer token keeps it (auth.rs).
-        let owns_authorization =
-            crate::auth::owns_authorization(route.auth, route.pass_access_token, req.headers());
+        let owns_authorization = crate::auth::owns_authorization(
+            route.auth,
+            route.pass_access_token
+                && route.headers.token_header() == identity::TokenHeader::Authorization,
+            req.headers(),
+        );
         client::clean(
             req.headers_mut(),
             &client::Rules {
@@ -244,7 +248,9 @@ impl Proxy {
                 p.identity(),
                 &p.preset_headers(route.headers, self.user_claim()),
                 &route.claims_headers,
-                p.access_token().filter(|_| route.pass_access_token),
+                p.access_token()
+                    .filter(|_| route.pass_access_token)
+                    .map(|t| (route.headers.token_header(), t)),
             );
         }
         if let Some(auth) = &self.auth {

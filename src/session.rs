@@ -88,7 +88,7 @@ pub struct Memo {
     /// Unix seconds when this instance last pushed the idle timeout forward in the store.
     touched: std::sync::atomic::AtomicU64,
     /// Identity headers per preset (`oauth2-proxy`, `easy-auth`).
-    pub headers: [std::sync::OnceLock<crate::headers::identity::Headers>; 2],
+    pub headers: [std::sync::OnceLock<crate::headers::identity::Headers>; 3],
 }
 
 impl std::fmt::Debug for Memo {

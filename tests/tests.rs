@@ -30,6 +30,7 @@ mod https_upstreams;
 mod identity;
 mod lifetimes;
 mod login;
+mod migration;
 mod observability;
 mod optional_claims;
 mod pool;

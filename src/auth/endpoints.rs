@@ -34,7 +34,18 @@ pub enum Endpoint {
     FrontChannelLogout,
     /// App Service's `/.auth/refresh`: renew the session's tokens now.
     Refresh,
+    /// oauth2-proxy's `/oauth2/userinfo`.
+    UserInfo,
 }
+
+/// oauth2-proxy's paths (`oidc.oauth2_proxy_paths`); `/oauth2/auth` is forward-auth
+/// (`proxy/verify.rs`).
+const OAUTH2_PROXY: [(&str, Endpoint); 4] = [
+    ("/oauth2/start", Endpoint::Login),
+    ("/oauth2/sign_in", Endpoint::Login),
+    ("/oauth2/sign_out", Endpoint::Logout),
+    ("/oauth2/userinfo", Endpoint::UserInfo),
+];
 
 /// The answer to a reserved path: boxed, so the request path's future stays small when, as on
 /// almost every request, no reserved path is asked for.
@@ -51,6 +62,14 @@ impl Auth {
         let path = target.path();
         if path.eq_ignore_ascii_case(&self.provider.config.callback_path) {
             return Some(Endpoint::Callback);
+        }
+        if self.provider.config.oauth2_proxy_paths {
+            if let Some((_, e)) = OAUTH2_PROXY
+                .iter()
+                .find(|(p, _)| path.eq_ignore_ascii_case(p))
+            {
+                return Some(*e);
+            }
         }
         let rest = path
             .get(..RESERVED.len())
@@ -86,6 +105,7 @@ impl Auth {
                 Endpoint::Me => self.me(req, ctx).await,
                 Endpoint::FrontChannelLogout => self.frontchannel_logout(req, ctx).await,
                 Endpoint::Refresh => self.refresh(req, ctx).await,
+                Endpoint::UserInfo => self.userinfo(req, ctx).await,
             }
         })
     }
@@ -188,6 +208,32 @@ impl Auth {
             "roles": id.roles(),
             "expires_on": expires_on,
         }]);
+        let mut resp = Response::new(body::full(body.to_string()));
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(resp)
+    }
+
+    /// `GET /oauth2/userinfo` (oauth2-proxy): `{user, email, groups, preferredUsername}`.
+    async fn userinfo<B>(
+        &self,
+        req: &Request<B>,
+        ctx: &RequestCtx<'_>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let Some(s) = self.session.lookup(req.headers(), ctx).await? else {
+            return Err(ProxyError::SignInRequired {
+                login_url: super::login::login_url("/", None),
+            });
+        };
+        let id = &s.identity;
+        let body = serde_json::json!({
+            "user": id.user(self.provider().config.user_claim.as_str()),
+            "email": id.str("email"),
+            "groups": id.groups(),
+            "preferredUsername": id.str("preferred_username"),
+        });
         let mut resp = Response::new(body::full(body.to_string()));
         resp.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

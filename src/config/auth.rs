@@ -65,6 +65,8 @@ pub struct OidcConfig {
     /// The claim that names the user in `X-Auth-Request-User` and
     /// `X-MS-CLIENT-PRINCIPAL-NAME` (`user_claim`).
     pub user_claim: UserClaim,
+    /// Also answer oauth2-proxy's `/oauth2/*` paths (`oauth2_proxy_paths`).
+    pub oauth2_proxy_paths: bool,
 }
 
 /// Which claim names the user in the user headers. Display and logs only: policies use
@@ -292,6 +294,7 @@ pub(super) fn oidc(mut raw: RawOidc, file: &Path, base: &Path) -> Result<OidcCon
                 ))
             }
         },
+        oauth2_proxy_paths: raw.oauth2_proxy_paths,
     })
 }
 

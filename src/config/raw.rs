@@ -80,6 +80,8 @@ pub struct RawOidc {
     pub jwks_refresh: Option<String>,
     pub http_timeout: Option<String>,
     pub user_claim: Option<String>,
+    #[serde(default)]
+    pub oauth2_proxy_paths: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

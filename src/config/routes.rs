@@ -289,11 +289,12 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
     let headers = match r.headers.as_deref().unwrap_or("oauth2-proxy") {
         "oauth2-proxy" => HeaderPreset::OAuth2Proxy,
         "easy-auth" => HeaderPreset::EasyAuth,
+        "oauth2-proxy-forwarded" => HeaderPreset::OAuth2ProxyForwarded,
         "none" => HeaderPreset::None,
         other => {
             return Err(bad(
                 "headers",
-                format!("\"oauth2-proxy\", \"easy-auth\" or \"none\", got {other:?}"),
+                format!("\"oauth2-proxy\", \"oauth2-proxy-forwarded\", \"easy-auth\" or \"none\", got {other:?}"),
             ))
         }
     };

@@ -20,6 +20,10 @@ pub enum HeaderPreset {
     OAuth2Proxy,
     /// `X-MS-CLIENT-PRINCIPAL*`, as App Service authentication sends them.
     EasyAuth,
+    /// `X-Forwarded-User/-Email/-Preferred-Username/-Groups` and, with `pass_access_token`,
+    /// `X-Forwarded-Access-Token`: what oauth2-proxy sends in proxy mode with
+    /// `pass_user_headers` and `pass_access_token`.
+    OAuth2ProxyForwarded,
     /// Only `claims_headers` (and the access token if asked for).
     None,
 }
@@ -29,6 +33,7 @@ impl HeaderPreset {
         match self {
             HeaderPreset::OAuth2Proxy => "oauth2-proxy",
             HeaderPreset::EasyAuth => "easy-auth",
+            HeaderPreset::OAuth2ProxyForwarded => "oauth2-proxy-forwarded",
             HeaderPreset::None => "none",
         }
     }
@@ -70,9 +75,35 @@ pub fn preset_headers(id: &Identity, preset: HeaderPreset, user_claim: &str) -> 
             put("x-ms-client-principal-idp", Some("aad".to_owned()));
             put("x-ms-client-principal", Some(easy_auth_principal(id)));
         }
+        HeaderPreset::OAuth2ProxyForwarded => {
+            put("x-forwarded-user", Some(id.user(user_claim).to_owned()));
+            put("x-forwarded-email", id.rendered("email"));
+            put(
+                "x-forwarded-preferred-username",
+                id.rendered("preferred_username"),
+            );
+            put("x-forwarded-groups", Some(id.groups().join(",")));
+        }
         HeaderPreset::None => {}
     }
     out
+}
+
+/// Where a route's `pass_access_token` puts the token: `Authorization: Bearer …`, or
+/// `X-Forwarded-Access-Token` for the `oauth2-proxy-forwarded` preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenHeader {
+    Authorization,
+    Forwarded,
+}
+
+impl HeaderPreset {
+    pub fn token_header(self) -> TokenHeader {
+        match self {
+            HeaderPreset::OAuth2ProxyForwarded => TokenHeader::Forwarded,
+            _ => TokenHeader::Authorization,
+        }
+    }
 }
 
 /// Adds the preset's headers (from [`preset_headers`], built once per session), then the
@@ -82,7 +113,7 @@ pub fn inject(
     id: &Identity,
     preset: &[(HeaderName, HeaderValue)],
     claims_headers: &[(HeaderName, String)],
-    access_token: Option<&str>,
+    access_token: Option<(TokenHeader, &str)>,
 ) {
     for (name, value) in preset {
         headers.insert(name.clone(), value.clone());
@@ -95,10 +126,18 @@ pub fn inject(
             headers.insert(header.clone(), v);
         }
     }
-    if let Some(token) = access_token {
-        if let Some(v) = header_value("authorization", &format!("Bearer {token}")) {
-            headers.insert(AUTHORIZATION, v);
+    match access_token {
+        Some((TokenHeader::Authorization, token)) => {
+            if let Some(v) = header_value("authorization", &format!("Bearer {token}")) {
+                headers.insert(AUTHORIZATION, v);
+            }
         }
+        Some((TokenHeader::Forwarded, token)) => {
+            if let Some(v) = header_value("x-forwarded-access-token", token) {
+                headers.insert(HeaderName::from_static("x-forwarded-access-token"), v);
+            }
+        }
+        None => {}
     }
 }
 

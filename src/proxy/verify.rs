@@ -50,18 +50,63 @@ enum Asker {
     Forwarded,
 }
 
+/// oauth2-proxy's auth endpoint, with `oidc.oauth2_proxy_paths`.
+pub const OAUTH2_AUTH: &str = "/oauth2/auth";
+
 /// Whether `target` is the verify endpoint.
 pub fn is_verify(target: &Target) -> bool {
     target.path().eq_ignore_ascii_case(PATH)
 }
 
 impl Proxy {
+    /// Whether `target` is oauth2-proxy's `/oauth2/auth` and those paths are on.
+    pub(super) fn is_oauth2_auth(&self, target: &Target) -> bool {
+        self.auth()
+            .is_some_and(|a| a.provider().config.oauth2_proxy_paths)
+            && target.path().eq_ignore_ascii_case(OAUTH2_AUTH)
+    }
+
+    /// `/oauth2/auth` as oauth2-proxy answers it when the ingress names no original request:
+    /// 202 with `X-Auth-Request-*` for a live session, 401 otherwise.
+    async fn oauth2_auth<B>(
+        &self,
+        req: &Request<B>,
+        ctx: &mut RequestCtx<'_>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let auth = self.auth().ok_or(ProxyError::ProviderUnavailable)?;
+        let mut resp = Response::new(body::empty());
+        resp.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match auth.session(req.headers(), ctx).await? {
+            Some(p) => {
+                *resp.status_mut() = StatusCode::ACCEPTED;
+                let preset = crate::config::HeaderPreset::OAuth2Proxy;
+                identity::inject(
+                    resp.headers_mut(),
+                    p.identity(),
+                    &p.preset_headers(preset, self.user_claim()),
+                    &[],
+                    None,
+                );
+            }
+            None => *resp.status_mut() = StatusCode::UNAUTHORIZED,
+        }
+        Ok(resp)
+    }
+
     /// Answers `/.auth/verify` (module docs).
     pub(crate) async fn verify<B>(
         &self,
         req: &Request<B>,
         ctx: &mut RequestCtx<'_>,
     ) -> Result<Response<Body>, ProxyError> {
+        let names_original = req.headers().contains_key("x-original-url")
+            || req.headers().contains_key("x-forwarded-uri");
+        if req.uri().path().eq_ignore_ascii_case(OAUTH2_AUTH)
+            && !(ctx.client().trusted && names_original)
+        {
+            return self.oauth2_auth(req, ctx).await;
+        }
         if !ctx.client().trusted {
             return Err(ProxyError::VerifyRefused(
                 "Forward-auth answers only the proxies listed in server.trusted_proxies.",
@@ -122,7 +167,10 @@ impl Proxy {
             principal.identity(),
             &principal.preset_headers(route.headers, self.user_claim()),
             &route.claims_headers,
-            principal.access_token().filter(|_| route.pass_access_token),
+            principal
+                .access_token()
+                .filter(|_| route.pass_access_token)
+                .map(|t| (route.headers.token_header(), t)),
         );
         Ok(resp)
     }

@@ -38,7 +38,8 @@ struct Injection<'a> {
 
 fn inject_with(headers: &mut HeaderMap, id: &Identity, how: &Injection<'_>) {
     let preset = preset_headers(id, how.preset, "preferred_username");
-    inject(headers, id, &preset, how.claims_headers, how.access_token);
+    let token = how.access_token.map(|t| (how.preset.token_header(), t));
+    inject(headers, id, &preset, how.claims_headers, token);
 }
 
 fn none<'a>() -> Injection<'a> {
@@ -241,4 +242,37 @@ fn access_token_goes_in_authorization() {
         header(&h, "authorization").as_deref(),
         Some("Bearer eyJ0.eyJ1.sig")
     );
+}
+
+#[test]
+fn oauth2_proxy_forwarded_preset_sends_x_forwarded_user_headers_and_the_token() {
+    let mut h = HeaderMap::new();
+    inject_with(
+        &mut h,
+        &jose(),
+        &Injection {
+            preset: HeaderPreset::OAuth2ProxyForwarded,
+            access_token: Some("eyJ.token.sig"),
+            ..none()
+        },
+    );
+    assert_eq!(
+        header(&h, "x-forwarded-user").as_deref(),
+        Some("jose@contoso.com")
+    );
+    assert_eq!(
+        header(&h, "x-forwarded-email").as_deref(),
+        Some("jose@contoso.com")
+    );
+    assert_eq!(
+        header(&h, "x-forwarded-preferred-username").as_deref(),
+        Some("jose@contoso.com")
+    );
+    assert!(header(&h, "x-forwarded-groups").is_some());
+    assert_eq!(
+        header(&h, "x-forwarded-access-token").as_deref(),
+        Some("eyJ.token.sig")
+    );
+    assert!(h.get("authorization").is_none());
+    assert!(h.keys().all(|k| !k.as_str().starts_with("x-auth-request-")));
 }

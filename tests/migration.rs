@@ -1,0 +1,81 @@
+//! Coming from oauth2-proxy: the `oauth2-proxy-forwarded` header preset and the `/oauth2/*`
+//! paths (`oidc.oauth2_proxy_paths`).
+
+use crate::support::seen;
+use crate::support::signin::{login_route, Setup, SignIn, HOST};
+
+#[tokio::test]
+async fn the_forwarded_preset_sends_oauth2_proxys_headers_and_never_a_clients() {
+    let s = SignIn::start(Setup {
+        routes: login_route(
+            "app",
+            HOST,
+            "headers = \"oauth2-proxy-forwarded\"\npass_access_token = true",
+        ),
+        ..Setup::default()
+    })
+    .await;
+    let mut b = s.browser();
+    assert_eq!(b.navigate(&s.url("/")).await.last().unwrap().status, 200);
+    b.extra_headers
+        .insert("x-forwarded-user", "mallory".parse().unwrap());
+    b.extra_headers
+        .insert("x-forwarded-access-token", "forged".parse().unwrap());
+    let echo = b.get(&s.url("/echo")).await.json();
+    assert_eq!(seen(&echo, "x-forwarded-user"), ["alice@contoso.example"]);
+    assert_eq!(seen(&echo, "x-forwarded-email"), ["alice@contoso.example"]);
+    assert_eq!(seen(&echo, "x-forwarded-groups").len(), 1);
+    let token = seen(&echo, "x-forwarded-access-token");
+    assert!(token.len() == 1 && token[0].starts_with("ey"), "{token:?}");
+    assert!(seen(&echo, "authorization").is_empty());
+    assert!(seen(&echo, "x-auth-request-user").is_empty());
+}
+
+#[tokio::test]
+async fn oauth2_proxy_paths_answer_as_oauth2_proxy_does_when_turned_on() {
+    let s = SignIn::start(Setup {
+        oidc: "oauth2_proxy_paths = true".into(),
+        ..Setup::default()
+    })
+    .await;
+    // Sign in through /oauth2/start, back to rd.
+    let mut b = s.browser();
+    let hops = b.navigate(&s.url("/oauth2/start?rd=/reports")).await;
+    let last = hops.last().unwrap();
+    assert_eq!(last.status, 200, "{}", last.body);
+    assert_eq!(last.url.path(), "/reports");
+
+    let info = b.api(&s.url("/oauth2/userinfo")).await;
+    assert_eq!(info.status, 200);
+    let info = info.json();
+    assert_eq!(info["user"], "alice@contoso.example");
+    assert_eq!(info["email"], "alice@contoso.example");
+    assert!(info["groups"].as_array().is_some_and(|g| !g.is_empty()));
+
+    // nginx `auth_request /oauth2/auth;` with the browser's cookie: 202 and the identity.
+    let auth = b.api(&s.url("/oauth2/auth")).await;
+    assert_eq!(auth.status, 202);
+    assert_eq!(auth.headers["x-auth-request-user"], "alice@contoso.example");
+    let anon = s.browser().api(&s.url("/oauth2/auth")).await;
+    assert_eq!(anon.status, 401);
+    assert!(anon.headers.get("x-auth-request-user").is_none());
+
+    // Sign out from the app's own link.
+    let out = b.click(&s.url("/oauth2/sign_out?rd=/bye")).await;
+    assert!(out.status.is_redirection(), "{}", out.status);
+    assert_eq!(b.api(&s.url("/oauth2/auth")).await.status, 401);
+}
+
+#[tokio::test]
+async fn without_the_switch_oauth2_paths_are_the_apps() {
+    let s = SignIn::start(Setup::default()).await;
+    let mut b = s.browser();
+    assert_eq!(b.navigate(&s.url("/")).await.last().unwrap().status, 200);
+    let hop = b.get(&s.url("/oauth2/userinfo")).await;
+    assert_eq!(hop.status, 200);
+    assert_eq!(
+        hop.json()["uri"],
+        "/oauth2/userinfo",
+        "the upstream answered"
+    );
+}
