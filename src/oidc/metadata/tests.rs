@@ -22,6 +22,7 @@ fn config(issuer: &str, multi_tenant: bool) -> OidcConfig {
         jwks_refresh: Duration::from_secs(3600),
         http_timeout: Duration::from_secs(10),
         user_claim: crate::config::UserClaim::PreferredUsername,
+        oauth2_proxy_paths: false,
     }
 }
 
