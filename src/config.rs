@@ -36,7 +36,7 @@ pub use auth::{is_guid, OidcConfig, Secret, UserClaim};
 pub use env::{EnvOverrides, ENV_PREFIX};
 pub use pages::PagesConfig;
 pub use routes::{
-    AuthContext, AuthMode, HeaderPreset, HostPattern, PolicySpec, RouteSpec, Routing,
+    AuthContext, AuthMode, GroupsFilter, HeaderPreset, HostPattern, PolicySpec, RouteSpec, Routing,
     UpstreamTarget,
 };
 pub use server::ServerConfig;

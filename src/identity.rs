@@ -103,6 +103,18 @@ impl Identity {
         self.values("roles")
     }
 
+    /// A copy whose `groups` keeps only those in `keep` (lower-case object IDs).
+    pub fn with_groups_in(&self, keep: &std::collections::HashSet<String>) -> Identity {
+        let mut out = self.clone();
+        if let Some(Value::Array(groups)) = out.claims.get_mut("groups") {
+            groups.retain(|g| {
+                g.as_str()
+                    .is_some_and(|g| keep.contains(&g.to_ascii_lowercase()))
+            });
+        }
+        out
+    }
+
     /// A claim rendered as one header value: arrays comma-joined, other JSON as text.
     pub fn rendered(&self, claim: &str) -> Option<String> {
         match self.claims.get(claim)? {

@@ -232,26 +232,7 @@ impl Proxy {
         if let Some(p) = &principal {
             ctx.set_subject(p.subject());
             authorize(&route, p, ctx)?;
-            if route.assertion {
-                let a = self
-                    .assertions
-                    .as_ref()
-                    .ok_or(ProxyError::AssertionUnavailable)?;
-                let aud = route.assertion_audience.as_deref().unwrap_or(&target.host);
-                let signed = a
-                    .sign(p.identity(), aud)
-                    .ok_or(ProxyError::AssertionUnavailable)?;
-                req.headers_mut().insert(a.header().clone(), signed);
-            }
-            identity::inject(
-                req.headers_mut(),
-                p.identity(),
-                &p.preset_headers(route.headers, self.user_claim()),
-                &route.claims_headers,
-                p.access_token()
-                    .filter(|_| route.pass_access_token)
-                    .map(|t| (route.headers.token_header(), t)),
-            );
+            self.identify(&route, p, &target.host, req.headers_mut())?;
         }
         if let Some(auth) = &self.auth {
             crate::auth::cookies::strip_own(req.headers_mut(), auth.cookie_name());
@@ -281,6 +262,53 @@ impl Proxy {
             crate::auth::cookies::drop_own_set_cookies(resp.headers_mut(), auth.cookie_name());
         }
         Ok(resp.map(|b| b.boxed()))
+    }
+}
+
+impl Proxy {
+    /// Adds what the upstream learns of `p` on `route`: the signed assertion (for audience
+    /// `host` unless the route names one) and the identity headers, with the route's groups
+    /// filter applied to both.
+    pub(crate) fn identify(
+        &self,
+        route: &Route,
+        p: &Principal,
+        host: &str,
+        headers: &mut http::HeaderMap,
+    ) -> Result<(), ProxyError> {
+        let filtered = route
+            .groups_keep
+            .as_ref()
+            .map(|keep| p.identity().with_groups_in(keep));
+        let id = filtered.as_ref().unwrap_or(p.identity());
+        if route.assertion {
+            let a = self
+                .assertions
+                .as_ref()
+                .ok_or(ProxyError::AssertionUnavailable)?;
+            let aud = route.assertion_audience.as_deref().unwrap_or(host);
+            let signed = a.sign(id, aud).ok_or(ProxyError::AssertionUnavailable)?;
+            headers.insert(a.header().clone(), signed);
+        }
+        let preset = match &filtered {
+            // Built for this route's groups; the per-session memo holds the unfiltered set.
+            Some(id) => std::borrow::Cow::Owned(identity::preset_headers(
+                id,
+                route.headers,
+                self.user_claim(),
+            )),
+            None => p.preset_headers(route.headers, self.user_claim()),
+        };
+        identity::inject(
+            headers,
+            id,
+            &preset,
+            &route.claims_headers,
+            p.access_token()
+                .filter(|_| route.pass_access_token)
+                .map(|t| (route.headers.token_header(), t)),
+        );
+        Ok(())
     }
 }
 

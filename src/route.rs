@@ -30,6 +30,9 @@ pub struct Route {
     pub client: UpstreamClient,
     /// Its request counters and latency histogram, resolved once.
     pub metrics: crate::metrics::RouteMetrics,
+    /// The groups `groups_filter` lets through (lower case), resolved against the whole
+    /// routing file for `"policy"`; `None`: every group.
+    pub groups_keep: Option<Arc<std::collections::HashSet<String>>>,
 }
 
 impl std::ops::Deref for Route {
@@ -128,7 +131,22 @@ impl RouteTable {
             removed: routing.strip_headers,
             ..RouteTable::default()
         };
+        // `groups_filter = "policy"`: the groups any route names.
+        let policy_groups: Arc<std::collections::HashSet<String>> = Arc::new(
+            routing
+                .routes
+                .iter()
+                .flat_map(|r| r.policy.groups.iter().cloned())
+                .collect(),
+        );
         for spec in routing.routes {
+            let groups_keep = match &spec.groups_filter {
+                None => None,
+                Some(crate::config::GroupsFilter::Policy) => Some(policy_groups.clone()),
+                Some(crate::config::GroupsFilter::Only(ids)) => {
+                    Some(Arc::new(ids.iter().cloned().collect()))
+                }
+            };
             let client = clients.get(
                 spec.ca_file.as_deref(),
                 spec.h2c,
@@ -140,6 +158,7 @@ impl RouteTable {
                 spec,
                 client,
                 metrics,
+                groups_keep,
             });
             table.passes_access_tokens |= route.pass_access_token;
             for (h, _) in &route.claims_headers {

@@ -79,3 +79,47 @@ async fn without_the_switch_oauth2_paths_are_the_apps() {
         "the upstream answered"
     );
 }
+
+#[tokio::test]
+async fn groups_filter_sends_only_the_groups_a_route_needs() {
+    use crate::support::signin::{jose, GROUP_ADMINS, GROUP_STAFF};
+    let s = SignIn::start(Setup {
+        users: vec![jose()],
+        routes: format!(
+            "{}{}{}{}",
+            login_route(
+                "admins",
+                HOST,
+                &format!("path_prefix = \"/admin\"\nallowed_groups = [\"{GROUP_ADMINS}\"]\ngroups_filter = \"policy\"")
+            ),
+            login_route(
+                "staff-only",
+                HOST,
+                &format!("path_prefix = \"/staff\"\ngroups_filter = [\"{}\"]", GROUP_STAFF.to_uppercase())
+            ),
+            login_route("none", HOST, "path_prefix = \"/none\"\ngroups_filter = []"),
+            login_route("all", HOST, "")
+        ),
+        ..Setup::default()
+    })
+    .await;
+    let mut b = s.browser();
+    assert_eq!(b.navigate(&s.url("/")).await.last().unwrap().status, 200);
+    let groups = |echo: &serde_json::Value| seen(echo, "x-auth-request-groups");
+    let all = groups(&b.get(&s.url("/")).await.json());
+    assert!(
+        all[0].contains(GROUP_STAFF) && all[0].contains(GROUP_ADMINS),
+        "{all:?}"
+    );
+    assert_eq!(
+        groups(&b.get(&s.url("/admin/x")).await.json()),
+        [GROUP_ADMINS]
+    );
+    assert_eq!(
+        groups(&b.get(&s.url("/staff/x")).await.json()),
+        [GROUP_STAFF]
+    );
+    assert!(groups(&b.get(&s.url("/none/x")).await.json()).is_empty());
+    // The session's own headers are untouched by a filtered route.
+    assert_eq!(groups(&b.get(&s.url("/again")).await.json()), all);
+}

@@ -229,6 +229,7 @@ pub struct RawRoute {
     pub allowed_client_apps: Option<Vec<String>>,
     pub auth_context: Option<String>,
     pub cors_preflight: Option<String>,
+    pub groups_filter: Option<GroupsFilterRaw>,
     #[serde(default)]
     pub assertion: bool,
     pub assertion_audience: Option<String>,
@@ -242,4 +243,12 @@ pub struct RawRoute {
 
 fn default_prefix() -> String {
     "/".to_owned()
+}
+
+/// `groups_filter`: a list of group object IDs, or `"policy"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum GroupsFilterRaw {
+    Named(String),
+    List(Vec<String>),
 }

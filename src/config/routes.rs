@@ -48,6 +48,8 @@ pub struct RouteSpec {
     pub allow_encoded_slashes: bool,
     /// Serve paths holding `;` parameters (`allow_path_parameters`).
     pub allow_path_parameters: bool,
+    /// Which groups reach the upstream (`groups_filter`); `None`: all of the user's.
+    pub groups_filter: Option<GroupsFilter>,
     /// CORS preflights (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) reach
     /// the upstream without authentication (`cors_preflight = "allow"`).
     pub cors_preflight: bool,
@@ -75,6 +77,16 @@ impl From<Vec<RouteSpec>> for Routing {
             ..Routing::default()
         }
     }
+}
+
+/// `groups_filter`: which of the user's groups a route sends upstream, so that users in
+/// hundreds of groups do not overflow the upstream's header limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupsFilter {
+    /// These group object IDs (lower case).
+    Only(Vec<String>),
+    /// The groups any route of the routing file names in `allowed_groups`.
+    Policy,
 }
 
 /// Who may use a route, beyond being signed in. Empty lists impose nothing; a request must
@@ -344,6 +356,25 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
         )?,
         allow_encoded_slashes: r.allow_encoded_slashes,
         allow_path_parameters: r.allow_path_parameters,
+        groups_filter: match &r.groups_filter {
+            None => None,
+            Some(super::raw::GroupsFilterRaw::Named(n)) if n == "policy" => {
+                Some(GroupsFilter::Policy)
+            }
+            Some(super::raw::GroupsFilterRaw::List(ids))
+                if ids.iter().all(|g| crate::config::auth::is_guid(g.trim())) =>
+            {
+                Some(GroupsFilter::Only(
+                    ids.iter().map(|g| g.trim().to_ascii_lowercase()).collect(),
+                ))
+            }
+            Some(_) => {
+                return Err(bad(
+                    "groups_filter",
+                    "\"policy\" (the groups any route's allowed_groups names) or a list of group object IDs".to_owned(),
+                ))
+            }
+        },
         cors_preflight: match r.cors_preflight.as_deref() {
             None | Some("authenticate") => false,
             Some("allow") if auth != AuthMode::Public => true,

@@ -162,16 +162,7 @@ impl Proxy {
             Decision::Respond(r) => return Ok(r),
         };
         super::authorize(&route, &principal, ctx)?;
-        identity::inject(
-            resp.headers_mut(),
-            principal.identity(),
-            &principal.preset_headers(route.headers, self.user_claim()),
-            &route.claims_headers,
-            principal
-                .access_token()
-                .filter(|_| route.pass_access_token)
-                .map(|t| (route.headers.token_header(), t)),
-        );
+        self.identify(&route, &principal, &target.host, resp.headers_mut())?;
         Ok(resp)
     }
 }

@@ -314,6 +314,47 @@ fn public_routes_cannot_carry_identity_settings() {
     }
 }
 
+#[test]
+fn groups_filter_is_policy_or_group_ids_and_cors_preflight_allow_or_authenticate() {
+    assert_eq!(
+        one("groups_filter = \"policy\"").groups_filter,
+        Some(crate::config::GroupsFilter::Policy)
+    );
+    assert_eq!(
+        one(&format!("groups_filter = [\"{}\"]", GUID.to_uppercase())).groups_filter,
+        Some(crate::config::GroupsFilter::Only(vec![
+            GUID.to_ascii_lowercase()
+        ]))
+    );
+    assert_invalid(
+        &route("groups_filter = \"admins\""),
+        "groups_filter",
+        "group object IDs",
+    );
+    assert_invalid(
+        &route("groups_filter = [\"Admins\"]"),
+        "groups_filter",
+        "group object IDs",
+    );
+    assert!(one("cors_preflight = \"allow\"").cors_preflight);
+    assert!(!one("").cors_preflight);
+    assert_invalid(
+        &route("cors_preflight = \"yes\""),
+        "cors_preflight",
+        "\"allow\"",
+    );
+    assert_invalid(
+        &route("auth = \"public\"\ncors_preflight = \"allow\""),
+        "cors_preflight",
+        "public route",
+    );
+    assert_invalid(
+        &route("auth = \"public\"\nassertion = true"),
+        "assertion",
+        "signs users in",
+    );
+}
+
 // --- host -----------------------------------------------------------------------------------
 
 #[test]
