@@ -214,7 +214,7 @@ impl Auth {
                 }
                 // Stored before a route passed access tokens, with no refresh token to get
                 // one: a new sign-in gets it.
-                _ if route.pass_access_token && s.access_token.is_none() => {
+                _ if (route.pass_access_token || route.pass_tokens) && s.access_token.is_none() => {
                     self.sign_in
                         .challenge(req, target, auth_context, s.login_hint.as_deref())
                 }

@@ -26,6 +26,16 @@ pub fn digest(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
+/// Unix seconds as App Service writes `expires_on`: `2026-12-02T14:00:00.0000000Z`.
+pub fn iso_8601(secs: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.min(253_402_300_799));
+    let text = humantime::format_rfc3339_seconds(t).to_string();
+    match text.strip_suffix('Z') {
+        Some(base) => format!("{base}.0000000Z"),
+        None => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +56,18 @@ mod tests {
             digest("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+}
+
+#[cfg(test)]
+mod iso_tests {
+    #[test]
+    fn expires_on_is_written_as_app_service_writes_it() {
+        assert_eq!(super::iso_8601(0), "1970-01-01T00:00:00.0000000Z");
+        assert_eq!(
+            super::iso_8601(1_796_220_000),
+            "2026-12-02T14:00:00.0000000Z"
+        );
+        assert_eq!(super::iso_8601(u64::MAX), "9999-12-31T23:59:59.0000000Z");
     }
 }

@@ -308,6 +308,30 @@ impl Proxy {
                 .filter(|_| route.pass_access_token)
                 .map(|t| (route.headers.token_header(), t)),
         );
+        if route.pass_tokens {
+            // App Service's token-store headers, for a session (a bearer request carries its
+            // own token already).
+            if let Principal::Session(s) = p {
+                if let Some(v) = s
+                    .access_token
+                    .as_deref()
+                    .and_then(|t| http::HeaderValue::from_str(t).ok())
+                {
+                    headers.insert(
+                        http::HeaderName::from_static("x-ms-token-aad-access-token"),
+                        v,
+                    );
+                    if let Ok(v) = http::HeaderValue::from_str(&crate::primitives::iso_8601(
+                        s.access_expires_at,
+                    )) {
+                        headers.insert(
+                            http::HeaderName::from_static("x-ms-token-aad-expires-on"),
+                            v,
+                        );
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -160,7 +160,7 @@ impl RouteTable {
                 metrics,
                 groups_keep,
             });
-            table.passes_access_tokens |= route.pass_access_token;
+            table.passes_access_tokens |= route.pass_access_token || route.pass_tokens;
             for (h, _) in &route.claims_headers {
                 if !table.removed.contains(h) {
                     table.removed.push(h.clone());

@@ -67,3 +67,29 @@ async fn refresh_renews_the_tokens_now_and_me_has_app_services_shape() {
     assert_eq!(b.api(&s.url("/.auth/refresh")).await.status, 401);
     assert_eq!(b.api(&s.url("/again")).await.status, 401);
 }
+
+#[tokio::test]
+async fn pass_tokens_sends_app_services_token_headers_and_strips_clients() {
+    use crate::support::seen;
+    use crate::support::signin::{login_route, HOST};
+    let s = SignIn::start(Setup {
+        routes: login_route("app", HOST, "headers = \"easy-auth\"\npass_tokens = true"),
+        ..Setup::default()
+    })
+    .await;
+    let mut b = s.browser();
+    assert_eq!(b.navigate(&s.url("/")).await.last().unwrap().status, 200);
+    b.extra_headers
+        .insert("x-ms-token-aad-id-token", "forged".parse().unwrap());
+    let echo = b.get(&s.url("/echo")).await.json();
+    let token = seen(&echo, "x-ms-token-aad-access-token");
+    assert!(token.len() == 1 && token[0].starts_with("ey"), "{token:?}");
+    let expires = seen(&echo, "x-ms-token-aad-expires-on");
+    assert!(
+        expires.len() == 1 && expires[0].ends_with(".0000000Z"),
+        "{expires:?}"
+    );
+    assert!(seen(&echo, "x-ms-token-aad-id-token").is_empty());
+    assert!(seen(&echo, "authorization").is_empty());
+    assert_eq!(seen(&echo, "x-ms-client-principal-idp"), ["aad"]);
+}

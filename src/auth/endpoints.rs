@@ -192,11 +192,12 @@ impl Auth {
         };
         let id = &s.identity;
         let principal = identity::easy_auth_json(id);
-        let expires_on = iso_8601(s.expires_at.min(if s.refresh_token.is_some() {
-            u64::MAX
-        } else {
-            s.access_expires_at
-        }));
+        let expires_on =
+            crate::primitives::iso_8601(s.expires_at.min(if s.refresh_token.is_some() {
+                u64::MAX
+            } else {
+                s.access_expires_at
+            }));
         let body = serde_json::json!([{
             "provider_name": "aad",
             "user_id": id.user(self.provider().config.user_claim.as_str()),
@@ -322,28 +323,5 @@ impl Auth {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.append(SET_COOKIE, cookies::clear(self.cookie_name()));
         Ok(resp)
-    }
-}
-
-/// Unix seconds as App Service writes `expires_on`: `2026-12-02T14:00:00.0000000Z`.
-fn iso_8601(secs: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.min(253_402_300_799));
-    let text = humantime::format_rfc3339_seconds(t).to_string();
-    match text.strip_suffix('Z') {
-        Some(base) => format!("{base}.0000000Z"),
-        None => text,
-    }
-}
-
-#[cfg(test)]
-mod iso_tests {
-    #[test]
-    fn expires_on_is_written_as_app_service_writes_it() {
-        assert_eq!(super::iso_8601(0), "1970-01-01T00:00:00.0000000Z");
-        assert_eq!(
-            super::iso_8601(1_796_220_000),
-            "2026-12-02T14:00:00.0000000Z"
-        );
-        assert_eq!(super::iso_8601(u64::MAX), "9999-12-31T23:59:59.0000000Z");
     }
 }

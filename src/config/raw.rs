@@ -218,6 +218,8 @@ pub struct RawRoute {
     pub claims_headers: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub pass_access_token: bool,
+    #[serde(default)]
+    pub pass_tokens: bool,
     pub allowed_groups: Option<Vec<String>>,
     pub allowed_roles: Option<Vec<String>>,
     pub allowed_tenants: Option<Vec<String>>,

@@ -37,6 +37,8 @@ pub struct RouteSpec {
     /// Extra headers from claims: (header name, claim name), from `[route.claims_headers]`.
     pub claims_headers: Vec<(http::HeaderName, String)>,
     pub pass_access_token: bool,
+    /// App Service's token headers (`X-MS-TOKEN-AAD-ACCESS-TOKEN`, `-EXPIRES-ON`).
+    pub pass_tokens: bool,
     pub policy: PolicySpec,
     /// The Conditional Access authentication context the route requires (`auth_context`).
     pub auth_context: Option<AuthContext>,
@@ -340,11 +342,14 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
         ));
     }
     if auth == AuthMode::Public
-        && (!policy.is_empty() || r.pass_access_token || !claims_headers.is_empty())
+        && (!policy.is_empty()
+            || r.pass_access_token
+            || r.pass_tokens
+            || !claims_headers.is_empty())
     {
         return Err(bad(
             "auth",
-            "\"login\" or \"bearer\": the route sets a policy, claims_headers or pass_access_token, which need a signed-in user".to_owned(),
+            "\"login\" or \"bearer\": the route sets a policy, claims_headers, pass_access_token or pass_tokens, which need a signed-in user".to_owned(),
         ));
     }
     Ok(RouteSpec {
@@ -403,6 +408,7 @@ fn validate(r: RawRoute, file: &Path, line: usize) -> Result<RouteSpec, ConfigEr
         headers,
         claims_headers,
         pass_access_token: r.pass_access_token,
+        pass_tokens: r.pass_tokens,
         policy,
         auth_context,
         assertion: r.assertion,
