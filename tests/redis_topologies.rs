@@ -294,3 +294,88 @@ async fn a_store_started_on_a_fresh_cluster_serves() {
         store.close().await;
     }
 }
+
+/// The rules of the cluster ACL user in docs/operations.md, as written there.
+fn documented_cluster_acl() -> String {
+    let doc = include_str!("../docs/operations.md");
+    let line = doc
+        .lines()
+        .find(|l| {
+            l.starts_with("ACL SETUSER portcullis on >PASSWORD ") && l.contains("cluster|slots")
+        })
+        .expect("docs/operations.md has the cluster ACL SETUSER line");
+    line["ACL SETUSER portcullis on >PASSWORD ".len()..].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_cluster_acl_is_enough_for_the_store() {
+    let rules = documented_cluster_acl();
+    let cluster = tokio::task::spawn_blocking(move || {
+        Cluster::start_with(
+            &[
+                "requirepass admin-pw".to_owned(),
+                format!("user portcullis on >acl-pw {rules}"),
+            ],
+            &["-a", "admin-pw"],
+        )
+    })
+    .await
+    .unwrap();
+    let mut options = RedisConfig::new(cluster.url());
+    options.username = Some("portcullis".into());
+    options.password = Some(portcullis::config::Secret::new("acl-pw"));
+    // The documented user's prefix, exactly.
+    options.key_prefix = "portcullis:".into();
+    let store = tokio::time::timeout(STORE_BOUND, RedisStore::connect(options.clone()))
+        .await
+        .expect("connecting hung")
+        .expect("the documented ACL user could not connect");
+    let other = RedisStore::connect(options).await.unwrap();
+    let mut rx = other.invalidations();
+    for i in 0..30 {
+        let session = format!("session:{i:064}");
+        let lock = format!("lock:{i:064}");
+        store.set(&session, b"sealed", HOUR).await.unwrap();
+        assert!(store.set_xx(&session, b"renewed", HOUR).await.unwrap());
+        assert_eq!(
+            other.get(&session).await.unwrap().as_deref(),
+            Some(&b"renewed"[..])
+        );
+        store
+            .set_add(&format!("user:{i:064}"), &session, HOUR)
+            .await
+            .unwrap();
+        assert_eq!(
+            other
+                .set_members(&format!("user:{i:064}"))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        store
+            .set_remove(&format!("user:{i:064}"), &session)
+            .await
+            .unwrap();
+        assert!(store.set_nx(&lock, b"me", HOUR).await.unwrap());
+        assert!(store.delete_if(&lock, b"me").await.unwrap());
+        assert!(store.expire(&session, HOUR).await.unwrap());
+        assert!(store.ttl(&session).await.unwrap().is_some());
+        store.delete(&session).await.unwrap();
+    }
+    store.ping().await.unwrap();
+    store.publish_invalidation("session:acl").await.unwrap();
+    let received = tokio::time::timeout(STORE_BOUND, async {
+        loop {
+            if let Ok(Invalidation::Key(k)) = rx.recv().await {
+                return k;
+            }
+        }
+    })
+    .await
+    .expect("no invalidation arrived for the ACL user");
+    assert_eq!(received, "session:acl");
+    // The user really is limited: another prefix is refused.
+    let reply = cluster.nodes[0].command("AUTH portcullis acl-pw\r\nGET other:key");
+    assert!(reply.contains("NOPERM"), "{reply}");
+}

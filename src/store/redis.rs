@@ -46,7 +46,7 @@ use fred::prelude::*;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use super::redis_events::{forward_invalidations, watch_connection};
+use super::redis_events::{forward_invalidations, watch_connection, Liveness};
 pub use super::redis_options::RedisConfig;
 use super::INVALIDATION_CAPACITY;
 use super::{redis_options, ttl_millis, Invalidation, SessionStore, StoreError};
@@ -79,8 +79,8 @@ pub fn acl_rules(key_prefix: &str) -> String {
 /// The Redis-backed [`SessionStore`].
 pub struct RedisStore {
     pool: Pool,
-    /// Per pool client: no connection error since fred last connected it.
-    up: Vec<Arc<AtomicBool>>,
+    /// Per pool client: no recent connection error (see [`Liveness`]).
+    up: Vec<Arc<Liveness>>,
     /// Round-robin position in the pool.
     next: AtomicUsize,
     subscriber: Client,
@@ -105,7 +105,7 @@ impl RedisStore {
         let channel = format!("{}invalidate", options.key_prefix);
         let healthy = Arc::new(AtomicBool::new(true));
         let up: Vec<_> = (0..pool.size())
-            .map(|_| Arc::new(AtomicBool::new(true)))
+            .map(|_| Arc::new(Liveness::new()))
             .collect();
         let (forwarder, subscribed) =
             forward_invalidations(&subscriber, channel.clone(), invalidations.clone());
@@ -113,7 +113,7 @@ impl RedisStore {
         for (client, up) in pool.clients().iter().zip(&up) {
             tasks.push(watch_connection(client, up.clone(), healthy.clone()));
         }
-        let subscriber_up = Arc::new(AtomicBool::new(true));
+        let subscriber_up = Arc::new(Liveness::new());
         tasks.push(watch_connection(&subscriber, subscriber_up, healthy));
         let clients: Vec<&Client> = pool.clients().iter().chain([&subscriber]).collect();
         let limit = options.command_timeout * 2 + Duration::from_millis(100);
@@ -180,7 +180,7 @@ impl RedisStore {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         (0..clients.len())
             .map(|i| (start + i) % clients.len())
-            .find(|&i| self.up[i].load(Ordering::Acquire) && clients[i].is_connected())
+            .find(|&i| self.up[i].usable() && clients[i].is_connected())
             .map(|i| &clients[i])
             .ok_or_else(|| StoreError::Unavailable("not connected to redis".into()))
     }

@@ -74,7 +74,9 @@ impl Node {
                 // Our own log naming our port proves a PONG came from our process.
                 let ours = std::fs::read_to_string(&log)
                     .is_ok_and(|l| l.contains(&format!("port={port}")));
-                if ours && command_on(port, "PING").starts_with("+PONG") {
+                let pong = command_on(port, "PING");
+                // A node with a password answers NOAUTH: up too.
+                if ours && (pong.starts_with("+PONG") || pong.starts_with("-NOAUTH")) {
                     guard(child.id());
                     return Node {
                         port,
