@@ -41,6 +41,7 @@ mod sign_in_abuse;
 mod sign_in_options;
 mod step_up;
 mod store;
+mod store_readiness;
 mod streaming;
 mod tokens;
 mod traces;

@@ -114,6 +114,7 @@ pub struct RawServer {
     pub shutdown_grace: Option<String>,
     pub admin_token_file: Option<String>,
     pub hsts: Option<String>,
+    pub ready_requires_store: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
