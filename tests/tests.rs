@@ -28,6 +28,7 @@ mod optional_claims;
 mod pool;
 mod properties;
 mod protocols;
+mod redis_tls;
 mod redis_topologies;
 mod reload;
 mod replicas;

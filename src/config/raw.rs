@@ -92,6 +92,8 @@ pub struct RawRedis {
     pub pool_size: Option<usize>,
     pub command_timeout: Option<String>,
     pub ca_file: Option<String>,
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -62,6 +62,9 @@ pub struct RedisConfig {
     pub command_timeout: Duration,
     /// Extra trust anchors (PEM) for `rediss://`, beside the system's.
     pub ca_file: Option<PathBuf>,
+    /// A client certificate chain and its key (PEM) for a Redis that asks for one
+    /// (`tls-auth-clients`); both or neither.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 const DEFAULT_KEY_PREFIX: &str = "portcullis:";
@@ -80,6 +83,7 @@ impl RedisConfig {
             pool_size: DEFAULT_POOL_SIZE,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             ca_file: None,
+            client_cert: None,
         }
     }
 }
@@ -94,6 +98,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("pool_size", &self.pool_size)
             .field("command_timeout", &self.command_timeout)
             .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert)
             .finish()
     }
 }
@@ -279,5 +284,32 @@ pub(super) fn redis(raw: RawRedis, file: &Path, base: &Path) -> Result<RedisConf
             t => duration(file, "redis.command_timeout", t, "")?,
         },
         ca_file: raw.ca_file.filter(|f| !f.is_empty()).map(|f| base.join(f)),
+        client_cert: client_cert(raw.client_cert_file, raw.client_key_file, file, base)?,
     })
+}
+
+/// `client_cert_file` and `client_key_file`: both or neither.
+fn client_cert(
+    cert: Option<String>,
+    key: Option<String>,
+    file: &Path,
+    base: &Path,
+) -> Result<Option<(PathBuf, PathBuf)>, ConfigError> {
+    match (
+        cert.filter(|f| !f.is_empty()),
+        key.filter(|f| !f.is_empty()),
+    ) {
+        (Some(c), Some(k)) => Ok(Some((base.join(c), base.join(k)))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::invalid(
+            file,
+            "redis.client_key_file",
+            "the key of redis.client_cert_file (PEM), set with it",
+        )),
+        (None, Some(_)) => Err(ConfigError::invalid(
+            file,
+            "redis.client_cert_file",
+            "the certificate chain of redis.client_key_file (PEM), set with it",
+        )),
+    }
 }

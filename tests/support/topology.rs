@@ -33,7 +33,7 @@ pub struct Node {
 impl Node {
     /// Starts a node in `dir` with the configuration `lines` (beside port, bind, dir, log and
     /// no persistence), as a sentinel if `sentinel`.
-    fn start(dir: &Path, lines: &[String], sentinel: bool) -> Node {
+    pub fn start(dir: &Path, lines: &[String], sentinel: bool) -> Node {
         let mut last = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
