@@ -20,6 +20,8 @@ const STORE_BOUND: Duration = Duration::from_secs(10);
 const STARTS: usize = 6;
 /// Clusters created, each used by a store at once.
 const FRESH_CLUSTERS: usize = 4;
+/// What tells the Sentinel ACL line of docs/operations.md from the others.
+const SENTINEL_ACL_MARKER: &str = "+role";
 
 /// How long the load runs after the primary dies.
 const AFTER_KILL: Duration = Duration::from_secs(15);
@@ -295,21 +297,9 @@ async fn a_store_started_on_a_fresh_cluster_serves() {
     }
 }
 
-/// The rules of the cluster ACL user in docs/operations.md, as written there.
-fn documented_cluster_acl() -> String {
-    let doc = include_str!("../docs/operations.md");
-    let line = doc
-        .lines()
-        .find(|l| {
-            l.starts_with("ACL SETUSER portcullis on >PASSWORD ") && l.contains("cluster|slots")
-        })
-        .expect("docs/operations.md has the cluster ACL SETUSER line");
-    line["ACL SETUSER portcullis on >PASSWORD ".len()..].to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_cluster_acl_is_enough_for_the_store() {
-    let rules = documented_cluster_acl();
+    let rules = documented_acl("cluster|slots");
     let cluster = tokio::task::spawn_blocking(move || {
         Cluster::start_with(
             &[
@@ -378,4 +368,45 @@ async fn the_documented_cluster_acl_is_enough_for_the_store() {
     // The user really is limited: another prefix is refused.
     let reply = cluster.nodes[0].command("AUTH portcullis acl-pw\r\nGET other:key");
     assert!(reply.contains("NOPERM"), "{reply}");
+}
+
+/// The rules of the ACL user in docs/operations.md whose line contains `marker`.
+fn documented_acl(marker: &str) -> String {
+    let doc = include_str!("../docs/operations.md");
+    let line = doc
+        .lines()
+        .map(str::trim_start)
+        .find(|l| l.starts_with("ACL SETUSER portcullis on >PASSWORD ") && l.contains(marker))
+        .unwrap_or_else(|| panic!("docs/operations.md has an ACL SETUSER line with {marker}"));
+    line["ACL SETUSER portcullis on >PASSWORD ".len()..].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_sentinel_acl_is_enough_for_the_store() {
+    let rules = documented_acl(SENTINEL_ACL_MARKER);
+    let topology = tokio::task::spawn_blocking(move || {
+        Sentinel::start_with(&[format!("user portcullis on >acl-pw {rules}")], &[])
+    })
+    .await
+    .unwrap();
+    let mut options = RedisConfig::new(topology.url());
+    options.username = Some("portcullis".into());
+    options.password = Some(portcullis::config::Secret::new("acl-pw"));
+    options.key_prefix = "portcullis:".into();
+    let store = tokio::time::timeout(STORE_BOUND, RedisStore::connect(options))
+        .await
+        .expect("connecting hung")
+        .expect("the documented ACL user could not connect through the sentinels");
+    store.set("session:acl", b"sealed", HOUR).await.unwrap();
+    assert!(store.set_nx("lock:acl", b"me", HOUR).await.unwrap());
+    assert!(store.delete_if("lock:acl", b"me").await.unwrap());
+    store
+        .set_add("user:acl", "session:acl", HOUR)
+        .await
+        .unwrap();
+    store.publish_invalidation("session:acl").await.unwrap();
+    assert!(topology
+        .primary
+        .command("GET portcullis:session:acl")
+        .contains("sealed"));
 }
