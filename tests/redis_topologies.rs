@@ -410,3 +410,27 @@ async fn the_documented_sentinel_acl_is_enough_for_the_store() {
         .command("GET portcullis:session:acl")
         .contains("sealed"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_url_naming_a_dead_seed_node_still_serves() {
+    let nodes = &cluster().nodes;
+    let dead = crate::support::free_port();
+    let url = format!(
+        "redis-cluster://127.0.0.1:{dead}?node=127.0.0.1:{}&node=127.0.0.1:{}",
+        nodes[0].port, nodes[1].port
+    );
+    for start in 0..STARTS {
+        let mut options = RedisConfig::new(url.clone());
+        options.key_prefix = format!("seed{start}:");
+        let store = tokio::time::timeout(STORE_BOUND, RedisStore::connect(options))
+            .await
+            .expect("connecting hung")
+            .expect("connecting failed");
+        let served = crate::support::eventually(STORE_BOUND, || async {
+            store.set("session:x", b"v", HOUR).await.is_ok()
+        })
+        .await;
+        assert!(served, "start {start}: never served");
+        store.close().await;
+    }
+}

@@ -31,6 +31,7 @@ mod protocols;
 mod redis_tls;
 mod redis_topologies;
 mod reload;
+mod replica_ack;
 mod replicas;
 mod routing;
 mod server_limits;

@@ -94,6 +94,7 @@ pub struct RawRedis {
     pub ca_file: Option<String>,
     pub client_cert_file: Option<String>,
     pub client_key_file: Option<String>,
+    pub min_replicas_ack: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

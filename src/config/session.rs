@@ -65,6 +65,8 @@ pub struct RedisConfig {
     /// A client certificate chain and its key (PEM) for a Redis that asks for one
     /// (`tls-auth-clients`); both or neither.
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Replicas that must have a session write before it counts (`WAIT`); 0: none.
+    pub min_replicas_ack: usize,
 }
 
 const DEFAULT_KEY_PREFIX: &str = "portcullis:";
@@ -84,6 +86,7 @@ impl RedisConfig {
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             ca_file: None,
             client_cert: None,
+            min_replicas_ack: 0,
         }
     }
 }
@@ -99,6 +102,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("command_timeout", &self.command_timeout)
             .field("ca_file", &self.ca_file)
             .field("client_cert", &self.client_cert)
+            .field("min_replicas_ack", &self.min_replicas_ack)
             .finish()
     }
 }
@@ -285,6 +289,7 @@ pub(super) fn redis(raw: RawRedis, file: &Path, base: &Path) -> Result<RedisConf
         },
         ca_file: raw.ca_file.filter(|f| !f.is_empty()).map(|f| base.join(f)),
         client_cert: client_cert(raw.client_cert_file, raw.client_key_file, file, base)?,
+        min_replicas_ack: raw.min_replicas_ack.unwrap_or(0),
     })
 }
 

@@ -87,6 +87,8 @@ pub struct RedisStore {
     key_prefix: String,
     channel: String,
     timeout: Duration,
+    /// Replicas that must acknowledge a write (`WAIT`); 0: no wait.
+    min_replicas_ack: i64,
     invalidations: broadcast::Sender<Invalidation>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -125,6 +127,7 @@ impl RedisStore {
             key_prefix: options.key_prefix,
             channel,
             timeout: options.command_timeout,
+            min_replicas_ack: i64::try_from(options.min_replicas_ack).unwrap_or(i64::MAX),
             invalidations,
             tasks,
             pool,
@@ -208,22 +211,50 @@ impl RedisStore {
         let expire = px(ttl)?;
         let client = self.client()?;
         let value = Bytes::copy_from_slice(value);
+        let key = self.key(key);
         let reply: Value = self
-            .run(client.set(self.key(key), value, Some(expire), condition, false))
+            .run(client.set(key.as_str(), value, Some(expire), condition, false))
             .await?;
+        if !reply.is_null() {
+            self.acknowledged(client, &key).await?;
+        }
         Ok(!reply.is_null())
+    }
+
+    /// With `min_replicas_ack`, waits until that many replicas have every write this
+    /// connection made (`WAIT`), so that a failover right after cannot lose it; sent on the
+    /// connection (in a cluster, to the node) that took the write, which is what WAIT counts.
+    /// Too few acknowledgements within half the command timeout make the write `Unavailable`:
+    /// it happened on the primary, but is not known to be safe.
+    async fn acknowledged(&self, client: &Client, key: &str) -> Result<(), StoreError> {
+        if self.min_replicas_ack == 0 {
+            return Ok(());
+        }
+        let slot = fred::util::redis_keyslot(key.as_bytes());
+        let wait = fred::types::CustomCommand::new_static("WAIT", Some(slot), false);
+        let millis = i64::try_from((self.timeout / 2).as_millis()).unwrap_or(i64::MAX);
+        let acked: i64 = self
+            .run(client.custom(wait, vec![self.min_replicas_ack, millis.max(1)]))
+            .await?;
+        if acked < self.min_replicas_ack {
+            return Err(StoreError::Unavailable(format!(
+                "redis: {acked} of {} replicas acknowledged a write",
+                self.min_replicas_ack
+            )));
+        }
+        Ok(())
     }
 
     /// Runs a Lua script by its hash, loading it with EVAL when Redis does not have it (after
     /// a restart or SCRIPT FLUSH).
     async fn script(
         &self,
+        client: &Client,
         script: &'static str,
         sha1: &'static str,
         key: String,
         args: Vec<Value>,
     ) -> Result<i64, StoreError> {
-        let client = self.client()?;
         match self
             .bounded(client.evalsha(sha1, key.clone(), args.clone()))
             .await?
@@ -375,10 +406,12 @@ impl SessionStore for RedisStore {
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
         let millis = ttl_millis(ttl)?;
         let args = vec![Value::from(member), Value::from(millis.to_string())];
+        let client = self.client()?;
+        let key = self.key(key);
         let _: i64 = self
-            .script(SET_ADD_SCRIPT, SET_ADD_SHA1, self.key(key), args)
+            .script(client, SET_ADD_SCRIPT, SET_ADD_SHA1, key.clone(), args)
             .await?;
-        Ok(())
+        self.acknowledged(client, &key).await
     }
 
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
@@ -388,8 +421,9 @@ impl SessionStore for RedisStore {
 
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
         let client = self.client()?;
-        let _: i64 = self.run(client.srem(self.key(key), member)).await?;
-        Ok(())
+        let key = self.key(key);
+        let _: i64 = self.run(client.srem(key.as_str(), member)).await?;
+        self.acknowledged(client, &key).await
     }
 
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
@@ -414,14 +448,22 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let client = self.client()?;
-        let _: i64 = self.run(client.del(self.key(key))).await?;
-        Ok(())
+        let key = self.key(key);
+        let _: i64 = self.run(client.del(key.as_str())).await?;
+        self.acknowledged(client, &key).await
     }
 
     async fn delete_if(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
         let value = Value::Bytes(Bytes::copy_from_slice(value));
+        let client = self.client()?;
         let deleted: i64 = self
-            .script(DELETE_IF_SCRIPT, DELETE_IF_SHA1, self.key(key), vec![value])
+            .script(
+                client,
+                DELETE_IF_SCRIPT,
+                DELETE_IF_SHA1,
+                self.key(key),
+                vec![value],
+            )
             .await?;
         Ok(deleted == 1)
     }
