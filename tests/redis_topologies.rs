@@ -397,6 +397,25 @@ async fn the_documented_sentinel_acl_is_enough_for_the_store() {
         .await
         .expect("connecting hung")
         .expect("the documented ACL user could not connect through the sentinels");
+    // The same rules without `+role`: refused at start, with the reason, instead of a store
+    // that starts and answers 503 for ever.
+    let without_role = topology.primary.command(&format!(
+        "ACL SETUSER norole on >norole-pw {}",
+        documented_acl(SENTINEL_ACL_MARKER).replace(" +role", "")
+    ));
+    assert!(without_role.starts_with("+OK"), "{without_role}");
+    let mut norole = RedisConfig::new(topology.url());
+    norole.username = Some("norole".into());
+    norole.password = Some(portcullis::config::Secret::new("norole-pw"));
+    norole.key_prefix = "portcullis:".into();
+    let refused = tokio::time::timeout(STORE_BOUND, RedisStore::connect(norole))
+        .await
+        .expect("connecting hung");
+    match refused {
+        Err(e) => assert!(e.to_string().contains("+role"), "{e}"),
+        Ok(_) => panic!("a user without +role was accepted through Sentinel"),
+    }
+
     store.set("session:acl", b"sealed", HOUR).await.unwrap();
     assert!(store.set_nx("lock:acl", b"me", HOUR).await.unwrap());
     assert!(store.delete_if("lock:acl", b"me").await.unwrap());

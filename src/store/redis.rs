@@ -31,11 +31,18 @@
 //! a user.
 //!
 //! Database 0 needs nothing more (a URL ending in `/0` sends no SELECT); another database
-//! needs `+select`, a Redis cluster `+cluster|slots +cluster|info`. fred also asks for
+//! needs `+select`, a Redis cluster `+cluster|slots +cluster|info`, Sentinel `+role` (fred
+//! checks the named primary's ROLE), `min_replicas_ack` `+wait`. fred also asks for
 //! `CLIENT ID` and `INFO server` after connecting and copes with being refused. Glob
 //! characters in the prefix widen `~prefix*`: keep prefixes plain. On Azure the same rules
 //! go into a data access policy (Entra ID tokens as passwords are for a credential provider,
 //! not done here).
+//!
+//! # Topologies
+//!
+//! Every command names one key (the scripts touch only `KEYS[1]`), so a cluster never sees a
+//! cross-slot command and no hash tags are needed. `tests/redis_topologies.rs` runs the store
+//! and the proxy on a three-primary cluster and through a Sentinel failover.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -141,11 +148,19 @@ impl RedisStore {
             match outcome {
                 FirstConnection::Connected => {}
                 FirstConnection::Failed(e)
-                    if !is_unreachable(e.kind()) || is_certificate_error(&e) =>
+                    if !is_unreachable(e.kind())
+                        || is_certificate_error(&e)
+                        || is_permission_error(&e) =>
                 {
+                    // fred checks a primary named by sentinels with ROLE.
+                    let hint = if e.details().contains("'role'") {
+                        " (through Sentinel, the Redis user needs +role)"
+                    } else {
+                        ""
+                    };
                     // Dropping the store closes its connections in the background.
                     return Err(StoreError::Failed(format!(
-                        "redis refused the connection: {}",
+                        "redis refused the connection: {}{hint}",
                         e.details()
                     )));
                 }
@@ -364,6 +379,14 @@ fn is_certificate_error(e: &Error) -> bool {
     e.details().contains("InvalidCertificate")
 }
 
+/// Redis refused a command for lack of permission while connecting. fred may wrap the reply
+/// in an error kind that otherwise means "unreachable" (a Sentinel error when the user may
+/// not run ROLE), but an ACL does not change by itself: retrying would leave the store
+/// answering 503 for ever.
+fn is_permission_error(e: &Error) -> bool {
+    e.details().starts_with("NOPERM")
+}
+
 fn store_error(e: &Error) -> StoreError {
     // Redis's error replies and fred's connection errors name commands and keys, never
     // values; a parse error might quote one, so only its kind is kept.
@@ -499,6 +522,13 @@ mod tests {
         assert!(matches!(store_error(&down), StoreError::Unavailable(_)));
         let refused = Error::new(ErrorKind::Unknown, "NOPERM this user has no permissions");
         assert!(matches!(store_error(&refused), StoreError::Failed(_)));
+        let role = Error::new(
+            ErrorKind::Sentinel,
+            "NOPERM this user has no permissions to run the 'role' command",
+        );
+        assert!(is_permission_error(&role));
+        let transient = Error::new(ErrorKind::Sentinel, "Invalid role: \"slave\"");
+        assert!(!is_permission_error(&transient));
         let parse = Error::new(ErrorKind::Parse, "could not parse secret-value");
         assert!(!store_error(&parse).to_string().contains("secret"));
     }
