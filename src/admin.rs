@@ -20,6 +20,7 @@ use crate::proxy::Proxy;
 pub async fn handle(
     proxy: Arc<Proxy>,
     token_file: Option<Arc<std::path::PathBuf>>,
+    ready_requires_store: bool,
     req: Request<Incoming>,
 ) -> Response<Body> {
     if req.uri().path() == "/admin/sessions/revoke" {
@@ -45,7 +46,7 @@ pub async fn handle(
             );
             resp
         }
-        "/readyz" => match readiness(&proxy).await {
+        "/readyz" => match readiness(&proxy, ready_requires_store).await {
             Ok(status) => text(StatusCode::OK, format!("ready\n{status}")),
             Err(why) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -58,8 +59,10 @@ pub async fn handle(
 
 /// Ready when routes are loaded and the session store answers. The identity provider is
 /// reported but does not decide: pulling every replica out of a load balancer because Entra
-/// blipped would turn a sign-in outage into a total one (signed-in users keep working).
-async fn readiness(proxy: &Proxy) -> Result<String, String> {
+/// blipped would turn a sign-in outage into a total one (signed-in users keep working). With
+/// `server.ready_requires_store = false` the store is reported the same way, for the same
+/// reason: every instance shares it, so it would take them all out together.
+async fn readiness(proxy: &Proxy, requires_store: bool) -> Result<String, String> {
     if proxy.routes().is_empty() {
         return Err("no routes loaded".to_owned());
     }
@@ -69,18 +72,25 @@ async fn readiness(proxy: &Proxy) -> Result<String, String> {
     let store = auth.sessions().store_kind();
     let ping =
         tokio::time::timeout(std::time::Duration::from_secs(2), auth.sessions().ping()).await;
-    match ping {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(format!("session store ({store}) does not answer: {e}")),
-        Err(_) => return Err(format!("session store ({store}) does not answer within 2s")),
-    }
+    let store_status = match ping {
+        Ok(Ok(())) => Ok("ok".to_owned()),
+        Ok(Err(e)) => Err(format!("session store ({store}) does not answer: {e}")),
+        Err(_) => Err(format!("session store ({store}) does not answer within 2s")),
+    };
+    let store_status = match store_status {
+        Ok(s) => s,
+        Err(why) if requires_store => return Err(why),
+        Err(_) => "not answering (requests that need it answer 503; not required for \
+                   readiness: server.ready_requires_store = false)"
+            .to_owned(),
+    };
     let provider = if auth.provider().is_ready() {
         "loaded"
     } else {
         "not loaded yet (sign-in answers 503)"
     };
     Ok(format!(
-        "session store ({store}): ok\nidentity provider: {provider}\n"
+        "session store ({store}): {store_status}\nidentity provider: {provider}\n"
     ))
 }
 

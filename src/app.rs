@@ -123,7 +123,9 @@ impl App {
         if let Some(listener) = listeners.admin {
             let p = proxy.clone();
             let token = config.server.admin_token_file.clone().map(Arc::new);
-            let handler = move |_, req| admin::handle(p.clone(), token.clone(), req);
+            let requires_store = config.server.ready_requires_store;
+            let handler =
+                move |_, req| admin::handle(p.clone(), token.clone(), requires_store, req);
             tasks.spawn(server::serve_plain(
                 "admin",
                 listener,

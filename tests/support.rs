@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod redis;
 pub mod signin;
+pub mod topology;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -119,6 +119,9 @@ pub struct RawRedis {
     pub pool_size: Option<usize>,
     pub command_timeout: Option<String>,
     pub ca_file: Option<String>,
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
+    pub min_replicas_ack: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +144,7 @@ pub struct RawServer {
     pub shutdown_grace: Option<String>,
     pub admin_token_file: Option<String>,
     pub hsts: Option<String>,
+    pub ready_requires_store: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

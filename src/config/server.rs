@@ -40,6 +40,10 @@ pub struct ServerConfig {
     /// The bearer token of the admin API (`POST /admin/sessions/revoke`); `None`: the API is
     /// off. Read at each call, so a rotated file takes effect at once.
     pub admin_token_file: Option<std::path::PathBuf>,
+    /// `/readyz` fails while the session store does not answer (default). With false it only
+    /// reports the store: a Redis outage then leaves every instance in the load balancer,
+    /// serving public routes and cached sessions, while requests that need the store get 503.
+    pub ready_requires_store: bool,
 }
 
 const DEFAULT_HSTS: &str = "max-age=31536000";
@@ -122,6 +126,7 @@ pub(super) fn server(s: RawServer, file: &Path) -> Result<ServerConfig, ConfigEr
         shutdown_grace: duration(file, "server.shutdown_grace", s.shutdown_grace, "30s")?,
         hsts,
         admin_token_file: admin_token_file(s.admin_token_file.as_deref(), file)?,
+        ready_requires_store: s.ready_requires_store.unwrap_or(true),
     })
 }
 

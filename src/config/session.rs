@@ -62,6 +62,11 @@ pub struct RedisConfig {
     pub command_timeout: Duration,
     /// Extra trust anchors (PEM) for `rediss://`, beside the system's.
     pub ca_file: Option<PathBuf>,
+    /// A client certificate chain and its key (PEM) for a Redis that asks for one
+    /// (`tls-auth-clients`); both or neither.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Replicas that must have a session write before it counts (`WAIT`); 0: none.
+    pub min_replicas_ack: usize,
 }
 
 const DEFAULT_KEY_PREFIX: &str = "portcullis:";
@@ -80,6 +85,8 @@ impl RedisConfig {
             pool_size: DEFAULT_POOL_SIZE,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             ca_file: None,
+            client_cert: None,
+            min_replicas_ack: 0,
         }
     }
 }
@@ -94,6 +101,8 @@ impl std::fmt::Debug for RedisConfig {
             .field("pool_size", &self.pool_size)
             .field("command_timeout", &self.command_timeout)
             .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert)
+            .field("min_replicas_ack", &self.min_replicas_ack)
             .finish()
     }
 }
@@ -279,5 +288,33 @@ pub(super) fn redis(raw: RawRedis, file: &Path, base: &Path) -> Result<RedisConf
             t => duration(file, "redis.command_timeout", t, "")?,
         },
         ca_file: raw.ca_file.filter(|f| !f.is_empty()).map(|f| base.join(f)),
+        client_cert: client_cert(raw.client_cert_file, raw.client_key_file, file, base)?,
+        min_replicas_ack: raw.min_replicas_ack.unwrap_or(0),
     })
+}
+
+/// `client_cert_file` and `client_key_file`: both or neither.
+fn client_cert(
+    cert: Option<String>,
+    key: Option<String>,
+    file: &Path,
+    base: &Path,
+) -> Result<Option<(PathBuf, PathBuf)>, ConfigError> {
+    match (
+        cert.filter(|f| !f.is_empty()),
+        key.filter(|f| !f.is_empty()),
+    ) {
+        (Some(c), Some(k)) => Ok(Some((base.join(c), base.join(k)))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::invalid(
+            file,
+            "redis.client_key_file",
+            "the key of redis.client_cert_file (PEM), set with it",
+        )),
+        (None, Some(_)) => Err(ConfigError::invalid(
+            file,
+            "redis.client_cert_file",
+            "the certificate chain of redis.client_key_file (PEM), set with it",
+        )),
+    }
 }

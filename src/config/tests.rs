@@ -678,3 +678,33 @@ fn worker_threads_is_a_count_up_to_1024() {
         "{err}"
     );
 }
+
+#[test]
+fn a_redis_client_certificate_needs_its_key_and_the_other_way_round() {
+    let redis = |lines: &str| {
+        config_text(
+            LISTEN,
+            PEM_PAIR,
+            &format!(
+                "[session]\nstore = \"redis\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n\n\
+                 [redis]\nurl = \"rediss://redis:6380/0\"\n{lines}"
+            ),
+        )
+    };
+    assert_invalid(
+        &redis("client_cert_file = \"c.pem\""),
+        "redis.client_key_file",
+        "the key of redis.client_cert_file",
+    );
+    assert_invalid(
+        &redis("client_key_file = \"c.key\""),
+        "redis.client_cert_file",
+        "the certificate chain of redis.client_key_file",
+    );
+    let (dir, c) = load_ok(&redis(
+        "client_cert_file = \"c.pem\"\nclient_key_file = \"c.key\"",
+    ));
+    let (cert, key) = c.redis.unwrap().client_cert.unwrap();
+    assert!(cert.ends_with("c.pem") && key.ends_with("c.key"));
+    drop(dir);
+}

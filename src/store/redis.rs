@@ -31,11 +31,18 @@
 //! a user.
 //!
 //! Database 0 needs nothing more (a URL ending in `/0` sends no SELECT); another database
-//! needs `+select`, a Redis cluster `+cluster|slots +cluster|info`. fred also asks for
+//! needs `+select`, a Redis cluster `+cluster|slots +cluster|info`, Sentinel `+role` (fred
+//! checks the named primary's ROLE), `min_replicas_ack` `+wait`. fred also asks for
 //! `CLIENT ID` and `INFO server` after connecting and copes with being refused. Glob
 //! characters in the prefix widen `~prefix*`: keep prefixes plain. On Azure the same rules
 //! go into a data access policy (Entra ID tokens as passwords are for a credential provider,
 //! not done here).
+//!
+//! # Topologies
+//!
+//! Every command names one key (the scripts touch only `KEYS[1]`), so a cluster never sees a
+//! cross-slot command and no hash tags are needed. `tests/redis_topologies.rs` runs the store
+//! and the proxy on a three-primary cluster and through a Sentinel failover.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -46,7 +53,7 @@ use fred::prelude::*;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use super::redis_events::{forward_invalidations, watch_connection};
+use super::redis_events::{forward_invalidations, watch_connection, Liveness};
 pub use super::redis_options::RedisConfig;
 use super::INVALIDATION_CAPACITY;
 use super::{redis_options, ttl_millis, Invalidation, SessionStore, StoreError};
@@ -79,14 +86,16 @@ pub fn acl_rules(key_prefix: &str) -> String {
 /// The Redis-backed [`SessionStore`].
 pub struct RedisStore {
     pool: Pool,
-    /// Per pool client: no connection error since fred last connected it.
-    up: Vec<Arc<AtomicBool>>,
+    /// Per pool client: no recent connection error (see [`Liveness`]).
+    up: Vec<Arc<Liveness>>,
     /// Round-robin position in the pool.
     next: AtomicUsize,
     subscriber: Client,
     key_prefix: String,
     channel: String,
     timeout: Duration,
+    /// Replicas that must acknowledge a write (`WAIT`); 0: no wait.
+    min_replicas_ack: i64,
     invalidations: broadcast::Sender<Invalidation>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -105,7 +114,7 @@ impl RedisStore {
         let channel = format!("{}invalidate", options.key_prefix);
         let healthy = Arc::new(AtomicBool::new(true));
         let up: Vec<_> = (0..pool.size())
-            .map(|_| Arc::new(AtomicBool::new(true)))
+            .map(|_| Arc::new(Liveness::new()))
             .collect();
         let (forwarder, subscribed) =
             forward_invalidations(&subscriber, channel.clone(), invalidations.clone());
@@ -113,7 +122,7 @@ impl RedisStore {
         for (client, up) in pool.clients().iter().zip(&up) {
             tasks.push(watch_connection(client, up.clone(), healthy.clone()));
         }
-        let subscriber_up = Arc::new(AtomicBool::new(true));
+        let subscriber_up = Arc::new(Liveness::new());
         tasks.push(watch_connection(&subscriber, subscriber_up, healthy));
         let clients: Vec<&Client> = pool.clients().iter().chain([&subscriber]).collect();
         let limit = options.command_timeout * 2 + Duration::from_millis(100);
@@ -125,6 +134,7 @@ impl RedisStore {
             key_prefix: options.key_prefix,
             channel,
             timeout: options.command_timeout,
+            min_replicas_ack: i64::try_from(options.min_replicas_ack).unwrap_or(i64::MAX),
             invalidations,
             tasks,
             pool,
@@ -138,11 +148,19 @@ impl RedisStore {
             match outcome {
                 FirstConnection::Connected => {}
                 FirstConnection::Failed(e)
-                    if !is_unreachable(e.kind()) || is_certificate_error(&e) =>
+                    if !is_unreachable(e.kind())
+                        || is_certificate_error(&e)
+                        || is_permission_error(&e) =>
                 {
+                    // fred checks a primary named by sentinels with ROLE.
+                    let hint = if e.details().contains("'role'") {
+                        " (through Sentinel, the Redis user needs +role)"
+                    } else {
+                        ""
+                    };
                     // Dropping the store closes its connections in the background.
                     return Err(StoreError::Failed(format!(
-                        "redis refused the connection: {}",
+                        "redis refused the connection: {}{hint}",
                         e.details()
                     )));
                 }
@@ -180,7 +198,7 @@ impl RedisStore {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         (0..clients.len())
             .map(|i| (start + i) % clients.len())
-            .find(|&i| self.up[i].load(Ordering::Acquire) && clients[i].is_connected())
+            .find(|&i| self.up[i].usable() && clients[i].is_connected())
             .map(|i| &clients[i])
             .ok_or_else(|| StoreError::Unavailable("not connected to redis".into()))
     }
@@ -208,22 +226,50 @@ impl RedisStore {
         let expire = px(ttl)?;
         let client = self.client()?;
         let value = Bytes::copy_from_slice(value);
+        let key = self.key(key);
         let reply: Value = self
-            .run(client.set(self.key(key), value, Some(expire), condition, false))
+            .run(client.set(key.as_str(), value, Some(expire), condition, false))
             .await?;
+        if !reply.is_null() {
+            self.acknowledged(client, &key).await?;
+        }
         Ok(!reply.is_null())
+    }
+
+    /// With `min_replicas_ack`, waits until that many replicas have every write this
+    /// connection made (`WAIT`), so that a failover right after cannot lose it; sent on the
+    /// connection (in a cluster, to the node) that took the write, which is what WAIT counts.
+    /// Too few acknowledgements within half the command timeout make the write `Unavailable`:
+    /// it happened on the primary, but is not known to be safe.
+    async fn acknowledged(&self, client: &Client, key: &str) -> Result<(), StoreError> {
+        if self.min_replicas_ack == 0 {
+            return Ok(());
+        }
+        let slot = fred::util::redis_keyslot(key.as_bytes());
+        let wait = fred::types::CustomCommand::new_static("WAIT", Some(slot), false);
+        let millis = i64::try_from((self.timeout / 2).as_millis()).unwrap_or(i64::MAX);
+        let acked: i64 = self
+            .run(client.custom(wait, vec![self.min_replicas_ack, millis.max(1)]))
+            .await?;
+        if acked < self.min_replicas_ack {
+            return Err(StoreError::Unavailable(format!(
+                "redis: {acked} of {} replicas acknowledged a write",
+                self.min_replicas_ack
+            )));
+        }
+        Ok(())
     }
 
     /// Runs a Lua script by its hash, loading it with EVAL when Redis does not have it (after
     /// a restart or SCRIPT FLUSH).
     async fn script(
         &self,
+        client: &Client,
         script: &'static str,
         sha1: &'static str,
         key: String,
         args: Vec<Value>,
     ) -> Result<i64, StoreError> {
-        let client = self.client()?;
         match self
             .bounded(client.evalsha(sha1, key.clone(), args.clone()))
             .await?
@@ -333,6 +379,14 @@ fn is_certificate_error(e: &Error) -> bool {
     e.details().contains("InvalidCertificate")
 }
 
+/// Redis refused a command for lack of permission while connecting. fred may wrap the reply
+/// in an error kind that otherwise means "unreachable" (a Sentinel error when the user may
+/// not run ROLE), but an ACL does not change by itself: retrying would leave the store
+/// answering 503 for ever.
+fn is_permission_error(e: &Error) -> bool {
+    e.details().starts_with("NOPERM")
+}
+
 fn store_error(e: &Error) -> StoreError {
     // Redis's error replies and fred's connection errors name commands and keys, never
     // values; a parse error might quote one, so only its kind is kept.
@@ -375,10 +429,12 @@ impl SessionStore for RedisStore {
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
         let millis = ttl_millis(ttl)?;
         let args = vec![Value::from(member), Value::from(millis.to_string())];
+        let client = self.client()?;
+        let key = self.key(key);
         let _: i64 = self
-            .script(SET_ADD_SCRIPT, SET_ADD_SHA1, self.key(key), args)
+            .script(client, SET_ADD_SCRIPT, SET_ADD_SHA1, key.clone(), args)
             .await?;
-        Ok(())
+        self.acknowledged(client, &key).await
     }
 
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
@@ -388,8 +444,9 @@ impl SessionStore for RedisStore {
 
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
         let client = self.client()?;
-        let _: i64 = self.run(client.srem(self.key(key), member)).await?;
-        Ok(())
+        let key = self.key(key);
+        let _: i64 = self.run(client.srem(key.as_str(), member)).await?;
+        self.acknowledged(client, &key).await
     }
 
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
@@ -414,14 +471,22 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let client = self.client()?;
-        let _: i64 = self.run(client.del(self.key(key))).await?;
-        Ok(())
+        let key = self.key(key);
+        let _: i64 = self.run(client.del(key.as_str())).await?;
+        self.acknowledged(client, &key).await
     }
 
     async fn delete_if(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
         let value = Value::Bytes(Bytes::copy_from_slice(value));
+        let client = self.client()?;
         let deleted: i64 = self
-            .script(DELETE_IF_SCRIPT, DELETE_IF_SHA1, self.key(key), vec![value])
+            .script(
+                client,
+                DELETE_IF_SCRIPT,
+                DELETE_IF_SHA1,
+                self.key(key),
+                vec![value],
+            )
             .await?;
         Ok(deleted == 1)
     }
@@ -457,6 +522,13 @@ mod tests {
         assert!(matches!(store_error(&down), StoreError::Unavailable(_)));
         let refused = Error::new(ErrorKind::Unknown, "NOPERM this user has no permissions");
         assert!(matches!(store_error(&refused), StoreError::Failed(_)));
+        let role = Error::new(
+            ErrorKind::Sentinel,
+            "NOPERM this user has no permissions to run the 'role' command",
+        );
+        assert!(is_permission_error(&role));
+        let transient = Error::new(ErrorKind::Sentinel, "Invalid role: \"slave\"");
+        assert!(!is_permission_error(&transient));
         let parse = Error::new(ErrorKind::Parse, "could not parse secret-value");
         assert!(!store_error(&parse).to_string().contains("secret"));
     }

@@ -17,14 +17,14 @@
 //! - TLS (`rediss://`) uses rustls with the process's one provider (ring), the system trust
 //!   anchors and `ca_file`, never the provider fred would pick by itself.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fred::prelude::*;
 use fred::types::config::{TlsConfig, UnresponsiveConfig};
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::StoreError;
 
@@ -78,14 +78,16 @@ pub(super) fn builder(options: &RedisConfig) -> Result<Builder, StoreError> {
     if config.database == Some(0) {
         config.database = None;
     }
-    match (&mut config.tls, &options.ca_file) {
-        (Some(tls), ca_file) => *tls = tls_config(ca_file.as_deref())?,
-        (None, Some(_)) => {
+    match &mut config.tls {
+        Some(tls) => *tls = tls_config(options.ca_file.as_deref(), options.client_cert.as_ref())?,
+        None if options.ca_file.is_some() || options.client_cert.is_some() => {
             return Err(StoreError::Failed(
-                "redis ca_file is set but the URL does not use TLS (rediss://)".into(),
+                "redis ca_file or client_cert_file is set but the URL does not use TLS \
+                 (rediss://)"
+                    .into(),
             ))
         }
-        (None, None) => {}
+        None => {}
     }
 
     let timeout = options.command_timeout;
@@ -115,7 +117,10 @@ pub(super) fn builder(options: &RedisConfig) -> Result<Builder, StoreError> {
     Ok(builder)
 }
 
-fn tls_config(ca_file: Option<&Path>) -> Result<TlsConfig, StoreError> {
+fn tls_config(
+    ca_file: Option<&Path>,
+    client_cert: Option<&(PathBuf, PathBuf)>,
+) -> Result<TlsConfig, StoreError> {
     let found = rustls_native_certs::load_native_certs();
     for err in &found.errors {
         tracing::warn!(error = %err, "problem reading system CA certificates");
@@ -134,11 +139,39 @@ fn tls_config(ca_file: Option<&Path>) -> Result<TlsConfig, StoreError> {
             )));
         }
     }
-    let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+    let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| StoreError::Failed(format!("redis TLS set-up: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match client_cert {
+        None => builder.with_no_client_auth(),
+        Some((cert_file, key_file)) => {
+            let certs = CertificateDer::pem_file_iter(cert_file)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    StoreError::Failed(format!(
+                        "redis client_cert_file {}: {e}",
+                        cert_file.display()
+                    ))
+                })?;
+            if certs.is_empty() {
+                return Err(StoreError::Failed(format!(
+                    "redis client_cert_file {} holds no certificate",
+                    cert_file.display()
+                )));
+            }
+            // The error names the file only: key material never reaches a log.
+            let key = PrivateKeyDer::from_pem_file(key_file).map_err(|_| {
+                StoreError::Failed(format!(
+                    "redis client_key_file {} holds no usable private key (PEM)",
+                    key_file.display()
+                ))
+            })?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| StoreError::Failed(format!("redis client certificate and key: {e}")))?
+        }
+    };
     Ok(TlsConfig::from(config))
 }
 
