@@ -56,7 +56,14 @@ pub fn clean(headers: &mut HeaderMap, rules: &Rules<'_>) {
 
 /// Identity headers some proxy injects and some upstream trusts (lower case).
 pub fn is_identity_family(name: &str) -> bool {
-    const PREFIXES: [&str; 3] = ["x-auth-request-", "x-ms-client-principal", "x-ms-token-"];
+    // `x-portcullis-`: the proxy's own, such as the signed assertion's default header, even
+    // where `[assertion]` is not configured.
+    const PREFIXES: [&str; 4] = [
+        "x-auth-request-",
+        "x-ms-client-principal",
+        "x-ms-token-",
+        "x-portcullis-",
+    ];
     const NAMES: [&str; 7] = [
         "x-forwarded-user",
         "x-forwarded-email",

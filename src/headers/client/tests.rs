@@ -37,6 +37,7 @@ fn every_copy_of_every_identity_family_is_removed() {
         ("X-MS-CLIENT-PRINCIPAL", "e30="),
         ("X-MS-CLIENT-PRINCIPAL-ID", "x"),
         ("X-MS-TOKEN-AAD-ACCESS-TOKEN", "x"),
+        ("X-Portcullis-Assertion", "eyJ.forged.x"),
         ("X-Forwarded-User", "x"),
         ("X-Forwarded-Email", "x"),
         ("X-Forwarded-Groups", "x"),
