@@ -681,6 +681,7 @@ def yaml_checks():
 PLACEHOLDERS = {
     "<tenant-id>": "11111111-2222-3333-4444-555555555555",
     "<application (client) id>": "00000000-0000-0000-0000-000000000000",
+    "<cache-name>": "portcullis-cache",
 }
 
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::raw::RawOidc;
 use super::{duration, ConfigError};
 
-mod authority;
+pub(super) mod authority;
 pub use authority::Provider;
 
 /// A secret value from the configuration. `Debug` and `Display` print a placeholder.

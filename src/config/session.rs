@@ -233,6 +233,14 @@ pub(super) fn session(
 pub(super) fn redis(raw: RawRedis, file: &Path, base: &Path) -> Result<RedisConfig, ConfigError> {
     let url = secret(file, base, "redis.url", raw.url, raw.url_file)?
         .unwrap_or_else(|| Secret::new("redis://127.0.0.1:6379/0"));
+    // The shipped `<cache-name>`: the placeholder alone is named, never the URL.
+    if let Some(p) = super::auth::authority::placeholder(url.expose()) {
+        return Err(ConfigError::invalid(
+            file,
+            "redis.url",
+            format!("a real value in place of the shipped placeholder {p} (docs/operations.md)"),
+        ));
+    }
     let scheme = url.expose().split("://").next().unwrap_or("");
     if !matches!(
         scheme,

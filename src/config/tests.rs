@@ -708,3 +708,16 @@ fn a_redis_client_certificate_needs_its_key_and_the_other_way_round() {
     assert!(cert.ends_with("c.pem") && key.ends_with("c.key"));
     drop(dir);
 }
+
+#[test]
+fn a_redis_url_still_holding_the_shipped_placeholder_is_refused_without_echoing_it() {
+    let text = config_text(
+        LISTEN,
+        PEM_PAIR,
+        "[session]\nstore = \"redis\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n\n\
+         [redis]\nurl = \"rediss://:s3cret-pass@<cache-name>.redis.cache.windows.net:6380/0\"\n",
+    );
+    assert_invalid(&text, "redis.url", "placeholder <cache-name>");
+    let err = load_error_text(&text);
+    assert!(!err.contains("s3cret-pass"), "{err}");
+}

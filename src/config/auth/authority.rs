@@ -43,7 +43,7 @@ const ENTRA_HOST_SUFFIXES: &[&str] = &[".ciamlogin.com"];
 
 /// A value still holding one of the shipped placeholders (`<tenant-id>`,
 /// `<application (client) id>`): the text between `<` and `>`.
-pub(super) fn placeholder(value: &str) -> Option<&str> {
+pub(in crate::config) fn placeholder(value: &str) -> Option<&str> {
     let start = value.find('<')?;
     let end = value[start..].find('>')? + start;
     Some(&value[start..=end])
