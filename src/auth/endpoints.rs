@@ -185,11 +185,7 @@ impl Auth {
         req: &Request<B>,
         ctx: &RequestCtx<'_>,
     ) -> Result<Response<Body>, ProxyError> {
-        let Some(s) = self.session.lookup(req.headers(), ctx).await? else {
-            return Err(ProxyError::SignInRequired {
-                login_url: super::login::login_url("/", None),
-            });
-        };
+        let s = self.signed_in(req, ctx).await?;
         let id = &s.identity;
         let principal = identity::easy_auth_json(id);
         let expires_on =
@@ -209,12 +205,19 @@ impl Auth {
             "roles": id.roles(),
             "expires_on": expires_on,
         }]);
-        let mut resp = Response::new(body::full(body.to_string()));
-        resp.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        resp.headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        Ok(resp)
+        Ok(json(&body))
+    }
+
+    /// The request's live session, or 401 with the way to sign in.
+    async fn signed_in<B>(
+        &self,
+        req: &Request<B>,
+        ctx: &RequestCtx<'_>,
+    ) -> Result<std::sync::Arc<crate::session::Active>, ProxyError> {
+        self.session
+            .lookup(req.headers(), ctx)
+            .await?
+            .ok_or_else(sign_in_required)
     }
 
     /// `GET /oauth2/userinfo` (oauth2-proxy): `{user, email, groups, preferredUsername}`.
@@ -223,11 +226,7 @@ impl Auth {
         req: &Request<B>,
         ctx: &RequestCtx<'_>,
     ) -> Result<Response<Body>, ProxyError> {
-        let Some(s) = self.session.lookup(req.headers(), ctx).await? else {
-            return Err(ProxyError::SignInRequired {
-                login_url: super::login::login_url("/", None),
-            });
-        };
+        let s = self.signed_in(req, ctx).await?;
         let id = &s.identity;
         let body = serde_json::json!({
             "user": id.user(self.provider().config.user_claim.as_str()),
@@ -235,12 +234,7 @@ impl Auth {
             "groups": id.groups(),
             "preferredUsername": id.str("preferred_username"),
         });
-        let mut resp = Response::new(body::full(body.to_string()));
-        resp.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        resp.headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        Ok(resp)
+        Ok(json(&body))
     }
 
     /// `GET /.auth/refresh` (App Service): renews the session's tokens now. 200 when renewed;
@@ -251,9 +245,6 @@ impl Auth {
         ctx: &RequestCtx<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         use crate::session::refresh::Freshness;
-        let signed_out = || ProxyError::SignInRequired {
-            login_url: super::login::login_url("/", None),
-        };
         let mut stored = None;
         for id in cookies::session_ids(req.headers(), self.cookie_name()) {
             if let Some(s) = self
@@ -266,9 +257,9 @@ impl Auth {
                 break;
             }
         }
-        let stored = stored.ok_or_else(signed_out)?;
+        let stored = stored.ok_or_else(sign_in_required)?;
         if stored.session.refresh_token.is_none() {
-            return Err(signed_out());
+            return Err(sign_in_required());
         }
         match self
             .sessions
@@ -281,7 +272,7 @@ impl Auth {
                     .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 Ok(resp)
             }
-            Freshness::Ended(_) => Err(signed_out()),
+            Freshness::Ended(_) => Err(sign_in_required()),
             Freshness::Unavailable(why) => Err(ProxyError::RenewalUnavailable(why)),
         }
     }
@@ -324,4 +315,20 @@ impl Auth {
         h.append(SET_COOKIE, cookies::clear(self.cookie_name()));
         Ok(resp)
     }
+}
+
+fn sign_in_required() -> ProxyError {
+    ProxyError::SignInRequired {
+        login_url: super::login::login_url("/", None),
+    }
+}
+
+/// A JSON answer no cache keeps.
+fn json(body: &serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(body::full(body.to_string()));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }

@@ -75,6 +75,43 @@ impl Ingress {
             .unwrap()
     }
 
+    /// What every ingress must get right, checked through it with a signed-in `cookie`: the
+    /// app (`app`) answers with the identity from Portcullis, never the client's own copies;
+    /// the route's policy refuses with 403; a public route passes without a session.
+    pub async fn assert_gate(&self, cookie: &str, app: &str) {
+        use crate::support::signin::GROUP_ADMINS;
+        let http = self.client();
+        let r = http
+            .get(self.url("/docs/a?x=1"))
+            .header("cookie", cookie)
+            .header("x-auth-request-user", "mallory")
+            .header("x-auth-request-groups", GROUP_ADMINS)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", self.log());
+        let echo = crate::support::echo_json(r).await;
+        assert_eq!(echo["upstream"], app, "{echo}");
+        assert_eq!(
+            crate::support::seen(&echo, "x-auth-request-user"),
+            ["alice@contoso.example"]
+        );
+        let groups = crate::support::seen(&echo, "x-auth-request-groups");
+        assert!(
+            groups.len() == 1 && !groups[0].contains(GROUP_ADMINS),
+            "{groups:?}"
+        );
+        let r = http
+            .get(self.url("/admin/x"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "the route's policy");
+        let r = http.get(self.url("/public/x")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "a public route");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!(
             "http://{}:{}{path}",
