@@ -20,6 +20,7 @@
 mod cache;
 mod codec;
 pub mod refresh;
+mod sealed;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -241,32 +242,6 @@ impl Sessions {
         self.store
             .set_nx(&format!("signin:{}", digest(state)), b"1", ttl)
             .await
-    }
-
-    /// Reads a value this proxy sealed under `key` (not a session: the assertion keys).
-    pub(crate) async fn read_sealed(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .store
-            .get(key)
-            .await?
-            .and_then(|bytes| self.sealer.open(&bytes, key.as_bytes())))
-    }
-
-    /// Seals `plain` under `key` (bound to it) for `ttl`.
-    pub(crate) async fn write_sealed(
-        &self,
-        key: &str,
-        plain: &[u8],
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        self.store
-            .set(key, &self.sealer.seal(plain, key.as_bytes()), ttl)
-            .await
-    }
-
-    /// Takes a short store lock: `true` if this caller got it.
-    pub(crate) async fn try_lock(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.store.set_nx(key, b"1", ttl).await
     }
 
     /// The time to live a session gets in the store now.

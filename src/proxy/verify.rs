@@ -120,11 +120,6 @@ impl Proxy {
             ));
         }
         let table = self.routes();
-        if !table.serves_host(&target.host) {
-            return Err(ProxyError::VerifyRefused(
-                "No route serves this host and path.",
-            ));
-        }
         let route = match table.resolve(&target) {
             Ok(r) => r.clone(),
             Err(ProxyError::NoRoute) => {
