@@ -123,3 +123,22 @@ async fn groups_filter_sends_only_the_groups_a_route_needs() {
     // The session's own headers are untouched by a filtered route.
     assert_eq!(groups(&b.get(&s.url("/again")).await.json()), all);
 }
+
+#[tokio::test]
+async fn oauth2_paths_in_other_spellings_never_reach_the_app() {
+    let s = SignIn::start(Setup {
+        oidc: "oauth2_proxy_paths = true".into(),
+        ..Setup::default()
+    })
+    .await;
+    let mut b = s.browser();
+    assert_eq!(b.navigate(&s.url("/")).await.last().unwrap().status, 200);
+    // Case and unreserved percent-escapes name the same endpoint, answered by the proxy.
+    for path in ["/OAuth2/UserInfo", "/oauth2/%75serinfo"] {
+        let hop = b.api(&s.url(path)).await;
+        assert_eq!(hop.status, 200, "{path}: {}", hop.body);
+        assert_eq!(hop.json()["user"], "alice@contoso.example", "{path}");
+    }
+    let hop = b.api(&s.url("/OAUTH2/AUTH")).await;
+    assert_eq!(hop.status, 202);
+}
