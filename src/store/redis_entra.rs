@@ -305,7 +305,9 @@ async fn renew(shared: Arc<Shared>, clients: Vec<Client>) {
     // A token fetched but not yet sent on every connection.
     let mut unsent: Option<AccessToken> = None;
     loop {
-        let wait = match (&backoff, shared.current()) {
+        // The token this wait is for: its successor is wanted (none yet: any usable token).
+        let planned = shared.current();
+        let wait = match (&backoff, &planned) {
             (Some(b), _) => *b,
             (None, None) => Duration::ZERO,
             (None, Some(t)) => {
@@ -319,11 +321,13 @@ async fn renew(shared: Arc<Shared>, clients: Vec<Client>) {
         let token = match unsent.take() {
             Some(t) => Ok(t),
             None => {
-                let older_than = shared.current().map(|t| t.received);
+                let older_than = planned.as_ref().map(|t| t.received);
                 shared.clone().refresh(older_than).await
             }
         };
         let outcome = match token {
+            // The first token: connections got it from the credential provider.
+            Ok(_) if planned.is_none() && backoff.is_none() => continue,
             Ok(t) if shared.reauthenticate(&clients, &t).await => Ok(()),
             Ok(t) => {
                 unsent = Some(t);
