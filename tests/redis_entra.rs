@@ -208,3 +208,44 @@ async fn a_federated_credential_for_another_identity_is_refused_with_502_and_no_
     assert!(!last.body.contains(CLIENT_SECRET));
     assert_eq!(s.idp.token_calls().failed, 1);
 }
+
+/// The invalidation subscriber is re-authenticated on its subscribed connection (RESP3) and
+/// still delivers messages after the token it connected with has expired.
+#[tokio::test]
+async fn invalidations_still_arrive_after_the_subscribers_token_expired() {
+    use portcullis::config::{EntraCredential, EntraRedisAuth, ManagedIdentityConfig, RedisAuth};
+    use portcullis::store::{RedisConfig, RedisStore, SessionStore};
+    crate::support::init();
+    let azure = AzureRedis::start().await;
+    let idp = entra_standin::StandIn::start(entra_standin::StandInConfig::default())
+        .await
+        .unwrap();
+    idp.add_managed_identity(None, OID);
+    idp.set_resource_token_lifetime(LIFETIME);
+    idp.set_token_hook(azure.hook());
+    let mut options = RedisConfig::new(azure.url());
+    options.key_prefix = "entra-inv:".into();
+    options.auth = RedisAuth::Entra(EntraRedisAuth {
+        object_id: OID.into(),
+        credential: EntraCredential::ManagedIdentity(ManagedIdentityConfig {
+            client_id: None,
+            imds_endpoint: Some(idp.imds_endpoint()),
+        }),
+    });
+    let a = RedisStore::connect(options.clone()).await.unwrap();
+    let b = RedisStore::connect(options).await.unwrap();
+    let mut at_b = b.invalidations();
+    // Two lifetimes: the subscriber's first token is long gone (and removed from the ACL).
+    tokio::time::sleep(LIFETIME * 2).await;
+    a.publish_invalidation("session:k").await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(2), at_b.recv())
+        .await
+        .expect("no invalidation within 2 s")
+        .unwrap();
+    assert!(matches!(got, portcullis::store::Invalidation::Key(k) if k == "session:k"));
+    assert_eq!(azure.stats.expired_closes.load(Ordering::Relaxed), 0);
+    assert!(
+        azure.stats.reauths.load(Ordering::Relaxed) >= 10,
+        "both stores re-authenticated"
+    );
+}
