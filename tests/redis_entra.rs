@@ -52,10 +52,11 @@ async fn serve_across_lifetimes(s: &SignIn) -> (u32, u32) {
     (requests, errors)
 }
 
-fn report(what: &str, azure: &AzureRedis, requests: u32, errors: u32, ok: u64, failed: u64) {
+fn report(what: &str, azure: &AzureRedis, run: (u32, u32, u32), ok: u64, failed: u64) {
+    let (lifetimes, requests, errors) = run;
     let st = &azure.stats;
     println!(
-        "{what}: token lifetime {LIFETIME:?} x {LIFETIMES}; requests {requests}, errors {errors}; \
+        "{what}: token lifetime {LIFETIME:?} x {lifetimes}; requests {requests}, errors {errors}; \
          relay: connections {}, auths {}, re-auths {}, closed for expiry {}; tokens mirrored {}, \
          removed {}; renewals ok {ok}, failed {failed}",
         RelayStats::get(&st.connections),
@@ -103,7 +104,13 @@ async fn managed_identity_tokens_are_renewed_on_every_connection_before_they_exp
         refreshes("ok") - ok_before,
         refreshes("error") - failed_before,
     );
-    report("managed identity", &azure, requests, errors, ok, failed);
+    report(
+        "managed identity",
+        &azure,
+        (LIFETIMES, requests, errors),
+        ok,
+        failed,
+    );
     let st = &azure.stats;
     assert_eq!(errors, 0, "{errors} of {requests} requests failed");
     assert_eq!(
@@ -150,7 +157,13 @@ async fn the_apps_own_credential_gets_redis_tokens_by_client_credentials() {
         refreshes("ok") - ok_before,
         refreshes("error") - failed_before,
     );
-    report("app credential", &azure, requests, errors, ok, failed);
+    report(
+        "app credential",
+        &azure,
+        (LIFETIMES, requests, errors),
+        ok,
+        failed,
+    );
     assert_eq!(errors, 0, "{errors} of {requests} requests failed");
     assert_eq!(azure.stats.expired_closes.load(Ordering::Relaxed), 0);
     assert!(s.idp.token_calls().client_credentials >= LIFETIMES as usize);
@@ -248,4 +261,40 @@ async fn invalidations_still_arrive_after_the_subscribers_token_expired() {
         azure.stats.reauths.load(Ordering::Relaxed) >= 10,
         "both stores re-authenticated"
     );
+}
+
+#[tokio::test]
+async fn a_failed_renewal_is_retried_with_backoff_before_the_token_expires() {
+    let azure = AzureRedis::start().await;
+    let setup = redis_setup(&azure, |idp| {
+        idp.add_managed_identity(None, OID);
+        format!(
+            "auth = \"entra\"\nentra_object_id = \"{OID}\"\nentra_credential = \"managed_identity\"\n\
+             entra_imds_endpoint = \"{}\"\n",
+            idp.imds_endpoint()
+        )
+    });
+    let s = SignIn::start(setup).await;
+    let (ok_before, failed_before) = (refreshes("ok"), refreshes("error"));
+    // The next renewal meets two IMDS faults; the third attempt works.
+    s.idp.fail_identity_requests(2);
+    let mut b = s.signed_in_as("alice@contoso.example").await;
+    let deadline = Instant::now() + LIFETIME * 2;
+    let (mut requests, mut errors) = (0u32, 0u32);
+    while Instant::now() < deadline && requests < 5_000 {
+        requests += 1;
+        if b.get(&s.url("/")).await.status != 200 {
+            errors += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (ok, failed) = (
+        refreshes("ok") - ok_before,
+        refreshes("error") - failed_before,
+    );
+    report("two IMDS faults", &azure, (2, requests, errors), ok, failed);
+    assert_eq!(errors, 0, "{errors} of {requests} requests failed");
+    assert!(failed >= 2, "the failures were counted: {failed}");
+    assert!(ok >= 1);
+    assert_eq!(azure.stats.expired_closes.load(Ordering::Relaxed), 0);
 }

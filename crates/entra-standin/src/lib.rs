@@ -241,6 +241,11 @@ impl StandIn {
         lock(&self.state().identities).hook = Some(hook);
     }
 
+    /// Makes the next `n` requests to the managed-identity endpoints fail with HTTP 500.
+    pub fn fail_identity_requests(&self, n: usize) {
+        lock(&self.state().identities).failures = n;
+    }
+
     /// How many managed-identity and first-party resource tokens were issued.
     pub fn resource_tokens_issued(&self) -> usize {
         lock(&self.state().identities).issued

@@ -84,6 +84,9 @@ pub(crate) struct Identities {
     /// Tokens issued by the (synchronous) grant code whose hook has not run yet.
     pub pending: Vec<IssuedResourceToken>,
     pub issued: usize,
+    /// The next requests to the identity endpoints that fail (HTTP 500, as IMDS answers a
+    /// transient fault).
+    pub failures: usize,
 }
 
 impl Default for Identities {
@@ -95,6 +98,7 @@ impl Default for Identities {
             hook: None,
             pending: Vec::new(),
             issued: 0,
+            failures: 0,
         }
     }
 }
@@ -110,6 +114,18 @@ fn imds_error(description: &str) -> Resp {
 pub(crate) async fn handle(state: &State, req: Request<Incoming>, app_service: bool) -> Resp {
     let query = Params::from_query(req.uri());
     let headers: &HeaderMap = req.headers();
+    let fail = {
+        let mut ids = lock(&state.identities);
+        let fail = ids.failures > 0;
+        ids.failures = ids.failures.saturating_sub(1);
+        fail
+    };
+    if fail {
+        return json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": "unknown_error", "error_description": "Failed to get token (injected)"}),
+        );
+    }
     let (version, proof) = if app_service {
         let secret = lock(&state.identities).header_secret.clone();
         let given = headers
