@@ -49,6 +49,7 @@ mod sessions;
 mod shutdown;
 mod sign_in_abuse;
 mod sign_in_options;
+mod signin_host;
 mod step_up;
 mod store;
 mod store_readiness;
