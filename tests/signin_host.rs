@@ -3,6 +3,7 @@
 //! each keeps its own `__Host-` cookie for one shared session.
 
 use crate::support::browser::{Browser, Hop};
+use crate::support::redis::RedisServer;
 use crate::support::seen;
 use crate::support::signin::{login_route, Setup, SignIn, HOST};
 
@@ -12,7 +13,13 @@ const UNROUTED: &str = "unrouted.example.test";
 const COOKIE: &str = "__Host-portcullis";
 
 async fn start() -> SignIn {
+    start_with(None).await
+}
+
+/// With the memory store, or the Redis at `redis`.
+async fn start_with(redis: Option<String>) -> SignIn {
     SignIn::start(Setup {
+        redis,
         routes: format!(
             "{}{}",
             login_route("app", HOST, ""),
@@ -122,26 +129,46 @@ async fn two_app_hosts_sign_in_through_the_one_registered_callback() {
 }
 
 #[tokio::test]
-async fn a_ticket_is_redeemed_once() {
-    let s = start().await;
+async fn a_ticket_is_redeemed_once_even_by_racing_copies_of_one_browser() {
+    // Redis, where the read and the delete of a ticket are separate round trips.
+    let redis = RedisServer::start();
+    let s = start_with(Some(redis.url())).await;
     let mut b = s.browser();
     let ticket = until_ticket(&mut b, &s.url("/page")).await;
-    // The same browser state, twice: only the first redemption signs in.
-    let mut replay = copy_of(&s, &b);
-    let first = b.get(&ticket).await;
-    assert_eq!(first.status, 302, "{}", first.body);
-    assert_eq!(first.location().unwrap().path(), "/page");
-    assert!(b.cookie(HOST, COOKIE).is_some());
-
-    let again = replay.get(&ticket).await;
-    assert_eq!(again.status, 400, "{}", again.body);
-    assert!(again
-        .set_cookies()
+    // Eight copies of the same browser state redeem the ticket at once: one wins.
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let mut c = copy_of(&s, &b);
+            let ticket = ticket.clone();
+            tokio::spawn(async move {
+                let hop = c.get(&ticket).await;
+                (hop.status.as_u16(), c.cookie(HOST, COOKIE).is_some())
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for r in racers {
+        outcomes.push(r.await.unwrap());
+    }
+    let won: Vec<_> = outcomes
         .iter()
-        .all(|c| !c.starts_with(&format!("{COOKIE}="))));
+        .filter(|(status, _)| *status == 302)
+        .collect();
+    assert_eq!(won.len(), 1, "{outcomes:?}");
+    assert!(won[0].1, "the winner got the session cookie");
+    assert!(
+        outcomes
+            .iter()
+            .all(|(status, cookie)| *status == 302 || (*status == 400 && !cookie)),
+        "{outcomes:?}"
+    );
+
+    // A later replay from the same browser state fails too, and says nothing of the ticket.
+    let again = b.get(&ticket).await;
+    assert_eq!(again.status, 400, "{}", again.body);
     assert!(!again.body.contains("ticket="), "{}", again.body);
-    assert!(replay.cookie(HOST, COOKIE).is_none());
-    assert_eq!(replay.api(&s.url("/page")).await.status, 401);
+    assert!(b.cookie(HOST, COOKIE).is_none());
+    assert_eq!(b.api(&s.url("/page")).await.status, 401);
 }
 
 #[tokio::test]
@@ -162,33 +189,54 @@ async fn a_ticket_is_useless_in_a_browser_that_did_not_start_the_hand_off() {
 #[tokio::test]
 async fn a_ticket_for_one_app_host_is_refused_on_another() {
     let s = start().await;
+    let port = s.proxy.https.port();
     let mut b = s.browser();
     let for_app = until_ticket(&mut b, &s.url("/")).await;
-    // A hand-off of its own on the other host, so its state cookie is there.
+    // A hand-off of the other host's own, so its state cookie is in this browser.
     let for_other = until_ticket(&mut b, &s.url_on(OTHER, "/")).await;
-    let param = |u: &str, name: &str| {
-        url::Url::parse(u)
-            .unwrap()
-            .query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .unwrap()
-    };
+    let state = param(&for_other, "state");
+    // A ticket minted for the app host under the other host's state.
+    let rd: String = url::form_urlencoded::byte_serialize(
+        format!("https://{HOST}:{port}/.auth/ticket?state={state}").as_bytes(),
+    )
+    .collect();
+    let hop = b
+        .get(&s.url_on(AUTH, &format!("/.auth/login?rd={rd}")))
+        .await;
+    let minted = hop.location().expect("a hand-back").to_string();
+    assert_eq!(url::Url::parse(&minted).unwrap().host_str(), Some(HOST));
     let forged = s.url_on(
         OTHER,
         &format!(
-            "/.auth/ticket?state={}&ticket={}",
-            param(&for_other, "state"),
-            param(&for_app, "ticket")
+            "/.auth/ticket?state={state}&ticket={}",
+            param(&minted, "ticket")
         ),
     );
     let hop = b.get(&forged).await;
     assert_eq!(hop.status, 400, "{}", hop.body);
     assert!(b.cookie(OTHER, COOKIE).is_none());
+    // Under another state, a ticket fails even on its own host.
+    let hop = b
+        .get(&s.url(&format!(
+            "/.auth/ticket?state={}&ticket={}",
+            param(&for_app, "state"),
+            param(&minted, "ticket")
+        )))
+        .await;
+    assert_eq!(hop.status, 400, "{}", hop.body);
     // Each ticket still works where it belongs.
     assert_eq!(b.get(&for_app).await.status, 302);
     assert_eq!(b.get(&for_other).await.status, 302);
     assert_eq!(b.get(&s.url_on(OTHER, "/")).await.status, 200);
+}
+
+fn param(u: &str, name: &str) -> String {
+    url::Url::parse(u)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap()
 }
 
 #[tokio::test]
