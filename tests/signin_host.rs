@@ -344,3 +344,59 @@ async fn a_step_up_on_an_app_host_is_asked_for_on_the_sign_in_host() {
         b.cookie(HOST, COOKIE).unwrap().value
     );
 }
+
+#[tokio::test]
+async fn forward_auth_hands_a_browser_to_the_sign_in_host_and_then_allows_it() {
+    let s = SignIn::start(Setup {
+        routes: login_route("app", HOST, ""),
+        oidc: format!("signin_host = \"{AUTH}\""),
+        registered_host: Some(AUTH),
+        server: "trusted_proxies = [\"127.0.0.0/8\"]".into(),
+        ..Setup::default()
+    })
+    .await;
+    let port = s.proxy.https.port();
+    let app = format!("{HOST}:{port}");
+    let verify = |cookie: Option<String>| {
+        let mut req = s
+            .proxy
+            .client(&["verify.example.test"])
+            .get(s.proxy.url("verify.example.test", "/.auth/verify"))
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", app.as_str())
+            .header("x-forwarded-uri", "/docs?x=1")
+            .header("accept", "text/html");
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.send()
+    };
+    // An ingress asks for a browser without a session: off to the sign-in host.
+    let r = verify(None).await.unwrap();
+    assert_eq!(r.status(), 302);
+    let to = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(to.host_str(), Some(AUTH));
+    assert_eq!(to.path(), "/.auth/login");
+    let handoff = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let (name, rest) = handoff.split_once('=').unwrap();
+    let value = rest.split(';').next().unwrap();
+
+    // The browser holds the hand-off cookie the ingress passed on, and follows.
+    let mut b = s.browser();
+    b.jar.entry(HOST.to_owned()).or_default().insert(
+        name.to_owned(),
+        crate::support::browser::Cookie {
+            value: value.to_owned(),
+        },
+    );
+    let hops = b.navigate(to.as_str()).await;
+    let last = hops.last().unwrap();
+    assert_eq!(last.status, 200, "{:?}", chain(&hops));
+    assert_eq!(last.url.host_str(), Some(HOST));
+    assert_eq!(last.url.path(), "/docs");
+    let cookie = b.cookie(HOST, COOKIE).unwrap().value.clone();
+    let r = verify(Some(format!("{COOKIE}={cookie}"))).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-auth-request-user"], "alice@contoso.example");
+}
