@@ -14,6 +14,14 @@
 //!   is closed and reconnected, so a half-open connection does not stay "connected".
 //! - One attempt per command: fred would otherwise replay a command whose connection dropped
 //!   in flight, and a replayed `SET NX` reports losing the lock it had just taken.
+//! - No redirection followed by fred for a single command (`max_redirections = 0`): its ASK
+//!   path is unsafe on a busy connection, and following a MOVED would need a second attempt,
+//!   which would also allow replays. In a cluster that moves slots, a command answered MOVED
+//!   or ASK (so not run) fails inside fred, after fred has refreshed its slot table on MOVED,
+//!   and `redis_redirect.rs` sends it once more in a MULTI/EXEC, which fred redirects
+//!   correctly. Measured with slots moving under load (`tests/redis_reshard.rs`): with fred's
+//!   defaults every redirected command failed ("Too many failed write attempts"); with
+//!   redirections allowed (and attempts raised to match) ASK still failed; this way, none.
 //! - TLS (`rediss://`) uses rustls with the process's one provider (ring), the system trust
 //!   anchors and `ca_file`, never the provider fred would pick by itself.
 
@@ -101,6 +109,7 @@ pub(super) fn builder(options: &RedisConfig) -> Result<Builder, StoreError> {
             conn.connection_timeout = timeout;
             conn.internal_command_timeout = timeout;
             conn.max_command_attempts = 1;
+            conn.max_redirections = 0;
             conn.max_command_buffer_len = MAX_QUEUED_COMMANDS;
             conn.unresponsive = UnresponsiveConfig {
                 max_timeout: Some(timeout),
