@@ -89,8 +89,18 @@ async fn moving_slots_under_load_gives_zero_errors_and_loses_no_key() {
         .collect();
     assert!(!proxy_keys.is_empty(), "the sign-in wrote nothing to Redis");
 
+    // The store runs as the least-privilege user of docs/operations.md.
+    let rules = crate::redis_topologies::documented_acl("cluster|slots");
+    for node in &cluster.nodes {
+        let mut setuser = vec!["ACL", "SETUSER", "portcullis", "on", ">acl-pw"];
+        setuser.extend(rules.split_whitespace());
+        let reply = node.command(&resp(&setuser));
+        assert!(reply.starts_with("+OK"), "{reply}");
+    }
     let mut options = RedisConfig::new(cluster.url());
-    options.key_prefix = "reshard:".into();
+    options.username = Some("portcullis".into());
+    options.password = Some(portcullis::config::Secret::new("acl-pw"));
+    options.key_prefix = "portcullis:".into();
     let stores: Vec<Arc<RedisStore>> = {
         let mut stores = Vec::new();
         for _ in 0..2 {
@@ -112,7 +122,7 @@ async fn moving_slots_under_load_gives_zero_errors_and_loses_no_key() {
     // The slots to move: the tags' and the proxy's.
     let mut slots: BTreeSet<u16> = TAGS
         .iter()
-        .map(|t| slot(&format!("reshard:x:{t}")))
+        .map(|t| slot(&format!("portcullis:x:{t}")))
         .collect();
     slots.extend(proxy_keys.iter().map(|k| slot(k)));
     for node in &cluster.nodes {

@@ -31,7 +31,8 @@
 //! a user.
 //!
 //! Database 0 needs nothing more (a URL ending in `/0` sends no SELECT); another database
-//! needs `+select`, a Redis cluster `+cluster|slots +cluster|info`, Sentinel `+role` (fred
+//! needs `+select`, a Redis cluster `+cluster|slots +cluster|info +multi +exec +discard
+//! +asking` (`redis_redirect.rs`), Sentinel `+role` (fred
 //! checks the named primary's ROLE), `min_replicas_ack` `+wait`. fred also asks for
 //! `CLIENT ID` and `INFO server` after connecting and copes with being refused. Glob
 //! characters in the prefix widen `~prefix*`: keep prefixes plain. On Azure the same rules

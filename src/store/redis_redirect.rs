@@ -4,8 +4,9 @@
 //! fred 10.1 follows redirections correctly for a MULTI/EXEC transaction, not for a single
 //! command. On ASK it sends ASKING to the importing node and takes the next reply on that
 //! connection as ASKING's, whatever else is in flight there (another caller's reply is
-//! swallowed, and the replies after it shift by one), then sends the command again by its
-//! stale slot table: to the migrating node, which answers ASK again. Its transaction path
+//! swallowed, and the replies after it shift by one: `tests/redis_reshard.rs` saw SMEMBERS
+//! answered `["OK"]`), then sends the command again by its stale slot table: to the
+//! migrating node, which answers ASK again. Its transaction path
 //! first lets every in-flight reply arrive, then sends ASKING, MULTI, the command and EXEC to
 //! the node the redirection named, as the cluster specification asks.
 //!
