@@ -143,7 +143,7 @@ async fn moving_slots_under_load_gives_zero_errors_and_loses_no_key() {
                     break;
                 }
                 let i = round % mine.len();
-                work(&*store, w, round, &mine[i], &tally).await;
+                work(&store, w, round, &mine[i], &tally).await;
                 written[i] = round;
             }
             (mine, written)
