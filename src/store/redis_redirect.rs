@@ -6,9 +6,9 @@
 //! connection as ASKING's, whatever else is in flight there (another caller's reply is
 //! swallowed, and the replies after it shift by one: `tests/redis_reshard.rs` saw SMEMBERS
 //! answered `["OK"]`), then sends the command again by its stale slot table: to the
-//! migrating node, which answers ASK again. Its transaction path
-//! first lets every in-flight reply arrive, then sends ASKING, MULTI, the command and EXEC to
-//! the node the redirection named, as the cluster specification asks.
+//! migrating node, which answers ASK again. Its transaction path first lets every in-flight
+//! reply arrive, then sends ASKING, MULTI, the command and EXEC to the node the redirection
+//! named, as the cluster specification asks.
 //!
 //! So the clients follow no redirection themselves (`max_redirections = 0` in
 //! `redis_options.rs`; on MOVED fred still refreshes its slot table before the command
@@ -16,6 +16,11 @@
 //! that may follow up to [`MAX_REDIRECTIONS`] redirections. A redirected command was not run,
 //! so sending it again runs it once. Commands go as fred custom commands (their name and
 //! arguments) so that both paths send exactly the same command, Lua scripts included.
+//!
+//! Two limits, both only for a command that was redirected: fred sends a transaction whose
+//! connection dropped once more (the one replay the rest of the store avoids), and the
+//! `WAIT` of `min_replicas_ack` goes by the slot table, so after an ASK it asks the node
+//! the slot is leaving rather than the one that took the write.
 
 use fred::prelude::*;
 use fred::types::{CustomCommand, FromValue};
