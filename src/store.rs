@@ -34,6 +34,7 @@ pub mod memory;
 pub mod redis;
 mod redis_events;
 mod redis_options;
+mod redis_redirect;
 
 use std::time::Duration;
 
