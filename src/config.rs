@@ -20,8 +20,10 @@ mod assertion;
 pub mod auth;
 mod env;
 mod errors;
+pub mod managed_identity;
 pub mod pages;
 mod raw;
+pub mod redis_auth;
 pub mod routes;
 pub mod server;
 pub mod session;
@@ -34,7 +36,9 @@ use std::time::Duration;
 pub use assertion::AssertionConfig;
 pub use auth::{is_guid, OidcConfig, Secret, UserClaim};
 pub use env::{EnvOverrides, ENV_PREFIX};
+pub use managed_identity::ManagedIdentityConfig;
 pub use pages::PagesConfig;
+pub use redis_auth::{AppCredential, EntraCredential, EntraRedisAuth, RedisAuth};
 pub use routes::{
     AuthContext, AuthMode, GroupsFilter, HeaderPreset, HostPattern, PolicySpec, RouteSpec, Routing,
     UpstreamTarget,
@@ -369,7 +373,7 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
     let session = session::session(raw.session, file, &base)?;
     let redis = raw
         .redis
-        .map(|r| session::redis(r, file, &base))
+        .map(|r| redis_auth::redis(r, file, &base, oidc.as_ref()))
         .transpose()?;
     let sign_in = sign_in::sign_in(raw.sign_in, file)?;
     let assertion = raw

@@ -21,6 +21,8 @@
 //! | `portcullis_session_cache_lookups_total` (counter) | `result` (`hit`, `miss`) |
 //! | `portcullis_token_refresh_duration_seconds` (histogram) | |
 //! | `portcullis_certificate_not_after_seconds` (gauge) | `file` (a `[tls]` certificate file) |
+//! | `portcullis_redis_auth_refresh_total` (counter) | `result` (`ok`, `error`) |
+//! | `portcullis_redis_auth_token_expiry_seconds` (gauge, Unix time) | |
 //! | `process_*` (CPU, memory, file descriptors; `process.rs`) | |
 
 mod process;
@@ -287,4 +289,22 @@ pub fn token_refresh(elapsed: Duration) {
 pub fn certificate_not_after(file: &str, not_after: i64) {
     metrics::gauge!("portcullis_certificate_not_after_seconds", "file" => file.to_owned())
         .set(not_after as f64);
+}
+
+/// One renewal of the Redis Entra ID token (fetch and re-AUTH of every connection).
+pub fn redis_auth_refresh(ok: bool) {
+    metrics::counter!("portcullis_redis_auth_refresh_total", "result" => if ok { "ok" } else { "error" })
+        .increment(1);
+}
+
+/// Makes both `portcullis_redis_auth_refresh_total` series visible before the first renewal.
+pub fn redis_auth_refresh_zero() {
+    for result in ["ok", "error"] {
+        metrics::counter!("portcullis_redis_auth_refresh_total", "result" => result).increment(0);
+    }
+}
+
+/// When the Redis Entra ID token in use expires, in seconds since the Unix epoch.
+pub fn redis_auth_token_expiry(expires_at: u64) {
+    metrics::gauge!("portcullis_redis_auth_token_expiry_seconds").set(expires_at as f64);
 }

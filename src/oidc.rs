@@ -9,14 +9,17 @@
 //! Files: `metadata.rs` (discovery, issuer rules), `jwks.rs` (key cache), `verify.rs` (token
 //! checks), `token.rs` (openidconnect calls, error classes), `credential.rs` (client
 //! assertions), `graph.rs` (overage), `directory.rs` (Graph as the app itself, for bearer
-//! tokens' overage).
+//! tokens' overage), `resource_token.rs` and `managed_identity.rs` (tokens the proxy asks for
+//! as itself: for Redis, and a managed identity's token as the client assertion).
 
 pub mod credential;
 pub mod directory;
 pub mod graph;
 pub mod jwks;
 pub mod limited;
+pub mod managed_identity;
 pub mod metadata;
+pub mod resource_token;
 pub mod token;
 pub mod verify;
 
@@ -93,6 +96,9 @@ pub struct Provider {
     directory: Directory,
     /// Signed client assertions, reused for most of their life.
     assertions: credential::Assertions,
+    /// With `client_assertion_source = "managed_identity"`: the identity's token for
+    /// `api://AzureADTokenExchange`, reused until near its expiry.
+    managed: Option<resource_token::CachedToken>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -134,6 +140,17 @@ impl Provider {
             }
         }
         let http = b.build().map_err(|e| OidcError::Http(e.to_string()))?;
+        let managed = match &config.credential {
+            crate::config::auth::Credential::ManagedIdentity(m) => {
+                let source = managed_identity::ManagedIdentity::new(m, config.http_timeout)
+                    .map_err(|e| OidcError::Http(e.to_string()))?;
+                Some(resource_token::CachedToken::new(
+                    source,
+                    resource_token::TOKEN_EXCHANGE_RESOURCE,
+                ))
+            }
+            _ => None,
+        };
         Ok(Arc::new(Provider {
             config,
             http,
@@ -142,6 +159,7 @@ impl Provider {
             ready: watch::Sender::new(false),
             directory: Directory::default(),
             assertions: credential::Assertions::default(),
+            managed,
         }))
     }
 
@@ -247,7 +265,7 @@ impl Provider {
         let l = self
             .loaded()
             .map_err(|NotReady| TokenError::Unavailable(ProviderFault::NotReady))?;
-        let assertion = self.assertion(l.metadata.token_endpoint.as_str())?;
+        let assertion = self.assertion(l.metadata.token_endpoint.as_str()).await?;
         token::redeem(
             &l.client,
             &self.http,
@@ -263,7 +281,7 @@ impl Provider {
         let l = self
             .loaded()
             .map_err(|NotReady| TokenError::Unavailable(ProviderFault::NotReady))?;
-        let assertion = self.assertion(l.metadata.token_endpoint.as_str())?;
+        let assertion = self.assertion(l.metadata.token_endpoint.as_str()).await?;
         token::refresh(
             &l.client,
             &self.http,
@@ -274,9 +292,20 @@ impl Provider {
         .await
     }
 
-    /// The client assertion for the next token request to `token_endpoint` (certificate or
-    /// federated token).
-    fn assertion(&self, token_endpoint: &str) -> Result<Option<String>, TokenError> {
+    /// The client assertion for the next token request to `token_endpoint` (certificate,
+    /// federated token or managed identity).
+    async fn assertion(&self, token_endpoint: &str) -> Result<Option<String>, TokenError> {
+        if let Some(managed) = &self.managed {
+            return match managed.get().await {
+                Ok(t) => Ok(Some(t.secret().to_owned())),
+                Err(e) => {
+                    tracing::error!(error = %crate::error::chain(&e), "the managed identity gave no client assertion");
+                    Err(TokenError::Unavailable(ProviderFault::Other(
+                        "the managed identity gave no client assertion".to_owned(),
+                    )))
+                }
+            };
+        }
         self.assertions
             .assertion(
                 &self.config.credential,
@@ -393,6 +422,7 @@ impl Provider {
             .ok_or_else(|| DirectoryError::Tenant(tid.to_owned()))?;
         let assertion = self
             .assertion(endpoint.as_str())
+            .await
             .map_err(DirectoryError::Token)?;
         let scope = format!("{}/.default", self.config.graph_url);
         token::client_credentials(&l.client, &self.http, endpoint, &scope, assertion)

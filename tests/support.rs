@@ -1,6 +1,7 @@
 //! Test support: a private CA, an upstream test server, and a harness that runs the real
 //! proxy (`portcullis::App`) on 127.0.0.1:0 with generated configuration files.
 
+pub mod azure_redis;
 pub mod browser;
 pub mod redis;
 pub mod signin;

@@ -36,6 +36,7 @@ mod optional_claims;
 mod pool;
 mod properties;
 mod protocols;
+mod redis_entra;
 mod redis_reshard;
 mod redis_tls;
 mod redis_topologies;

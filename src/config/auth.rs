@@ -112,6 +112,10 @@ pub enum Credential {
     /// A federated token (workload identity federation: AKS writes it to
     /// `AZURE_FEDERATED_TOKEN_FILE`) sent as the client assertion.
     FederatedToken { file: PathBuf },
+    /// A managed identity's token for `api://AzureADTokenExchange` sent as the client
+    /// assertion: the identity is a federated credential of the app registration
+    /// (`client_assertion_source = "managed_identity"`).
+    ManagedIdentity(super::ManagedIdentityConfig),
 }
 
 impl Credential {
@@ -121,6 +125,7 @@ impl Credential {
             Credential::Secret(_) => "client secret",
             Credential::Certificate { .. } => "certificate",
             Credential::FederatedToken { .. } => "federated token",
+            Credential::ManagedIdentity(_) => "managed identity",
         }
     }
 }
@@ -338,16 +343,53 @@ fn credential(raw: &mut RawOidc, file: &Path, base: &Path) -> Result<Credential,
     let cert = nonempty(raw.client_certificate_file.take());
     let key = nonempty(raw.client_key_file.take());
     let assertion = nonempty(raw.client_assertion_file.take());
+    let managed = match nonempty(raw.client_assertion_source.take()).as_deref() {
+        None => None,
+        Some("managed_identity") => Some(super::managed_identity::parse(
+            file,
+            "oidc.managed_identity_client_id",
+            raw.managed_identity_client_id.take(),
+            "oidc.managed_identity_imds_endpoint",
+            raw.managed_identity_imds_endpoint.take(),
+        )?),
+        Some(other) => {
+            return Err(bad(
+                "oidc.client_assertion_source",
+                format!("\"managed_identity\" (or no key), got {other:?}"),
+            ))
+        }
+    };
+    if managed.is_none() {
+        for key in [
+            "managed_identity_client_id",
+            "managed_identity_imds_endpoint",
+        ] {
+            let set = match key {
+                "managed_identity_client_id" => &raw.managed_identity_client_id,
+                _ => &raw.managed_identity_imds_endpoint,
+            };
+            if set.as_ref().is_some_and(|v| !v.trim().is_empty()) {
+                return Err(bad(
+                    &format!("oidc.{key}"),
+                    "nothing unless client_assertion_source = \"managed_identity\"".to_owned(),
+                ));
+            }
+        }
+    }
     let given = [
         client_secret.is_some(),
         cert.is_some() || key.is_some(),
         assertion.is_some(),
+        managed.is_some(),
     ];
     if given.iter().filter(|g| **g).count() > 1 {
         return Err(bad(
             "oidc.client_secret",
-            "one credential: a client secret, a certificate (client_certificate_file + client_key_file) or a federated token (client_assertion_file)".to_owned(),
+            "one credential: a client secret, a certificate (client_certificate_file + client_key_file), a federated token (client_assertion_file) or a managed identity (client_assertion_source)".to_owned(),
         ));
+    }
+    if let Some(m) = managed {
+        return Ok(Credential::ManagedIdentity(m));
     }
     Ok(match (client_secret, cert, key, assertion) {
         (Some(s), _, _, _) => Credential::Secret(s),

@@ -68,6 +68,9 @@ pub struct RawOidc {
     pub client_certificate_file: Option<String>,
     pub client_key_file: Option<String>,
     pub client_assertion_file: Option<String>,
+    pub client_assertion_source: Option<String>,
+    pub managed_identity_client_id: Option<String>,
+    pub managed_identity_imds_endpoint: Option<String>,
     pub scopes: Option<Vec<String>>,
     #[serde(default)]
     pub allowed_tenants: Vec<String>,
@@ -123,6 +126,11 @@ pub struct RawRedis {
     pub client_cert_file: Option<String>,
     pub client_key_file: Option<String>,
     pub min_replicas_ack: Option<usize>,
+    pub auth: Option<String>,
+    pub entra_object_id: Option<String>,
+    pub entra_credential: Option<String>,
+    pub entra_client_id: Option<String>,
+    pub entra_imds_endpoint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

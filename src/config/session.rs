@@ -67,6 +67,8 @@ pub struct RedisConfig {
     pub client_cert: Option<(PathBuf, PathBuf)>,
     /// Replicas that must have a session write before it counts (`WAIT`); 0: none.
     pub min_replicas_ack: usize,
+    /// Password (the default) or Entra ID tokens (`redis_auth.rs`).
+    pub auth: super::RedisAuth,
 }
 
 const DEFAULT_KEY_PREFIX: &str = "portcullis:";
@@ -87,6 +89,7 @@ impl RedisConfig {
             ca_file: None,
             client_cert: None,
             min_replicas_ack: 0,
+            auth: super::RedisAuth::Password,
         }
     }
 }
@@ -103,6 +106,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("ca_file", &self.ca_file)
             .field("client_cert", &self.client_cert)
             .field("min_replicas_ack", &self.min_replicas_ack)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -298,6 +302,7 @@ pub(super) fn redis(raw: RawRedis, file: &Path, base: &Path) -> Result<RedisConf
         ca_file: raw.ca_file.filter(|f| !f.is_empty()).map(|f| base.join(f)),
         client_cert: client_cert(raw.client_cert_file, raw.client_key_file, file, base)?,
         min_replicas_ack: raw.min_replicas_ack.unwrap_or(0),
+        auth: super::RedisAuth::Password,
     })
 }
 

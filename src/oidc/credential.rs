@@ -78,7 +78,9 @@ impl Assertions {
         token_endpoint: &str,
     ) -> Result<Option<String>, CredentialError> {
         match credential {
-            Credential::None | Credential::Secret(_) => Ok(None),
+            // A managed identity's assertion is a token fetched over HTTP: `Provider` and
+            // `resource_token` ask for it themselves.
+            Credential::None | Credential::Secret(_) | Credential::ManagedIdentity(_) => Ok(None),
             Credential::FederatedToken { file } => {
                 let name = file.display().to_string();
                 let token = std::fs::read_to_string(file)

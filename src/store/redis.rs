@@ -36,8 +36,7 @@
 //! checks the named primary's ROLE), `min_replicas_ack` `+wait`. fred also asks for
 //! `CLIENT ID` and `INFO server` after connecting and copes with being refused. Glob
 //! characters in the prefix widen `~prefix*`: keep prefixes plain. On Azure the same rules
-//! go into a data access policy (Entra ID tokens as passwords are for a credential provider,
-//! not done here).
+//! go into a data access policy; Entra ID tokens as passwords are in `redis_entra.rs`.
 //!
 //! # Topologies
 //!
@@ -107,7 +106,8 @@ impl RedisStore {
     /// the first connection is refused for good (wrong password, unknown user, a database the
     /// user may not select, an untrusted TLS certificate); succeeds while Redis is down.
     pub async fn connect(options: RedisConfig) -> Result<RedisStore, StoreError> {
-        let builder = redis_options::builder(&options)?;
+        let mut builder = redis_options::builder(&options)?;
+        let entra = super::redis_entra::install(&mut builder, &options)?;
         let build = |e: Error| StoreError::Failed(format!("redis client: {}", e.details()));
         let pool = builder.build_pool(options.pool_size).map_err(build)?;
         let subscriber = builder.build().map_err(build)?;
@@ -121,6 +121,10 @@ impl RedisStore {
         let (forwarder, subscribed) =
             forward_invalidations(&subscriber, channel.clone(), invalidations.clone());
         let mut tasks = vec![forwarder];
+        if let Some(entra) = &entra {
+            let all = pool.clients().iter().chain([&subscriber]).cloned();
+            tasks.push(entra.spawn_renewal(all.collect()));
+        }
         for (client, up) in pool.clients().iter().zip(&up) {
             tasks.push(watch_connection(client, up.clone(), healthy.clone()));
         }

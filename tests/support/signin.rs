@@ -47,12 +47,19 @@ pub struct Setup {
     pub credential: Option<String>,
     /// Files written next to the proxy's configuration (name, content).
     pub files: Vec<(String, String)>,
-    /// More sections of the main file, written last (e.g. `[assertion]`).
+    /// More sections of the main file, written last (e.g. `[assertion]`); lines before the
+    /// first section header belong to `[redis]` when `redis` is set.
     pub main: String,
     /// The host whose callback and post-logout URIs the app registration names; [`HOST`] if
     /// `None` (a sign-in host, `oidc.signin_host`, is another).
     pub registered_host: Option<&'static str>,
+    /// Runs once the stand-in listens, before the proxy's configuration is written: for
+    /// settings that name the stand-in's addresses (its IMDS endpoint, say).
+    pub prepare: Option<Prepare>,
 }
+
+/// See [`Setup::prepare`].
+pub type Prepare = Box<dyn FnOnce(&StandIn, &mut Setup) + Send>;
 
 impl Default for Setup {
     fn default() -> Setup {
@@ -76,6 +83,7 @@ impl Default for Setup {
             files: Vec::new(),
             main: String::new(),
             registered_host: None,
+            prepare: None,
         }
     }
 }
@@ -127,7 +135,7 @@ pub struct SignIn {
 }
 
 impl SignIn {
-    pub async fn start(setup: Setup) -> SignIn {
+    pub async fn start(mut setup: Setup) -> SignIn {
         super::init();
         let pki = Arc::new(Pki::new());
         let (cert, key) = pki.leaf(&["127.0.0.1", "localhost"]);
@@ -153,6 +161,9 @@ impl SignIn {
         })
         .await
         .unwrap();
+        if let Some(prepare) = setup.prepare.take() {
+            prepare(&idp, &mut setup);
+        }
         let upstream = Upstream::start("app").await;
         let routes = setup.routes.replace("{upstream}", &upstream.url());
         let tenant = setup

@@ -47,6 +47,9 @@ pub(crate) fn grant(
     let scope = form
         .get("scope")
         .ok_or_else(|| AadError::missing("scope"))?;
+    if let Some(resource) = super::managed_identity::first_party(scope) {
+        return super::managed_identity::app_token(state, auth, resource);
+    }
     let resource = scopes::resolve_app(state, scope)?;
     let now = now();
     let times = Times::from(now, state.config.access_token_lifetime);

@@ -35,7 +35,7 @@ use super::state::{lock, State};
 use super::{AssertionKey, TestClient};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-const EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+use super::managed_identity::EXCHANGE_AUDIENCE;
 
 /// The longest a certificate assertion may live (`exp` - `nbf`, or `exp` - `iat` without
 /// `nbf`): the 10 minutes the certificate-credentials page asks for.

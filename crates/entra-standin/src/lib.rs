@@ -37,6 +37,8 @@
 //! - `authorize` (+ `session`), `token` (+ `client_auth`, `assertion`, `scopes`, `issue`,
 //!   `app_grant`), `logout`, `graph` (+ `graph_pages`): the endpoints.
 //! - `keys`: signing keys and rotation; `claims` (ID tokens), `access` (access tokens).
+//! - `managed_identity`: IMDS and App Service's identity endpoint, and first-party resource
+//!   tokens (Azure's Redis) with a hook for the resource's emulation.
 //! - `aadsts`: Entra's error format; `pages`: the HTML; `http`, `state`: plumbing.
 
 mod aadsts;
@@ -56,6 +58,7 @@ mod http;
 mod issue;
 mod keys;
 mod logout;
+mod managed_identity;
 mod pages;
 mod scopes;
 mod server;
@@ -77,6 +80,7 @@ pub use apps::{service_principal_id, AppPermission, TokenVersion};
 pub use config::{AssertionKey, OptionalClaims, StandInConfig, TestClient, TestUser};
 pub use controls::{LogoutRecord, TokenCalls, TokenFailure};
 pub use keys::KeyError;
+pub use managed_identity::{IssuedResourceToken, TokenHook};
 
 use keys::{KeySet, SigningKey};
 use state::{lock, now, State};
@@ -113,6 +117,8 @@ pub struct StandIn {
 struct Inner {
     state: Arc<State>,
     addr: SocketAddr,
+    /// The plain-HTTP listener for the IMDS emulation.
+    imds_addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -160,7 +166,19 @@ impl StandIn {
             format!("{scheme}://{addr}"),
             KeySet::new(key),
         ));
+        let imds = TcpListener::bind((addr.ip(), 0))
+            .await
+            .map_err(|source| StandInError::Bind { addr, source })?;
+        let imds_addr = imds
+            .local_addr()
+            .map_err(|source| StandInError::Bind { addr, source })?;
         let (stop, stopped) = watch::channel(false);
+        tokio::spawn(server::accept_loop(
+            imds,
+            None,
+            state.clone(),
+            stopped.clone(),
+        ));
         let task = tokio::spawn(server::accept_loop(
             listener,
             acceptor,
@@ -171,6 +189,7 @@ impl StandIn {
             inner: Arc::new(Inner {
                 state,
                 addr,
+                imds_addr,
                 stop,
                 task: Mutex::new(Some(task)),
             }),
@@ -183,6 +202,62 @@ impl StandIn {
 
     pub fn addr(&self) -> SocketAddr {
         self.inner.addr
+    }
+
+    /// The Instance Metadata Service's token endpoint, on a plain-HTTP listener as the real
+    /// one: `http://127.0.0.1:P/metadata/identity/oauth2/token`.
+    pub fn imds_endpoint(&self) -> String {
+        format!(
+            "http://{}/metadata/identity/oauth2/token",
+            self.inner.imds_addr
+        )
+    }
+
+    /// App Service's identity endpoint and the `IDENTITY_HEADER` it wants.
+    pub fn app_service_identity(&self) -> (String, String) {
+        let secret = lock(&self.state().identities).header_secret.clone();
+        (format!("http://{}/msi/token", self.inner.imds_addr), secret)
+    }
+
+    /// Gives the host a managed identity: user-assigned with `client_id`, or the
+    /// system-assigned one with `None`. Its tokens carry `object_id` as `oid`.
+    pub fn add_managed_identity(&self, client_id: Option<&str>, object_id: &str) {
+        lock(&self.state().identities)
+            .list
+            .push(managed_identity::Identity {
+                client_id: client_id.map(str::to_ascii_lowercase),
+                object_id: object_id.to_owned(),
+            });
+    }
+
+    /// How long managed-identity tokens and first-party resource tokens (Redis) live.
+    pub fn set_resource_token_lifetime(&self, lifetime: std::time::Duration) {
+        lock(&self.state().identities).lifetime = lifetime;
+    }
+
+    /// Runs `hook` with every managed-identity or first-party resource token before the
+    /// caller receives it.
+    pub fn set_token_hook(&self, hook: TokenHook) {
+        lock(&self.state().identities).hook = Some(hook);
+    }
+
+    /// How many managed-identity and first-party resource tokens were issued.
+    pub fn resource_tokens_issued(&self) -> usize {
+        lock(&self.state().identities).issued
+    }
+
+    /// Adds a federated identity credential to `client_id`'s registration: tokens of the
+    /// home tenant's v2 issuer about `subject` (a managed identity's object ID) with audience
+    /// `api://AzureADTokenExchange`, signed with the stand-in's current key. `false` if there
+    /// is no such client.
+    pub fn add_federated_credential(&self, client_id: &str, subject: &str) -> bool {
+        let key = AssertionKey::Federated {
+            issuer: self.issuer(),
+            subject: subject.to_owned(),
+            public_key_pem: self.public_key_pem(),
+        };
+        self.state()
+            .update_client(client_id, |c| c.assertion_keys.push(key))
     }
 
     /// `https://127.0.0.1:PORT` (or `http://…` without TLS).

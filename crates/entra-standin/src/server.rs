@@ -22,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use super::aadsts::Diagnostics;
 use super::http::{not_found, Resp};
 use super::state::State;
-use super::{authorize, discovery, graph, logout, token, StandInError};
+use super::{authorize, discovery, graph, logout, managed_identity, token, StandInError};
 
 /// Returned by a handler to drop the connection without answering (HTTP/1: the socket
 /// closes; HTTP/2: the stream is reset), like a network fault between proxy and Entra.
@@ -138,6 +138,10 @@ async fn dispatch(state: &State, req: Request<Incoming>) -> Result<Resp, Reset> 
         [t, "discovery", "v2.0", "keys"] | [t, "discovery", "keys"] if get => {
             discovery::keys(state, t, &diag())
         }
+        ["metadata", "identity", "oauth2", "token"] if get => {
+            managed_identity::handle(state, req, false).await
+        }
+        ["msi", "token"] if get => managed_identity::handle(state, req, true).await,
         [t, "oauth2", "v2.0", "authorize"] => authorize::handle(state, t, req).await,
         [t, "oauth2", "v2.0", "token"] => return token::handle(state, t, req).await,
         [t, "oauth2", "v2.0", "logout"] => logout::handle(state, t, req).await,

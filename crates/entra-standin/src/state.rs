@@ -194,6 +194,8 @@ pub(crate) struct State {
     pub counters: Counters,
     /// `true` while a test holds token-endpoint calls (`StandIn::hold_token_requests`).
     pub token_hold: tokio::sync::watch::Sender<bool>,
+    /// Managed identities and resource tokens (`managed_identity.rs`).
+    pub identities: Mutex<super::managed_identity::Identities>,
 }
 
 impl State {
@@ -220,6 +222,7 @@ impl State {
             records: Mutex::new(Records::default()),
             counters: Counters::default(),
             token_hold: tokio::sync::watch::Sender::new(false),
+            identities: Mutex::new(Default::default()),
         }
     }
 

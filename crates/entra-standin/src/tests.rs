@@ -8,6 +8,7 @@ mod clients;
 mod discovery;
 mod flow;
 mod graph;
+mod managed_identity;
 mod pkce;
 mod redirects;
 mod refresh;

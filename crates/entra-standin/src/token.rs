@@ -74,7 +74,10 @@ pub(crate) async fn handle(
         };
     }
     match grant(state, segment, &headers, &form) {
-        Ok(body) => Ok(json_response(StatusCode::OK, &body)),
+        Ok(body) => {
+            super::managed_identity::after_grant(state, &body).await;
+            Ok(json_response(StatusCode::OK, &body))
+        }
         Err(err) => failed(err),
     }
 }
