@@ -100,9 +100,11 @@ cluster_ok() {
 start_cluster() {
     local p i=0
     for p in "${CLUSTER_PORTS[@]}"; do
+        # The bus port has its own free port (the default, port + 10000, may not exist).
+        redis_node "cluster$((i + 1))" "$p" "cluster-enabled yes" "cluster-node-timeout 5000" \
+            "cluster-port ${CLUSTER_BUS_PORTS[$i]}" \
+            "cluster-config-file $WORK/redis-cluster$((i + 1))/nodes.conf"
         i=$((i + 1))
-        redis_node "cluster$i" "$p" "cluster-enabled yes" "cluster-node-timeout 5000" \
-            "cluster-config-file $WORK/redis-cluster$i/nodes.conf"
     done
     taskset -c "$LOAD_CPU" redis-cli --cluster create \
         "${CLUSTER_PORTS[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes \
@@ -123,7 +125,8 @@ median() {
 print_topology_table() {
     local t rps p99 single bad
     single=$(awk -F'\t' '$1 == "single" { print $3 }' "$OUT/topologies.tsv" | median)
-    printf '\n%-10s %10s %10s %10s %8s\n' topology rps "× single" "p99 ms" non-2xx
+    # "×" is two bytes: its column is one wider in the format.
+    printf '\n%-10s %10s %11s %10s %8s\n' topology rps "× single" "p99 ms" non-2xx
     for t in "${TOPOLOGIES[@]}"; do
         rps=$(awk -F'\t' -v t="$t" '$1 == t { print $3 }' "$OUT/topologies.tsv" | median)
         p99=$(awk -F'\t' -v t="$t" '$1 == t { print $4 }' "$OUT/topologies.tsv" | median)
@@ -133,9 +136,11 @@ print_topology_table() {
             "$p99" "$bad"
     done
     echo
-    echo "medians of $ROUNDS interleaved round(s); wrk -t$THREADS -c$CONNS -d$DURATION, $SESSIONS sessions" \
-        "rotated, session cache off (cache_ttl = 1ms); non-2xx counts responses and socket errors" \
-        "over all rounds. Proxy on CPU $PROXY_CPU, Redis and wrk on CPU $LOAD_CPU."
+    echo "medians of $ROUNDS interleaved round(s); wrk -t$THREADS -c$CONNS -d$DURATION," \
+        "$SESSIONS sessions rotated, session cache off (cache_ttl = 1ms)"
+    echo "non-2xx: non-2xx responses and socket errors over all rounds; proxy on CPU $PROXY_CPU," \
+        "Redis and wrk on CPU $LOAD_CPU"
+    echo "load avg: $(cut -d' ' -f1 /proc/loadavg) (1 min, after the runs)"
 }
 
 topologies_main() {
@@ -159,11 +164,12 @@ topologies_main() {
     declare -gA REDIS_URL PC_PORT
     # Every port at once, so that none is handed out twice.
     local ports
-    read -r -a ports < <(free_ports 16)
+    read -r -a ports < <(free_ports 19)
     UPSTREAM_PORT=${ports[0]}
     SINGLE_PORT=${ports[7]}
     read -r SENT_PRIMARY SENT_REPLICA S1 S2 S3 <<<"${ports[*]:8:5}"
     CLUSTER_PORTS=("${ports[@]:13:3}")
+    CLUSTER_BUS_PORTS=("${ports[@]:16:3}")
     say "starting nginx upstream on 127.0.0.1:$UPSTREAM_PORT (CPU $LOAD_CPU)"
     start_upstream
     say "starting Redis: single, Sentinel (1 primary, 1 replica, 3 sentinels), Cluster (3 primaries)"
