@@ -493,11 +493,11 @@ nginx_proxy_pids() { echo "$NGINX_PROXY_MASTER" $(pgrep -P "$NGINX_PROXY_MASTER"
 
 declare -A PC_PID  # Portcullis instance name -> pid
 
-# start_portcullis NAME PORT ADMIN_PORT LEVEL [STORE]: writes a config and a routing file under
-# $WORK/NAME, validates them with `portcullis check`, starts `portcullis run` pinned to PROXY_CPU
-# with stderr to $WORK/NAME/stderr.log and waits for /readyz.
+# start_portcullis NAME PORT ADMIN_PORT LEVEL [STORE [REDIS_URL]]: writes a config and a routing
+# file under $WORK/NAME, validates them with `portcullis check`, starts `portcullis run` pinned to
+# PROXY_CPU with stderr to $WORK/NAME/stderr.log and waits for /readyz.
 start_portcullis() {
-    local name=$1 port=$2 admin=$3 level=$4 store=${5:-} dir="$WORK/$1"
+    local name=$1 port=$2 admin=$3 level=$4 store=${5:-} redis_url=${6:-} dir="$WORK/$1"
     mkdir -p "$dir"
     cp "$WORK/cert.pem" "$WORK/key.pem" "$dir/"
     cat >"$dir/portcullis.toml" <<EOF
@@ -520,7 +520,7 @@ level = "$level"
 [upstream]
 pool_max_idle_per_host = $(upstream_keepalive)
 EOF
-    if [[ -n $store ]]; then signin_config "$store" >>"$dir/portcullis.toml"; fi
+    if [[ -n $store ]]; then signin_config "$store" "$redis_url" >>"$dir/portcullis.toml"; fi
     cat >"$dir/routes.toml" <<EOF
 [[route]]
 name = "bench"
@@ -603,8 +603,9 @@ start_redis() {
     wait_until "redis-server" "$pid" "$WORK/redis/redis.log" redis-cli -p "$REDIS_PORT" ping
 }
 
-# signin_config STORE: the [oidc]/[session]/[redis] sections (STORE memory|memory-rss|redis|
-# redis-nocache). memory-rss raises the memory store's bound so RSS_SESSIONS sessions fit.
+# signin_config STORE [REDIS_URL]: the [oidc]/[session]/[redis] sections (STORE memory|memory-rss|
+# redis|redis-nocache). memory-rss raises the memory store's bound so RSS_SESSIONS sessions fit;
+# the Redis stores use REDIS_URL, by default the single redis-server of start_redis.
 signin_config() {
     cat <<EOF
 
@@ -627,8 +628,8 @@ EOF
         # one-time markers) until they expire: room for several entries per session.
         memory-rss) printf 'store = "memory"\nmemory_max_entries = %d\n' \
             $(( RSS_SESSIONS * 4 > 100000 ? RSS_SESSIONS * 4 : 100000 )) ;;
-        redis) printf 'store = "redis"\n[redis]\nurl = "redis://127.0.0.1:%s/0"\n' "$REDIS_PORT" ;;
-        redis-nocache) printf 'store = "redis"\ncache_ttl = "1ms"\n[redis]\nurl = "redis://127.0.0.1:%s/0"\nkey_prefix = "nocache:"\n' "$REDIS_PORT" ;;
+        redis) printf 'store = "redis"\n[redis]\nurl = "%s"\n' "${2:-redis://127.0.0.1:$REDIS_PORT/0}" ;;
+        redis-nocache) printf 'store = "redis"\ncache_ttl = "1ms"\n[redis]\nurl = "%s"\nkey_prefix = "nocache:"\n' "${2:-redis://127.0.0.1:$REDIS_PORT/0}" ;;
     esac
 }
 
@@ -1357,4 +1358,7 @@ main() {
     } | tee -a "$OUT/summary.txt"
 }
 
-main "$@"
+# Sourced (bench/redis_topologies.sh uses the helpers above), it defines and runs nothing more.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    main "$@"
+fi

@@ -17,6 +17,8 @@
 //! - `endpoints.rs`: the dispatcher for the reserved paths — `/.auth/login` and the callback
 //!   (sign-in), `/.auth/logout` (which asks first unless the request comes from this host:
 //!   `sign_out.rs`), `/.auth/me`, `/.auth/frontchannel-logout`.
+//! - `handoff.rs`: one sign-in host for many app hosts (`oidc.signin_host`): the hand-off to
+//!   it, the ticket it hands back, and `/.auth/ticket`, which redeems it.
 //! - Helpers: `cookies.rs` (attributes, reading, stripping), `pending.rs` (the sealed
 //!   pending sign-in), `return_to.rs` (open-redirect rules), `throttle.rs` (the per-client
 //!   rate limit of sign-in), `setup.rs` (building it all).
@@ -27,6 +29,7 @@ mod bearer;
 mod callback;
 pub mod cookies;
 mod endpoints;
+mod handoff;
 mod login;
 pub mod pending;
 pub mod return_to;

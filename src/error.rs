@@ -119,7 +119,9 @@ impl ProxyError {
                 | SignInError::Tampered
                 | SignInError::Expired
                 | SignInError::Replayed
-                | SignInError::MissingCode,
+                | SignInError::MissingCode
+                | SignInError::UnknownTicket
+                | SignInError::TicketForAnotherHost,
             ) => S::BAD_REQUEST,
             ProxyError::SignIn(SignInError::Busy) => S::SERVICE_UNAVAILABLE,
             ProxyError::SignIn(SignInError::StepUpNotSatisfied) => S::FORBIDDEN,
@@ -230,6 +232,12 @@ impl ProxyError {
             }
             ProxyError::SignIn(SignInError::MissingCode) => {
                 format!("Microsoft Entra ID sent no sign-in code. {AGAIN}").into()
+            }
+            ProxyError::SignIn(SignInError::UnknownTicket) => {
+                format!("This sign-in link has expired. {AGAIN}").into()
+            }
+            ProxyError::SignIn(SignInError::TicketForAnotherHost) => {
+                format!("This sign-in link is for another site. {AGAIN}").into()
             }
             // The code is still unused: loading the page again finishes the sign-in.
             ProxyError::SignIn(SignInError::Busy) => {

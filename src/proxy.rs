@@ -107,6 +107,17 @@ impl Proxy {
         self.routes.load()
     }
 
+    /// Whether the proxy answers for `host`: a route serves it, or it is the sign-in host
+    /// (`oidc.signin_host`), which answers its `/.auth/*` paths without a route.
+    pub fn serves_host(&self, table: &RouteTable, host: &str) -> bool {
+        table.serves_host(host)
+            || self
+                .auth
+                .as_ref()
+                .and_then(|a| a.provider().config.signin_host.as_deref())
+                == Some(host)
+    }
+
     /// Swaps in a new route table; requests in flight keep the one they loaded.
     pub fn set_routes(&self, table: RouteTable) {
         if let Some(auth) = &self.auth {
@@ -179,7 +190,7 @@ impl Proxy {
             return Box::pin(self.verify(&req, ctx)).await;
         }
         let table = self.routes.load();
-        if !table.serves_host(&target.host) {
+        if !self.serves_host(&table, &target.host) {
             return Err(ProxyError::NoRoute);
         }
         if let Some(a) = &self.assertions {
@@ -191,7 +202,7 @@ impl Proxy {
         }
         if let Some(auth) = &self.auth {
             if let Some(endpoint) = auth.endpoint(&target) {
-                return auth.answer(endpoint, &req, &target, ctx).await;
+                return auth.answer(endpoint, &req, &target, &table, ctx).await;
             }
         }
         let route = table.resolve(&target)?.clone();

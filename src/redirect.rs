@@ -23,7 +23,7 @@ pub async fn handle(proxy: Arc<Proxy>, https_port: u16, req: Request<Incoming>) 
         Ok(t) => t,
         Err(e) => return e.to_response(format, id, proxy.pages()),
     };
-    if !proxy.routes().serves_host(&target.host) {
+    if !proxy.serves_host(&proxy.routes(), &target.host) {
         return ProxyError::NoRoute.to_response(format, id, proxy.pages());
     }
     let port = if https_port == 443 {

@@ -268,6 +268,16 @@ impl RouteTable {
         self.group(host).is_some()
     }
 
+    /// Whether a route names `host` itself, exactly or by a wildcard: a catch-all route
+    /// (`host = "*"`) does not, so it never makes an arbitrary host a place to send a browser.
+    pub fn names_host(&self, host: &str) -> bool {
+        self.exact.contains_key(host)
+            || self
+                .wildcard
+                .iter()
+                .any(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
+    }
+
     fn group(&self, host: &str) -> Option<&HostGroup> {
         if let Some(g) = self.exact.get(host) {
             return Some(g);

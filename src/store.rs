@@ -35,6 +35,7 @@ pub mod redis;
 mod redis_entra;
 mod redis_events;
 mod redis_options;
+mod redis_redirect;
 
 use std::time::Duration;
 

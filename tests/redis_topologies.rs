@@ -371,7 +371,7 @@ async fn the_documented_cluster_acl_is_enough_for_the_store() {
 }
 
 /// The rules of the ACL user in docs/operations.md whose line contains `marker`.
-fn documented_acl(marker: &str) -> String {
+pub(crate) fn documented_acl(marker: &str) -> String {
     let doc = include_str!("../docs/operations.md");
     let line = doc
         .lines()

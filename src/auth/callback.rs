@@ -9,6 +9,9 @@
 //! nonce, resolves group overage, and creates the session with a fresh ID (no session
 //! fixation). A callback refused before the marker writes nothing and calls no one.
 //!
+//! A sign-in the sign-in host runs for an app host (`oidc.signin_host`) ends with a ticket
+//! for that host (`handoff.rs`) rather than the return path.
+//!
 //! A step-up sign-in (the pending sign-in names an authentication context) must come back
 //! with an ID token whose `acrs` names that context, or it is refused (403) and the session
 //! stays as it was. It upgrades the browser's current session in place — same cookie, new
@@ -17,12 +20,12 @@
 
 use std::time::Duration;
 
-use http::header::{HeaderValue, CACHE_CONTROL, LOCATION, SET_COOKIE};
-use http::{Request, Response, StatusCode};
+use http::header::SET_COOKIE;
+use http::{Request, Response};
 
 use super::sign_in::{Endpoint, SignIn};
 use super::{cookies, pending, SignInError};
-use crate::body::{self, Body};
+use crate::body::Body;
 use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::identity::Identity;
@@ -126,14 +129,13 @@ impl SignIn {
         };
         crate::audit::record(ctx.audit(), crate::audit::Event::SignIn, &oid, &tid, reason);
 
-        let mut resp = Response::new(body::empty());
-        *resp.status_mut() = StatusCode::FOUND;
+        // Signed in on the sign-in host for an app host: back there with a ticket.
+        let location = match &p.handoff {
+            Some(to) => self.mint(&id, to).await?,
+            None => p.return_to.clone(),
+        };
+        let mut resp = super::handoff::found(&location);
         let h = resp.headers_mut();
-        h.insert(
-            LOCATION,
-            HeaderValue::from_str(&p.return_to).unwrap_or(HeaderValue::from_static("/")),
-        );
-        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.append(SET_COOKIE, cookies::set(self.cookie_name(), &id, lifetime));
         h.append(SET_COOKIE, cookies::clear(&name));
         Ok(resp)

@@ -1,4 +1,5 @@
-//! `/.auth/logout`, `/.auth/me` and `/.auth/frontchannel-logout`.
+//! `/.auth/logout`, `/.auth/me` and `/.auth/frontchannel-logout`; the dispatch of every
+//! reserved path (the sign-in ones are in `login.rs`, `callback.rs` and `handoff.rs`).
 //!
 //! Sign-out deletes the local session first (ENTRA.md §6), then sends the browser to Entra's
 //! `end_session_endpoint` with `post_logout_redirect_uri` and `logout_hint` when
@@ -19,6 +20,7 @@ use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::headers::identity;
 use crate::request::Target;
+use crate::route::RouteTable;
 use crate::session::store_key;
 
 /// The reserved prefix; its endpoints are answered by the proxy.
@@ -36,6 +38,8 @@ pub enum Endpoint {
     Refresh,
     /// oauth2-proxy's `/oauth2/userinfo`.
     UserInfo,
+    /// An app host redeeming a sign-in host's ticket (`handoff.rs`).
+    Ticket,
 }
 
 /// oauth2-proxy's paths (`oidc.oauth2_proxy_paths`); `/oauth2/auth` is forward-auth
@@ -83,24 +87,27 @@ impl Auth {
             ("refresh", Endpoint::Refresh),
             ("me", Endpoint::Me),
             ("frontchannel-logout", Endpoint::FrontChannelLogout),
+            ("ticket", Endpoint::Ticket),
         ]
         .into_iter()
         .find(|(name, _)| rest.eq_ignore_ascii_case(name))
         .map(|(_, e)| e)
     }
 
-    /// Answers a reserved endpoint.
+    /// Answers a reserved endpoint (`routes`: the hosts a sign-in host may hand back to).
     pub fn answer<'a, B: Sync>(
         &'a self,
         endpoint: Endpoint,
         req: &'a Request<B>,
         target: &'a Target,
+        routes: &'a RouteTable,
         ctx: &'a RequestCtx<'_>,
     ) -> Answer<'a> {
         Box::pin(async move {
             match endpoint {
                 Endpoint::Callback => self.sign_in.callback(req, ctx).await,
-                Endpoint::Login => self.sign_in.login_endpoint(req, target, ctx),
+                Endpoint::Login => self.sign_in.login_endpoint(req, target, routes, ctx).await,
+                Endpoint::Ticket => self.sign_in.redeem(req, target, ctx).await,
                 Endpoint::Logout => self.logout(req, target, ctx).await,
                 Endpoint::Me => self.me(req, ctx).await,
                 Endpoint::FrontChannelLogout => self.frontchannel_logout(req, ctx).await,
@@ -150,7 +157,15 @@ impl Auth {
         let rd = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
             .find(|(k, _)| k == "rd")
             .map(|(_, v)| v.into_owned());
-        let authority = canonical_authority(target);
+        // A relative post-logout URI is on the sign-in host when there is one: the only host
+        // the app registration names.
+        let authority = match &self.provider.config.signin_host {
+            Some(h) => match target.authority.port_u16() {
+                Some(port) => format!("{h}:{port}"),
+                None => h.clone(),
+            },
+            None => canonical_authority(target),
+        };
         let local = rd
             .and_then(|r| return_to::safe(&r, target.authority.as_str()))
             .unwrap_or_else(|| "/".into());

@@ -32,6 +32,18 @@ pub struct Pending {
     /// The authentication context asked for (step-up): the ID token's `acrs` must name it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_context: Option<String>,
+    /// A sign-in on the sign-in host for an app host (`handoff.rs`): where its ticket goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<Outbound>,
+}
+
+/// The app host a sign-in on the sign-in host hands the browser back to, and the state of the
+/// hand-off that host started (the ticket is only good with it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Outbound {
+    /// `host[:port]`, as the browser named the app host.
+    pub authority: String,
+    pub state: String,
 }
 
 /// The cookie that holds the sign-in for `state`.
@@ -67,6 +79,7 @@ mod tests {
             redirect_uri: "https://h/.auth/callback".into(),
             expires_at: 1,
             auth_context: None,
+            handoff: None,
         }
     }
 

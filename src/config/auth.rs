@@ -67,6 +67,9 @@ pub struct OidcConfig {
     pub user_claim: UserClaim,
     /// Also answer oauth2-proxy's `/oauth2/*` paths (`oauth2_proxy_paths`).
     pub oauth2_proxy_paths: bool,
+    /// The one host every sign-in goes through (`signin_host`), lower case, without a port:
+    /// its callback is the only redirect URI the app registration needs (`auth/handoff.rs`).
+    pub signin_host: Option<String>,
 }
 
 /// Which claim names the user in the user headers. Display and logs only: policies use
@@ -300,7 +303,30 @@ pub(super) fn oidc(mut raw: RawOidc, file: &Path, base: &Path) -> Result<OidcCon
             }
         },
         oauth2_proxy_paths: raw.oauth2_proxy_paths,
+        signin_host: match raw.signin_host.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(h) => Some(plain_host(h).ok_or_else(|| {
+                bad(
+                    "oidc.signin_host",
+                    format!("a host name like \"auth.example.com\" (no scheme, port or path), got {h:?}"),
+                )
+            })?),
+        },
     })
+}
+
+/// `host` in lower case if it is a plain DNS host name: dot-separated labels of letters,
+/// digits and inner hyphens.
+fn plain_host(host: &str) -> Option<String> {
+    let host = host.to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    (host.len() <= 253 && host.split('.').all(label_ok)).then_some(host)
 }
 
 /// At most one of: a client secret, a certificate and its key, a federated token file.

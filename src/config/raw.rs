@@ -85,6 +85,7 @@ pub struct RawOidc {
     pub user_claim: Option<String>,
     #[serde(default)]
     pub oauth2_proxy_paths: bool,
+    pub signin_host: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

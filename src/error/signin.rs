@@ -32,6 +32,12 @@ pub enum SignInError {
     /// A step-up sign-in came back without the authentication context it asked for (`acrs`).
     #[error("the ID token does not satisfy the authentication context asked for")]
     StepUpNotSatisfied,
+    /// A hand-off ticket (`oidc.signin_host`) that is unknown, expired, or whose session ended.
+    #[error("the sign-in ticket is unknown or expired")]
+    UnknownTicket,
+    /// A ticket minted for another app host, or a hand-back to a host no route names.
+    #[error("the sign-in ticket is for another host")]
+    TicketForAnotherHost,
 }
 
 impl SignInError {
@@ -49,6 +55,8 @@ impl SignInError {
             SignInError::NoIdToken => "sign_in_no_id_token",
             SignInError::IdToken(_) => "sign_in_invalid_id_token",
             SignInError::StepUpNotSatisfied => "sign_in_step_up_not_satisfied",
+            SignInError::UnknownTicket => "sign_in_unknown_ticket",
+            SignInError::TicketForAnotherHost => "sign_in_ticket_for_another_host",
         }
     }
 }

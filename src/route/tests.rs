@@ -138,6 +138,20 @@ fn serves_host_follows_the_host_groups() {
 }
 
 #[test]
+fn names_host_never_counts_a_catch_all_route() {
+    let t = table(&[
+        ("api", "api.example.com", "/api"),
+        ("wild", "*.example.org", "/"),
+        ("rest", "*", "/"),
+    ]);
+    assert!(t.names_host("api.example.com"));
+    assert!(t.names_host("x.example.org"));
+    assert!(!t.names_host("example.org"));
+    assert!(!t.names_host("evil.test"));
+    assert!(t.serves_host("evil.test"));
+}
+
+#[test]
 fn serves_host_is_true_even_when_no_path_matches() {
     let t = table(&[("api", "api.example.com", "/api")]);
     assert!(t.serves_host("api.example.com"));

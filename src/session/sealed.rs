@@ -1,5 +1,5 @@
 //! Values other than sessions that the proxy seals into the store under the session secret
-//! (the identity assertion keys), and the short store lock that guards their rotation.
+//! (the identity assertion keys, the sign-in hand-off tickets), and the short store lock that guards their rotation.
 
 use std::time::Duration;
 
@@ -26,6 +26,11 @@ impl Sessions {
         self.store
             .set(key, &self.sealer.seal(plain, key.as_bytes()), ttl)
             .await
+    }
+
+    /// Deletes a value this proxy sealed (a redeemed sign-in ticket).
+    pub(crate) async fn delete_sealed(&self, key: &str) -> Result<(), StoreError> {
+        self.store.delete(key).await
     }
 
     /// Takes a short store lock: `true` if this caller got it.

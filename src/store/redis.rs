@@ -31,7 +31,8 @@
 //! a user.
 //!
 //! Database 0 needs nothing more (a URL ending in `/0` sends no SELECT); another database
-//! needs `+select`, a Redis cluster `+cluster|slots +cluster|info`, Sentinel `+role` (fred
+//! needs `+select`, a Redis cluster `+cluster|slots +cluster|info +multi +exec +discard
+//! +asking` (`redis_redirect.rs`), Sentinel `+role` (fred
 //! checks the named primary's ROLE), `min_replicas_ack` `+wait`. fred also asks for
 //! `CLIENT ID` and `INFO server` after connecting and copes with being refused. Glob
 //! characters in the prefix widen `~prefix*`: keep prefixes plain. On Azure the same rules
@@ -54,6 +55,7 @@ use tokio::task::JoinHandle;
 
 use super::redis_events::{forward_invalidations, watch_connection, Liveness};
 pub use super::redis_options::RedisConfig;
+use super::redis_redirect::KeyCommand;
 use super::INVALIDATION_CAPACITY;
 use super::{redis_options, ttl_millis, Invalidation, SessionStore, StoreError};
 
@@ -225,15 +227,19 @@ impl RedisStore {
         key: &str,
         value: &[u8],
         ttl: Duration,
-        condition: Option<SetOptions>,
+        condition: Option<&'static str>,
     ) -> Result<bool, StoreError> {
-        let expire = px(ttl)?;
+        let millis = ttl_millis(ttl)?;
         let client = self.client()?;
-        let value = Bytes::copy_from_slice(value);
         let key = self.key(key);
-        let reply: Value = self
-            .run(client.set(key.as_str(), value, Some(expire), condition, false))
-            .await?;
+        let mut set = KeyCommand::new("SET", &key)
+            .arg(Bytes::copy_from_slice(value))
+            .arg("PX")
+            .arg(millis.to_string());
+        if let Some(condition) = condition {
+            set = set.arg(condition);
+        }
+        let reply: Value = self.run(set.run(client)).await?;
         if !reply.is_null() {
             self.acknowledged(client, &key).await?;
         }
@@ -275,12 +281,13 @@ impl RedisStore {
         args: Vec<Value>,
     ) -> Result<i64, StoreError> {
         match self
-            .bounded(client.evalsha(sha1, key.clone(), args.clone()))
+            .bounded(KeyCommand::script("EVALSHA", sha1, &key, args.clone()).run(client))
             .await?
         {
             Ok(n) => Ok(n),
             Err(e) if e.details().starts_with("NOSCRIPT") => {
-                self.run(client.eval(script, key, args)).await
+                self.run(KeyCommand::script("EVAL", script, &key, args).run(client))
+                    .await
             }
             Err(e) => Err(store_error(&e)),
         }
@@ -405,16 +412,12 @@ fn store_error(e: &Error) -> StoreError {
     }
 }
 
-fn px(ttl: Duration) -> Result<Expiration, StoreError> {
-    // ttl_millis fits an i64 by construction.
-    Ok(Expiration::PX(ttl_millis(ttl)? as i64))
-}
-
 #[async_trait::async_trait]
 impl SessionStore for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let client = self.client()?;
-        let value: Option<Bytes> = self.run(client.get(self.key(key))).await?;
+        let get = KeyCommand::new("GET", &self.key(key));
+        let value: Option<Bytes> = self.run(get.run(client)).await?;
         Ok(value.map(|v| v.to_vec()))
     }
 
@@ -423,11 +426,11 @@ impl SessionStore for RedisStore {
     }
 
     async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
-        self.set_with(key, value, ttl, Some(SetOptions::NX)).await
+        self.set_with(key, value, ttl, Some("NX")).await
     }
 
     async fn set_xx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
-        self.set_with(key, value, ttl, Some(SetOptions::XX)).await
+        self.set_with(key, value, ttl, Some("XX")).await
     }
 
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
@@ -443,28 +446,30 @@ impl SessionStore for RedisStore {
 
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
         let client = self.client()?;
-        self.run(client.smembers(self.key(key))).await
+        self.run(KeyCommand::new("SMEMBERS", &self.key(key)).run(client))
+            .await
     }
 
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
         let client = self.client()?;
         let key = self.key(key);
-        let _: i64 = self.run(client.srem(key.as_str(), member)).await?;
+        let srem = KeyCommand::new("SREM", &key).arg(member);
+        let _: i64 = self.run(srem.run(client)).await?;
         self.acknowledged(client, &key).await
     }
 
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let millis = ttl_millis(ttl)? as i64;
+        let millis = ttl_millis(ttl)?;
         let client = self.client()?;
-        let set: i64 = self
-            .run(client.pexpire(self.key(key), millis, None))
-            .await?;
+        let pexpire = KeyCommand::new("PEXPIRE", &self.key(key)).arg(millis.to_string());
+        let set: i64 = self.run(pexpire.run(client)).await?;
         Ok(set == 1)
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, StoreError> {
         let client = self.client()?;
-        let millis: i64 = self.run(client.pttl(self.key(key))).await?;
+        let pttl = KeyCommand::new("PTTL", &self.key(key));
+        let millis: i64 = self.run(pttl.run(client)).await?;
         Ok(match millis {
             -2 => None,
             // No expiry: not something this store writes, but the truth is "forever".
@@ -476,7 +481,7 @@ impl SessionStore for RedisStore {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let client = self.client()?;
         let key = self.key(key);
-        let _: i64 = self.run(client.del(key.as_str())).await?;
+        let _: i64 = self.run(KeyCommand::new("DEL", &key).run(client)).await?;
         self.acknowledged(client, &key).await
     }
 

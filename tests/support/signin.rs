@@ -50,6 +50,9 @@ pub struct Setup {
     /// More sections of the main file, written last (e.g. `[assertion]`); lines before the
     /// first section header belong to `[redis]` when `redis` is set.
     pub main: String,
+    /// The host whose callback and post-logout URIs the app registration names; [`HOST`] if
+    /// `None` (a sign-in host, `oidc.signin_host`, is another).
+    pub registered_host: Option<&'static str>,
     /// Runs once the stand-in listens, before the proxy's configuration is written: for
     /// settings that name the stand-in's addresses (its IMDS endpoint, say).
     pub prepare: Option<Prepare>,
@@ -79,6 +82,7 @@ impl Default for Setup {
             credential: None,
             files: Vec::new(),
             main: String::new(),
+            registered_host: None,
             prepare: None,
         }
     }
@@ -127,6 +131,7 @@ pub struct SignIn {
     /// The routing file, the sections after `[routes]`, and the `[server]` lines.
     config: (String, String, String),
     files: Vec<(String, String)>,
+    registered_host: &'static str,
 }
 
 impl SignIn {
@@ -190,7 +195,8 @@ impl SignIn {
             setup.main,
         );
         let proxy = start_proxy(&routes, &extra, &setup.server, pki.clone(), &setup.files).await;
-        register(&idp, &proxy);
+        let registered_host = setup.registered_host.unwrap_or(HOST);
+        register(&idp, &proxy, registered_host);
         let s = SignIn {
             idp,
             proxy,
@@ -198,6 +204,7 @@ impl SignIn {
             pki,
             config: (routes, extra, setup.server),
             files: setup.files,
+            registered_host,
         };
         s.wait_ready().await;
         s
@@ -237,7 +244,7 @@ impl SignIn {
             &self.files,
         )
         .await;
-        register(&self.idp, &replica);
+        register(&self.idp, &replica, self.registered_host);
         assert!(
             replica.ready().await,
             "the replica did not load the stand-in"
@@ -275,6 +282,8 @@ impl SignIn {
                 "other.example.test",
                 "admin.example.test",
                 "example.test",
+                "auth.example.test",
+                "unrouted.example.test",
             ],
         )
     }
@@ -301,15 +310,15 @@ impl SignIn {
             .await,
         );
         old.stop().await.unwrap();
-        register(&self.idp, &self.proxy);
+        register(&self.idp, &self.proxy, self.registered_host);
         self
     }
 }
 
-/// Registers the exact URIs the proxy sends for [`HOST`] — its callback and the post-logout
+/// Registers the exact URIs the proxy sends for `host` — its callback and the post-logout
 /// URI `/` — as the app registration's; the port is only known once the proxy listens.
-fn register(idp: &StandIn, proxy: &Harness) {
-    let origin = format!("https://{HOST}:{}", proxy.https.port());
+fn register(idp: &StandIn, proxy: &Harness, host: &str) {
+    let origin = format!("https://{host}:{}", proxy.https.port());
     let registered = idp.register_redirect_uris(
         CLIENT_ID,
         &[format!("{origin}/.auth/callback")],

@@ -424,3 +424,29 @@ fn an_issuer_off_entra_needs_provider_other() {
         )));
     }
 }
+
+#[test]
+fn the_sign_in_host_is_a_plain_host_name() {
+    let c = ok(&main_file(&oidc("signin_host = \"Auth.Example.com\"")));
+    assert_eq!(
+        c.oidc.unwrap().signin_host.as_deref(),
+        Some("auth.example.com")
+    );
+    let c = ok(&main_file(&oidc("")));
+    assert_eq!(c.oidc.unwrap().signin_host, None);
+    for bad in [
+        "https://auth.example.com",
+        "auth.example.com:8443",
+        "auth.example.com/",
+        "*.example.com",
+        "auth..example.com",
+        "-auth.example.com",
+        "auth example.com",
+    ] {
+        invalid(
+            &main_file(&oidc(&format!("signin_host = \"{bad}\""))),
+            "oidc.signin_host",
+            "a host name",
+        );
+    }
+}

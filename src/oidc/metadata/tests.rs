@@ -23,6 +23,7 @@ fn config(issuer: &str, multi_tenant: bool) -> OidcConfig {
         http_timeout: Duration::from_secs(10),
         user_claim: crate::config::UserClaim::PreferredUsername,
         oauth2_proxy_paths: false,
+        signin_host: None,
     }
 }
 
