@@ -24,9 +24,10 @@
 //! refresh are only logged, with no backoff before the expiry and nothing to meter.
 //!
 //! On a failed renewal the task retries with exponential backoff (from a twentieth of the
-//! lifetime, 0.1 s to 2 s, doubling, at most 30 s and at most half the time left), counting
-//! each failure in `portcullis_redis_auth_refresh_total{result="error"}`; the token in use
-//! keeps working until it expires. Tokens never reach a log line or an error message.
+//! lifetime, 0.1 s to 2 s, doubling, at most 30 s and at most half the time left while the
+//! token lasts), counting each failure in `portcullis_redis_auth_refresh_total{result="error"}`;
+//! the token in use keeps working until it expires. Connections that reconnect together share
+//! one token request, and its failure. Tokens never reach a log line or an error message.
 //!
 //! The connections speak RESP3 with Entra ID: RESP2 refuses AUTH on a connection that has
 //! subscribed (the invalidation subscriber), RESP3 allows it.
@@ -52,6 +53,9 @@ pub const REDIS_RESOURCE: &str = "https://redis.azure.com";
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest wait between two renewal attempts after a failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a failed token request answers the requests queued behind it (shorter than the
+/// renewal's first retry).
+const SHARED_FAILURE: Duration = Duration::from_millis(50);
 
 /// The Entra ID side of one store: the token source, the current token, and the user.
 pub(super) struct EntraAuth {
@@ -64,6 +68,8 @@ struct Shared {
     current: Mutex<Option<AccessToken>>,
     /// One token request at a time.
     fetching: tokio::sync::Mutex<()>,
+    /// The last failed request, shared with those that queued behind it.
+    failed: Mutex<Option<(Instant, Arc<ResourceTokenError>)>>,
     command_timeout: Duration,
 }
 
@@ -115,6 +121,7 @@ pub(super) fn install(
         source,
         current: Mutex::new(None),
         fetching: tokio::sync::Mutex::new(()),
+        failed: Mutex::new(None),
         command_timeout: options.command_timeout,
     });
     let provider: Arc<dyn CredentialProvider> = Arc::new(Provider(shared.clone()));
@@ -157,7 +164,22 @@ impl Shared {
                     return Ok(t);
                 }
             }
-            let token = self.source.token(REDIS_RESOURCE).await.map_err(Arc::new)?;
+            // Connections reconnecting together ask at once: one request answers them all.
+            let failed = |s: &Self| s.failed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some((at, e)) = failed(&self) {
+                if at.elapsed() < SHARED_FAILURE {
+                    return Err(e);
+                }
+            }
+            let token = match self.source.token(REDIS_RESOURCE).await {
+                Ok(t) => t,
+                Err(e) => {
+                    let e = Arc::new(e);
+                    *self.failed.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((Instant::now(), e.clone()));
+                    return Err(e);
+                }
+            };
             crate::metrics::redis_auth_token_expiry(token.expires_at);
             *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
             Ok(token)
@@ -259,9 +281,12 @@ async fn renew(shared: Arc<Shared>, clients: Vec<Client>) {
                     None => (life / 20).clamp(Duration::from_millis(100), Duration::from_secs(2)),
                     Some(b) => b * 2,
                 };
-                let next = next
-                    .min(MAX_BACKOFF)
-                    .min((left / 2).max(Duration::from_millis(100)));
+                // Before expiry, at most half the time left; once expired, plain backoff.
+                let cap = match left.is_zero() {
+                    true => MAX_BACKOFF,
+                    false => (left / 2).clamp(Duration::from_millis(100), MAX_BACKOFF),
+                };
+                let next = next.min(cap);
                 tracing::warn!(%error, retry_in = ?next, token_left = ?left, source = shared.source.kind(), "redis Entra ID token renewal failed");
                 backoff = Some(next);
             }
