@@ -33,6 +33,7 @@ pub mod instrumented;
 pub mod memory;
 pub mod redis;
 mod redis_entra;
+mod redis_errors;
 mod redis_events;
 mod redis_options;
 mod redis_redirect;
