@@ -164,6 +164,15 @@ async fn a_ticket_is_redeemed_once_even_by_racing_copies_of_one_browser() {
     );
 
     // A later replay from the same browser state fails too, and says nothing of the ticket.
+    // Oversized and doubled parameters are refused before any store lookup.
+    let long = s.url(&format!(
+        "/.auth/ticket?state={}&ticket={}",
+        "A".repeat(5000),
+        "B".repeat(43)
+    ));
+    assert_eq!(b.get(&long).await.status, 400);
+    let doubled = format!("{ticket}&ticket={}", "C".repeat(43));
+    assert_eq!(b.get(&doubled).await.status, 400);
     let again = b.get(&ticket).await;
     assert_eq!(again.status, 400, "{}", again.body);
     assert!(!again.body.contains("ticket="), "{}", again.body);
@@ -255,6 +264,10 @@ async fn the_sign_in_host_hands_back_only_to_hosts_a_route_names() {
         format!("https://x@{HOST}:{port}/.auth/ticket?state={state}"),
         format!("https://127.0.0.1:{port}/.auth/ticket?state={state}"),
         format!("//{UNROUTED}:{port}/.auth/ticket?state={state}"),
+        format!("https://UNROUTED.example.test:{port}/.auth/ticket?state={state}"),
+        format!("https://%75nrouted.example.test:{port}/.auth/ticket?state={state}"),
+        format!("https://{UNROUTED}.:{port}/.auth/ticket?state={state}"),
+        format!("https://{HOST}@{UNROUTED}:{port}/.auth/ticket?state={state}"),
     ] {
         let enc: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
         let hop = b

@@ -153,23 +153,11 @@ impl SignIn {
         if user.oid().is_empty() || user.tid().is_empty() {
             return Ok(None);
         }
-        for id in cookies::session_ids(req.headers(), self.cookie_name()) {
-            let Some(s) = self
-                .sessions
-                .load(id)
-                .await
-                .map_err(ProxyError::StoreUnavailable)?
-            else {
-                continue;
-            };
-            let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
-            if same(s.session.identity.oid(), user.oid())
-                && same(s.session.identity.tid(), user.tid())
-            {
-                return Ok(Some(id.to_owned()));
-            }
-        }
-        Ok(None)
+        let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        self.session_where(req.headers(), |s| {
+            same(s.identity.oid(), user.oid()) && same(s.identity.tid(), user.tid())
+        })
+        .await
     }
 }
 

@@ -183,24 +183,15 @@ impl SignIn {
         to: &Outbound,
         auth_context: Option<&AuthContext>,
     ) -> Result<Option<Response<Body>>, ProxyError> {
-        for id in cookies::session_ids(req.headers(), self.cookie_name()) {
-            let Some(s) = self
-                .sessions
-                .load(id)
-                .await
-                .map_err(ProxyError::StoreUnavailable)?
-            else {
-                continue;
-            };
-            let s = &s.session;
-            let context_ok = auth_context.is_none_or(|c| c.satisfied_by(&s.identity));
-            let token_ok = s.access_token.is_some() || !self.sessions.keeps_access_token();
-            if context_ok && token_ok {
-                let location = self.mint(id, to).await?;
-                return Ok(Some(found(&location)));
-            }
+        let keeps_token = self.sessions.keeps_access_token();
+        let good_enough = |s: &crate::session::Active| {
+            auth_context.is_none_or(|c| c.satisfied_by(&s.identity))
+                && (s.access_token.is_some() || !keeps_token)
+        };
+        match self.session_where(req.headers(), good_enough).await? {
+            Some(id) => Ok(Some(found(&self.mint(&id, to).await?))),
+            None => Ok(None),
         }
-        Ok(None)
     }
 
     /// Mints a ticket for session `session` and returns the app host's URL that redeems it.
@@ -295,8 +286,10 @@ impl SignIn {
             .map_err(ProxyError::StoreUnavailable)?
             .ok_or(fail(SignInError::UnknownTicket))?;
         let lifetime = Duration::from_secs(session.session.expires_at.saturating_sub(now()));
-        let id = session.session.identity.oid().to_owned();
-        tracing::debug!(oid = %id, "sign-in ticket redeemed");
+        tracing::debug!(
+            oid = session.session.identity.oid(),
+            "sign-in ticket redeemed"
+        );
 
         let mut resp = found(&handoff.return_to);
         let h = resp.headers_mut();

@@ -26,7 +26,7 @@ use crate::context::RequestCtx;
 use crate::error::ProxyError;
 use crate::oidc::Provider;
 use crate::seal::{Purpose, Sealer};
-use crate::session::Sessions;
+use crate::session::{Active, Sessions};
 
 /// How long a callback waits for a redemption slot.
 pub const REDEMPTION_WAIT: Duration = Duration::from_secs(1);
@@ -88,6 +88,26 @@ impl SignIn {
                 Err(ProxyError::TooManyRequests { retry_after })
             }
         }
+    }
+
+    /// The first of the browser's sessions (its cookie's IDs, in order) that is live and
+    /// passes `wanted`.
+    pub(super) async fn session_where(
+        &self,
+        headers: &http::HeaderMap,
+        wanted: impl Fn(&Active) -> bool,
+    ) -> Result<Option<String>, ProxyError> {
+        for id in super::cookies::session_ids(headers, self.cookie_name()) {
+            let found = self
+                .sessions
+                .load(id)
+                .await
+                .map_err(ProxyError::StoreUnavailable)?;
+            if found.is_some_and(|s| wanted(&s.session)) {
+                return Ok(Some(id.to_owned()));
+            }
+        }
+        Ok(None)
     }
 
     /// A redemption slot, waiting at most [`REDEMPTION_WAIT`].

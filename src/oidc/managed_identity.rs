@@ -12,8 +12,7 @@
 
 use std::time::Duration;
 
-use super::limited;
-use super::resource_token::{parse_answer, AccessToken, ResourceTokenError};
+use super::resource_token::{fetch, AccessToken, ResourceTokenError};
 use crate::config::ManagedIdentityConfig;
 
 /// The Instance Metadata Service's token endpoint.
@@ -84,22 +83,6 @@ impl ManagedIdentity {
                 )
             }
         };
-        let resp =
-            request
-                .query(&query)
-                .send()
-                .await
-                .map_err(|source| ResourceTokenError::Request {
-                    endpoint: url.clone(),
-                    source,
-                })?;
-        let status = resp.status().as_u16();
-        let body = limited::read(resp, limited::MAX_TOKEN_ANSWER)
-            .await
-            .map_err(|source| ResourceTokenError::Body {
-                endpoint: url.clone(),
-                source,
-            })?;
-        parse_answer(url, status, &body)
+        fetch(url, request.query(&query)).await
     }
 }

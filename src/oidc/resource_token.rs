@@ -179,25 +179,30 @@ impl ClientCredentials {
             }
         }
         let endpoint = &self.token_endpoint;
-        let resp = self
-            .http
-            .post(endpoint)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|source| ResourceTokenError::Request {
-                endpoint: endpoint.clone(),
-                source,
-            })?;
-        let status = resp.status().as_u16();
-        let body = limited::read(resp, limited::MAX_TOKEN_ANSWER)
-            .await
-            .map_err(|source| ResourceTokenError::Body {
-                endpoint: endpoint.clone(),
-                source,
-            })?;
-        parse_answer(endpoint, status, &body)
+        fetch(endpoint, self.http.post(endpoint).form(&form)).await
     }
+}
+
+/// Sends `request` to `endpoint` (a token endpoint or IMDS) and reads its bounded answer.
+pub async fn fetch(
+    endpoint: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<AccessToken, ResourceTokenError> {
+    let resp = request
+        .send()
+        .await
+        .map_err(|source| ResourceTokenError::Request {
+            endpoint: endpoint.to_owned(),
+            source,
+        })?;
+    let status = resp.status().as_u16();
+    let body = limited::read(resp, limited::MAX_TOKEN_ANSWER)
+        .await
+        .map_err(|source| ResourceTokenError::Body {
+            endpoint: endpoint.to_owned(),
+            source,
+        })?;
+    parse_answer(endpoint, status, &body)
 }
 
 /// A token endpoint's or IMDS's answer: `access_token` with `expires_in` (a number, or a
