@@ -23,7 +23,20 @@ pub fn random_token() -> String {
 
 /// Hex SHA-256, for store keys derived from secrets.
 pub fn digest(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
+    prefixed_digest("", s)
+}
+
+/// `prefix` followed by [`digest`] of `s`, built in one allocation: store keys are made on
+/// every signed-in request.
+pub fn prefixed_digest(prefix: &str, s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut key = String::with_capacity(prefix.len() + 64);
+    key.push_str(prefix);
+    for b in Sha256::digest(s.as_bytes()) {
+        key.push(char::from(HEX[usize::from(b >> 4)]));
+        key.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    key
 }
 
 /// Unix seconds as App Service writes `expires_on`: `2026-12-02T14:00:00.0000000Z`.

@@ -349,15 +349,18 @@ impl Proxy {
 
 /// The route's policy, for a signed-in principal; an access token's calling app too.
 pub(crate) fn authorize(
-    route: &Route,
+    route: &Arc<Route>,
     p: &Principal,
     ctx: &RequestCtx<'_>,
 ) -> Result<(), ProxyError> {
-    let caller = match p {
-        Principal::Bearer { identity, .. } => policy::authorize_caller(&route.policy, identity),
-        Principal::Session(_) => Ok(()),
+    let decision = match p {
+        Principal::Bearer { identity, .. } => policy::authorize_caller(&route.policy, identity)
+            .and_then(|()| policy::authorize(&route.policy, identity)),
+        // A session value's claims never change: its decision per route is taken once.
+        Principal::Session(s) => s
+            .memo()
+            .decision(route, || policy::authorize(&route.policy, &s.identity)),
     };
-    let decision = caller.and_then(|()| policy::authorize(&route.policy, p.identity()));
     decision.map_err(|denied| {
         let id = p.identity();
         audit::record(

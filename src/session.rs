@@ -22,15 +22,17 @@ mod codec;
 pub mod refresh;
 mod sealed;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::SessionConfig;
+use crate::error::Denied;
 use crate::identity::Identity;
 use crate::oidc::Tokens;
-use crate::primitives::{digest, now, random_token};
+use crate::primitives::{digest, now, prefixed_digest, random_token};
+use crate::route::Route;
 use crate::seal::{Purpose, Sealer};
 use crate::store::{SessionStore, StoreError};
 
@@ -90,6 +92,35 @@ pub struct Memo {
     touched: std::sync::atomic::AtomicU64,
     /// Identity headers per preset (`oauth2-proxy`, `easy-auth`).
     pub headers: [std::sync::OnceLock<crate::headers::identity::Headers>; 3],
+    /// Policy decisions for the last few routes used. A route is known by its allocation: a
+    /// reload builds new ones, and the `Weak` keeps an old one's address from being reused.
+    decisions: std::sync::Mutex<Vec<(Weak<Route>, Result<(), Denied>)>>,
+}
+
+/// Most routes whose decisions one session value remembers.
+const DECISIONS: usize = 4;
+
+impl Memo {
+    /// `route`'s policy decision for this session value: remembered, or `judge`d now.
+    pub fn decision(
+        &self,
+        route: &Arc<Route>,
+        judge: impl FnOnce() -> Result<(), Denied>,
+    ) -> Result<(), Denied> {
+        let mut known = self.decisions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, d)) = known
+            .iter()
+            .find(|(r, _)| std::ptr::eq(r.as_ptr(), Arc::as_ptr(route)))
+        {
+            return d.clone();
+        }
+        let d = judge();
+        if known.len() == DECISIONS {
+            known.drain(..1);
+        }
+        known.push((Arc::downgrade(route), d.clone()));
+        d
+    }
 }
 
 impl std::fmt::Debug for Memo {
@@ -114,7 +145,7 @@ pub(crate) fn access_expiry(now: u64, tokens: &Tokens) -> u64 {
 
 /// The store key of a session ID.
 pub fn store_key(id: &str) -> String {
-    format!("session:{}", digest(id))
+    prefixed_digest("session:", id)
 }
 
 /// The set of session keys Entra knows by `sid` (every sign-in of one Entra browser session).
@@ -351,20 +382,20 @@ impl Sessions {
     pub async fn load(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
         let key = store_key(id);
         let now = now();
-        let cached = self.cache.get(&key).await;
+        let cached = self.cache.get(&key);
         crate::metrics::session_cache(cached.is_some());
         let session = match cached {
             Some(s) => s,
             None => match self.read(&key).await? {
                 Some(s) => {
-                    self.cache.insert(&key, s.clone()).await;
+                    self.cache.insert(&key, s.clone());
                     s
                 }
                 None => return Ok(None),
             },
         };
         if session.expires_at <= now {
-            self.cache.remove(&key).await;
+            self.cache.remove(&key);
             return Ok(None);
         }
         if self.should_touch(&session, now) {
@@ -373,7 +404,7 @@ impl Sessions {
                     Ok(true) => {}
                     // Deleted or idle-expired elsewhere since it was cached.
                     Ok(false) => {
-                        self.cache.remove(&key).await;
+                        self.cache.remove(&key);
                         return Ok(None);
                     }
                     Err(e) => {
@@ -414,11 +445,11 @@ impl Sessions {
             .set_xx(key, &self.seal(key, &session)?, ttl)
             .await?
         {
-            self.cache.remove(key).await;
+            self.cache.remove(key);
             return Ok(None);
         }
         let session = Arc::new(Active::new(session));
-        self.cache.insert(key, session.clone()).await;
+        self.cache.insert(key, session.clone());
         if let Err(e) = self.store.publish_invalidation(key).await {
             tracing::warn!(error = %e, "could not publish a session change");
         }
@@ -427,7 +458,7 @@ impl Sessions {
 
     /// Ends a session everywhere.
     pub async fn delete(&self, key: &str, session: Option<&Session>) -> Result<(), StoreError> {
-        self.cache.remove(key).await;
+        self.cache.remove(key);
         self.store.delete(key).await?;
         if let Some(s) = session {
             if let Some(sid) = s.sid.as_deref() {

@@ -44,12 +44,10 @@ pub type Headers = Vec<(HeaderName, HeaderValue)>;
 
 /// The preset's headers for `id`; `user_claim` names the user (`oidc.user_claim`).
 pub fn preset_headers(id: &Identity, preset: HeaderPreset, user_claim: &str) -> Headers {
-    let mut out = Headers::new();
+    let mut values: Vec<(&'static str, String)> = Vec::new();
     let mut put = |name: &'static str, value: Option<String>| {
         if let Some(v) = value.filter(|v| !v.is_empty()) {
-            if let Some(v) = header_value(name, &v) {
-                out.push((HeaderName::from_static(name), v));
-            }
+            values.push((name, v));
         }
     };
     match preset {
@@ -86,6 +84,32 @@ pub fn preset_headers(id: &Identity, preset: HeaderPreset, user_claim: &str) -> 
         }
         HeaderPreset::None => {}
     }
+    shared_values(values)
+}
+
+/// The headers, their values slices of one buffer: a request clones them all by touching one
+/// reference count, not one per value, and reads them from one place in memory.
+fn shared_values(values: Vec<(&'static str, String)>) -> Headers {
+    let mut buf = bytes::BytesMut::with_capacity(values.iter().map(|(_, v)| v.len()).sum());
+    let mut ends = Vec::with_capacity(values.len());
+    for (_, v) in &values {
+        buf.extend_from_slice(v.as_bytes());
+        ends.push(buf.len());
+    }
+    let buf = buf.freeze();
+    let mut start = 0;
+    let mut out = Headers::with_capacity(values.len());
+    for ((name, _), end) in values.iter().zip(ends) {
+        let bytes = buf.slice(start..end);
+        start = end;
+        match HeaderValue::from_maybe_shared(bytes) {
+            Ok(v) => out.push((HeaderName::from_static(name), v)),
+            Err(_) => tracing::warn!(
+                header = *name,
+                "identity header left out: the claim value holds a control character"
+            ),
+        }
+    }
     out
 }
 
@@ -115,6 +139,7 @@ pub fn inject(
     claims_headers: &[(HeaderName, String)],
     access_token: Option<(TokenHeader, &str)>,
 ) {
+    headers.reserve(preset.len() + claims_headers.len() + 1);
     for (name, value) in preset {
         headers.insert(name.clone(), value.clone());
     }

@@ -5,45 +5,75 @@
 //! (`SessionStore::publish_invalidation`), and a listener task drops the named entry — or
 //! everything, when the store reports that messages may have been missed (`Invalidation::All`
 //! after a reconnect). The TTL only bounds the damage of a lost message.
+//!
+//! A lookup sits on every signed-in request, so the cache is a plain sharded map with no
+//! background work (`quick_cache`): a read takes one shard's read lock and clones an `Arc`.
+//! Entries are keyed by the 32 bytes of the store key's digest, held inline, so a lookup reads
+//! no key from elsewhere in memory. An entry's deadline is checked as it is read; expired
+//! entries left unread are evicted as the cache fills, like any other cold entry.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Active, Sessions};
 use crate::store::Invalidation;
 
 /// Most sessions one instance keeps decrypted.
-const CAPACITY: u64 = 200_000;
+const CAPACITY: usize = 200_000;
 
 pub(super) struct Cache {
-    sessions: moka::future::Cache<String, Arc<Active>>,
+    sessions: quick_cache::sync::Cache<[u8; 32], Entry>,
+    ttl: Duration,
+}
+
+#[derive(Clone)]
+struct Entry {
+    session: Arc<Active>,
+    until: Instant,
 }
 
 impl Cache {
     pub(super) fn new(ttl: Duration) -> Cache {
         Cache {
-            sessions: moka::future::Cache::builder()
-                .max_capacity(CAPACITY)
-                .time_to_live(ttl)
-                .build(),
+            sessions: quick_cache::sync::Cache::new(CAPACITY),
+            ttl,
         }
     }
 
-    pub(super) async fn get(&self, key: &str) -> Option<Arc<Active>> {
-        self.sessions.get(key).await
+    pub(super) fn get(&self, key: &str) -> Option<Arc<Active>> {
+        let slot = slot(key)?;
+        let entry = self.sessions.get(&slot)?;
+        if Instant::now() < entry.until {
+            return Some(entry.session);
+        }
+        self.sessions.remove(&slot);
+        None
     }
 
-    pub(super) async fn insert(&self, key: &str, s: Arc<Active>) {
-        self.sessions.insert(key.to_owned(), s).await;
+    pub(super) fn insert(&self, key: &str, session: Arc<Active>) {
+        if let Some(slot) = slot(key) {
+            let until = Instant::now() + self.ttl;
+            self.sessions.insert(slot, Entry { session, until });
+        }
     }
 
-    pub(super) async fn remove(&self, key: &str) {
-        self.sessions.invalidate(key).await;
+    pub(super) fn remove(&self, key: &str) {
+        if let Some(slot) = slot(key) {
+            self.sessions.remove(&slot);
+        }
     }
 
     fn clear(&self) {
-        self.sessions.invalidate_all();
+        self.sessions.clear();
     }
+}
+
+/// The digest a session's store key (`session:` + 64 hex digits) names; `None` for any other
+/// key (an invalidation of an index key, say), which no entry has.
+fn slot(key: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(key.strip_prefix("session:")?, &mut out).ok()?;
+    Some(out)
 }
 
 /// Drops cached sessions as the store reports changes; ends with the `Sessions`.
@@ -55,11 +85,70 @@ pub(super) fn listen(sessions: &Arc<Sessions>) {
             let msg = rx.recv().await;
             let Some(s) = weak.upgrade() else { return };
             match msg {
-                Ok(Invalidation::Key(k)) => s.cache.remove(&k).await,
+                Ok(Invalidation::Key(k)) => s.cache.remove(&k),
                 Ok(Invalidation::All) => s.cache.clear(),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => s.cache.clear(),
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::store_key;
+
+    fn active() -> Arc<Active> {
+        let session: super::super::Session = serde_json::from_value(serde_json::json!({
+            "identity": {"claims": {"oid": "o"}},
+            "access_token": null,
+            "refresh_token": null,
+            "access_expires_at": 0,
+            "created_at": 0,
+            "expires_at": u64::MAX,
+        }))
+        .unwrap();
+        Arc::new(Active::new(session))
+    }
+
+    #[test]
+    fn an_entry_is_served_until_its_deadline_then_dropped() {
+        let cache = Cache::new(Duration::from_millis(50));
+        let s = active();
+        let (a, b) = (store_key("a"), store_key("b"));
+        cache.insert(&a, s.clone());
+        assert!(Arc::ptr_eq(&cache.get(&a).unwrap(), &s));
+        assert!(cache.get(&b).is_none());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.get(&a).is_none());
+        assert!(
+            cache.sessions.is_empty(),
+            "an expired entry is removed as it is read"
+        );
+    }
+
+    #[test]
+    fn remove_and_clear_drop_entries() {
+        let cache = Cache::new(Duration::from_secs(60));
+        let (a, b) = (store_key("a"), store_key("b"));
+        cache.insert(&a, active());
+        cache.insert(&b, active());
+        cache.remove(&a);
+        assert!(cache.get(&a).is_none());
+        assert!(cache.get(&b).is_some());
+        cache.clear();
+        assert!(cache.get(&b).is_none());
+    }
+
+    #[test]
+    fn keys_other_than_session_keys_are_never_cached() {
+        let cache = Cache::new(Duration::from_secs(60));
+        for key in ["sid-set:ab", "session:not-hex", "session:", "user:00"] {
+            cache.insert(key, active());
+            assert!(cache.get(key).is_none(), "{key}");
+            cache.remove(key);
+        }
+        assert!(cache.sessions.is_empty());
+    }
 }

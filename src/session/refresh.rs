@@ -158,7 +158,7 @@ impl Sessions {
                 // Another request may have renewed it while this one waited for the lock.
                 Renewal::LockedHere(s) => match self.read(&key).await {
                     Ok(Some(current)) if !due(&current) => {
-                        self.cache.insert(&key, current.clone()).await;
+                        self.cache.insert(&key, current.clone());
                         return Freshness::Valid(current);
                     }
                     Ok(Some(current)) => Renewal::Due(current),
@@ -195,7 +195,7 @@ impl Sessions {
             tokio::time::sleep(Duration::from_millis(100)).await;
             match self.read(key).await {
                 Ok(Some(s)) if !s.token_expired(now()) => {
-                    self.cache.insert(key, s.clone()).await;
+                    self.cache.insert(key, s.clone());
                     return Freshness::Valid(s);
                 }
                 Ok(Some(_)) => {}

@@ -210,3 +210,52 @@ fn the_idle_timeout_is_pushed_forward_once_per_interval() {
     let changed = Active::new(Session::clone(&v));
     assert!(s.should_touch(&changed, now + 1));
 }
+
+/// A route as a reload builds it: a new allocation each time, whatever its spec.
+fn built_route() -> Arc<Route> {
+    let text = "[[route]]\nname = \"r\"\nhost = \"app.example.com\"\npath_prefix = \"/\"\n\
+                upstream = \"http://127.0.0.1:3000\"\nallowed_groups = [\"g\"]\n";
+    let specs = crate::config::routes::parse(text, std::path::Path::new("routes.toml")).unwrap();
+    let clients = crate::forward::Clients::new(crate::config::UpstreamConfig {
+        connect_timeout: Duration::from_secs(5),
+        pool_idle_timeout: Duration::from_secs(4),
+        pool_max_idle_per_host: 8,
+        ca_file: None,
+    });
+    let table = crate::route::RouteTable::build(specs, &clients).unwrap();
+    Arc::clone(table.find("app.example.com", "/").unwrap())
+}
+
+#[test]
+fn a_policy_decision_is_taken_once_per_route_and_again_after_a_reload() {
+    let memo = Memo::default();
+    let route = built_route();
+    let mut judged = 0;
+    let mut decide = |r: &Arc<Route>, answer: Result<(), Denied>| {
+        memo.decision(r, || {
+            judged += 1;
+            answer
+        })
+    };
+    assert_eq!(decide(&route, Err(Denied::Groups)), Err(Denied::Groups));
+    // Remembered: the judge is not asked again, and its new answer is not used.
+    assert_eq!(decide(&route, Ok(())), Err(Denied::Groups));
+    // The same spec, reloaded: a new route, judged again.
+    let reloaded = built_route();
+    assert_eq!(decide(&reloaded, Ok(())), Ok(()));
+    assert_eq!(judged, 2);
+}
+
+#[test]
+fn a_session_value_remembers_decisions_for_a_few_routes_only() {
+    let memo = Memo::default();
+    let routes: Vec<Arc<Route>> = (0..=DECISIONS).map(|_| built_route()).collect();
+    for r in &routes {
+        assert_eq!(memo.decision(r, || Err(Denied::Users)), Err(Denied::Users));
+    }
+    assert_eq!(memo.decisions.lock().unwrap().len(), DECISIONS);
+    // The oldest was forgotten and is judged again; the newest is remembered.
+    assert_eq!(memo.decision(&routes[0], || Ok(())), Ok(()));
+    let last = routes.last().unwrap();
+    assert_eq!(memo.decision(last, || Ok(())), Err(Denied::Users));
+}
