@@ -94,8 +94,11 @@ pub struct Memo {
     pub headers: [std::sync::OnceLock<crate::headers::identity::Headers>; 3],
     /// Policy decisions for the last few routes used. A route is known by its allocation: a
     /// reload builds new ones, and the `Weak` keeps an old one's address from being reused.
-    decisions: std::sync::Mutex<Vec<(Weak<Route>, Result<(), Denied>)>>,
+    decisions: std::sync::Mutex<Vec<Remembered>>,
 }
+
+/// A route, and its policy's decision for one session value.
+type Remembered = (Weak<Route>, Result<(), Denied>);
 
 /// Most routes whose decisions one session value remembers.
 const DECISIONS: usize = 4;
