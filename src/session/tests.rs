@@ -214,7 +214,8 @@ fn the_idle_timeout_is_pushed_forward_once_per_interval() {
 /// A route as a reload builds it: a new allocation each time, whatever its spec.
 fn built_route() -> Arc<Route> {
     let text = "[[route]]\nname = \"r\"\nhost = \"app.example.com\"\npath_prefix = \"/\"\n\
-                upstream = \"http://127.0.0.1:3000\"\nallowed_groups = [\"g\"]\n";
+                upstream = \"http://127.0.0.1:3000\"\n\
+                allowed_groups = [\"0b2c3d4e-1111-4a5b-8c6d-7e8f90a1b2c3\"]\n";
     let specs = crate::config::routes::parse(text, std::path::Path::new("routes.toml")).unwrap();
     let clients = crate::forward::Clients::new(crate::config::UpstreamConfig {
         connect_timeout: Duration::from_secs(5),
