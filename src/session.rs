@@ -363,20 +363,49 @@ impl Sessions {
     /// Reads from the store, bypassing the cache (and not extending the idle timeout). `None`
     /// for absent, expired or unreadable.
     pub(crate) async fn read(&self, key: &str) -> Result<Option<Arc<Active>>, StoreError> {
-        let Some(bytes) = self.store.get(key).await? else {
+        let bytes = self.store.get(key).await?;
+        Ok(self.open(key, bytes))
+    }
+
+    /// [`read`](Self::read) for a request: the same store round trip pushes the idle timeout
+    /// forward, so the value starts out touched.
+    async fn read_touching(&self, key: &str, now: u64) -> Result<Option<Arc<Active>>, StoreError> {
+        let idle = self.config.idle_timeout;
+        let Some(session) = self.open(key, self.store.get_touch(key, idle).await?) else {
             return Ok(None);
         };
+        session
+            .memo
+            .touched
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+        // Within `idle_timeout` of its hard end, the key keeps that end, not `idle_timeout`.
+        match self.ttl(&session, now).filter(|ttl| *ttl < idle) {
+            None => Ok(Some(session)),
+            Some(ttl) => match self.store.expire(key, ttl).await {
+                Ok(true) => Ok(Some(session)),
+                Ok(false) => Ok(None),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not set a session's time to live");
+                    Ok(Some(session))
+                }
+            },
+        }
+    }
+
+    /// A stored value, opened: `None` for absent, ended or unreadable.
+    fn open(&self, key: &str, bytes: Option<Vec<u8>>) -> Option<Arc<Active>> {
+        let bytes = bytes?;
         let Some(plain) = self.sealer.open(&bytes, key.as_bytes()) else {
             // Sealed under a retired secret, or tampered with in the store.
             tracing::warn!(key, "session value does not open; treating it as absent");
-            return Ok(None);
+            return None;
         };
         match codec::decode(&plain) {
-            Ok(s) if s.expires_at > now() => Ok(Some(Arc::new(Active::new(s)))),
-            Ok(_) => Ok(None),
+            Ok(s) if s.expires_at > now() => Some(Arc::new(Active::new(s))),
+            Ok(_) => None,
             Err(e) => {
                 tracing::warn!(key, error = %e, "session value does not parse; treating it as absent");
-                Ok(None)
+                None
             }
         }
     }
@@ -389,7 +418,7 @@ impl Sessions {
         crate::metrics::session_cache(cached.is_some());
         let session = match cached {
             Some(s) => s,
-            None => match self.read(&key).await? {
+            None => match self.read_touching(&key, now).await? {
                 Some(s) => {
                     self.cache.insert(&key, s.clone());
                     s

@@ -48,6 +48,16 @@ pub use self::redis::{RedisConfig, RedisStore};
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Reads `key` and, if it exists, resets its time to live to `ttl`: a session read from
+    /// the store that also pushes its idle timeout forward. One round trip on Redis (a
+    /// script); by default a `get` then an `expire`.
+    async fn get_touch(&self, key: &str, ttl: Duration) -> Result<Option<Vec<u8>>, StoreError> {
+        let value = self.get(key).await?;
+        if value.is_some() {
+            self.expire(key, ttl).await?;
+        }
+        Ok(value)
+    }
     /// Stores `value` under `key`, replacing any value, expiring after `ttl` (ms precision, ttl > 0).
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
     /// Stores only if `key` is absent; true if stored. Used for refresh locks and one-time markers.

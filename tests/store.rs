@@ -13,7 +13,8 @@ use std::time::Duration;
 use fred::prelude::*;
 use portcullis::config::Secret;
 use portcullis::store::redis::{
-    acl_rules, DELETE_IF_SCRIPT, DELETE_IF_SHA1, SET_ADD_SCRIPT, SET_ADD_SHA1,
+    acl_rules, DELETE_IF_SCRIPT, DELETE_IF_SHA1, GET_TOUCH_SCRIPT, GET_TOUCH_SHA1, SET_ADD_SCRIPT,
+    SET_ADD_SHA1,
 };
 use portcullis::store::{
     Invalidation, MemoryStore, RedisConfig, RedisStore, SessionStore, StoreError,
@@ -131,6 +132,7 @@ suite!(
     entries_expire_after_their_ttl,
     set_nx_stores_only_when_absent,
     expire_resets_the_ttl_of_existing_keys_only,
+    get_touch_reads_and_lengthens_existing_keys_only,
     ttl_reports_the_remaining_time,
     delete_removes_the_key,
     delete_if_needs_the_current_value,
@@ -267,6 +269,26 @@ async fn expire_resets_the_ttl_of_existing_keys_only(s: Backend) {
         eventually(BOUND, || async { s.a.get(&k).await.unwrap().is_none() }).await,
         "shortened ttl never expired"
     );
+}
+
+async fn get_touch_reads_and_lengthens_existing_keys_only(s: Backend) {
+    let absent = key("session");
+    assert_eq!(s.a.get_touch(&absent, HOUR).await.unwrap(), None);
+    assert_eq!(
+        s.a.ttl(&absent).await.unwrap(),
+        None,
+        "get_touch created a key"
+    );
+
+    let k = key("session");
+    s.a.set(&k, b"v", SHORT).await.unwrap();
+    assert_eq!(
+        s.b.get_touch(&k, HOUR).await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    let ttl = s.a.ttl(&k).await.unwrap().unwrap();
+    assert!(ttl > HOUR / 2, "not lengthened: {ttl:?}");
+    assert_eq!(s.a.get(&k).await.unwrap().as_deref(), Some(&b"v"[..]));
 }
 
 async fn ttl_reports_the_remaining_time(s: Backend) {
@@ -449,6 +471,8 @@ mod redis_only {
         assert_eq!(sha, DELETE_IF_SHA1);
         let sha: String = raw.script_load(SET_ADD_SCRIPT).await.unwrap();
         assert_eq!(sha, SET_ADD_SHA1);
+        let sha: String = raw.script_load(GET_TOUCH_SCRIPT).await.unwrap();
+        assert_eq!(sha, GET_TOUCH_SHA1);
     }
 
     #[tokio::test]

@@ -260,3 +260,31 @@ fn a_session_value_remembers_decisions_for_a_few_routes_only() {
     let last = routes.last().unwrap();
     assert_eq!(memo.decision(last, || Ok(())), Err(Denied::Users));
 }
+
+#[tokio::test]
+async fn a_session_read_from_the_store_is_touched_by_the_same_read() {
+    let (s, store) = sessions();
+    // Written with a short store TTL, as if idle for most of its timeout.
+    let id = s.create(session(12 * 3600)).await.unwrap();
+    let key = store_key(&id);
+    store.expire(&key, Duration::from_secs(5)).await.unwrap();
+    let loaded = s.load(&id).await.unwrap().unwrap();
+    let ttl = store.ttl(&key).await.unwrap().unwrap();
+    assert!(
+        ttl > Duration::from_secs(3500),
+        "idle timeout not pushed: {ttl:?}"
+    );
+    // The value starts out touched: no second touch until the interval has passed.
+    assert!(!s.should_touch(&loaded.session, now()));
+
+    // Within the idle timeout of its hard end, the key keeps that end.
+    let short = s.create(session(600)).await.unwrap();
+    let key = store_key(&short);
+    store.expire(&key, Duration::from_secs(5)).await.unwrap();
+    assert!(s.load(&short).await.unwrap().is_some());
+    let ttl = store.ttl(&key).await.unwrap().unwrap();
+    assert!(
+        ttl > Duration::from_secs(500) && ttl <= Duration::from_secs(600),
+        "{ttl:?}"
+    );
+}

@@ -34,6 +34,11 @@ impl<S: SessionStore> SessionStore for Instrumented<S> {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.timed("get", self.inner.get(key)).await
     }
+    /// Counted as `get`: it is the request path's session read, which dashboards and the
+    /// documented alert (`op="get"`) watch.
+    async fn get_touch(&self, key: &str, ttl: Duration) -> Result<Option<Vec<u8>>, StoreError> {
+        self.timed("get", self.inner.get_touch(key, ttl)).await
+    }
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         self.timed("set", self.inner.set(key, value, ttl)).await
     }

@@ -75,6 +75,12 @@ pub const SET_ADD_SCRIPT: &str = "redis.call('SADD', KEYS[1], ARGV[1]) if redis.
 /// SHA-1 of [`SET_ADD_SCRIPT`].
 pub const SET_ADD_SHA1: &str = "cdda7b58ced424af407171c1b3327d51d692215f";
 
+/// Reads a key and, if it exists, sets its time to live (`ARGV[1]`, ms): GET + PEXPIRE in one
+/// round trip, on any Redis version with scripting (GETEX needs 6.2).
+pub const GET_TOUCH_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) if v then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return v";
+/// SHA-1 of [`GET_TOUCH_SCRIPT`].
+pub const GET_TOUCH_SHA1: &str = "9164c35d1ff0fc340f328e34147bd5b328ee9822";
+
 /// See [`RedisStore::run`].
 const OUTER_TIMEOUT_MARGIN: Duration = Duration::from_millis(250);
 
@@ -276,14 +282,14 @@ impl RedisStore {
 
     /// Runs a Lua script by its hash, loading it with EVAL when Redis does not have it (after
     /// a restart or SCRIPT FLUSH).
-    async fn script(
+    async fn script<R: FromValue>(
         &self,
         client: &Client,
         script: &'static str,
         sha1: &'static str,
         key: String,
         args: Vec<Value>,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<R, StoreError> {
         match self
             .bounded(KeyCommand::script("EVALSHA", sha1, &key, args.clone()).run(client))
             .await?
@@ -333,6 +339,21 @@ impl SessionStore for RedisStore {
         let client = self.client()?;
         let get = KeyCommand::new("GET", &self.key(key));
         let value: Option<Bytes> = self.run(get.run(client)).await?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    async fn get_touch(&self, key: &str, ttl: Duration) -> Result<Option<Vec<u8>>, StoreError> {
+        let args = vec![Value::from(ttl_millis(ttl)?.to_string())];
+        let client = self.client()?;
+        let value: Option<Bytes> = self
+            .script(
+                client,
+                GET_TOUCH_SCRIPT,
+                GET_TOUCH_SHA1,
+                self.key(key),
+                args,
+            )
+            .await?;
         Ok(value.map(|v| v.to_vec()))
     }
 
