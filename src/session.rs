@@ -19,20 +19,21 @@
 
 mod cache;
 mod codec;
+mod memo;
 pub mod refresh;
 mod sealed;
 
-use std::sync::{Arc, Weak};
+pub use memo::Memo;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::SessionConfig;
-use crate::error::Denied;
 use crate::identity::Identity;
 use crate::oidc::Tokens;
 use crate::primitives::{digest, now, prefixed_digest, random_token};
-use crate::route::Route;
 use crate::seal::{Purpose, Sealer};
 use crate::store::{SessionStore, StoreError};
 
@@ -82,53 +83,6 @@ impl std::ops::Deref for Active {
 
     fn deref(&self) -> &Session {
         &self.session
-    }
-}
-
-/// What this process memoizes per session value; never stored.
-#[derive(Default)]
-pub struct Memo {
-    /// Unix seconds when this instance last pushed the idle timeout forward in the store.
-    touched: std::sync::atomic::AtomicU64,
-    /// Identity headers per preset (`oauth2-proxy`, `easy-auth`).
-    pub headers: [std::sync::OnceLock<crate::headers::identity::Headers>; 3],
-    /// Policy decisions for the last few routes used. A route is known by its allocation: a
-    /// reload builds new ones, and the `Weak` keeps an old one's address from being reused.
-    decisions: std::sync::Mutex<Vec<Remembered>>,
-}
-
-/// A route, and its policy's decision for one session value.
-type Remembered = (Weak<Route>, Result<(), Denied>);
-
-/// Most routes whose decisions one session value remembers.
-const DECISIONS: usize = 4;
-
-impl Memo {
-    /// `route`'s policy decision for this session value: remembered, or `judge`d now.
-    pub fn decision(
-        &self,
-        route: &Arc<Route>,
-        judge: impl FnOnce() -> Result<(), Denied>,
-    ) -> Result<(), Denied> {
-        let mut known = self.decisions.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, d)) = known
-            .iter()
-            .find(|(r, _)| std::ptr::eq(r.as_ptr(), Arc::as_ptr(route)))
-        {
-            return d.clone();
-        }
-        let d = judge();
-        if known.len() == DECISIONS {
-            known.drain(..1);
-        }
-        known.push((Arc::downgrade(route), d.clone()));
-        d
-    }
-}
-
-impl std::fmt::Debug for Memo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Memo")
     }
 }
 
@@ -374,10 +328,7 @@ impl Sessions {
         let Some(session) = self.open(key, self.store.get_touch(key, idle).await?) else {
             return Ok(None);
         };
-        session
-            .memo
-            .touched
-            .store(now, std::sync::atomic::Ordering::Relaxed);
+        session.memo.touched_at(now);
         // Within `idle_timeout` of its hard end, the key keeps that end, not `idle_timeout`.
         match self.ttl(&session, now).filter(|ttl| *ttl < idle) {
             None => Ok(Some(session)),

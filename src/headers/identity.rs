@@ -7,6 +7,7 @@
 //! (CR, LF, NUL, …) is never sent: the header is left out instead.
 
 use base64::Engine;
+use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::HeaderMap;
 use serde_json::Value;
@@ -100,15 +101,10 @@ fn shared_values(values: Vec<(&'static str, String)>) -> Headers {
     let mut start = 0;
     let mut out = Headers::with_capacity(values.len());
     for ((name, _), end) in values.iter().zip(ends) {
-        let bytes = buf.slice(start..end);
-        start = end;
-        match HeaderValue::from_maybe_shared(bytes) {
-            Ok(v) => out.push((HeaderName::from_static(name), v)),
-            Err(_) => tracing::warn!(
-                header = *name,
-                "identity header left out: the claim value holds a control character"
-            ),
+        if let Some(v) = header_value(name, buf.slice(start..end)) {
+            out.push((HeaderName::from_static(name), v));
         }
+        start = end;
     }
     out
 }
@@ -146,19 +142,22 @@ pub fn inject(
     for (header, claim) in claims_headers {
         if let Some(v) = id
             .rendered(claim)
-            .and_then(|v| header_value(header.as_str(), &v))
+            .and_then(|v| header_value(header.as_str(), Bytes::from(v)))
         {
             headers.insert(header.clone(), v);
         }
     }
     match access_token {
         Some((TokenHeader::Authorization, token)) => {
-            if let Some(v) = header_value("authorization", &format!("Bearer {token}")) {
+            if let Some(v) = header_value("authorization", Bytes::from(format!("Bearer {token}"))) {
                 headers.insert(AUTHORIZATION, v);
             }
         }
         Some((TokenHeader::Forwarded, token)) => {
-            if let Some(v) = header_value("x-forwarded-access-token", token) {
+            if let Some(v) = header_value(
+                "x-forwarded-access-token",
+                Bytes::copy_from_slice(token.as_bytes()),
+            ) {
                 headers.insert(HeaderName::from_static("x-forwarded-access-token"), v);
             }
         }
@@ -167,8 +166,8 @@ pub fn inject(
 }
 
 /// A header value, or `None` (logged) for a value with a control character.
-fn header_value(name: &str, value: &str) -> Option<HeaderValue> {
-    match HeaderValue::from_bytes(value.as_bytes()) {
+fn header_value(name: &str, value: Bytes) -> Option<HeaderValue> {
+    match HeaderValue::from_maybe_shared(value) {
         Ok(v) => Some(v),
         Err(_) => {
             tracing::warn!(

@@ -144,7 +144,19 @@ mod tests {
     #[test]
     fn keys_other_than_session_keys_are_never_cached() {
         let cache = Cache::new(Duration::from_secs(60));
-        for key in ["sid-set:ab", "session:not-hex", "session:", "user:00"] {
+        let (short, long) = (
+            format!("session:{}", "0".repeat(63)),
+            format!("session:{}", "0".repeat(66)),
+        );
+        let keys = [
+            "sid-set:ab",
+            "session:not-hex",
+            "session:",
+            "user:00",
+            &short,
+            &long,
+        ];
+        for key in keys {
             cache.insert(key, active());
             assert!(cache.get(key).is_none(), "{key}");
             cache.remove(key);

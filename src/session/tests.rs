@@ -3,6 +3,10 @@ use super::*;
 use crate::config::{SessionConfig, StoreKind};
 use crate::store::MemoryStore;
 
+use super::memo::DECISIONS;
+use crate::error::Denied;
+use crate::route::Route;
+
 fn config() -> SessionConfig {
     SessionConfig {
         store: StoreKind::Memory,
