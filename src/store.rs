@@ -21,7 +21,8 @@
 //!   refresh lock has at most one holder, only the holder releases it, and a renewal never
 //!   brings back a session deleted while it ran.
 //! - Sets (`sid-set:<hex>`, `user:<hex>`) index session keys; a member may outlive its
-//!   session (readers skip members that are gone), never the other way round.
+//!   session (readers skip members that are gone), never the other way round. A store may
+//!   drop a member whose key it no longer holds (the memory store does, to stay bounded).
 //! - A store that cannot be reached answers [`StoreError::Unavailable`] quickly instead of
 //!   hanging the request; the proxy maps that to 503 on protected routes and to a failing
 //!   `/readyz` (through [`SessionStore::ping`]).

@@ -145,7 +145,29 @@ suite!(
     set_xx_replaces_only_an_existing_key,
     sets_add_list_and_remove_members_across_instances,
     a_set_lives_as_long_as_its_longest_member_asked,
+    a_key_holds_either_a_value_or_a_set,
 );
+
+async fn a_key_holds_either_a_value_or_a_set(s: Backend) {
+    let set = key("user");
+    s.a.set_add(&set, "session:1", HOUR).await.unwrap();
+    let err = s.b.get(&set).await.unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+    let value = key("session");
+    s.a.set(&value, b"sealed", HOUR).await.unwrap();
+    let err = s.b.set_add(&value, "session:2", HOUR).await.unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+    assert_eq!(
+        s.a.get(&value).await.unwrap().as_deref(),
+        Some(&b"sealed"[..])
+    );
+    // A plain write replaces a set, as SET does in Redis.
+    s.a.set(&set, b"replaced", HOUR).await.unwrap();
+    assert_eq!(
+        s.b.get(&set).await.unwrap().as_deref(),
+        Some(&b"replaced"[..])
+    );
+}
 
 async fn set_xx_replaces_only_an_existing_key(s: Backend) {
     let k = key("session");

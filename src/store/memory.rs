@@ -15,10 +15,17 @@
 //!   protects the long-lived entries: pending logins (minutes) are evicted before sessions
 //!   (hours), so a flood of anonymous `/login` hits cannot push signed-in users out before it
 //!   has pushed out its own older entries. Replacing an existing key never evicts.
+//! - Sets are native sets: adding, removing and testing a member cost the same however large
+//!   the set. A set's members are keys of this store (see `store.rs`), so when a set has doubled
+//!   since it was last compacted, members naming keys the store no longer holds are dropped.
+//!   A set therefore stays within twice the live sessions it indexes (plus a small floor),
+//!   however often one user signs in: the store's bound covers its sets too.
+//! - As in Redis, a key holds either a value or a set: reading a set as a value, or adding to
+//!   a value as a set, is an error.
 //! - Invalidations go to this store's own receivers only; there is no connection to lose, so
 //!   [`Invalidation::All`] is never sent.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -47,8 +54,35 @@ struct State {
 }
 
 struct Entry {
-    value: Vec<u8>,
+    value: Value,
     deadline: Instant,
+}
+
+enum Value {
+    Bytes(Vec<u8>),
+    Set(Members),
+}
+
+struct Members {
+    members: HashSet<String>,
+    /// Size after the last compaction: the next one runs when the set has doubled.
+    compacted: usize,
+}
+
+/// A set smaller than this is never compacted.
+const COMPACT_FLOOR: usize = 64;
+
+impl Value {
+    fn bytes(&self) -> Result<&[u8], StoreError> {
+        match self {
+            Value::Bytes(b) => Ok(b),
+            Value::Set(_) => Err(wrong_type("a set", "read as a value")),
+        }
+    }
+}
+
+fn wrong_type(holds: &str, asked: &str) -> StoreError {
+    StoreError::Failed(format!("wrong type: the key holds {holds}, {asked}"))
 }
 
 impl MemoryStore {
@@ -115,7 +149,7 @@ impl State {
     }
 
     /// Inserts or replaces; true if the purge task should look at the new deadline.
-    fn insert(&mut self, key: &str, value: &[u8], deadline: Instant) -> bool {
+    fn insert(&mut self, key: &str, value: Value, deadline: Instant) -> bool {
         if let Some(old) = self.entries.get(key) {
             self.deadlines.remove(&(old.deadline, key.to_owned()));
         } else if self.entries.len() >= self.max_entries {
@@ -125,13 +159,8 @@ impl State {
         }
         let earliest = self.deadlines.first().is_none_or(|(d, _)| deadline < *d);
         self.deadlines.insert((deadline, key.to_owned()));
-        self.entries.insert(
-            key.to_owned(),
-            Entry {
-                value: value.to_vec(),
-                deadline,
-            },
-        );
+        self.entries
+            .insert(key.to_owned(), Entry { value, deadline });
         earliest
     }
 
@@ -142,13 +171,38 @@ impl State {
     }
 }
 
-/// A set's members: kept as one value, newline-separated (members are store keys).
-fn members(value: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(value)
-        .split('\n')
-        .filter(|m| !m.is_empty())
-        .map(str::to_owned)
-        .collect()
+impl State {
+    /// Drops the members of the set at `key` that name keys no longer live, once the set has
+    /// doubled since the last time: each member is looked at a bounded number of times.
+    fn compact(&mut self, key: &str, now: Instant) {
+        let entries = &self.entries;
+        let Some(Entry {
+            value: Value::Set(set),
+            ..
+        }) = self.entries.get(key)
+        else {
+            return;
+        };
+        if set.members.len() < COMPACT_FLOOR.max(set.compacted * 2) {
+            return;
+        }
+        let gone: Vec<String> = set
+            .members
+            .iter()
+            .filter(|m| entries.get(m.as_str()).is_none_or(|e| e.deadline <= now))
+            .cloned()
+            .collect();
+        if let Some(Entry {
+            value: Value::Set(set),
+            ..
+        }) = self.entries.get_mut(key)
+        {
+            for m in &gone {
+                set.members.remove(m);
+            }
+            set.compacted = set.members.len();
+        }
+    }
 }
 
 fn deadline(now: Instant, ttl: Duration) -> Result<Instant, StoreError> {
@@ -183,7 +237,10 @@ async fn purge_task(shared: Arc<Shared>) {
 impl SessionStore for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let state = self.shared.lock();
-        Ok(state.live(key, Instant::now()).map(|e| e.value.clone()))
+        match state.live(key, Instant::now()) {
+            Some(e) => Ok(Some(e.value.bytes()?.to_vec())),
+            None => Ok(None),
+        }
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
@@ -192,7 +249,7 @@ impl SessionStore for MemoryStore {
         let wake = {
             let mut state = self.shared.lock();
             state.purge(now);
-            state.insert(key, value, deadline)
+            state.insert(key, Value::Bytes(value.to_vec()), deadline)
         };
         if wake {
             self.shared.wake.notify_one();
@@ -209,7 +266,7 @@ impl SessionStore for MemoryStore {
             if state.live(key, now).is_some() {
                 return Ok(false);
             }
-            state.insert(key, value, deadline)
+            state.insert(key, Value::Bytes(value.to_vec()), deadline)
         };
         if wake {
             self.shared.wake.notify_one();
@@ -226,7 +283,7 @@ impl SessionStore for MemoryStore {
             if state.live(key, now).is_none() {
                 return Ok(false);
             }
-            state.insert(key, value, deadline)
+            state.insert(key, Value::Bytes(value.to_vec()), deadline)
         };
         if wake {
             self.shared.wake.notify_one();
@@ -240,14 +297,32 @@ impl SessionStore for MemoryStore {
         let wake = {
             let mut state = self.shared.lock();
             state.purge(now);
-            let (mut members, deadline) = match state.live(key, now) {
-                Some(e) => (members(&e.value), e.deadline.max(wanted)),
-                None => (Vec::new(), wanted),
+            let wake = match state.entries.get_mut(key) {
+                Some(Entry {
+                    value: Value::Set(set),
+                    deadline,
+                }) => {
+                    set.members.insert(member.to_owned());
+                    if *deadline < wanted {
+                        let old = std::mem::replace(deadline, wanted);
+                        state.deadlines.remove(&(old, key.to_owned()));
+                        state.deadlines.insert((wanted, key.to_owned()));
+                    }
+                    // A deadline moved later is never a new earliest: the purge task need not
+                    // hear of it.
+                    false
+                }
+                Some(_) => return Err(wrong_type("a value", "added to as a set")),
+                None => {
+                    let set = Members {
+                        members: HashSet::from([member.to_owned()]),
+                        compacted: 0,
+                    };
+                    state.insert(key, Value::Set(set), wanted)
+                }
             };
-            if !members.iter().any(|m| m == member) {
-                members.push(member.to_owned());
-            }
-            state.insert(key, members.join("\n").as_bytes(), deadline)
+            state.compact(key, now);
+            wake
         };
         if wake {
             self.shared.wake.notify_one();
@@ -257,27 +332,35 @@ impl SessionStore for MemoryStore {
 
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
         let state = self.shared.lock();
-        Ok(state
-            .live(key, Instant::now())
-            .map(|e| members(&e.value))
-            .unwrap_or_default())
+        match state.live(key, Instant::now()) {
+            Some(Entry {
+                value: Value::Set(set),
+                ..
+            }) => Ok(set.members.iter().cloned().collect()),
+            Some(_) => Err(wrong_type("a value", "read as a set")),
+            None => Ok(Vec::new()),
+        }
     }
 
     async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
         let mut state = self.shared.lock();
         let now = Instant::now();
-        let Some(entry) = state.live(key, now) else {
-            return Ok(());
+        let emptied = match state.entries.get_mut(key) {
+            Some(Entry {
+                value: Value::Set(set),
+                deadline,
+            }) if *deadline > now => {
+                set.members.remove(member);
+                set.members.is_empty()
+            }
+            Some(e) if e.deadline > now => {
+                return Err(wrong_type("a value", "removed from as a set"))
+            }
+            _ => false,
         };
-        let deadline = entry.deadline;
-        let left: Vec<String> = members(&entry.value)
-            .into_iter()
-            .filter(|m| m != member)
-            .collect();
-        if left.is_empty() {
+        if emptied {
+            // As in Redis, a set with no members is no key at all.
             state.remove(key);
-        } else {
-            state.insert(key, left.join("\n").as_bytes(), deadline);
         }
         Ok(())
     }
@@ -292,7 +375,7 @@ impl SessionStore for MemoryStore {
                 return Ok(false);
             };
             state.deadlines.remove(&(entry.deadline, key.to_owned()));
-            state.insert(key, &entry.value, deadline)
+            state.insert(key, entry.value, deadline)
         };
         if wake {
             self.shared.wake.notify_one();
@@ -315,7 +398,7 @@ impl SessionStore for MemoryStore {
         let mut state = self.shared.lock();
         if state
             .live(key, Instant::now())
-            .is_some_and(|e| e.value == value)
+            .is_some_and(|e| matches!(&e.value, Value::Bytes(v) if v == value))
         {
             state.remove(key);
             return Ok(true);
@@ -458,6 +541,51 @@ mod tests {
             store.set("b", b"1", HOUR).await.unwrap();
             assert_eq!(store.held(), 1);
         });
+    }
+
+    #[tokio::test]
+    async fn a_set_keeps_every_live_member_and_sheds_those_whose_keys_are_gone() {
+        // Room for 20 entries: the set and at most 19 sessions. One user signs in 5,000 times;
+        // older sessions are evicted as new ones arrive.
+        let store = MemoryStore::new(20);
+        let mut keys = Vec::new();
+        for i in 0..5_000 {
+            let key = format!("session:{i:064}");
+            store.set(&key, b"sealed", HOUR).await.unwrap();
+            store.set_add("user:u", &key, HOUR * 8).await.unwrap();
+            keys.push(key);
+        }
+        let members: HashSet<String> = store
+            .set_members("user:u")
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        let live: Vec<&String> = {
+            let state = store.shared.lock();
+            keys.iter()
+                .filter(|k| state.entries.contains_key(k.as_str()))
+                .collect()
+        };
+        assert!(!live.is_empty());
+        for key in &live {
+            assert!(members.contains(*key), "live session {key} left the index");
+        }
+        assert!(
+            members.len() <= 2 * live.len().max(COMPACT_FLOOR),
+            "{} members for {} live sessions",
+            members.len(),
+            live.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_set_that_loses_its_last_member_is_gone() {
+        let store = MemoryStore::new(10);
+        store.set_add("sid-set:s", "session:a", HOUR).await.unwrap();
+        store.set_remove("sid-set:s", "session:a").await.unwrap();
+        assert_eq!(store.held(), 0);
+        assert_eq!(store.ttl("sid-set:s").await.unwrap(), None);
     }
 
     #[tokio::test]
