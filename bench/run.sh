@@ -16,14 +16,17 @@
 #   nginx       nginx terminating TLS and proxy_pass-ing to the upstream: the reference
 #   portcullis  Portcullis terminating TLS and proxying to the same upstream (public route)
 #   portcullis-log  (BENCH_ACCESS_LOG=1 only) the same with the per-request access log on
+#   floor       (BENCH_FLOOR=1, the default) bench/floor.rs: TLS, hyper server and hyper client
+#               and nothing else, on Portcullis's stack: what that stack allows at best, so the
+#               ratio portcullis/floor is Portcullis's own cost and floor/nginx the stack's
 #   public-lua / auth-memory / auth-redis / auth-redis-nocache  (BENCH_SIGNIN=1, the default)
 #               signed-in requests: SESSIONS sessions are created up front through the stand-in
 #               Entra ID, and a wrk Lua script rotates their cookies over the requests; the
 #               public-lua row sends the same script to a public route, for a like-for-like
 #               ratio. Stores: memory, Redis (default per-instance cache), Redis with the
 #               cache off (every request reads Redis).
-# HTTP/2 (BENCH_H2=1, the default): h2load against nginx, Portcullis public and Portcullis
-# signed-in (memory, redis), at every level of H2_CONNS.
+# HTTP/2 (BENCH_H2=1, the default): h2load against nginx, Portcullis public, the floor and
+# Portcullis signed-in (memory, redis), at every level of H2_CONNS.
 #
 # Usage: bench/run.sh [--conns "64 256"] [--duration 8s] [--rounds 3] [--rss-sessions N] ...
 # Every option has an environment twin; see bench/README.md or --help.
@@ -47,6 +50,7 @@ WARMUP=${WARMUP:-2s}
 BENCH_ACCESS_LOG=${BENCH_ACCESS_LOG:-0}
 BENCH_SIGNIN=${BENCH_SIGNIN:-1}
 BENCH_H2=${BENCH_H2:-1}
+BENCH_FLOOR=${BENCH_FLOOR:-1}
 SESSIONS=${SESSIONS:-1000}
 RSS_SESSIONS=${RSS_SESSIONS:-0}
 BENCH_LOCK=${BENCH_LOCK:-/tmp/bench.lock}
@@ -76,7 +80,8 @@ Usage: $0 [options]
   -h, --help          this text
 
 Environment only: BENCH_SIGNIN=0 (no signed-in rows), BENCH_H2=0 (no HTTP/2 rows),
-BENCH_LOCK (default /tmp/bench.lock), PORTCULLIS_BIN + SIGNIN_BIN (prebuilt binaries: no cargo).
+BENCH_FLOOR=0 (no floor row), BENCH_LOCK (default /tmp/bench.lock), PORTCULLIS_BIN + SIGNIN_BIN
+(+ FLOOR_BIN with BENCH_FLOOR=1) (prebuilt binaries: no cargo).
 Raw output goes to bench/out/<timestamp>/. See bench/README.md.
 EOF
 }
@@ -126,7 +131,7 @@ parse_args() {
     seconds_of "$DURATION" >/dev/null || die "DURATION must look like 8s, 2m or 30, got '$DURATION'"
     seconds_of "$WARMUP" >/dev/null || die "WARMUP must look like 2s, got '$WARMUP'"
     (( $(seconds_of "$DURATION") > 0 )) || die "DURATION must be at least 1s"
-    for n in BENCH_ACCESS_LOG BENCH_SIGNIN BENCH_H2; do
+    for n in BENCH_ACCESS_LOG BENCH_SIGNIN BENCH_H2 BENCH_FLOOR; do
         [[ ${!n} == 0 || ${!n} == 1 ]] || die "$n must be 0 or 1, got '${!n}'"
     done
 }
@@ -253,26 +258,29 @@ ensure_packages() {
     apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
 }
 
-# Builds the release binaries and sets PORTCULLIS_BIN and SIGNIN_BIN. The target directory comes
-# from cargo itself, so CARGO_TARGET_DIR or a .cargo/config `build.target-dir` is honoured. When
-# both PORTCULLIS_BIN and SIGNIN_BIN are set in the environment, those binaries are used as they
-# are and nothing is built.
+# Builds the release binaries and sets PORTCULLIS_BIN, SIGNIN_BIN and FLOOR_BIN. The target
+# directory comes from cargo itself, so CARGO_TARGET_DIR or a .cargo/config `build.target-dir` is
+# honoured. When PORTCULLIS_BIN and SIGNIN_BIN (and FLOOR_BIN, with BENCH_FLOOR=1) are set in the
+# environment, those binaries are used as they are and nothing is built.
 build_portcullis() {
-    if [[ -n ${PORTCULLIS_BIN:-} && -n ${SIGNIN_BIN:-} ]]; then
+    if [[ -n ${PORTCULLIS_BIN:-} && -n ${SIGNIN_BIN:-} && ( $BENCH_FLOOR == 0 || -n ${FLOOR_BIN:-} ) ]]; then
         [[ -x $PORTCULLIS_BIN ]] || die "PORTCULLIS_BIN=$PORTCULLIS_BIN is not an executable file"
         [[ -x $SIGNIN_BIN ]] || die "SIGNIN_BIN=$SIGNIN_BIN is not an executable file"
-        say "using PORTCULLIS_BIN=$PORTCULLIS_BIN and SIGNIN_BIN=$SIGNIN_BIN (no cargo build)"
+        [[ $BENCH_FLOOR == 0 || -x $FLOOR_BIN ]] || die "FLOOR_BIN=$FLOOR_BIN is not an executable file"
+        say "using PORTCULLIS_BIN=$PORTCULLIS_BIN and SIGNIN_BIN=$SIGNIN_BIN${FLOOR_BIN:+ and FLOOR_BIN=$FLOOR_BIN} (no cargo build)"
         PREBUILT=1
         return 0
     fi
     PREBUILT=0
     say "cargo build --release (target dir: ${CARGO_TARGET_DIR:-default})"
-    (cd "$REPO" && cargo build --release --quiet --bin portcullis --example bench-signin)
+    (cd "$REPO" && cargo build --release --quiet --bin portcullis --example bench-signin \
+        --example bench-floor)
     local target_dir
     target_dir=$(cd "$REPO" && cargo metadata --format-version 1 --no-deps \
         | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
     PORTCULLIS_BIN="$target_dir/release/portcullis"
     SIGNIN_BIN="$target_dir/release/examples/bench-signin"
+    FLOOR_BIN="$target_dir/release/examples/bench-floor"
     [[ -x $PORTCULLIS_BIN ]] || die "no binary at $PORTCULLIS_BIN after the build"
     [[ -x $SIGNIN_BIN ]] || die "no binary at $SIGNIN_BIN after the build"
 }
@@ -574,6 +582,19 @@ EOF
 }
 
 # ---------------------------------------------------------------------------------------------
+# The floor (BENCH_FLOOR=1): bench/floor.rs on PROXY_CPU, the same certificate and upstream.
+start_floor() {
+    local dir="$WORK/floor"
+    mkdir -p "$dir"
+    taskset -c "$PROXY_CPU" "$FLOOR_BIN" "127.0.0.1:$FLOOR_PORT" "$WORK/cert.pem" "$WORK/key.pem" \
+        "127.0.0.1:$UPSTREAM_PORT" >"$dir/stdout.log" 2>"$dir/stderr.log" 9>&- &
+    FLOOR_PID=$!
+    PIDS+=("$FLOOR_PID")
+    wait_until "floor" "$FLOOR_PID" "$dir/stderr.log" \
+        curl -sfk --max-time 5 -H "Host: $HOST_HEADER" "https://127.0.0.1:$FLOOR_PORT/"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Sign-in set-up (BENCH_SIGNIN=1, or RSS_SESSIONS > 0)
 # ---------------------------------------------------------------------------------------------
 
@@ -717,6 +738,7 @@ proxy_pids() {
     case ${PROXY_OF[$1]:-} in
         "") ;;
         nginx) nginx_proxy_pids ;;
+        floor) echo "$FLOOR_PID" ;;
         *) echo "${PC_PID[${PROXY_OF[$1]}]}" ;;
     esac
 }
@@ -1265,7 +1287,7 @@ main() {
 
     read -r UPSTREAM_PORT NGINX_PORT PORTCULLIS_PORT ADMIN_PORT LOG_PORT LOG_ADMIN_PORT \
         MEM_PORT MEM_ADMIN RED_PORT RED_ADMIN NOC_PORT NOC_ADMIN REDIS_PORT RSS_PORT RSS_ADMIN \
-        < <(free_ports 15)
+        FLOOR_PORT < <(free_ports 16)
 
     say "starting nginx upstream on 127.0.0.1:$UPSTREAM_PORT (CPU $LOAD_CPU)"
     start_upstream
@@ -1279,6 +1301,11 @@ main() {
     add_target upstream "http://127.0.0.1:$UPSTREAM_PORT/" "upstream direct (http, no proxy)"
     add_target nginx "https://127.0.0.1:$NGINX_PORT/" "nginx proxy_pass" nginx
     add_target portcullis "https://127.0.0.1:$PORTCULLIS_PORT/" "portcullis public" portcullis
+    if [[ $BENCH_FLOOR == 1 ]]; then
+        say "starting the floor on 127.0.0.1:$FLOOR_PORT (CPU $PROXY_CPU)"
+        start_floor
+        add_target floor "https://127.0.0.1:$FLOOR_PORT/" "floor (hyper+rustls only)" floor
+    fi
     if [[ $BENCH_ACCESS_LOG == 1 ]]; then
         # A second instance, idle except during its own runs, so both log levels share rounds.
         say "starting portcullis+log on 127.0.0.1:$LOG_PORT (admin $LOG_ADMIN_PORT)"
@@ -1320,6 +1347,7 @@ main() {
     fi
     if [[ $BENCH_H2 == 1 ]]; then
         H2_TARGETS=(nginx portcullis)
+        [[ $BENCH_FLOOR == 1 ]] && H2_TARGETS+=(floor)
         if [[ $BENCH_SIGNIN == 1 ]]; then
             H2_TARGETS+=(auth-memory auth-redis)
             H2_COOKIE[auth-memory]=$(head -n1 "$WORK/auth-memory/cookies")

@@ -104,7 +104,10 @@ pub async fn serve_https(
                     }
                     let proxy = proxy.clone();
                     let hsts = hsts.clone();
-                    async move {
+                    // Boxed once here: the request's future is several kilobytes, and the
+                    // layers above (the in-flight count, hyper's dispatcher, an HTTP/2 stream's
+                    // task) would each copy it whole when they move it.
+                    Box::pin(async move {
                         let mut resp = proxy.handle(peer, req).await;
                         if let Some(hsts) = hsts {
                             resp.headers_mut()
@@ -112,7 +115,7 @@ pub async fn serve_https(
                                 .or_insert(hsts);
                         }
                         resp
-                    }
+                    })
                 };
                 conn::serve(&builder, tls, peer, idle_timeout, signals, handler).await;
             }

@@ -12,12 +12,13 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -78,24 +79,103 @@ async fn drive<C>(
     tokio::pin!(conn);
     let mut closing = false;
     loop {
+        // Every request wakes this task several times; the signals are looked at only when one
+        // of their own wakers fired, not on each of those wake-ups.
+        let signal = Gated::new(next_signal(&mut signals, activity, idle_timeout, closing));
         tokio::select! {
+            biased;
             ended = conn.as_mut() => {
                 if let Err(e) = ended {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
                 return;
             }
-            () = raised(&mut signals.stop), if !closing => {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            () = activity.idle_for(idle_timeout), if !closing => {
-                tracing::debug!(%peer, "closing an idle connection");
-                closing = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            () = raised(&mut signals.cut) => return,
+            signal = signal => match signal {
+                Signal::Stop => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                Signal::Idle => {
+                    tracing::debug!(%peer, "closing an idle connection");
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                Signal::Cut => return,
+            },
         }
+    }
+}
+
+/// What ends a connection's wait: the listener stopping, the connection going idle (both
+/// only while it is not already closing), or the shutdown grace running out.
+enum Signal {
+    Stop,
+    Idle,
+    Cut,
+}
+
+async fn next_signal(
+    signals: &mut Signals,
+    activity: &Activity,
+    idle_timeout: Duration,
+    closing: bool,
+) -> Signal {
+    tokio::select! {
+        () = raised(&mut signals.stop), if !closing => Signal::Stop,
+        () = activity.idle_for(idle_timeout), if !closing => Signal::Idle,
+        () = raised(&mut signals.cut) => Signal::Cut,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future polled only on its first poll and after one of the wakers it registered has
+    /// fired: waking its task for another reason costs an atomic swap, not a poll.
+    struct Gated<F> {
+        #[pin]
+        inner: F,
+        gate: Arc<Gate>,
+        waker: Waker,
+    }
+}
+
+struct Gate {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for Gate {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl<F: Future> Gated<F> {
+    fn new(inner: F) -> Gated<F> {
+        let gate = Arc::new(Gate {
+            woken: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        let waker = Waker::from(gate.clone());
+        Gated { inner, gate, waker }
+    }
+}
+
+impl<F: Future> Future for Gated<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        // Registered before the flag is read, so a wake between the two is never lost.
+        this.gate.task.register(cx.waker());
+        if !this.gate.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        this.inner.poll(&mut Context::from_waker(this.waker))
     }
 }
 
@@ -185,6 +265,59 @@ impl<B: Body> Body for Tracked<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts its wake-ups.
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_gated_future_is_polled_first_and_then_only_after_its_own_wake_up() {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let inner_waker: Arc<std::sync::Mutex<Option<Waker>>> = Arc::default();
+        let (p, w) = (polls.clone(), inner_waker.clone());
+        let inner = std::future::poll_fn(move |cx| {
+            let n = p.fetch_add(1, Ordering::SeqCst) + 1;
+            *w.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+            if n == 2 {
+                Poll::Ready(n)
+            } else {
+                Poll::Pending
+            }
+        });
+        let task = Arc::new(Counter(AtomicUsize::new(0)));
+        let task_waker = Waker::from(task.clone());
+        let mut cx = Context::from_waker(&task_waker);
+        let mut gated = Box::pin(Gated::new(inner));
+
+        assert!(gated.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(
+            polls.load(Ordering::SeqCst),
+            1,
+            "the first poll reaches the future"
+        );
+        for _ in 0..3 {
+            assert!(gated.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(
+            polls.load(Ordering::SeqCst),
+            1,
+            "wake-ups of others poll nothing"
+        );
+
+        let own = inner_waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        own.expect("the future registered a waker").wake();
+        assert_eq!(
+            task.0.load(Ordering::SeqCst),
+            1,
+            "its wake-up wakes the task"
+        );
+        assert_eq!(gated.as_mut().poll(&mut cx), Poll::Ready(2));
+    }
 
     const LIMIT: Duration = Duration::from_millis(100);
     /// Far beyond `LIMIT`, so a slow machine cannot make a test flaky.
