@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use super::pool::{Pool, H1};
+use super::pool::{unwatched, Pool, H1};
 
 /// A response body from an upstream.
 pub struct UpstreamBody {
@@ -47,10 +47,16 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        if let Some((h1, _)) = &mut this.conn {
-            h1.drive(cx);
-        }
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let polled = match &mut this.conn {
+            Some((h1, _)) => {
+                h1.drive(cx);
+                // The body's data comes only from the connection just driven (with this task's
+                // waker, for the socket): looked at unwatched, so data arriving does not wake
+                // this task once more for nothing.
+                Pin::new(&mut this.inner).poll_frame(&mut unwatched())
+            }
+            None => Pin::new(&mut this.inner).poll_frame(cx),
+        };
         if let Poll::Ready(None) = polled {
             this.ended = true;
             if let Some((mut h1, pool)) = this.conn.take() {

@@ -236,8 +236,10 @@ impl Pool {
                 return None;
             }
             // One poll: the connection sees a FIN or error, or finishes the previous exchange
-            // and asks for the next request.
-            let open = poll_fn(|cx| Poll::Ready(h1.drive(cx))).await;
+            // and asks for the next request. Unwatched: the exchange that follows drives it
+            // with this task's waker before it waits, and meanwhile the wake-up its request
+            // causes wakes nobody (not the task that used the connection last, nor this one).
+            let open = h1.drive(&mut unwatched());
             if open && h1.sender.is_ready() {
                 return Some(Conn::H1(h1));
             }
@@ -352,12 +354,21 @@ enum Exchange {
 }
 
 /// Sends `req` on `h1` and drives the connection until the response head arrives.
+/// A context whose waker does nothing, for polling what only the polling task itself can make
+/// ready, right after it has driven that. Everything that waits on the outside world (the
+/// socket) is polled with the task's own waker.
+pub(super) fn unwatched() -> Context<'static> {
+    Context::from_waker(std::task::Waker::noop())
+}
+
 async fn exchange(h1: &mut H1, req: Request<Incoming>) -> Exchange {
     let sent = h1.sender.try_send_request(req);
     let mut sent = std::pin::pin!(sent);
     poll_fn(|cx| {
         let open = h1.drive(cx);
-        match sent.as_mut().poll(cx) {
+        // The answer comes only from the connection, which only this task drives, just above:
+        // looked at unwatched, so delivering it does not wake this task once more for nothing.
+        match sent.as_mut().poll(&mut unwatched()) {
             Poll::Ready(Ok(resp)) => Poll::Ready(Exchange::Response(resp)),
             Poll::Ready(Err(mut e)) => Poll::Ready(match e.take_message() {
                 Some(req) => Exchange::NotSent(req, e.into_error()),
