@@ -223,11 +223,12 @@ impl RedisStore {
     /// not sent later if it is still queued (one already written may still be applied); the
     /// outer bound, a little longer so as not to pre-empt that mark, is for the paths fred's
     /// bound might miss.
-    async fn run<T>(
+    fn run<'a, T: 'a>(
         &self,
-        command: impl std::future::Future<Output = Result<T, Error>>,
-    ) -> Result<T, StoreError> {
-        self.bounded(command).await?.map_err(|e| store_error(&e))
+        command: impl std::future::Future<Output = Result<T, Error>> + Send + 'a,
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'a {
+        let bounded = self.bounded(command);
+        async move { bounded.await?.map_err(|e| store_error(&e)) }
     }
 
     /// `SET key value PX ttl [NX|XX]`: true when written (Redis answers OK), false when the
@@ -304,15 +305,21 @@ impl RedisStore {
     }
 
     /// [`run`](Self::run), handing back fred's error for a closer look.
-    async fn bounded<T>(
+    ///
+    /// fred's command futures are several kilobytes: boxed here, once, so that the futures
+    /// around them (this one, `run`, `script`, the store call) hold a pointer and moving them
+    /// copies a few bytes, not the command.
+    fn bounded<'a, T: 'a>(
         &self,
-        command: impl std::future::Future<Output = Result<T, Error>>,
-    ) -> Result<Result<T, Error>, StoreError> {
-        tokio::time::timeout(self.timeout + OUTER_TIMEOUT_MARGIN, command)
-            .await
-            .map_err(|_| {
-                StoreError::Unavailable(format!("redis did not answer within {:?}", self.timeout))
+        command: impl std::future::Future<Output = Result<T, Error>> + Send + 'a,
+    ) -> impl std::future::Future<Output = Result<Result<T, Error>, StoreError>> + Send + 'a {
+        let limit = self.timeout;
+        let command = tokio::time::timeout(limit + OUTER_TIMEOUT_MARGIN, Box::pin(command));
+        async move {
+            command.await.map_err(|_| {
+                StoreError::Unavailable(format!("redis did not answer within {limit:?}"))
             })
+        }
     }
 }
 
