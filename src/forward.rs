@@ -182,8 +182,5 @@ pub async fn send(
     req: Request<Incoming>,
     timeout: std::time::Duration,
 ) -> Result<Response<UpstreamBody>, ProxyError> {
-    match tokio::time::timeout(timeout, pool.request(req)).await {
-        Err(_) => Err(ProxyError::UpstreamTimeout(timeout)),
-        Ok(answer) => answer,
-    }
+    pool.request(req, timeout).await
 }

@@ -1,5 +1,7 @@
 //! Failure answers: status, format and request ID; nothing a client sends yields a 500.
 
+use std::time::Duration;
+
 use crate::support::{Harness, Upstream};
 
 async fn dead_port() -> u16 {
@@ -87,6 +89,46 @@ async fn slow_upstream_gets_504_after_the_route_timeout() {
         ok.status(),
         200,
         "a fast request on the same route still succeeds"
+    );
+}
+
+#[tokio::test]
+async fn the_route_timeout_holds_on_a_pooled_connection_whose_last_deadline_has_passed() {
+    // Each pooled upstream connection keeps one response-head deadline and moves it on for
+    // every request (forward/pool.rs): a deadline that passed while the connection sat idle
+    // must neither fail the next request nor shorten its time.
+    let up = Upstream::start("a").await;
+    let h = Harness::start(&format!(
+        "[[route]]\nauth = \"public\"\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\ntimeout = \"1s\"\n",
+        up.url()
+    ))
+    .await;
+    let client = h.client(&["app.example.test"]);
+    let get = |action: &'static str| {
+        let req = client.get(h.url("app.example.test", "/"));
+        async move {
+            let start = std::time::Instant::now();
+            let resp = req.header("x-test-action", action).send().await.unwrap();
+            (resp.status(), start.elapsed())
+        }
+    };
+    assert_eq!(get("none").await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(
+        get("none").await.0,
+        200,
+        "a stale deadline failed a request"
+    );
+    assert_eq!(
+        get("sleep=400").await.0,
+        200,
+        "a stale deadline cut a request short"
+    );
+    let (status, took) = get("sleep=5000").await;
+    assert_eq!(status, 504);
+    assert!(
+        took >= Duration::from_millis(900),
+        "timed out after {took:?}, before the route's 1 s"
     );
 }
 

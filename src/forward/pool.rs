@@ -40,6 +40,8 @@ pub(super) struct H1 {
     /// In a `Mutex` only to be `Sync` (response bodies must be); reached through `get_mut`,
     /// never locked.
     conn: Option<Mutex<Pin<Box<H1Conn>>>>,
+    /// The response-head deadline, kept from one exchange to the next (see `exchange`).
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl H1 {
@@ -135,28 +137,42 @@ impl Pool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sends `req` (origin form: the path and query) and waits for the response head. A
-    /// request that a reused connection closed before taking is sent again on a new one.
+    /// Sends `req` (origin form: the path and query) and waits for the response head, all
+    /// within `timeout` (else `UpstreamTimeout`). A request that a reused connection closed
+    /// before taking is sent again on a new one.
     pub(super) async fn request(
         self: &Arc<Self>,
         mut req: Request<Incoming>,
+        timeout: Duration,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
+        let deadline = Instant::now() + timeout;
+        let timed_out = || ProxyError::UpstreamTimeout(timeout);
         loop {
             let (conn, reused) = match self.take_idle().await {
                 Some(conn) => (conn, true),
                 // Boxed: dialling (TCP, TLS, an HTTP/2 handshake) is a large future that
                 // most requests, on a pooled connection, never run.
-                None => (Box::pin(self.connect()).await?, false),
+                None => {
+                    let dial = Box::pin(self.connect());
+                    match tokio::time::timeout_at(deadline.into(), dial).await {
+                        Ok(conn) => (conn?, false),
+                        Err(_) => return Err(timed_out()),
+                    }
+                }
             };
             let mut h1 = match conn {
                 Conn::H2(sender) => {
                     self.absolute_form(&mut req)?;
-                    return self.send_h2(sender, req, reused).await;
+                    let sent = self.send_h2(sender, req, reused);
+                    return match tokio::time::timeout_at(deadline.into(), sent).await {
+                        Ok(answer) => answer,
+                        Err(_) => Err(timed_out()),
+                    };
                 }
                 Conn::H1(h1) => h1,
             };
             self.set_host(&mut req);
-            match exchange(&mut h1, req).await {
+            match exchange(&mut h1, req, deadline).await {
                 Exchange::Response(resp) => {
                     if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
                         h1.detach();
@@ -176,6 +192,8 @@ impl Pool {
                         "the upstream closed the connection before answering".into(),
                     ))
                 }
+                // The connection, mid-exchange, is dropped (closed) with `h1`.
+                Exchange::TimedOut => return Err(timed_out()),
             }
         }
     }
@@ -277,6 +295,7 @@ impl Pool {
         Ok(Conn::H1(H1 {
             sender,
             conn: Some(Mutex::new(Box::pin(conn.with_upgrades()))),
+            deadline: None,
         }))
     }
 
@@ -351,9 +370,10 @@ enum Exchange {
     Failed(hyper::Error),
     /// The connection ended with the request in flight and no error to tell.
     Closed,
+    /// No response head by the deadline.
+    TimedOut,
 }
 
-/// Sends `req` on `h1` and drives the connection until the response head arrives.
 /// A context whose waker does nothing, for polling what only the polling task itself can make
 /// ready, right after it has driven that. Everything that waits on the outside world (the
 /// socket) is polled with the task's own waker.
@@ -361,10 +381,24 @@ pub(super) fn unwatched() -> Context<'static> {
     Context::from_waker(std::task::Waker::noop())
 }
 
-async fn exchange(h1: &mut H1, req: Request<Incoming>) -> Exchange {
+/// Sends `req` on `h1` and drives the connection until the response head arrives, or
+/// `deadline` passes.
+///
+/// The deadline is the connection's own timer, moved on for each request: a deadline later
+/// than the one armed only updates it (tokio re-files the entry when the old one comes due),
+/// so a request costs no timer-wheel insertion and removal, unlike a `timeout` per request.
+async fn exchange(h1: &mut H1, req: Request<Incoming>, deadline: Instant) -> Exchange {
+    let deadline = tokio::time::Instant::from_std(deadline);
+    let mut timer = match h1.deadline.take() {
+        Some(mut timer) => {
+            timer.as_mut().reset(deadline);
+            timer
+        }
+        None => Box::pin(tokio::time::sleep_until(deadline)),
+    };
     let sent = h1.sender.try_send_request(req);
     let mut sent = std::pin::pin!(sent);
-    poll_fn(|cx| {
+    let answer = poll_fn(|cx| {
         let open = h1.drive(cx);
         // The answer comes only from the connection, which only this task drives, just above:
         // looked at unwatched, so delivering it does not wake this task once more for nothing.
@@ -375,8 +409,11 @@ async fn exchange(h1: &mut H1, req: Request<Incoming>) -> Exchange {
                 None => Exchange::Failed(e.into_error()),
             }),
             Poll::Pending if !open => Poll::Ready(Exchange::Closed),
+            Poll::Pending if timer.as_mut().poll(cx).is_ready() => Poll::Ready(Exchange::TimedOut),
             Poll::Pending => Poll::Pending,
         }
     })
-    .await
+    .await;
+    h1.deadline = Some(timer);
+    answer
 }
