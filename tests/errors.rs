@@ -64,14 +64,18 @@ async fn dead_upstream_gets_502_and_browsers_get_html() {
     );
 }
 
+/// One public route for every host, with the route `timeout` given.
+fn route_with_timeout(up: &Upstream, timeout: &str) -> String {
+    format!(
+        "[[route]]\nauth = \"public\"\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\ntimeout = \"{timeout}\"\n",
+        up.url()
+    )
+}
+
 #[tokio::test]
 async fn slow_upstream_gets_504_after_the_route_timeout() {
     let up = Upstream::start("a").await;
-    let h = Harness::start(&format!(
-        "[[route]]\nauth = \"public\"\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\ntimeout = \"300ms\"\n",
-        up.url()
-    ))
-    .await;
+    let h = Harness::start(&route_with_timeout(&up, "300ms")).await;
     let client = h.client(&["app.example.test"]);
     let resp = client
         .get(h.url("app.example.test", "/"))
@@ -98,11 +102,7 @@ async fn the_route_timeout_holds_on_a_pooled_connection_whose_last_deadline_has_
     // every request (forward/pool.rs): a deadline that passed while the connection sat idle
     // must neither fail the next request nor shorten its time.
     let up = Upstream::start("a").await;
-    let h = Harness::start(&format!(
-        "[[route]]\nauth = \"public\"\nname = \"a\"\nhost = \"*\"\nupstream = \"{}\"\ntimeout = \"1s\"\n",
-        up.url()
-    ))
-    .await;
+    let h = Harness::start(&route_with_timeout(&up, "1s")).await;
     let client = h.client(&["app.example.test"]);
     let get = |action: &'static str| {
         let req = client.get(h.url("app.example.test", "/"));

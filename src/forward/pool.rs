@@ -146,28 +146,20 @@ impl Pool {
         timeout: Duration,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         let deadline = Instant::now() + timeout;
-        let timed_out = || ProxyError::UpstreamTimeout(timeout);
         loop {
             let (conn, reused) = match self.take_idle().await {
                 Some(conn) => (conn, true),
                 // Boxed: dialling (TCP, TLS, an HTTP/2 handshake) is a large future that
                 // most requests, on a pooled connection, never run.
-                None => {
-                    let dial = Box::pin(self.connect());
-                    match tokio::time::timeout_at(deadline.into(), dial).await {
-                        Ok(conn) => (conn?, false),
-                        Err(_) => return Err(timed_out()),
-                    }
-                }
+                None => (
+                    within(deadline, timeout, Box::pin(self.connect())).await?,
+                    false,
+                ),
             };
             let mut h1 = match conn {
                 Conn::H2(sender) => {
                     self.absolute_form(&mut req)?;
-                    let sent = self.send_h2(sender, req, reused);
-                    return match tokio::time::timeout_at(deadline.into(), sent).await {
-                        Ok(answer) => answer,
-                        Err(_) => Err(timed_out()),
-                    };
+                    return within(deadline, timeout, self.send_h2(sender, req, reused)).await;
                 }
                 Conn::H1(h1) => h1,
             };
@@ -193,7 +185,7 @@ impl Pool {
                     ))
                 }
                 // The connection, mid-exchange, is dropped (closed) with `h1`.
-                Exchange::TimedOut => return Err(timed_out()),
+                Exchange::TimedOut => return Err(ProxyError::UpstreamTimeout(timeout)),
             }
         }
     }
@@ -372,6 +364,17 @@ enum Exchange {
     Closed,
     /// No response head by the deadline.
     TimedOut,
+}
+
+/// `answer`, or `UpstreamTimeout` once `deadline` (the route's `timeout` from the start) passes.
+async fn within<T>(
+    deadline: Instant,
+    timeout: Duration,
+    answer: impl Future<Output = Result<T, ProxyError>>,
+) -> Result<T, ProxyError> {
+    tokio::time::timeout_at(deadline.into(), answer)
+        .await
+        .unwrap_or(Err(ProxyError::UpstreamTimeout(timeout)))
 }
 
 /// A context whose waker does nothing, for polling what only the polling task itself can make
