@@ -29,14 +29,24 @@ pub fn digest(s: &str) -> String {
 /// `prefix` followed by [`digest`] of `s`, built in one allocation: store keys are made on
 /// every signed-in request.
 pub fn prefixed_digest(prefix: &str, s: &str) -> String {
+    prefixed_hex(prefix, &sha256(s))
+}
+
+/// The SHA-256 of `s`.
+pub fn sha256(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+/// `prefix` followed by the lowercase hex of `bytes`, in one allocation.
+pub fn prefixed_hex(prefix: &str, bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut key = String::with_capacity(prefix.len() + 64);
-    key.push_str(prefix);
-    for b in Sha256::digest(s.as_bytes()) {
-        key.push(char::from(HEX[usize::from(b >> 4)]));
-        key.push(char::from(HEX[usize::from(b & 0x0f)]));
+    let mut out = String::with_capacity(prefix.len() + 2 * bytes.len());
+    out.push_str(prefix);
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
-    key
+    out
 }
 
 /// Unix seconds as App Service writes `expires_on`: `2026-12-02T14:00:00.0000000Z`.

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::SessionConfig;
 use crate::identity::Identity;
 use crate::oidc::Tokens;
-use crate::primitives::{digest, now, prefixed_digest, random_token};
+use crate::primitives::{digest, now, random_token};
 use crate::seal::{Purpose, Sealer};
 use crate::store::{SessionStore, StoreError};
 
@@ -100,9 +100,19 @@ pub(crate) fn access_expiry(now: u64, tokens: &Tokens) -> u64 {
     now + tokens.expires_in.map_or(3600, |d| d.as_secs())
 }
 
-/// The store key of a session ID.
+/// The store key of a session ID: `session:` and the hex of [`session_slot`].
 pub fn store_key(id: &str) -> String {
-    prefixed_digest("session:", id)
+    key_of(&session_slot(id))
+}
+
+/// The SHA-256 of a session ID: what the instance cache holds its session under, so a
+/// signed-in request makes no key string unless it goes to the store.
+pub(crate) fn session_slot(id: &str) -> cache::Slot {
+    crate::primitives::sha256(id)
+}
+
+fn key_of(slot: &cache::Slot) -> String {
+    crate::primitives::prefixed_hex("session:", slot)
 }
 
 /// The set of session keys Entra knows by `sid` (every sign-in of one Entra browser session).
@@ -142,11 +152,18 @@ impl SignOutHints {
     }
 }
 
-/// A session as read, with the key it lives under.
+/// A session as read, with where it lives in the store.
 #[derive(Debug, Clone)]
 pub struct StoredSession {
-    pub key: String,
+    slot: cache::Slot,
     pub session: Arc<Active>,
+}
+
+impl StoredSession {
+    /// The store key the session lives under.
+    pub fn key(&self) -> String {
+        key_of(&self.slot)
+    }
 }
 
 /// Reads and writes sessions.
@@ -363,31 +380,31 @@ impl Sessions {
 
     /// The session for cookie value `id`, if it exists and has not ended.
     pub async fn load(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
-        let key = store_key(id);
+        let slot = session_slot(id);
         let now = now();
-        let cached = self.cache.get(&key);
+        let cached = self.cache.get(&slot);
         crate::metrics::session_cache(cached.is_some());
         let session = match cached {
             Some(s) => s,
-            None => match self.read_touching(&key, now).await? {
+            None => match self.read_touching(&key_of(&slot), now).await? {
                 Some(s) => {
-                    self.cache.insert(&key, s.clone());
+                    self.cache.insert(slot, s.clone());
                     s
                 }
                 None => return Ok(None),
             },
         };
         if session.expires_at <= now {
-            self.cache.remove(&key);
+            self.cache.remove(&slot);
             return Ok(None);
         }
         if self.should_touch(&session, now) {
             if let Some(ttl) = self.ttl(&session, now) {
-                match self.store.expire(&key, ttl).await {
+                match self.store.expire(&key_of(&slot), ttl).await {
                     Ok(true) => {}
                     // Deleted or idle-expired elsewhere since it was cached.
                     Ok(false) => {
-                        self.cache.remove(&key);
+                        self.cache.remove(&slot);
                         return Ok(None);
                     }
                     Err(e) => {
@@ -396,7 +413,7 @@ impl Sessions {
                 }
             }
         }
-        Ok(Some(StoredSession { key, session }))
+        Ok(Some(StoredSession { slot, session }))
     }
 
     /// True at most once per `idle_timeout / 20` (at least 1 s) per session value: a busy
@@ -428,11 +445,11 @@ impl Sessions {
             .set_xx(key, &self.seal(key, &session)?, ttl)
             .await?
         {
-            self.cache.remove(key);
+            self.cache.remove_key(key);
             return Ok(None);
         }
         let session = Arc::new(Active::new(session));
-        self.cache.insert(key, session.clone());
+        self.cache.insert_key(key, session.clone());
         if let Err(e) = self.store.publish_invalidation(key).await {
             tracing::warn!(error = %e, "could not publish a session change");
         }
@@ -441,7 +458,7 @@ impl Sessions {
 
     /// Ends a session everywhere.
     pub async fn delete(&self, key: &str, session: Option<&Session>) -> Result<(), StoreError> {
-        self.cache.remove(key);
+        self.cache.remove_key(key);
         self.store.delete(key).await?;
         if let Some(s) = session {
             if let Some(sid) = s.sid.as_deref() {

@@ -51,17 +51,44 @@ pub fn get_all<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item 
 
 /// The distinct values of cookie `name` shaped like a session ID, in order, at most
 /// [`MAX_SESSION_COPIES`]: what is worth a store lookup.
-pub fn session_ids<'a>(headers: &'a HeaderMap, name: &'a str) -> Vec<&'a str> {
-    let mut ids: Vec<&str> = Vec::new();
+pub fn session_ids<'a>(headers: &'a HeaderMap, name: &'a str) -> SessionIds<'a> {
+    let mut ids = SessionIds {
+        ids: [""; MAX_SESSION_COPIES],
+        len: 0,
+    };
     for v in get_all(headers, name).filter(|v| looks_like_token(v)) {
         if !ids.contains(&v) {
-            ids.push(v);
-            if ids.len() == MAX_SESSION_COPIES {
+            ids.ids[ids.len] = v;
+            ids.len += 1;
+            if ids.len == MAX_SESSION_COPIES {
                 break;
             }
         }
     }
     ids
+}
+
+/// The IDs [`session_ids`] found, held inline: finding a request's session allocates nothing.
+pub struct SessionIds<'a> {
+    ids: [&'a str; MAX_SESSION_COPIES],
+    len: usize,
+}
+
+impl<'a> std::ops::Deref for SessionIds<'a> {
+    type Target = [&'a str];
+
+    fn deref(&self) -> &[&'a str] {
+        &self.ids[..self.len]
+    }
+}
+
+impl<'a> IntoIterator for SessionIds<'a> {
+    type Item = &'a str;
+    type IntoIter = std::iter::Take<std::array::IntoIter<&'a str, MAX_SESSION_COPIES>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.ids.into_iter().take(self.len)
+    }
 }
 
 /// A cookie value shaped like the proxy's IDs (43 base64url characters): anything else is not

@@ -22,7 +22,7 @@ use crate::store::Invalidation;
 const CAPACITY: usize = 200_000;
 
 pub(super) struct Cache {
-    sessions: quick_cache::sync::Cache<[u8; 32], Entry>,
+    sessions: quick_cache::sync::Cache<Slot, Entry>,
     ttl: Duration,
 }
 
@@ -40,26 +40,37 @@ impl Cache {
         }
     }
 
-    pub(super) fn get(&self, key: &str) -> Option<Arc<Active>> {
-        let slot = slot(key)?;
-        let entry = self.sessions.get(&slot)?;
+    /// The session cached under `slot` (the digest its store key names), if its deadline
+    /// has not passed.
+    pub(super) fn get(&self, slot: &Slot) -> Option<Arc<Active>> {
+        let entry = self.sessions.get(slot)?;
         if Instant::now() < entry.until {
             return Some(entry.session);
         }
-        self.sessions.remove(&slot);
+        self.sessions.remove(slot);
         None
     }
 
-    pub(super) fn insert(&self, key: &str, session: Arc<Active>) {
+    pub(super) fn insert(&self, slot: Slot, session: Arc<Active>) {
+        let until = Instant::now() + self.ttl;
+        self.sessions.insert(slot, Entry { session, until });
+    }
+
+    pub(super) fn remove(&self, slot: &Slot) {
+        self.sessions.remove(slot);
+    }
+
+    /// [`Cache::insert`] by store key; any key but a session's is never cached.
+    pub(super) fn insert_key(&self, key: &str, session: Arc<Active>) {
         if let Some(slot) = slot(key) {
-            let until = Instant::now() + self.ttl;
-            self.sessions.insert(slot, Entry { session, until });
+            self.insert(slot, session);
         }
     }
 
-    pub(super) fn remove(&self, key: &str) {
+    /// [`Cache::remove`] by store key (what the store's invalidations name).
+    pub(super) fn remove_key(&self, key: &str) {
         if let Some(slot) = slot(key) {
-            self.sessions.remove(&slot);
+            self.remove(&slot);
         }
     }
 
@@ -68,9 +79,12 @@ impl Cache {
     }
 }
 
+/// What an entry is cached under: the SHA-256 of the session ID, whose hex the store key is.
+pub(super) type Slot = [u8; 32];
+
 /// The digest a session's store key (`session:` + 64 hex digits) names; `None` for any other
 /// key (an invalidation of an index key, say), which no entry has.
-fn slot(key: &str) -> Option<[u8; 32]> {
+fn slot(key: &str) -> Option<Slot> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(key.strip_prefix("session:")?, &mut out).ok()?;
     Some(out)
@@ -85,7 +99,7 @@ pub(super) fn listen(sessions: &Arc<Sessions>) {
             let msg = rx.recv().await;
             let Some(s) = weak.upgrade() else { return };
             match msg {
-                Ok(Invalidation::Key(k)) => s.cache.remove(&k),
+                Ok(Invalidation::Key(k)) => s.cache.remove_key(&k),
                 Ok(Invalidation::All) => s.cache.clear(),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => s.cache.clear(),
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -97,7 +111,7 @@ pub(super) fn listen(sessions: &Arc<Sessions>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::store_key;
+    use crate::session::{session_slot, store_key};
 
     fn active() -> Arc<Active> {
         let session: super::super::Session = serde_json::from_value(serde_json::json!({
@@ -116,8 +130,8 @@ mod tests {
     fn an_entry_is_served_until_its_deadline_then_dropped() {
         let cache = Cache::new(Duration::from_millis(50));
         let s = active();
-        let (a, b) = (store_key("a"), store_key("b"));
-        cache.insert(&a, s.clone());
+        let (a, b) = (session_slot("a"), session_slot("b"));
+        cache.insert(a, s.clone());
         assert!(Arc::ptr_eq(&cache.get(&a).unwrap(), &s));
         assert!(cache.get(&b).is_none());
         std::thread::sleep(Duration::from_millis(60));
@@ -131,14 +145,26 @@ mod tests {
     #[test]
     fn remove_and_clear_drop_entries() {
         let cache = Cache::new(Duration::from_secs(60));
-        let (a, b) = (store_key("a"), store_key("b"));
-        cache.insert(&a, active());
-        cache.insert(&b, active());
+        let (a, b) = (session_slot("a"), session_slot("b"));
+        cache.insert(a, active());
+        cache.insert(b, active());
         cache.remove(&a);
         assert!(cache.get(&a).is_none());
         assert!(cache.get(&b).is_some());
         cache.clear();
         assert!(cache.get(&b).is_none());
+    }
+
+    #[test]
+    fn a_store_key_names_the_slot_its_session_is_cached_under() {
+        let cache = Cache::new(Duration::from_secs(60));
+        let s = active();
+        cache.insert_key(&store_key("a"), s.clone());
+        assert!(Arc::ptr_eq(&cache.get(&session_slot("a")).unwrap(), &s));
+        assert!(cache.get(&session_slot("b")).is_none());
+        // What the store's invalidation of that key drops.
+        cache.remove_key(&store_key("a"));
+        assert!(cache.get(&session_slot("a")).is_none());
     }
 
     #[test]
@@ -157,10 +183,9 @@ mod tests {
             &long,
         ];
         for key in keys {
-            cache.insert(key, active());
-            assert!(cache.get(key).is_none(), "{key}");
-            cache.remove(key);
+            cache.insert_key(key, active());
+            assert!(cache.sessions.is_empty(), "{key}");
+            cache.remove_key(key);
         }
-        assert!(cache.sessions.is_empty());
     }
 }

@@ -167,16 +167,19 @@ fn guid(s: &str) -> Option<[u8; 16]> {
     (lower && hex::decode_to_slice(&hex, &mut out).is_ok()).then_some(out)
 }
 
+/// The canonical spelling of a GUID, written straight into one string: a session read from
+/// the store spells out every GUID claim (`oid`, `tid`, each group).
 fn guid_text(g: &[u8; 16]) -> String {
-    let h = hex::encode(g);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(36);
+    for (i, b) in g.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 impl Packed {

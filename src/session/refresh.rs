@@ -139,7 +139,8 @@ impl Sessions {
         force: bool,
     ) -> Freshness {
         let due = |s: &Session| force || self.due(s, now());
-        let StoredSession { key, session } = stored;
+        let key = stored.key();
+        let session = stored.session;
         let lock_key = format!("lock:{}", key.trim_start_matches("session:"));
         let lock_token = random_token();
         // This instance's lock for the session, held from `LockedHere` to the end.
@@ -158,7 +159,7 @@ impl Sessions {
                 // Another request may have renewed it while this one waited for the lock.
                 Renewal::LockedHere(s) => match self.read(&key).await {
                     Ok(Some(current)) if !due(&current) => {
-                        self.cache.insert(&key, current.clone());
+                        self.cache.insert_key(&key, current.clone());
                         return Freshness::Valid(current);
                     }
                     Ok(Some(current)) => Renewal::Due(current),
@@ -195,7 +196,7 @@ impl Sessions {
             tokio::time::sleep(Duration::from_millis(100)).await;
             match self.read(key).await {
                 Ok(Some(s)) if !s.token_expired(now()) => {
-                    self.cache.insert(key, s.clone());
+                    self.cache.insert_key(key, s.clone());
                     return Freshness::Valid(s);
                 }
                 Ok(Some(_)) => {}

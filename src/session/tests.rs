@@ -50,7 +50,7 @@ async fn a_created_session_loads_by_its_cookie_value_only() {
     let id = s.create(session(3600)).await.unwrap();
     assert_eq!(id.len(), 43);
     let loaded = s.load(&id).await.unwrap().unwrap();
-    assert_eq!(loaded.key, store_key(&id));
+    assert_eq!(loaded.key(), store_key(&id));
     assert_eq!(loaded.session.identity.oid(), "o-1");
     assert!(s.load(&random_token()).await.unwrap().is_none());
     // The stored value is sealed: no claim or token in the clear, and not under the raw ID.
