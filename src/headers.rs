@@ -58,17 +58,24 @@ pub fn is_reserved_header(name: &HeaderName) -> bool {
 
 /// Removes hop-by-hop fields, including those the `Connection` field names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // The values, shared rather than copied (and almost always one), so that the names
+    // they list are removed without a heap allocation.
+    let mut connection = headers.get_all(CONNECTION).iter();
+    let first = connection.next().cloned();
+    let more: Vec<HeaderValue> = connection.cloned().collect();
     // Read as bytes: one non-ASCII byte in the value must not hide the names beside it.
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
+    for name in first
         .iter()
+        .chain(&more)
         .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
-        .collect();
-    for name in named {
+        .map(<[u8]>::trim_ascii)
+    {
         // `Connection: te` must not take away an end-to-end `TE: trailers` decision below.
-        if name != TE {
-            headers.remove(&name);
+        // A name that is not a header name (or not UTF-8) names nothing to remove.
+        if !name.eq_ignore_ascii_case(b"te") {
+            if let Ok(name) = std::str::from_utf8(name) {
+                headers.remove(name);
+            }
         }
     }
     let keeps_trailers = headers
@@ -163,8 +170,7 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 /// Sets `X-Forwarded-*` and `X-Real-IP` for the upstream. `host` is the request's host as the
 /// client sent it (with port, if any).
 pub fn set_forwarded(headers: &mut HeaderMap, addr: &ClientAddr, host: &str) {
-    let peer = HeaderValue::from_str(&addr.peer.to_string())
-        .unwrap_or(HeaderValue::from_static("unknown"));
+    let peer = ip_value(addr.peer);
     // HeaderValue clones share their bytes.
     let peer_value = peer.clone();
     if addr.trusted {
@@ -195,11 +201,45 @@ pub fn set_forwarded(headers: &mut HeaderMap, addr: &ClientAddr, host: &str) {
     let real = if addr.client == addr.peer {
         Some(peer_value)
     } else {
-        HeaderValue::from_str(&addr.client.to_string()).ok()
+        Some(ip_value(addr.client))
     };
     if let Some(v) = real {
         headers.insert(X_REAL_IP, v);
     }
+}
+
+/// An address as header text: formatted on the stack and copied once into a buffer its
+/// clones share (`X-Forwarded-For` and `X-Real-IP` carry the same one).
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    use std::fmt::Write;
+    /// Room for any `IpAddr`'s text (an IPv6 address is at most 45 characters).
+    struct Text {
+        buf: [u8; 48],
+        len: usize,
+    }
+    impl Write for Text {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let end = self.len + s.len();
+            let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+            dst.copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
+    impl AsRef<[u8]> for Text {
+        fn as_ref(&self) -> &[u8] {
+            &self.buf[..self.len]
+        }
+    }
+    let mut text = Text {
+        buf: [0; 48],
+        len: 0,
+    };
+    if write!(text, "{ip}").is_err() {
+        return HeaderValue::from_static("unknown");
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+        .unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 fn set_host(headers: &mut HeaderMap, host: &str) {
@@ -229,7 +269,9 @@ pub fn request_id(headers: &HeaderMap, trusted: bool) -> HeaderValue {
         hex[2 * i] = HEX[usize::from(b >> 4)];
         hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
     }
-    HeaderValue::from_bytes(&hex).unwrap_or(HeaderValue::from_static("0"))
+    // Owned by its buffer: the clones for the access log and the response share it.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(hex))
+        .unwrap_or(HeaderValue::from_static("0"))
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

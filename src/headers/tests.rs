@@ -174,6 +174,19 @@ fn connection_value_with_invalid_names_still_removes_the_valid_ones() {
     assert_eq!(values(&map, "x-kept"), ["2"]);
 }
 
+#[test]
+fn a_connection_token_that_is_not_utf8_hides_none_of_the_others() {
+    let mut map = headers(&[("x-hop", "1"), ("x-two", "2"), ("x-kept", "3")]);
+    map.append(
+        CONNECTION,
+        HeaderValue::from_bytes(b"x-hop, \xffx-kept\xfe, x-two").unwrap(),
+    );
+    remove_hop_by_hop(&mut map);
+    assert!(!map.contains_key("x-hop"));
+    assert!(!map.contains_key("x-two"));
+    assert_eq!(values(&map, "x-kept"), ["3"]);
+}
+
 // --- ClientAddr::new ------------------------------------------------------------------------
 
 #[test]
@@ -354,6 +367,17 @@ fn untrusted_peer_without_forwarding_headers_gets_them_set() {
     assert_eq!(values(&map, "x-forwarded-proto"), ["https"]);
     assert_eq!(values(&map, "x-forwarded-host"), ["app.example.com"]);
     assert_eq!(values(&map, "x-real-ip"), ["2001:db8::7"]);
+}
+
+#[test]
+fn the_longest_address_texts_are_written_whole() {
+    for peer in ["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "255.255.255.255"] {
+        let mut map = HeaderMap::new();
+        let addr = ClientAddr::new(ip(peer), &map, &[]);
+        set_forwarded(&mut map, &addr, "app.example.com");
+        assert_eq!(values(&map, "x-forwarded-for"), [peer]);
+        assert_eq!(values(&map, "x-real-ip"), [peer]);
+    }
 }
 
 #[test]
