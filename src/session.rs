@@ -19,10 +19,14 @@
 
 mod cache;
 mod codec;
+mod keys;
 mod memo;
 pub mod refresh;
 mod sealed;
 
+pub(crate) use keys::session_slot;
+pub use keys::store_key;
+use keys::{key_of, legacy_sid_key, sid_key, user_key};
 pub use memo::Memo;
 
 use std::sync::Arc;
@@ -98,37 +102,6 @@ impl Session {
 /// gives none (Entra always does).
 pub(crate) fn access_expiry(now: u64, tokens: &Tokens) -> u64 {
     now + tokens.expires_in.map_or(3600, |d| d.as_secs())
-}
-
-/// The store key of a session ID: `session:` and the hex of [`session_slot`].
-pub fn store_key(id: &str) -> String {
-    key_of(&session_slot(id))
-}
-
-/// The SHA-256 of a session ID: what the instance cache holds its session under, so a
-/// signed-in request makes no key string unless it goes to the store.
-pub(crate) fn session_slot(id: &str) -> cache::Slot {
-    crate::primitives::sha256(id)
-}
-
-fn key_of(slot: &cache::Slot) -> String {
-    crate::primitives::prefixed_hex("session:", slot)
-}
-
-/// The set of session keys Entra knows by `sid` (every sign-in of one Entra browser session).
-fn sid_key(sid: &str) -> String {
-    format!("sid-set:{}", digest(sid))
-}
-
-/// The single-key `sid` index of earlier versions, read and removed for sessions it still
-/// names.
-fn legacy_sid_key(sid: &str) -> String {
-    format!("sid:{}", digest(sid))
-}
-
-/// The set of a user's session keys (by `oid`, a GUID), for revoking them all.
-fn user_key(oid: &str) -> String {
-    format!("user:{}", digest(&oid.to_ascii_lowercase()))
 }
 
 /// What sign-out needs from the ID token: kept on the session, never sent upstream.
