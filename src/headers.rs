@@ -211,34 +211,16 @@ pub fn set_forwarded(headers: &mut HeaderMap, addr: &ClientAddr, host: &str) {
 /// An address as header text: formatted on the stack and copied once into a buffer its
 /// clones share (`X-Forwarded-For` and `X-Real-IP` carry the same one).
 fn ip_value(ip: IpAddr) -> HeaderValue {
-    use std::fmt::Write;
-    /// Room for any `IpAddr`'s text (an IPv6 address is at most 45 characters).
-    struct Text {
-        buf: [u8; 48],
-        len: usize,
-    }
-    impl Write for Text {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            let end = self.len + s.len();
-            let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-            dst.copy_from_slice(s.as_bytes());
-            self.len = end;
-            Ok(())
-        }
-    }
-    impl AsRef<[u8]> for Text {
-        fn as_ref(&self) -> &[u8] {
-            &self.buf[..self.len]
-        }
-    }
-    let mut text = Text {
-        buf: [0; 48],
-        len: 0,
-    };
-    if write!(text, "{ip}").is_err() {
+    use std::io::Write;
+    // Room for any `IpAddr`'s text (an IPv6 address is at most 45 characters).
+    const ROOM: usize = 48;
+    let mut buf = [0u8; ROOM];
+    let mut rest = &mut buf[..];
+    if write!(rest, "{ip}").is_err() {
         return HeaderValue::from_static("unknown");
     }
-    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+    let len = ROOM - rest.len();
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf).slice(..len))
         .unwrap_or(HeaderValue::from_static("unknown"))
 }
 
@@ -265,16 +247,12 @@ pub fn request_id(headers: &HeaderMap, trusted: bool) -> HeaderValue {
     let mut raw = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut raw);
     let mut hex = [0u8; 32];
-    for (i, b) in raw.iter().enumerate() {
-        hex[2 * i] = HEX[usize::from(b >> 4)];
-        hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
-    }
+    // Cannot fail: the buffer is exactly twice the length of the random bytes.
+    let _ = hex::encode_to_slice(raw, &mut hex);
     // Owned by its buffer: the clones for the access log and the response share it.
     HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(hex))
         .unwrap_or(HeaderValue::from_static("0"))
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 #[cfg(test)]
 mod tests;

@@ -23,13 +23,7 @@ pub fn random_token() -> String {
 
 /// Hex SHA-256, for store keys derived from secrets.
 pub fn digest(s: &str) -> String {
-    prefixed_digest("", s)
-}
-
-/// `prefix` followed by [`digest`] of `s`, built in one allocation: store keys are made on
-/// every signed-in request.
-pub fn prefixed_digest(prefix: &str, s: &str) -> String {
-    prefixed_hex(prefix, &sha256(s))
+    prefixed_hex("", &sha256(s))
 }
 
 /// The SHA-256 of `s`.

@@ -170,14 +170,15 @@ fn guid(s: &str) -> Option<[u8; 16]> {
 /// The canonical spelling of a GUID, written straight into one string: a session read from
 /// the store spells out every GUID claim (`oid`, `tid`, each group).
 fn guid_text(g: &[u8; 16]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = [0u8; 32];
+    // Cannot fail: the buffer is exactly twice the GUID's length.
+    let _ = hex::encode_to_slice(g, &mut hex);
     let mut out = String::with_capacity(36);
-    for (i, b) in g.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
+    for (i, c) in hex.iter().enumerate() {
+        if matches!(i, 8 | 12 | 16 | 20) {
             out.push('-');
         }
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        out.push(char::from(*c));
     }
     out
 }
