@@ -187,6 +187,25 @@ fn a_connection_token_that_is_not_utf8_hides_none_of_the_others() {
     assert_eq!(values(&map, "x-kept"), ["3"]);
 }
 
+#[test]
+fn connection_names_long_names_exactly_and_an_underscore_is_not_a_dash() {
+    let long = format!("x-{}", "a".repeat(100));
+    let oversize = "b".repeat(70_000);
+    let mut map = headers(&[
+        (
+            "connection",
+            &format!("{}, x_hop, {oversize}", long.to_uppercase()),
+        ),
+        (&long, "1"),
+        ("x-hop", "kept: the dash spelling"),
+        ("x_hop", "removed"),
+    ]);
+    remove_hop_by_hop(&mut map);
+    assert!(!map.contains_key(long.as_str()));
+    assert!(!map.contains_key("x_hop"));
+    assert_eq!(values(&map, "x-hop"), ["kept: the dash spelling"]);
+}
+
 // --- ClientAddr::new ------------------------------------------------------------------------
 
 #[test]
