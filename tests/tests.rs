@@ -24,6 +24,7 @@ mod errors;
 mod exposition;
 mod forward_auth;
 mod gate;
+mod header_equivalence;
 mod headers;
 mod hsts;
 mod https_upstreams;
