@@ -42,32 +42,63 @@ fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
 }
 
 /// The `;`-separated pieces of a `Cookie` value, empty ones included, exactly as
-/// `value.split(|b| *b == b';')` gives them. The separators are found with `memchr`, several
-/// bytes at a time: a browser's `Cookie` header often carries kilobytes of other cookies for
+/// `value.split(|b| *b == b';')` gives them. The separators are found in one `memchr` pass,
+/// several bytes at a time: a browser's `Cookie` header often carries kilobytes of other cookies for
 /// the same site, and every request to every route reads it (`strip_own`).
 fn pieces(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = Some(value);
+    let mut ends = memchr::memchr_iter(b';', value).chain(std::iter::once(value.len()));
+    let mut start = 0;
     std::iter::from_fn(move || {
-        let r = rest?;
-        match memchr::memchr(b';', r) {
-            Some(i) => {
-                rest = Some(&r[i + 1..]);
-                Some(&r[..i])
-            }
-            None => {
-                rest = None;
-                Some(r)
-            }
-        }
+        let end = ends.next()?;
+        let piece = &value[start..end];
+        start = end + 1;
+        Some(piece)
     })
 }
 
 /// The value of cookie `name`. With several copies (a stale one from another path, or a
 /// planted one), each is returned in order so the caller can try them.
+///
+/// The same reading as [`pairs`], but a pair is only looked into when it starts with `name`:
+/// the other cookies of a long header cost a `;` search and a comparison each. Only a plain
+/// name (no white space, `;` or `=`) can be read so; any other is read pair by pair.
 pub fn get_all<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
-    pairs(headers)
+    let plain = is_plain(name.as_bytes());
+    let searched = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter(move |_| plain)
+        .flat_map(|v| pieces(v.as_bytes()))
+        .filter_map(move |piece| value_named(piece, name.as_bytes()));
+    let read = pairs(headers)
+        .filter(move |_| !plain)
         .filter(move |(n, _)| *n == name.as_bytes())
-        .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+        .map(|(_, v)| v);
+    searched
+        .chain(read)
+        .filter_map(|v| std::str::from_utf8(v).ok())
+}
+
+/// A name [`value_named`] can look for: no byte a pair's name is trimmed of or split at, so
+/// that a pair [`pairs`] reads as named `name` is exactly one that starts with it.
+fn is_plain(name: &[u8]) -> bool {
+    !name.is_empty()
+        && !name
+            .iter()
+            .any(|b| b.is_ascii_whitespace() || *b == b';' || *b == b'=')
+}
+
+/// The value of one `;`-separated piece if its name is `name` (which must be
+/// [plain](is_plain)), read as [`pairs`] reads it.
+fn value_named<'a>(piece: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let rest = piece.trim_ascii_start().strip_prefix(name)?;
+    let value = rest.trim_ascii_start().strip_prefix(b"=")?.trim_ascii();
+    Some(
+        value
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+            .unwrap_or(value),
+    )
 }
 
 /// The distinct values of cookie `name` shaped like a session ID, in order, at most
@@ -170,20 +201,42 @@ pub fn strip_own(headers: &mut HeaderMap, base: &str) {
             .map_or(pair, |eq| &pair[..eq])
             .trim_ascii()
     }
-    let pairs = || {
-        headers
-            .get_all(COOKIE)
-            .iter()
-            .flat_map(|v| pieces(v.as_bytes()))
-            .map(<[u8]>::trim_ascii)
-            .filter(|p| !p.is_empty())
-    };
-    // Most requests to most routes carry none: leave their header as it is.
-    if !pairs().any(|p| is_own(name(p), base)) {
+    // Most requests to most routes carry none: leave their header as it is. Every own
+    // cookie's name starts with `base`, so a header where no pair does holds none (the
+    // names are plain: config/session.rs).
+    let base_plain = is_plain(base.as_bytes());
+    let values = || headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes);
+    if base_plain
+        && !values()
+            .flat_map(pieces)
+            .any(|p| p.trim_ascii_start().starts_with(base.as_bytes()))
+    {
         return;
     }
-    let kept: Vec<&[u8]> = pairs().filter(|p| !is_own(name(p), base)).collect();
-    let joined = kept.join(&b"; "[..]);
+    // Room for the longest result: a kept piece grows by at most one byte (its `; `), and
+    // a piece is at least two bytes with its `;` (`a;a;a` becomes `a; a; a`).
+    let len: usize = values().map(<[u8]>::len).sum();
+    let mut joined = Vec::with_capacity(len + len / 2 + 2);
+    let mut dropped = false;
+    for pair in values()
+        .flat_map(pieces)
+        .map(<[u8]>::trim_ascii)
+        .filter(|p| !p.is_empty())
+    {
+        // An own cookie's name starts the (trimmed) pair: only then is its name looked for.
+        if pair.starts_with(base.as_bytes()) && is_own(name(pair), base) {
+            dropped = true;
+            continue;
+        }
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(pair);
+    }
+    if !dropped {
+        // A look-alike name (`__Host-portcullisX`): the header stays as the client sent it.
+        return;
+    }
     headers.remove(COOKIE);
     if !joined.is_empty() {
         if let Ok(v) = HeaderValue::from_bytes(&joined) {
