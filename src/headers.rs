@@ -56,12 +56,16 @@ pub fn is_reserved_header(name: &HeaderName) -> bool {
     ) || name.as_str().starts_with("x-forwarded-")
 }
 
+/// The bits of [`hop_by_hop_present`]'s answer that [`remove_hop_by_hop`] reads on their own.
+const CONNECTION_BIT: u8 = 1;
+const TE_BIT: u8 = 1 << 3;
+
 /// The fixed hop-by-hop fields, each with its bit in [`hop_by_hop_present`]'s answer.
 const HOP_BY_HOP: [(HeaderName, u8); 6] = [
-    (CONNECTION, 1),
+    (CONNECTION, CONNECTION_BIT),
     (KEEP_ALIVE, 1 << 1),
     (PROXY_CONNECTION, 1 << 2),
-    (TE, 1 << 3),
+    (TE, TE_BIT),
     (TRANSFER_ENCODING, 1 << 4),
     (UPGRADE, 1 << 5),
 ];
@@ -71,10 +75,10 @@ const HOP_BY_HOP: [(HeaderName, u8); 6] = [
 fn hop_by_hop_present(headers: &HeaderMap) -> u8 {
     headers.keys().fold(0, |bits, name| {
         bits | match name.as_str() {
-            "connection" => 1,
+            "connection" => CONNECTION_BIT,
             "keep-alive" => 1 << 1,
             "proxy-connection" => 1 << 2,
-            "te" => 1 << 3,
+            "te" => TE_BIT,
             "transfer-encoding" => 1 << 4,
             "upgrade" => 1 << 5,
             _ => 0,
@@ -92,10 +96,10 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         // No `Connection` either, so no other field is named for removal.
         return;
     }
-    if present & 1 != 0 {
+    if present & CONNECTION_BIT != 0 {
         remove_connection_named(headers);
     }
-    let keeps_trailers = present & (1 << 3) != 0
+    let keeps_trailers = present & TE_BIT != 0
         && headers
             .get_all(TE)
             .iter()

@@ -43,8 +43,8 @@ fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
 
 /// The `;`-separated pieces of a `Cookie` value, empty ones included, exactly as
 /// `value.split(|b| *b == b';')` gives them. The separators are found in one `memchr` pass,
-/// several bytes at a time: a browser's `Cookie` header often carries kilobytes of other cookies for
-/// the same site, and every request to every route reads it (`strip_own`).
+/// several bytes at a time: a browser's `Cookie` header often carries kilobytes of other
+/// cookies for the same site, and every request to every route reads it (`strip_own`).
 fn pieces(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut ends = memchr::memchr_iter(b';', value).chain(std::iter::once(value.len()));
     let mut start = 0;
