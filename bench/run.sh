@@ -24,7 +24,8 @@
 #               Entra ID, and a wrk Lua script rotates their cookies over the requests; the
 #               public-lua row sends the same script to a public route, for a like-for-like
 #               ratio. Stores: memory, Redis (default per-instance cache), Redis with the
-#               cache off (every request reads Redis).
+#               cache off (every request reads Redis). auth-memory-one: the memory instance
+#               with one session's cookie on every request (the per-session memory kept hot).
 # HTTP/2 (BENCH_H2=1, the default): h2load against nginx, Portcullis public, the floor and
 # Portcullis signed-in (memory, redis), at every level of H2_CONNS.
 #
@@ -1169,7 +1170,7 @@ if signin == "1" and h1:
     print("script (public-lua), per HTTP/1.1 level (rps: higher is better, p99: lower is better):")
     print(f"{'':<{W}}" + "".join(f" | {'c=' + c:<{2 * (CW + 1) - 1}}" for c in h1))
     print(f"{'target':<{W}}" + "".join(f" | {'rps/pub':>{CW}} {'p99/pub':>{CW}}" for c in h1))
-    for t in ("auth-memory", "auth-redis", "auth-redis-nocache"):
+    for t in ("auth-memory", "auth-memory-one", "auth-redis", "auth-redis-nocache"):
         if t not in labels:
             continue
         line = f"{labels[t]:<{W}}"
@@ -1340,6 +1341,11 @@ main() {
         LUA[public-lua]="/ $WORK/dummy-cookies"
         add_target auth-memory "https://127.0.0.1:$MEM_PORT/auth/" "portcullis signed-in, memory" auth-memory
         LUA[auth-memory]="/auth/ $WORK/auth-memory/cookies"
+        # The same requests naming one session: its cache entry, memo and headers stay in the
+        # CPU caches, so the gap to auth-memory is what SESSIONS sessions' memory costs.
+        head -n1 "$WORK/auth-memory/cookies" >"$WORK/auth-memory/one-cookie"
+        add_target auth-memory-one "https://127.0.0.1:$MEM_PORT/auth/" "portcullis signed-in, memory, 1 session" auth-memory
+        LUA[auth-memory-one]="/auth/ $WORK/auth-memory/one-cookie"
         add_target auth-redis "https://127.0.0.1:$RED_PORT/auth/" "portcullis signed-in, redis" auth-redis
         LUA[auth-redis]="/auth/ $WORK/auth-redis/cookies"
         add_target auth-redis-nocache "https://127.0.0.1:$NOC_PORT/auth/" "portcullis signed-in, redis, no cache" auth-redis-nocache

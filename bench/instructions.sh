@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# bench/instructions.sh: user-space instructions per request of one Portcullis instance, counted
+# by callgrind (valgrind), for the public route and the signed-in route, with a short and a long
+# Cookie header. Prints one table.
+#
+# A benchmark, not a test: it never fails on a number. Unlike bench/run.sh's timings, a count
+# of instructions does not move when a neighbour on a shared machine takes the caches or the
+# CPU, so it tells whether a change removed work even where rps medians cannot. It does not
+# see what only timings see: cache misses, the kernel's share (syscalls, TCP), and code that
+# valgrind runs differently (valgrind hides SHA-NI, so SHA-256 takes its software path: about
+# 3,400 instructions of the signed-in rows are the session ID's digest, a few hundred on a CPU
+# that has SHA-NI).
+#
+# It reuses bench/run.sh's helpers (the CPU layout, the upstream, the stand-in Entra ID,
+# sign-ins, wrk with rotated session cookies) and its environment settings (PROXY_CPU,
+# LOAD_CPU, PORTCULLIS_BIN and SIGNIN_BIN, CARGO_TARGET_DIR); see bench/README.md.
+#
+# Usage: bench/instructions.sh                (DURATION=10s, CONNS=4, SESSIONS=50)
+
+set -euo pipefail
+
+COUNT_DURATION=${DURATION:-10s}
+COUNT_CONNS=${CONNS:-4}
+COUNT_SESSIONS=${SESSIONS:-50}
+# shellcheck source=bench/run.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/run.sh"
+DURATION=$COUNT_DURATION
+CONNS=$COUNT_CONNS
+SESSIONS=$COUNT_SESSIONS
+BENCH_H2=0
+BENCH_SIGNIN=1
+BENCH_FLOOR=0
+
+# run.sh's start-up wait is 10 s; under valgrind a start takes longer. Same checks, 2 minutes.
+wait_until() {
+    local what=$1 pid=$2 log=$3 i
+    shift 3
+    for i in $(seq 1 1200); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "instructions.sh: $what exited during start-up; its output:" >&2
+            cat "$log" >&2
+            exit 1
+        fi
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "instructions.sh: $what not ready after 120 s; its output:" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+# count FILE NAME PATH COOKIES: instructions per request over one wrk run against the
+# instance, counted from a zeroed callgrind counter to a dump right after the run; the dump is
+# kept as $OUT/FILE.callgrind (read it with callgrind_annotate).
+count() {
+    local file=$1 name=$2 path=$3 cookies=$4 out dump ir requests non2xx
+    local -a wrk=(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -H "Host: $HOST_HEADER"
+        -s "$BENCH_DIR/rotate.lua" "https://127.0.0.1:$PORT$path" -- "$path" "$cookies")
+    timeout 60 "${wrk[@]:0:4}" -d2s "${wrk[@]:4}" >/dev/null 2>&1 || true
+    callgrind_control -z "$PID" >/dev/null 2>&1
+    out=$(timeout $(( $(seconds_of "$DURATION") + 60 )) "${wrk[@]:0:4}" -d"$DURATION" "${wrk[@]:4}" 2>&1) \
+        || die "wrk failed for $name: $out"
+    callgrind_control -d "$PID" >/dev/null 2>&1
+    # callgrind writes the dump as the next numbered file; wait for its totals line.
+    for _ in $(seq 1 100); do
+        dump=$(ls -t "$WORK/callgrind.out".* 2>/dev/null | head -n1 || true)
+        [[ -n $dump ]] && grep -Eq '^(totals|summary):' "$dump" 2>/dev/null && break
+        sleep 0.1
+    done
+    ir=$(awk '/^(totals|summary):/ { print $2; exit }' "$dump")
+    requests=$(awk '/requests in/ { print $1 }' <<<"$out")
+    non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
+    mv "$dump" "$OUT/$file.callgrind"
+    printf '%-44s %10s %12s %8s\n' "$name" "$requests" \
+        "$(awk -v i="$ir" -v n="$requests" 'BEGIN { printf "%.0f", i / n }')" "${non2xx:-0}"
+}
+
+instructions_main() {
+    case ${1:-} in
+        -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        "") ;;
+        *) die "no arguments; settings come from the environment (see --help)" ;;
+    esac
+    for n in CONNS SESSIONS; do
+        [[ ${!n} =~ ^[1-9][0-9]*$ ]] || die "$n must be a positive integer, got '${!n}'"
+    done
+    seconds_of "$DURATION" >/dev/null || die "DURATION must look like 10s, got '$DURATION'"
+    ensure_packages
+    if ! command -v valgrind >/dev/null 2>&1; then
+        [[ $(id -u) -eq 0 ]] || die "missing valgrind; install it or run as root"
+        say "installing valgrind"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null
+    fi
+    check_cpus
+    build_portcullis
+    taskset -cp "$LOAD_CPU" $$ >/dev/null || die "cannot pin this script to LOAD_CPU=$LOAD_CPU"
+    make_workdir
+    make_certificate
+    local admin
+    read -r UPSTREAM_PORT PORT admin < <(free_ports 3)
+    say "starting nginx upstream on 127.0.0.1:$UPSTREAM_PORT (CPU $LOAD_CPU)"
+    start_upstream
+    say "starting the stand-in Entra ID (CPU $LOAD_CPU)"
+    start_idp "$PORT"
+    # `portcullis check` runs as it is; `portcullis run` under callgrind, counting nothing
+    # until the first zeroing (the start-up and sign-ins are not in any row).
+    local real=$PORTCULLIS_BIN
+    cat >"$WORK/under-callgrind" <<EOF
+#!/bin/sh
+[ "\$1" = run ] || exec "$real" "\$@"
+exec valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" --dump-instr=no \
+    "$real" "\$@" 2>>"$WORK/valgrind.log"
+EOF
+    chmod +x "$WORK/under-callgrind"
+    PORTCULLIS_BIN="$WORK/under-callgrind"
+    say "starting portcullis under callgrind on 127.0.0.1:$PORT (CPU $PROXY_CPU)"
+    start_portcullis counted "$PORT" "$admin" warn memory
+    PID=${PC_PID[counted]}
+    make_sessions counted "$PORT" "$SESSIONS"
+    make_dummy_cookies
+    head -n1 "$WORK/counted/cookies" >"$WORK/one-cookie"
+    # 36 other cookies of a site (2.4 KB), after the session cookie or a cookie naming none.
+    python3 - "$WORK" <<'EOF'
+import secrets, sys
+work = sys.argv[1]
+other = "; ".join(f"app{i}_pref={secrets.token_urlsafe(40)}" for i in range(36))
+for src, dst in (("counted/cookies", "long-cookies"), ("dummy-cookies", "long-dummy")):
+    lines = [l.strip() for l in open(f"{work}/{src}") if l.strip()]
+    with open(f"{work}/{dst}", "w") as f:
+        f.writelines(f"{l}; {other}\n" for l in lines)
+EOF
+    OUT="$BENCH_DIR/out/instructions-$(date -u +%Y%m%dT%H%M%SZ)"
+    mkdir -p "$OUT"
+    {
+        echo
+        echo "Instructions per request (callgrind, user space), wrk -c$CONNS -d$DURATION over HTTP/1.1:"
+        printf '%-44s %10s %12s %8s\n' row requests instr/req non-2xx
+        count public "public route, 62-byte Cookie" / "$WORK/dummy-cookies"
+        count signed-in-one "signed-in, one session" /auth/ "$WORK/one-cookie"
+        count signed-in "signed-in, $SESSIONS sessions rotating" /auth/ "$WORK/counted/cookies"
+        count public-long "public route, 2.4 KB Cookie" / "$WORK/long-dummy"
+        count signed-in-long "signed-in, $SESSIONS sessions, 2.4 KB Cookie" /auth/ "$WORK/long-cookies"
+        echo "raw output: $OUT (one callgrind dump per row: callgrind_annotate FILE)"
+    } | tee "$OUT/summary.txt"
+}
+
+instructions_main "$@"
