@@ -49,10 +49,12 @@ impl Target {
                     .map_err(|_| ProxyError::BadRequest("The Host header is malformed."))?
             }
         };
-        if authority.as_str().contains('@') || authority.host().is_empty() {
+        // `host()` parses the authority again on each call: once.
+        let named = authority.host();
+        if authority.as_str().contains('@') || named.is_empty() {
             return Err(ProxyError::BadRequest("The Host header is malformed."));
         }
-        let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
+        let host = named.trim_end_matches('.').to_ascii_lowercase();
         let (path, notes) = path::canonicalize(req.uri().path()).map_err(ProxyError::BadRequest)?;
         let rewritten = matches!(path, std::borrow::Cow::Owned(_));
         let path_and_query = match (rewritten, req.uri().path_and_query()) {
