@@ -25,9 +25,14 @@ pub const MAX_SESSION_COPIES: usize = 3;
 /// The `name=value` pairs of every `Cookie` header, in order. Read as bytes, so one cookie
 /// that is not ASCII (some sites set them) never hides the others.
 fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
-    headers
-        .get_all(COOKIE)
-        .iter()
+    pairs_of(headers.get_all(COOKIE).iter())
+}
+
+/// [`pairs`] of the given `Cookie` values.
+fn pairs_of<'a>(
+    values: impl Iterator<Item = &'a HeaderValue>,
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    values
         .flat_map(|v| pieces(v.as_bytes()))
         .filter_map(|pair| {
             let pair = pair.trim_ascii();
@@ -63,19 +68,24 @@ fn pieces(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// the other cookies of a long header cost a `;` search and a comparison each. Only a plain
 /// name (no white space, `;` or `=`) can be read so; any other is read pair by pair.
 pub fn get_all<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
+    // One lookup of the field, whichever way it is read.
+    let values = headers.get_all(COOKIE);
     let plain = is_plain(name.as_bytes());
-    let searched = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter(move |_| plain)
-        .flat_map(|v| pieces(v.as_bytes()))
-        .filter_map(move |piece| value_named(piece, name.as_bytes()));
-    let read = pairs(headers)
-        .filter(move |_| !plain)
-        .filter(move |(n, _)| *n == name.as_bytes())
-        .map(|(_, v)| v);
+    let searched = plain.then(|| {
+        values
+            .iter()
+            .flat_map(|v| pieces(v.as_bytes()))
+            .filter_map(move |piece| value_named(piece, name.as_bytes()))
+    });
+    let read = (!plain).then(|| {
+        pairs_of(values.iter())
+            .filter(move |(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| v)
+    });
     searched
-        .chain(read)
+        .into_iter()
+        .flatten()
+        .chain(read.into_iter().flatten())
         .filter_map(|v| std::str::from_utf8(v).ok())
 }
 
