@@ -31,23 +31,8 @@ BENCH_H2=0
 BENCH_SIGNIN=1
 BENCH_FLOOR=0
 
-# run.sh's start-up wait is 10 s; under valgrind a start takes longer. Same checks, 2 minutes.
-wait_until() {
-    local what=$1 pid=$2 log=$3 i
-    shift 3
-    for i in $(seq 1 1200); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "instructions.sh: $what exited during start-up; its output:" >&2
-            cat "$log" >&2
-            exit 1
-        fi
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "instructions.sh: $what not ready after 120 s; its output:" >&2
-    cat "$log" >&2
-    exit 1
-}
+# run.sh's start-up wait is 10 s; under valgrind a start takes longer: 2 minutes.
+START_STEPS=1200
 
 # count FILE NAME PATH COOKIES: instructions per request over one wrk run against the
 # instance, counted from a zeroed callgrind counter to a dump right after the run; the dump is

@@ -59,6 +59,9 @@ BENCH_LOCK=${BENCH_LOCK:-/tmp/bench.lock}
 PROXY_CPU=${PROXY_CPU:-}
 LOAD_CPU=${LOAD_CPU:-0}
 HOST_HEADER=bench.local
+# How long a server may take to start: steps of 0.1 s (bench/instructions.sh raises it for
+# valgrind).
+START_STEPS=${START_STEPS:-100}
 STATUS_PATH=/__bench_status  # upstream nginx stub_status
 COOKIE_NAME=__Host-portcullis
 
@@ -353,11 +356,11 @@ release_lock() {
 # Servers
 # ---------------------------------------------------------------------------------------------
 
-# Retries "$@" (a command) every 0.1 s, at most 100 times, while process $pid lives.
+# Retries "$@" (a command) every 0.1 s, at most START_STEPS times, while process $pid lives.
 wait_until() {
     local what=$1 pid=$2 log=$3 i
     shift 3
-    for i in $(seq 1 100); do
+    for i in $(seq 1 "$START_STEPS"); do
         if ! kill -0 "$pid" 2>/dev/null; then
             echo "run.sh: $what exited during start-up; its output:" >&2
             cat "$log" >&2
@@ -366,7 +369,7 @@ wait_until() {
         "$@" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
-    echo "run.sh: $what not ready after 10 s; its output:" >&2
+    echo "run.sh: $what not ready after $((START_STEPS / 10)) s; its output:" >&2
     cat "$log" >&2
     exit 1
 }

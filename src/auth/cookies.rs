@@ -203,9 +203,6 @@ fn is_own(name: &[u8], base: &str) -> bool {
 /// Removes the proxy's own cookies from the request before it goes upstream, whatever else
 /// the header holds (non-ASCII cookies included).
 pub fn strip_own(headers: &mut HeaderMap, base: &str) {
-    if !headers.contains_key(COOKIE) {
-        return;
-    }
     fn name(pair: &[u8]) -> &[u8] {
         memchr::memchr(b'=', pair)
             .map_or(pair, |eq| &pair[..eq])
@@ -215,7 +212,9 @@ pub fn strip_own(headers: &mut HeaderMap, base: &str) {
     // cookie's name starts with `base`, so a header where no pair does holds none (the
     // names are plain: config/session.rs).
     let base_plain = is_plain(base.as_bytes());
-    let values = || headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes);
+    // One lookup of the field for every pass below.
+    let field = headers.get_all(COOKIE);
+    let values = || field.iter().map(HeaderValue::as_bytes);
     if base_plain
         && !values()
             .flat_map(pieces)
