@@ -15,7 +15,11 @@
 # sign-ins, wrk with rotated session cookies) and its environment settings (PROXY_CPU,
 # LOAD_CPU, PORTCULLIS_BIN and SIGNIN_BIN, CARGO_TARGET_DIR); see bench/README.md.
 #
-# Usage: bench/instructions.sh                (DURATION=10s, CONNS=4, SESSIONS=50)
+# A first row counts bench/floor.rs (TLS, hyper server and client, nothing else) the same way:
+# the public row minus the floor row is what Portcullis itself does per request
+# (COUNT_FLOOR=0 leaves it out).
+#
+# Usage: bench/instructions.sh                (DURATION=10s, CONNS=4, SESSIONS=50, COUNT_FLOOR=1)
 
 set -euo pipefail
 
@@ -29,14 +33,29 @@ CONNS=$COUNT_CONNS
 SESSIONS=$COUNT_SESSIONS
 BENCH_H2=0
 BENCH_SIGNIN=1
-BENCH_FLOOR=0
+BENCH_FLOOR=${COUNT_FLOOR:-1}
 
 # run.sh's start-up wait is 10 s; under valgrind a start takes longer: 2 minutes.
 START_STEPS=1200
 
+# under_callgrind REAL WRAPPER DUMP [ONLY]: writes WRAPPER, which runs REAL under callgrind
+# (dumps named DUMP.N); with ONLY, just that subcommand is wrapped (`portcullis check` runs as
+# it is).
+under_callgrind() {
+    local real=$1 wrapper=$2 dump=$3 only=${4:-}
+    {
+        echo '#!/bin/sh'
+        [[ -z $only ]] || echo "[ \"\$1\" = $only ] || exec \"$real\" \"\$@\""
+        echo "exec valgrind --tool=callgrind --callgrind-out-file=\"$dump\" --dump-instr=no \\"
+        echo "    \"$real\" \"\$@\" 2>>\"$WORK/valgrind.log\""
+    } >"$wrapper"
+    chmod +x "$wrapper"
+}
+
 # count FILE NAME PATH COOKIES: instructions per request over one wrk run against the
-# instance, counted from a zeroed callgrind counter to a dump right after the run; the dump is
-# kept as $OUT/FILE.callgrind (read it with callgrind_annotate).
+# instance at $PORT (process $PID, dumps $DUMP.N), counted from a zeroed callgrind counter to a
+# dump right after the run; the dump is kept as $OUT/FILE.callgrind (read it with
+# callgrind_annotate).
 count() {
     local file=$1 name=$2 path=$3 cookies=$4 out dump ir requests non2xx
     local -a wrk=(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -H "Host: $HOST_HEADER"
@@ -48,7 +67,7 @@ count() {
     callgrind_control -d "$PID" >/dev/null 2>&1
     # callgrind writes the dump as the next numbered file; wait for its totals line.
     for _ in $(seq 1 100); do
-        dump=$(ls -t "$WORK/callgrind.out".* 2>/dev/null | head -n1 || true)
+        dump=$(ls -t "$DUMP".* 2>/dev/null | head -n1 || true)
         [[ -n $dump ]] && grep -Eq '^(totals|summary):' "$dump" 2>/dev/null && break
         sleep 0.1
     done
@@ -82,25 +101,23 @@ instructions_main() {
     make_workdir
     make_certificate
     local admin
-    read -r UPSTREAM_PORT PORT admin < <(free_ports 3)
+    read -r UPSTREAM_PORT PORT admin FLOOR_PORT < <(free_ports 4)
     say "starting nginx upstream on 127.0.0.1:$UPSTREAM_PORT (CPU $LOAD_CPU)"
     start_upstream
     say "starting the stand-in Entra ID (CPU $LOAD_CPU)"
     start_idp "$PORT"
-    # `portcullis check` runs as it is; `portcullis run` under callgrind, counting nothing
-    # until the first zeroing (the start-up and sign-ins are not in any row).
-    local real=$PORTCULLIS_BIN
-    cat >"$WORK/under-callgrind" <<EOF
-#!/bin/sh
-[ "\$1" = run ] || exec "$real" "\$@"
-exec valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" --dump-instr=no \
-    "$real" "\$@" 2>>"$WORK/valgrind.log"
-EOF
-    chmod +x "$WORK/under-callgrind"
+    # Under callgrind, counting nothing until the first zeroing (the start-up and sign-ins are
+    # not in any row).
+    if [[ $BENCH_FLOOR == 1 ]]; then
+        under_callgrind "$FLOOR_BIN" "$WORK/floor-under-callgrind" "$WORK/floor.out"
+        FLOOR_BIN="$WORK/floor-under-callgrind"
+        say "starting the floor under callgrind on 127.0.0.1:$FLOOR_PORT (CPU $PROXY_CPU)"
+        start_floor
+    fi
+    under_callgrind "$PORTCULLIS_BIN" "$WORK/under-callgrind" "$WORK/callgrind.out" run
     PORTCULLIS_BIN="$WORK/under-callgrind"
     say "starting portcullis under callgrind on 127.0.0.1:$PORT (CPU $PROXY_CPU)"
     start_portcullis counted "$PORT" "$admin" warn memory
-    PID=${PC_PID[counted]}
     make_sessions counted "$PORT" "$SESSIONS"
     make_dummy_cookies
     head -n1 "$WORK/counted/cookies" >"$WORK/one-cookie"
@@ -120,6 +137,12 @@ EOF
         echo
         echo "Instructions per request (callgrind, user space), wrk -c$CONNS -d$DURATION over HTTP/1.1:"
         printf '%-44s %10s %12s %8s\n' row requests instr/req non-2xx
+        if [[ $BENCH_FLOOR == 1 ]]; then
+            PORT=$FLOOR_PORT PID=$FLOOR_PID DUMP="$WORK/floor.out" \
+                count floor "floor (bench/floor.rs), 62-byte Cookie" / "$WORK/dummy-cookies"
+            kill "$FLOOR_PID" 2>/dev/null || true
+        fi
+        PID=${PC_PID[counted]} DUMP="$WORK/callgrind.out"
         count public "public route, 62-byte Cookie" / "$WORK/dummy-cookies"
         count signed-in-one "signed-in, one session" /auth/ "$WORK/one-cookie"
         count signed-in "signed-in, $SESSIONS sessions rotating" /auth/ "$WORK/counted/cookies"
