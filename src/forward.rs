@@ -176,11 +176,12 @@ fn system_roots() -> &'static RootCertStore {
     })
 }
 
-/// Sends `req` and waits for the response head within `timeout`.
-pub async fn send(
+/// Sends `req` and waits for the response head within `timeout`. The pool's own future, not
+/// one wrapped around it: each layer would hold the request again and copy the whole future.
+pub fn send(
     pool: &UpstreamClient,
     req: Request<Incoming>,
     timeout: std::time::Duration,
-) -> Result<Response<UpstreamBody>, ProxyError> {
-    pool.request(req, timeout).await
+) -> impl std::future::Future<Output = Result<Response<UpstreamBody>, ProxyError>> + '_ {
+    pool.request(req, timeout)
 }

@@ -144,16 +144,24 @@ impl Proxy {
         })
     }
 
-    /// Answers one request from `peer`. Never fails: errors become pages here.
-    pub async fn handle(&self, peer: SocketAddr, req: Request<Incoming>) -> Response<LoggedBody> {
+    /// Answers one request from `peer`, adding `hsts` (`Strict-Transport-Security`) unless the
+    /// upstream sent its own. Never fails: errors become pages here. Owns its `Arc` so that the
+    /// server boxes this future itself, not one more layer around it (each layer would copy the
+    /// whole future, several kilobytes, when it moves it).
+    pub async fn handle(
+        self: Arc<Self>,
+        peer: SocketAddr,
+        req: Request<Incoming>,
+        hsts: Option<HeaderValue>,
+    ) -> Response<LoggedBody> {
         use tracing::Instrument;
         let mut ctx = RequestCtx::new(peer, &req, &self.trusted_proxies, self.traced, &self.pages);
-        // One future whether or not a span is exported: a disabled span costs a branch per poll.
         let span = ctx.span().cloned();
-        let answer = self
-            .proxy(req, &mut ctx)
-            .instrument(span.clone().unwrap_or_else(tracing::Span::none))
-            .await;
+        let answer = match &span {
+            // Awaited as it is: wrapping it in a disabled span would copy it once more.
+            None => self.proxy(req, &mut ctx).await,
+            Some(span) => self.proxy(req, &mut ctx).instrument(span.clone()).await,
+        };
         if let Some(span) = span {
             span.record("http.route", ctx.route_name());
             let status = answer.as_ref().map_or_else(|e| e.status(), |r| r.status());
@@ -176,6 +184,11 @@ impl Proxy {
             }
         };
         resp.headers_mut().insert(X_REQUEST_ID, ctx.id().clone());
+        if let Some(hsts) = hsts {
+            resp.headers_mut()
+                .entry(http::header::STRICT_TRANSPORT_SECURITY)
+                .or_insert(hsts);
+        }
         ctx.finish(resp)
     }
 

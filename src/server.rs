@@ -32,7 +32,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{STRICT_TRANSPORT_SECURITY, UPGRADE};
+use http::header::UPGRADE;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -102,20 +102,10 @@ pub async fn serve_https(
                     if req.headers().contains_key(UPGRADE) {
                         req.extensions_mut().insert(tunnel.clone());
                     }
-                    let proxy = proxy.clone();
-                    let hsts = hsts.clone();
                     // Boxed once here: the request's future is several kilobytes, and the
                     // layers above (the in-flight count, hyper's dispatcher, an HTTP/2 stream's
                     // task) would each copy it whole when they move it.
-                    Box::pin(async move {
-                        let mut resp = proxy.handle(peer, req).await;
-                        if let Some(hsts) = hsts {
-                            resp.headers_mut()
-                                .entry(STRICT_TRANSPORT_SECURITY)
-                                .or_insert(hsts);
-                        }
-                        resp
-                    })
+                    Box::pin(proxy.clone().handle(peer, req, hsts.clone()))
                 };
                 conn::serve(&builder, tls, peer, idle_timeout, signals, handler).await;
             }

@@ -159,7 +159,10 @@ impl Pool {
             let mut h1 = match conn {
                 Conn::H2(sender) => {
                     self.absolute_form(&mut req)?;
-                    return within(deadline, timeout, self.send_h2(sender, req, reused)).await;
+                    // Boxed: the HTTP/2 exchange is twice the HTTP/1.1 one's size, and every
+                    // request's future (and each layer above it) would otherwise carry it.
+                    let send = Box::pin(self.send_h2(sender, req, reused));
+                    return within(deadline, timeout, send).await;
                 }
                 Conn::H1(h1) => h1,
             };
