@@ -43,6 +43,8 @@ pub struct AccessLog {
     subject: Option<Arc<dyn Subject>>,
     /// From sending the request upstream to the upstream's response head.
     upstream_duration: Option<Duration>,
+    /// The access log was on when the request came: only then is the upstream timed.
+    on: bool,
     /// The request's span, if traced: entered once more and closed when the response body
     /// ends, so the span covers the streamed answer and not just its head.
     span: Option<tracing::Span>,
@@ -77,6 +79,7 @@ impl AccessLog {
             user_agent,
             subject: None,
             upstream_duration: None,
+            on,
             span: None,
             _in_flight: crate::metrics::InFlight::start(),
         }
@@ -97,6 +100,11 @@ impl AccessLog {
 
     pub fn subject(&mut self, subject: Arc<dyn Subject>) {
         self.subject = Some(subject);
+    }
+
+    /// Whether the access log was on when the request came.
+    pub fn on(&self) -> bool {
+        self.on
     }
 
     pub fn upstream_duration(&mut self, d: Duration) {
