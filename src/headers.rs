@@ -74,15 +74,10 @@ const HOP_BY_HOP: [(HeaderName, u8); 6] = [
 /// over the names, where a lookup per field would hash each one.
 fn hop_by_hop_present(headers: &HeaderMap) -> u8 {
     headers.keys().fold(0, |bits, name| {
-        bits | match name.as_str() {
-            "connection" => CONNECTION_BIT,
-            "keep-alive" => 1 << 1,
-            "proxy-connection" => 1 << 2,
-            "te" => TE_BIT,
-            "transfer-encoding" => 1 << 4,
-            "upgrade" => 1 << 5,
-            _ => 0,
-        }
+        bits | HOP_BY_HOP
+            .iter()
+            .find(|(hop, _)| hop == name)
+            .map_or(0, |(_, bit)| *bit)
     })
 }
 
