@@ -25,7 +25,10 @@
 #               public-lua row sends the same script to a public route, for a like-for-like
 #               ratio. Stores: memory, Redis (default per-instance cache), Redis with the
 #               cache off (every request reads Redis). auth-memory-one: the memory instance
-#               with one session's cookie on every request (the per-session memory kept hot).
+#               with one session's cookie on every request (the per-session memory kept hot);
+#               auth-memory-bare: the same on a route without identity headers.
+#   nginx-identity  (BENCH_SIGNIN=1) nginx proxy_pass plus the same identity headers as fixed
+#               proxy_set_header values: what those header bytes cost nginx.
 # HTTP/2 (BENCH_H2=1, the default): h2load against nginx, Portcullis public, the floor and
 # Portcullis signed-in (memory, redis), at every level of H2_CONNS.
 #
@@ -63,6 +66,10 @@ HOST_HEADER=bench.local
 # valgrind).
 START_STEPS=${START_STEPS:-100}
 STATUS_PATH=/__bench_status  # upstream nginx stub_status
+IDENTITY_PATH=/auth/__bench_identity  # upstream nginx: echoes the identity headers it received
+# The identity headers of Portcullis's default preset (oauth2-proxy), in the order it sends them.
+IDENTITY_HEADERS="x-auth-request-user x-auth-request-email x-auth-request-preferred-username
+x-auth-request-oid x-auth-request-tid x-auth-request-name x-auth-request-groups x-auth-request-roles"
 COOKIE_NAME=__Host-portcullis
 
 usage() {
@@ -424,6 +431,12 @@ start_upstream() {
         # Its "accepts" counter tells how many connections each proxy opened to the upstream
         # during a run: a proxy that does not reuse its upstream connections shows up here.
         location = $STATUS_PATH { stub_status; }
+        # The identity headers a signed-in request brings (the oauth2-proxy preset), as text:
+        # the nginx-identity proxy is configured to send the same ones (identity_headers_conf).
+        location = $IDENTITY_PATH {
+            default_type text/plain;
+            return 200 "$(identity_echo)";
+        }
     }
 }
 EOF
@@ -434,8 +447,18 @@ EOF
         curl -sf "http://127.0.0.1:$UPSTREAM_PORT/"
 }
 
+# One "name<TAB>value" line per identity header, from nginx variables (upstream config).
+identity_echo() {
+    local h
+    for h in $IDENTITY_HEADERS; do printf '%s\t$http_%s\\n' "$h" "${h//-/_}"; done
+}
+
+# start_nginx_proxy [NAME PORT EXTRA]: the nginx proxy (default: nginx-proxy on NGINX_PORT);
+# EXTRA is more location-level directives (the nginx-identity proxy's proxy_set_header lines).
+# Sets NGINX_PID to its master.
 start_nginx_proxy() {
-    local dir="$WORK/nginx-proxy"
+    local name=${1:-nginx-proxy} port=${2:-$NGINX_PORT} extra=${3:-}
+    local dir="$WORK/$name"
     mkdir -p "$dir/tmp"
     {
         # Client plus upstream connections, with room to spare; never below 4096. (nginx
@@ -456,7 +479,7 @@ start_nginx_proxy() {
         # http2: ALPN offers h2 and http/1.1, as Portcullis does on its one listener; wrk sends
         # no ALPN and gets HTTP/1.1, h2load asks for h2. reuseport: one accept queue per worker
         # when PROXY_CPU has more than one CPU (and so nginx more than one worker).
-        listen 127.0.0.1:$NGINX_PORT ssl http2 reuseport;
+        listen 127.0.0.1:$port ssl http2 reuseport;
         server_name $HOST_HEADER;
         ssl_certificate $WORK/cert.pem;
         ssl_certificate_key $WORK/key.pem;
@@ -472,15 +495,31 @@ start_nginx_proxy() {
             proxy_set_header X-Forwarded-Host \$http_host;
             proxy_set_header X-Real-IP \$remote_addr;
             proxy_set_header X-Request-Id \$request_id;
+$extra
         }
     }
 }
 EOF
     } >"$dir/nginx.conf"
-    start_nginx nginx-proxy "$PROXY_CPU"
-    NGINX_PROXY_MASTER=$NGINX_PID
-    wait_until "nginx proxy" "$NGINX_PID" "$dir/error.log" \
-        curl -sfk --resolve "$HOST_HEADER:$NGINX_PORT:127.0.0.1" "https://$HOST_HEADER:$NGINX_PORT/"
+    start_nginx "$name" "$PROXY_CPU"
+    wait_until "nginx proxy ($name)" "$NGINX_PID" "$dir/error.log" \
+        curl -sfk --resolve "$HOST_HEADER:$port:127.0.0.1" "https://$HOST_HEADER:$port/"
+}
+
+# identity_headers_conf PORT COOKIE_FILE: proxy_set_header lines for the identity headers the
+# first session of COOKIE_FILE brings through the Portcullis instance at PORT (the upstream
+# echoes them), so nginx sends the same names and values; fails if a value needs quoting.
+identity_headers_conf() {
+    local port=$1 cookie name value n=0
+    cookie=$(head -n1 "$2")
+    while IFS=$'\t' read -r name value; do
+        [[ -n $value ]] || continue
+        [[ $value =~ [\"\$\\\{\}\;] ]] && die "identity header $name has a value nginx cannot take as it is"
+        printf '            proxy_set_header %s "%s";\n' "$name" "$value"
+        n=$((n + 1))
+    done < <(curl -sSfk --max-time 5 -H "Host: $HOST_HEADER" -H "Cookie: $COOKIE_NAME=$cookie" \
+        "https://127.0.0.1:$port$IDENTITY_PATH")
+    (( n > 0 )) || die "no identity headers came through the instance on port $port"
 }
 
 # The most requests in flight at once over all levels: max(CONNS, H2_CONNS x H2_STREAMS).
@@ -501,7 +540,8 @@ proxy_worker_connections() {
 }
 
 # The nginx proxy's processes: the master and its workers.
-nginx_proxy_pids() { echo "$NGINX_PROXY_MASTER" $(pgrep -P "$NGINX_PROXY_MASTER" 2>/dev/null); }
+nginx_proxy_pids() { nginx_pids "$NGINX_PROXY_MASTER"; }
+nginx_pids() { echo "$1" $(pgrep -P "$1" 2>/dev/null); }
 
 declare -A PC_PID  # Portcullis instance name -> pid
 
@@ -550,6 +590,16 @@ path_prefix = "/auth"
 upstream = "http://127.0.0.1:$UPSTREAM_PORT"
 auth = "login"
 allowed_groups = ["0b2c3d4e-1111-4a5b-8c6d-7e8f90a1b2c3"]
+
+# The same check with no identity headers: the gap to /auth is what the headers cost.
+[[route]]
+name = "bench-bare"
+host = "$HOST_HEADER"
+path_prefix = "/bare"
+upstream = "http://127.0.0.1:$UPSTREAM_PORT"
+auth = "login"
+allowed_groups = ["0b2c3d4e-1111-4a5b-8c6d-7e8f90a1b2c3"]
+headers = "none"
 EOF
     fi
     # RUST_LOG would override log.level and PORTCULLIS__* any key of the generated config;
@@ -742,6 +792,7 @@ proxy_pids() {
     case ${PROXY_OF[$1]:-} in
         "") ;;
         nginx) nginx_proxy_pids ;;
+        nginx-identity) nginx_pids "$NGINX_ID_MASTER" ;;
         floor) echo "$FLOOR_PID" ;;
         *) echo "${PC_PID[${PROXY_OF[$1]}]}" ;;
     esac
@@ -1173,7 +1224,7 @@ if signin == "1" and h1:
     print("script (public-lua), per HTTP/1.1 level (rps: higher is better, p99: lower is better):")
     print(f"{'':<{W}}" + "".join(f" | {'c=' + c:<{2 * (CW + 1) - 1}}" for c in h1))
     print(f"{'target':<{W}}" + "".join(f" | {'rps/pub':>{CW}} {'p99/pub':>{CW}}" for c in h1))
-    for t in ("auth-memory", "auth-memory-one", "auth-redis", "auth-redis-nocache"):
+    for t in ("auth-memory", "auth-memory-one", "auth-memory-bare", "auth-redis", "auth-redis-nocache"):
         if t not in labels:
             continue
         line = f"{labels[t]:<{W}}"
@@ -1181,6 +1232,14 @@ if signin == "1" and h1:
             line += (f" | {ratio(med('h1', c, t, 'rps'), med('h1', c, 'public-lua', 'rps')):>{CW}}"
                      f" {ratio(med('h1', c, t, 'p99'), med('h1', c, 'public-lua', 'p99')):>{CW}}")
         print(line)
+    if "nginx-identity" in labels and "auth-memory-bare" in labels:
+        print("The identity headers' share (rps ratios; the same session, the same header names and values):")
+        pairs = [("nginx: with the identity headers / without", "nginx-identity", "nginx"),
+                 ("portcullis: signed-in / same, no identity headers", "auth-memory-one", "auth-memory-bare"),
+                 ("portcullis: no identity headers / public-lua", "auth-memory-bare", "public-lua")]
+        for text, a, b in pairs:
+            print(f"  {text:<{W - 2}}" + "".join(
+                f" | c={c}: {ratio(med('h1', c, a, 'rps'), med('h1', c, b, 'rps'))}" for c in h1))
     if h2:
         print("HTTP/2 (one fixed session cookie) against Portcullis public over HTTP/2 (no cookie):")
         for t in ("auth-memory", "auth-redis"):
@@ -1291,12 +1350,13 @@ main() {
 
     read -r UPSTREAM_PORT NGINX_PORT PORTCULLIS_PORT ADMIN_PORT LOG_PORT LOG_ADMIN_PORT \
         MEM_PORT MEM_ADMIN RED_PORT RED_ADMIN NOC_PORT NOC_ADMIN REDIS_PORT RSS_PORT RSS_ADMIN \
-        FLOOR_PORT < <(free_ports 16)
+        FLOOR_PORT NGINX_ID_PORT < <(free_ports 17)
 
     say "starting nginx upstream on 127.0.0.1:$UPSTREAM_PORT (CPU $LOAD_CPU)"
     start_upstream
     say "starting nginx proxy on 127.0.0.1:$NGINX_PORT (CPU $PROXY_CPU)"
     start_nginx_proxy
+    NGINX_PROXY_MASTER=$NGINX_PID
     # shellcheck disable=SC2046  # a list of pids
     NGINX_RSS_IDLE=$(rss_kb $(nginx_proxy_pids))
     say "starting portcullis on 127.0.0.1:$PORTCULLIS_PORT (admin $ADMIN_PORT, CPU $PROXY_CPU)"
@@ -1349,6 +1409,15 @@ main() {
         head -n1 "$WORK/auth-memory/cookies" >"$WORK/auth-memory/one-cookie"
         add_target auth-memory-one "https://127.0.0.1:$MEM_PORT/auth/" "portcullis signed-in, memory, 1 session" auth-memory
         LUA[auth-memory-one]="/auth/ $WORK/auth-memory/one-cookie"
+        # The same session on a route that sends no identity headers: the check alone.
+        add_target auth-memory-bare "https://127.0.0.1:$MEM_PORT/bare/" "portcullis signed-in, memory, 1 session, no identity headers" auth-memory
+        LUA[auth-memory-bare]="/bare/ $WORK/auth-memory/one-cookie"
+        # nginx sending the same identity headers (fixed values): what the headers cost nginx.
+        say "starting nginx proxy + identity headers on 127.0.0.1:$NGINX_ID_PORT (CPU $PROXY_CPU)"
+        ID_HEADERS_CONF=$(identity_headers_conf "$MEM_PORT" "$WORK/auth-memory/one-cookie") || exit 1
+        start_nginx_proxy nginx-identity "$NGINX_ID_PORT" "$ID_HEADERS_CONF"
+        NGINX_ID_MASTER=$NGINX_PID
+        add_target nginx-identity "https://127.0.0.1:$NGINX_ID_PORT/" "nginx proxy_pass + identity headers" nginx-identity
         add_target auth-redis "https://127.0.0.1:$RED_PORT/auth/" "portcullis signed-in, redis" auth-redis
         LUA[auth-redis]="/auth/ $WORK/auth-redis/cookies"
         add_target auth-redis-nocache "https://127.0.0.1:$NOC_PORT/auth/" "portcullis signed-in, redis, no cache" auth-redis-nocache
@@ -1371,7 +1440,11 @@ main() {
     cp "$WORK/upstream/nginx.conf" "$OUT/nginx-upstream.conf"
     cp "$WORK/nginx-proxy/nginx.conf" "$OUT/nginx-proxy.conf"
     cp "$WORK/portcullis/portcullis.toml" "$WORK/portcullis/routes.toml" "$OUT/"
-    [[ $BENCH_SIGNIN == 1 ]] && cp "$WORK/auth-redis/portcullis.toml" "$OUT/portcullis-auth-redis.toml"
+    if [[ $BENCH_SIGNIN == 1 ]]; then
+        cp "$WORK/auth-redis/portcullis.toml" "$OUT/portcullis-auth-redis.toml"
+        cp "$WORK/auth-memory/routes.toml" "$OUT/routes-signed-in.toml"
+        cp "$WORK/nginx-identity/nginx.conf" "$OUT/nginx-identity.conf"
+    fi
     : >"$OUT/results.tsv"
     local name conns
     for name in "${TARGETS[@]}"; do printf '%s\t%s\n' "$name" "${LABEL[$name]}"; done >"$OUT/targets.tsv"
