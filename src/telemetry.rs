@@ -39,9 +39,28 @@ impl Drop for Guard {
 fn filter(config: &LogConfig) -> EnvFilter {
     std::env::var("RUST_LOG")
         .ok()
-        .and_then(|v| EnvFilter::try_new(v).ok())
-        .or_else(|| EnvFilter::try_new(&config.level).ok())
+        .and_then(|v| filter_of(&v))
+        .or_else(|| filter_of(&config.level))
+        .or_else(|| filter_of("info"))
         .unwrap_or_else(|| EnvFilter::new("info"))
+}
+
+/// Where rustls reports what it made of a client's handshake messages: an IP address sent as
+/// the server name, a malformed or duplicate name. Any client can write one such warning per
+/// connection, and the operator can do nothing about it, so these stay at `error` unless the
+/// filter names `rustls` itself.
+const CLIENT_HELLO_TARGET: &str = "rustls::msgs";
+
+/// The filter `spec` describes, `None` if it is not one.
+fn filter_of(spec: &str) -> Option<EnvFilter> {
+    let filter = EnvFilter::try_new(spec).ok()?;
+    if spec.contains("rustls") {
+        return Some(filter);
+    }
+    Some(match format!("{CLIENT_HELLO_TARGET}=error").parse() {
+        Ok(quiet) => filter.add_directive(quiet),
+        Err(_) => filter,
+    })
 }
 
 /// Installs the global subscriber. Calling it twice is harmless (the second call is ignored).
@@ -125,4 +144,44 @@ pub fn tracer_provider_with(
         .with_batch_exporter(exporter)
         .with_resource(resource)
         .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::filter_of;
+
+    /// Which of rustls's handshake warning, rustls's other warnings, rustls's handshake error
+    /// and Portcullis's own warning the filter `spec` lets through.
+    fn passes(spec: &str) -> [bool; 4] {
+        let filter = filter_of(spec).expect("a valid filter");
+        let subscriber = tracing_subscriber::registry().with(filter);
+        tracing::subscriber::with_default(subscriber, || {
+            [
+                tracing::enabled!(target: "rustls::msgs::handshake", Level::WARN),
+                tracing::enabled!(target: "rustls::conn", Level::WARN),
+                tracing::enabled!(target: "rustls::msgs::handshake", Level::ERROR),
+                tracing::enabled!(target: "portcullis::server", Level::WARN),
+            ]
+        })
+    }
+
+    #[test]
+    fn client_hello_warnings_stay_out_of_the_log_unless_rustls_is_named() {
+        assert_eq!(passes("warn"), [false, true, true, true]);
+        assert_eq!(passes("info"), [false, true, true, true]);
+        assert_eq!(passes("portcullis=debug,info"), [false, true, true, true]);
+        // An operator who asks for rustls gets all of it.
+        assert_eq!(passes("warn,rustls=warn"), [true, true, true, true]);
+        assert_eq!(passes("rustls=debug,warn"), [true, true, true, true]);
+        // Nothing is let through that the level itself keeps out.
+        assert_eq!(passes("error"), [false, false, true, false]);
+    }
+
+    #[test]
+    fn a_spec_that_is_no_filter_is_refused() {
+        assert!(filter_of("portcullis=loud").is_none());
+    }
 }
