@@ -145,6 +145,7 @@ EOF
         PID=${PC_PID[counted]} DUMP="$WORK/callgrind.out"
         count public "public route, 62-byte Cookie" / "$WORK/dummy-cookies"
         count signed-in-one "signed-in, one session" /auth/ "$WORK/one-cookie"
+        count signed-in-bare "signed-in, one session, no identity headers" /bare/ "$WORK/one-cookie"
         count signed-in "signed-in, $SESSIONS sessions rotating" /auth/ "$WORK/counted/cookies"
         count public-long "public route, 2.4 KB Cookie" / "$WORK/long-dummy"
         count signed-in-long "signed-in, $SESSIONS sessions, 2.4 KB Cookie" /auth/ "$WORK/long-cookies"
