@@ -17,9 +17,11 @@
 #
 # A first row counts bench/floor.rs (TLS, hyper server and client, nothing else) the same way:
 # the public row minus the floor row is what Portcullis itself does per request
-# (COUNT_FLOOR=0 leaves it out).
+# (COUNT_FLOOR=0 leaves it out). Two last rows count nginx proxy_pass, configured as in
+# bench/run.sh, in one process under callgrind: alone, and with the identity headers of the
+# signed-in rows as fixed proxy_set_header values (COUNT_NGINX=0 leaves them out).
 #
-# Usage: bench/instructions.sh                (DURATION=10s, CONNS=4, SESSIONS=50, COUNT_FLOOR=1)
+# Usage: bench/instructions.sh   (DURATION=10s, CONNS=4, SESSIONS=50, COUNT_FLOOR=1, COUNT_NGINX=1)
 
 set -euo pipefail
 
@@ -34,6 +36,7 @@ SESSIONS=$COUNT_SESSIONS
 BENCH_H2=0
 BENCH_SIGNIN=1
 BENCH_FLOOR=${COUNT_FLOOR:-1}
+COUNT_NGINX=${COUNT_NGINX:-1}
 
 # run.sh's start-up wait is 10 s; under valgrind a start takes longer: 2 minutes.
 START_STEPS=1200
@@ -79,6 +82,29 @@ count() {
         "$(awk -v i="$ir" -v n="$requests" 'BEGIN { printf "%.0f", i / n }')" "${non2xx:-0}"
 }
 
+# count_nginx NAME PORT LABEL [EXTRA]: the nginx proxy of bench/run.sh (plus EXTRA directives)
+# on PORT, started once as usual to check its configuration and routing, then again as one
+# process (no master) under callgrind, and counted like the other rows.
+count_nginx() {
+    local name=$1 port=$2 label=$3 extra=${4:-} dir pid
+    start_nginx_proxy "$name" "$port" "$extra" >/dev/null
+    kill -QUIT "$NGINX_PID" 2>/dev/null
+    wait "$NGINX_PID" 2>/dev/null || true
+    dir="$WORK/$name"
+    taskset -c "$PROXY_CPU" valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.out" \
+        --dump-instr=no nginx -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
+        -g 'daemon off; master_process off;' 2>>"$WORK/valgrind.log" 9>&- &
+    pid=$!
+    # The rows run in a pipeline's subshell, whose exit the script's cleanup does not see.
+    trap 'kill "$pid" 2>/dev/null' EXIT
+    wait_until "nginx ($name) under callgrind" "$pid" "$WORK/valgrind.log" \
+        curl -sfk --max-time 5 -H "Host: $HOST_HEADER" "https://127.0.0.1:$port/"
+    PORT=$port PID=$pid DUMP="$WORK/$name.out" count "$name" "$label" / "$WORK/dummy-cookies"
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    trap - EXIT
+}
+
 instructions_main() {
     case ${1:-} in
         -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -100,8 +126,8 @@ instructions_main() {
     taskset -cp "$LOAD_CPU" $$ >/dev/null || die "cannot pin this script to LOAD_CPU=$LOAD_CPU"
     make_workdir
     make_certificate
-    local admin
-    read -r UPSTREAM_PORT PORT admin FLOOR_PORT < <(free_ports 4)
+    local admin nginx_port nginx_id_port identity
+    read -r UPSTREAM_PORT PORT admin FLOOR_PORT nginx_port nginx_id_port < <(free_ports 6)
     say "starting nginx upstream on 127.0.0.1:$UPSTREAM_PORT (CPU $LOAD_CPU)"
     start_upstream
     say "starting the stand-in Entra ID (CPU $LOAD_CPU)"
@@ -149,6 +175,12 @@ EOF
         count signed-in "signed-in, $SESSIONS sessions rotating" /auth/ "$WORK/counted/cookies"
         count public-long "public route, 2.4 KB Cookie" / "$WORK/long-dummy"
         count signed-in-long "signed-in, $SESSIONS sessions, 2.4 KB Cookie" /auth/ "$WORK/long-cookies"
+        if [[ $COUNT_NGINX == 1 ]]; then
+            identity=$(identity_headers_conf "$PORT" "$WORK/one-cookie") || exit 1
+            kill "$PID" 2>/dev/null || true
+            count_nginx nginx "$nginx_port" "nginx proxy_pass, 62-byte Cookie"
+            count_nginx nginx-identity "$nginx_id_port" "nginx proxy_pass + identity headers" "$identity"
+        fi
         echo "raw output: $OUT (one callgrind dump per row: callgrind_annotate FILE)"
     } | tee "$OUT/summary.txt"
 }
