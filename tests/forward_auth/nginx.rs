@@ -14,7 +14,8 @@ fn nginx_conf(portcullis: u16, app: &str) -> String {
 pid {{dir}}/nginx.pid;
 error_log {{dir}}/error.log warn;
 daemon off;
-worker_processes 1;
+# One process: the test stops nginx by killing its child, which would leave a worker behind.
+master_process off;
 events {{ worker_connections 64; }}
 http {{
     access_log off;
