@@ -41,25 +41,38 @@ fn filter(config: &LogConfig) -> EnvFilter {
         .ok()
         .and_then(|v| filter_of(&v))
         .or_else(|| filter_of(&config.level))
-        .or_else(|| filter_of("info"))
-        .unwrap_or_else(|| EnvFilter::new("info"))
+        .unwrap_or_else(|| quiet_client_hellos(EnvFilter::new("info")))
 }
 
 /// Where rustls reports what it made of a client's handshake messages: an IP address sent as
 /// the server name, a malformed or duplicate name. Any client can write one such warning per
 /// connection, and the operator can do nothing about it, so these stay at `error` unless the
-/// filter names `rustls` itself.
-const CLIENT_HELLO_TARGET: &str = "rustls::msgs";
+/// filter has a directive for `rustls` itself.
+const CLIENT_HELLO_DIRECTIVE: &str = "rustls::msgs=error";
 
 /// The filter `spec` describes, `None` if it is not one.
 fn filter_of(spec: &str) -> Option<EnvFilter> {
     let filter = EnvFilter::try_new(spec).ok()?;
-    if spec.contains("rustls") {
-        return Some(filter);
-    }
-    Some(match format!("{CLIENT_HELLO_TARGET}=error").parse() {
+    Some(if names_rustls(spec) {
+        filter
+    } else {
+        quiet_client_hellos(filter)
+    })
+}
+
+fn quiet_client_hellos(filter: EnvFilter) -> EnvFilter {
+    match CLIENT_HELLO_DIRECTIVE.parse() {
         Ok(quiet) => filter.add_directive(quiet),
         Err(_) => filter,
+    }
+}
+
+/// Whether a directive of `spec` is for the `rustls` crate or one of its modules (its target,
+/// before `[` or `=`), not for a crate that only has the word in its name (`hyper_rustls`).
+fn names_rustls(spec: &str) -> bool {
+    spec.split(',').any(|directive| {
+        let target = directive.split(['[', '=']).next().unwrap_or("").trim();
+        target == "rustls" || target.starts_with("rustls::")
     })
 }
 
@@ -176,6 +189,10 @@ mod tests {
         // An operator who asks for rustls gets all of it.
         assert_eq!(passes("warn,rustls=warn"), [true, true, true, true]);
         assert_eq!(passes("rustls=debug,warn"), [true, true, true, true]);
+        assert_eq!(passes("warn,rustls::msgs=warn"), [true, true, true, true]);
+        // Crates with the word in their names are not rustls.
+        assert_eq!(passes("warn,hyper_rustls=debug"), [false, true, true, true]);
+        assert_eq!(passes("warn,tokio_rustls=debug"), [false, true, true, true]);
         // Nothing is let through that the level itself keeps out.
         assert_eq!(passes("error"), [false, false, true, false]);
     }
