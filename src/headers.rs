@@ -280,7 +280,18 @@ fn set_host(headers: &mut HeaderMap, host: &str) {
 }
 
 /// The request ID: a trusted proxy's well-formed `X-Request-Id`, or a new random one.
+///
+/// Marked sensitive, which HTTP/2's encoder (h2) sends as a never-indexed literal (RFC 7541
+/// §6.2.3) instead of adding it to the connection's HPACK table. A value unique to each request
+/// gains nothing from that table; adding it made each response walk and compare every earlier
+/// ID still in the table, then evict one. HTTP/1.1 ignores the mark.
 pub fn request_id(headers: &HeaderMap, trusted: bool) -> HeaderValue {
+    let mut id = chosen_request_id(headers, trusted);
+    id.set_sensitive(true);
+    id
+}
+
+fn chosen_request_id(headers: &HeaderMap, trusted: bool) -> HeaderValue {
     if trusted {
         if let Some(v) = headers.get(X_REQUEST_ID) {
             let ok = (1..=128).contains(&v.len())

@@ -122,3 +122,29 @@ async fn h2c_upstream_is_spoken_to_in_http2() {
         .unwrap();
     assert_eq!(echo_json(resp).await["version"], "HTTP/2.0");
 }
+
+/// Request IDs are sent as never-indexed HPACK literals; over one HTTP/2 connection to the
+/// client and one to an h2c upstream, every response and every upstream request still carries
+/// its own ID, the same on both hops.
+#[tokio::test]
+async fn request_ids_stay_distinct_over_one_http2_connection_each_way() {
+    let up = Upstream::start("a").await;
+    let h = Harness::start(&route(&up, "h2c = true")).await;
+    let mut send = h.h2("app.example.test").await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let req = Request::get(h.url("app.example.test", "/"))
+            .body(full(""))
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.version(), Version::HTTP_2);
+        let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(echo["version"], "HTTP/2.0");
+        assert_eq!(seen(&echo, "x-request-id"), std::slice::from_ref(&id));
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(!ids.contains(&id), "{id} repeated");
+        ids.push(id);
+    }
+}

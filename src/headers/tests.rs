@@ -543,6 +543,24 @@ fn trusted_peer_without_request_id_gets_a_generated_one() {
 }
 
 #[test]
+fn request_ids_are_never_indexed_by_hpack() {
+    let kept = headers(&[("x-request-id", "abc-123")]);
+    let replaced = headers(&[("x-request-id", "has space")]);
+    for id in [
+        request_id(&HeaderMap::new(), false),
+        request_id(&kept, true),
+        request_id(&replaced, true),
+    ] {
+        assert!(id.is_sensitive(), "{:?}", id.as_bytes());
+    }
+    assert_eq!(
+        request_id(&kept, true),
+        "abc-123",
+        "the mark leaves the value as it is"
+    );
+}
+
+#[test]
 fn header_name_constants_are_lower_case_field_names() {
     assert_eq!(X_FORWARDED_FOR.as_str(), "x-forwarded-for");
     assert_eq!(X_FORWARDED_PROTO.as_str(), "x-forwarded-proto");
