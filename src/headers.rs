@@ -279,7 +279,8 @@ fn set_host(headers: &mut HeaderMap, host: &str) {
     };
 }
 
-/// The request ID: a trusted proxy's well-formed `X-Request-Id`, or a new random one.
+/// The request ID: a trusted proxy's well-formed `X-Request-Id` (one field), or a new random
+/// one.
 ///
 /// Marked sensitive, which HTTP/2's encoder (h2) sends as a never-indexed literal (RFC 7541
 /// §6.2.3) instead of adding it to the connection's HPACK table. A value unique to each request
@@ -292,15 +293,15 @@ pub fn request_id(headers: &HeaderMap, trusted: bool) -> HeaderValue {
 }
 
 fn chosen_request_id(headers: &HeaderMap, trusted: bool) -> HeaderValue {
-    if trusted {
-        if let Some(v) = headers.get(X_REQUEST_ID) {
-            let ok = (1..=128).contains(&v.len())
-                && v.as_bytes()
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b));
-            if ok {
-                return v.clone();
-            }
+    // Exactly one field: with two, which one the edge set is anyone's guess.
+    let mut fields = headers.get_all(X_REQUEST_ID).iter();
+    if let (true, Some(v), None) = (trusted, fields.next(), fields.next()) {
+        let ok = (1..=128).contains(&v.len())
+            && v.as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b));
+        if ok {
+            return v.clone();
         }
     }
     let mut raw = [0u8; 16];

@@ -543,6 +543,28 @@ fn trusted_peer_without_request_id_gets_a_generated_one() {
 }
 
 #[test]
+fn trusted_request_id_spellings() {
+    // Field names are case-insensitive: any spelling is the one field.
+    let mut map = HeaderMap::new();
+    map.insert(
+        HeaderName::from_bytes(b"X-REQUEST-ID").unwrap(),
+        HeaderValue::from_static("edge-1"),
+    );
+    assert_eq!(request_id(&map, true), "edge-1");
+    // A percent-escape is not decoded; `%` is not an ID character.
+    assert_generated(&request_id(&headers(&[("x-request-id", "%41bc")]), true));
+    // An underscore spelling is another field, not the request ID.
+    assert_generated(&request_id(&headers(&[("x_request_id", "edge-1")]), true));
+    // Two fields, even both well-formed: neither is trusted.
+    let mut two = headers(&[("x-request-id", "edge-1")]);
+    two.append(X_REQUEST_ID, HeaderValue::from_static("planted-2"));
+    let id = request_id(&two, true);
+    assert_ne!(id, "edge-1");
+    assert_ne!(id, "planted-2");
+    assert_generated(&id);
+}
+
+#[test]
 fn request_ids_are_never_indexed_by_hpack() {
     let kept = headers(&[("x-request-id", "abc-123")]);
     let replaced = headers(&[("x-request-id", "has space")]);
