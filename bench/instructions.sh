@@ -21,7 +21,12 @@
 # bench/run.sh, in one process under callgrind: alone, and with the identity headers of the
 # signed-in rows as fixed proxy_set_header values (COUNT_NGINX=0 leaves them out).
 #
-# Usage: bench/instructions.sh   (DURATION=10s, CONNS=4, SESSIONS=50, COUNT_FLOOR=1, COUNT_NGINX=1)
+# A second instance keeps its sessions in Redis with its session cache off (bench/run.sh's
+# auth-redis-nocache): its row is what reading, touching and opening a session on every request
+# costs the proxy (COUNT_REDIS=0 leaves it out). Redis's own work is not counted.
+#
+# Usage: bench/instructions.sh
+#   (DURATION=10s, CONNS=4, SESSIONS=50, COUNT_FLOOR=1, COUNT_REDIS=1, COUNT_NGINX=1)
 
 set -euo pipefail
 
@@ -37,6 +42,7 @@ BENCH_H2=0
 BENCH_SIGNIN=1
 BENCH_FLOOR=${COUNT_FLOOR:-1}
 COUNT_NGINX=${COUNT_NGINX:-1}
+COUNT_REDIS=${COUNT_REDIS:-1}
 
 # run.sh's start-up wait is 10 s; under valgrind a start takes longer: 2 minutes.
 START_STEPS=1200
@@ -107,7 +113,7 @@ count_nginx() {
 
 instructions_main() {
     case ${1:-} in
-        -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         "") ;;
         *) die "no arguments; settings come from the environment (see --help)" ;;
     esac
@@ -126,12 +132,13 @@ instructions_main() {
     taskset -cp "$LOAD_CPU" $$ >/dev/null || die "cannot pin this script to LOAD_CPU=$LOAD_CPU"
     make_workdir
     make_certificate
-    local admin nginx_port nginx_id_port identity
-    read -r UPSTREAM_PORT PORT admin FLOOR_PORT nginx_port nginx_id_port < <(free_ports 6)
+    local admin nginx_port nginx_id_port identity redis_port redis_admin
+    read -r UPSTREAM_PORT PORT admin FLOOR_PORT nginx_port nginx_id_port REDIS_PORT redis_port \
+        redis_admin < <(free_ports 9)
     say "starting nginx upstream on 127.0.0.1:$UPSTREAM_PORT (CPU $LOAD_CPU)"
     start_upstream
     say "starting the stand-in Entra ID (CPU $LOAD_CPU)"
-    start_idp "$PORT"
+    if [[ $COUNT_REDIS == 1 ]]; then start_idp "$PORT" "$redis_port"; else start_idp "$PORT"; fi
     # Under callgrind, counting nothing until the first zeroing (the start-up and sign-ins are
     # not in any row).
     if [[ $BENCH_FLOOR == 1 ]]; then
@@ -140,11 +147,22 @@ instructions_main() {
         say "starting the floor under callgrind on 127.0.0.1:$FLOOR_PORT (CPU $PROXY_CPU)"
         start_floor
     fi
-    under_callgrind "$PORTCULLIS_BIN" "$WORK/under-callgrind" "$WORK/callgrind.out" run
+    local real_bin=$PORTCULLIS_BIN
+    under_callgrind "$real_bin" "$WORK/under-callgrind" "$WORK/callgrind.out" run
     PORTCULLIS_BIN="$WORK/under-callgrind"
     say "starting portcullis under callgrind on 127.0.0.1:$PORT (CPU $PROXY_CPU)"
     start_portcullis counted "$PORT" "$admin" warn memory
     make_sessions counted "$PORT" "$SESSIONS"
+    if [[ $COUNT_REDIS == 1 ]]; then
+        say "starting redis-server on 127.0.0.1:$REDIS_PORT (CPU $LOAD_CPU)"
+        start_redis
+        say "starting portcullis (Redis, cache off) under callgrind on 127.0.0.1:$redis_port"
+        # Its own dump files: callgrind numbers each process's dumps from 1.
+        under_callgrind "$real_bin" "$WORK/under-callgrind-redis" "$WORK/callgrind-redis.out" run
+        PORTCULLIS_BIN="$WORK/under-callgrind-redis" \
+            start_portcullis counted-redis "$redis_port" "$redis_admin" warn redis-nocache
+        make_sessions counted-redis "$redis_port" "$SESSIONS"
+    fi
     make_dummy_cookies
     head -n1 "$WORK/counted/cookies" >"$WORK/one-cookie"
     # 36 other cookies of a site (2.4 KB), after the session cookie or a cookie naming none.
@@ -175,6 +193,12 @@ EOF
         count signed-in "signed-in, $SESSIONS sessions rotating" /auth/ "$WORK/counted/cookies"
         count public-long "public route, 2.4 KB Cookie" / "$WORK/long-dummy"
         count signed-in-long "signed-in, $SESSIONS sessions, 2.4 KB Cookie" /auth/ "$WORK/long-cookies"
+        if [[ $COUNT_REDIS == 1 ]]; then
+            PORT=$redis_port PID=${PC_PID[counted-redis]} DUMP="$WORK/callgrind-redis.out" \
+                count signed-in-redis-nocache "signed-in, Redis, cache off, $SESSIONS sessions" \
+                /auth/ "$WORK/counted-redis/cookies"
+            kill "${PC_PID[counted-redis]}" 2>/dev/null || true
+        fi
         if [[ $COUNT_NGINX == 1 ]]; then
             identity=$(identity_headers_conf "$PORT" "$WORK/one-cookie") || exit 1
             kill "$PID" 2>/dev/null || true

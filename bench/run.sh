@@ -57,6 +57,7 @@ BENCH_H2=${BENCH_H2:-1}
 BENCH_FLOOR=${BENCH_FLOOR:-1}
 SESSIONS=${SESSIONS:-1000}
 RSS_SESSIONS=${RSS_SESSIONS:-0}
+ONLY=${ONLY:-}                  # empty: every target
 BENCH_LOCK=${BENCH_LOCK:-/tmp/bench.lock}
 # The proxy under test gets the last CPU this script may use; everything else CPU 0.
 PROXY_CPU=${PROXY_CPU:-}
@@ -88,6 +89,7 @@ Usage: $0 [options]
   --sessions N        sign-ins per signed-in instance (env SESSIONS, default 1000)
   --rss-sessions N    memory-store RSS with N sessions (env RSS_SESSIONS, default 0: skipped)
   --access-log        also bench Portcullis with its access log on (env BENCH_ACCESS_LOG=1)
+  --only LIST         measure only these targets, plus nginx  (env ONLY, default: all)
   -h, --help          this text
 
 Environment only: BENCH_SIGNIN=0 (no signed-in rows), BENCH_H2=0 (no HTTP/2 rows),
@@ -123,11 +125,14 @@ parse_args() {
             --rss-sessions) RSS_SESSIONS=${2:?--rss-sessions needs a value}; shift 2 ;;
             --rss-sessions=*) RSS_SESSIONS=${1#*=}; shift ;;
             --access-log) BENCH_ACCESS_LOG=1; shift ;;
+            --only) ONLY=${2:?--only needs a value}; shift 2 ;;
+            --only=*) ONLY=${1#*=}; shift ;;
             -h|--help) usage; exit 0 ;;
             *) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
         esac
     done
     CONNS=$(normalize_list "$CONNS")
+    ONLY=$(normalize_list "$ONLY")
     H2_CONNS=$(normalize_list "${H2_CONNS:-$CONNS}")
     [[ -n $CONNS ]] || die "CONNS needs at least one connection level"
     local n c
@@ -943,6 +948,26 @@ record() {
     printf '%s\n' "$sd" >>"$OUT/results.tsv"
 }
 
+# only_targets: with ONLY set, TARGETS and H2_TARGETS keep just the names it lists, plus nginx
+# (every ratio is to nginx). A name that is no target of this run is an error, not a silent
+# skip. Every server still starts, so the excluded targets cost start-up time only.
+only_targets() {
+    [[ -n $ONLY ]] || return 0
+    local name keep=" nginx $ONLY " all=" ${TARGETS[*]} ${H2_TARGETS[*]} "
+    for name in $ONLY; do
+        [[ $all == *" $name "* ]] || die "--only: no target named '$name' in this run (targets:${all% })"
+    done
+    local -a h1=() h2=()
+    for name in "${TARGETS[@]}"; do
+        if [[ $keep == *" $name "* ]]; then h1+=("$name"); fi
+    done
+    for name in "${H2_TARGETS[@]}"; do
+        if [[ $keep == *" $name "* ]]; then h2+=("$name"); fi
+    done
+    TARGETS=("${h1[@]}")
+    H2_TARGETS=("${h2[@]}")
+}
+
 # measure_h1 CONNS: warm-up of every target, then ROUNDS interleaved rounds, under the lock.
 measure_h1() {
     local conns=$1 round name file before after rps non2xx sock
@@ -1434,6 +1459,8 @@ main() {
             H2_PATH[auth-redis]=/auth/
         fi
     fi
+
+    only_targets
 
     OUT="$BENCH_DIR/out/$(date -u +%Y%m%dT%H%M%SZ)"
     mkdir -p "$OUT"
