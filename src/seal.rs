@@ -36,6 +36,26 @@ impl Purpose {
     }
 }
 
+/// What tells one sealed value from another without opening it: its nonce and tag.
+///
+/// Every seal draws a fresh random nonce, so two seals share a fingerprint with odds of 2^-96.
+/// Bytes with the fingerprint of a value opened earlier under the same associated data are that
+/// value, or were changed in place without a new seal, which would not open; keeping what the
+/// original opened to is then no more than a writer of the store gets by writing it back.
+pub type Fingerprint = [u8; NONCE_LEN + TAG_LEN];
+
+/// The [`Fingerprint`] of a sealed value; `None` for bytes too short or of another format
+/// (which [`Sealer::open`] refuses too).
+pub fn fingerprint(sealed: &[u8]) -> Option<Fingerprint> {
+    if sealed.len() < 1 + NONCE_LEN + TAG_LEN || sealed[0] != VERSION {
+        return None;
+    }
+    let mut out = [0u8; NONCE_LEN + TAG_LEN];
+    out[..NONCE_LEN].copy_from_slice(&sealed[1..1 + NONCE_LEN]);
+    out[NONCE_LEN..].copy_from_slice(&sealed[sealed.len() - TAG_LEN..]);
+    Some(out)
+}
+
 /// Seals with the first key, opens with any.
 #[derive(Clone)]
 pub struct Sealer {
@@ -125,6 +145,28 @@ mod tests {
             s.open(&sealed, b"session:abc").as_deref(),
             Some(&b"claims"[..])
         );
+    }
+
+    #[test]
+    fn fingerprints_tell_seals_apart() {
+        let s = Sealer::new(&[NEW], Purpose::Session);
+        let (a, b) = (s.seal(b"claims", b"k"), s.seal(b"claims", b"k"));
+        assert_eq!(fingerprint(&a), fingerprint(&a.clone()));
+        assert_ne!(
+            fingerprint(&a),
+            fingerprint(&b),
+            "the same plaintext sealed twice"
+        );
+        let mut tag_changed = a.clone();
+        *tag_changed.last_mut().unwrap() ^= 1;
+        assert_ne!(fingerprint(&a), fingerprint(&tag_changed));
+        let mut nonce_changed = a.clone();
+        nonce_changed[1] ^= 1;
+        assert_ne!(fingerprint(&a), fingerprint(&nonce_changed));
+        assert_eq!(fingerprint(&a[..NONCE_LEN + TAG_LEN]), None, "too short");
+        let mut other_format = a.clone();
+        other_format[0] = b'{';
+        assert_eq!(fingerprint(&other_format), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod cache;
 mod codec;
 mod keys;
 mod memo;
+mod read;
 pub mod refresh;
 mod sealed;
 
@@ -38,7 +39,7 @@ use crate::config::SessionConfig;
 use crate::identity::Identity;
 use crate::oidc::Tokens;
 use crate::primitives::{digest, now, random_token};
-use crate::seal::{Purpose, Sealer};
+use crate::seal::{self, Purpose, Sealer};
 use crate::store::{SessionStore, StoreError};
 
 /// A signed-in user's session, as stored (sealed).
@@ -304,68 +305,12 @@ impl Sessions {
         Ok(self.sealer.seal(&plain, key.as_bytes()))
     }
 
-    /// Reads from the store, bypassing the cache (and not extending the idle timeout). `None`
-    /// for absent, expired or unreadable.
-    pub(crate) async fn read(&self, key: &str) -> Result<Option<Arc<Active>>, StoreError> {
-        let bytes = self.store.get(key).await?;
-        Ok(self.open(key, bytes))
-    }
-
-    /// [`read`](Self::read) for a request: the same store round trip pushes the idle timeout
-    /// forward, so the value starts out touched.
-    async fn read_touching(&self, key: &str, now: u64) -> Result<Option<Arc<Active>>, StoreError> {
-        let idle = self.config.idle_timeout;
-        let Some(session) = self.open(key, self.store.get_touch(key, idle).await?) else {
-            return Ok(None);
-        };
-        session.memo.touched_at(now);
-        // Within `idle_timeout` of its hard end, the key keeps that end, not `idle_timeout`.
-        match self.ttl(&session, now).filter(|ttl| *ttl < idle) {
-            None => Ok(Some(session)),
-            Some(ttl) => match self.store.expire(key, ttl).await {
-                Ok(true) => Ok(Some(session)),
-                Ok(false) => Ok(None),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not set a session's time to live");
-                    Ok(Some(session))
-                }
-            },
-        }
-    }
-
-    /// A stored value, opened: `None` for absent, ended or unreadable.
-    fn open(&self, key: &str, bytes: Option<Vec<u8>>) -> Option<Arc<Active>> {
-        let bytes = bytes?;
-        let Some(plain) = self.sealer.open(&bytes, key.as_bytes()) else {
-            // Sealed under a retired secret, or tampered with in the store.
-            tracing::warn!(key, "session value does not open; treating it as absent");
-            return None;
-        };
-        match codec::decode(&plain) {
-            Ok(s) if s.expires_at > now() => Some(Arc::new(Active::new(s))),
-            Ok(_) => None,
-            Err(e) => {
-                tracing::warn!(key, error = %e, "session value does not parse; treating it as absent");
-                None
-            }
-        }
-    }
-
     /// The session for cookie value `id`, if it exists and has not ended.
     pub async fn load(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
         let slot = session_slot(id);
         let now = now();
-        let cached = self.cache.get(&slot);
-        crate::metrics::session_cache(cached.is_some());
-        let session = match cached {
-            Some(s) => s,
-            None => match self.read_touching(&key_of(&slot), now).await? {
-                Some(s) => {
-                    self.cache.insert(slot, s.clone());
-                    s
-                }
-                None => return Ok(None),
-            },
+        let Some(session) = self.fetch(slot, now).await? else {
+            return Ok(None);
         };
         if session.expires_at <= now {
             self.cache.remove(&slot);
@@ -413,16 +358,14 @@ impl Sessions {
         let ttl = self
             .ttl(&session, now())
             .ok_or_else(|| StoreError::Failed("session has ended".into()))?;
-        if !self
-            .store
-            .set_xx(key, &self.seal(key, &session)?, ttl)
-            .await?
-        {
+        let sealed = self.seal(key, &session)?;
+        if !self.store.set_xx(key, &sealed, ttl).await? {
             self.cache.remove_key(key);
             return Ok(None);
         }
         let session = Arc::new(Active::new(session));
-        self.cache.insert_key(key, session.clone());
+        self.cache
+            .insert_key(key, session.clone(), seal::fingerprint(&sealed));
         if let Err(e) = self.store.publish_invalidation(key).await {
             tracing::warn!(error = %e, "could not publish a session change");
         }

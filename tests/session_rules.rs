@@ -1,13 +1,16 @@
 //! Session rules under attack: a sign-out during a token refresh stands, front-channel
 //! sign-out ends every session of an Entra session and checks the issuer, `sid` and
-//! `login_hint` never reach an upstream, overage groups survive a refresh, and the user header
-//! names the configured claim.
+//! `login_hint` never reach an upstream, overage groups survive a refresh, the user header
+//! names the configured claim, and with the cache off a session ended or changed in Redis is
+//! seen at the next request.
 
 use std::time::Duration;
 
 use base64::Engine;
+use sha2::Digest;
 
 use crate::support::browser::{Browser, Cookie};
+use crate::support::redis::RedisServer;
 use crate::support::seen;
 use crate::support::signin::{alice, login_route, Setup, SignIn, GROUP_ADMINS, HOST};
 
@@ -352,4 +355,58 @@ async fn the_revoke_api_refuses_oversized_odd_and_wrongly_spelled_requests() {
     let done = post(format!("bearer {token}"), body).await.unwrap();
     assert_eq!(done.status(), 200);
     assert_eq!(b.api(&s.url("/gone")).await.status, 401);
+}
+
+/// With `cache_ttl = "1ms"` every request reads its session from Redis. An unchanged value is
+/// read with a plain GET (the decoded copy is kept, no script runs per request); a key deleted
+/// or replaced behind the proxy's back is seen at the very next request.
+#[tokio::test]
+async fn with_the_cache_off_each_request_reads_redis_and_sees_an_end_or_a_change() {
+    let redis = RedisServer::start();
+    let s = SignIn::start(Setup {
+        redis: Some(redis.url()),
+        session: "cache_ttl = \"1ms\"".into(),
+        ..Setup::default()
+    })
+    .await;
+    let mut b = s.browser();
+    sign_in(&s, &mut b).await;
+    let id = b.cookie(HOST, COOKIE).unwrap().value.clone();
+    let key = format!(
+        "pc-test:session:{}",
+        hex::encode(sha2::Sha256::digest(id.as_bytes()))
+    );
+    assert_eq!(b.api(&s.url("/")).await.status, 200);
+    let (gets, scripts) = (redis.calls("get"), redis.calls("evalsha"));
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(b.api(&s.url("/")).await.status, 200);
+    }
+    assert!(redis.calls("get") >= gets + 5, "one GET per request");
+    assert_eq!(redis.calls("evalsha"), scripts, "no script per request");
+
+    // Replaced in Redis by bytes that do not open (tampered with): refused.
+    assert_eq!(
+        redis
+            .command(&format!("SET {key} not-a-sealed-value KEEPTTL"))
+            .trim(),
+        "+OK"
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(b.api(&s.url("/")).await.status, 401);
+
+    // A fresh sign-in, then its key deleted in Redis (an operator's revocation): refused.
+    let mut b = s.browser();
+    sign_in(&s, &mut b).await;
+    assert_eq!(b.api(&s.url("/")).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(b.api(&s.url("/")).await.status, 200);
+    let id = b.cookie(HOST, COOKIE).unwrap().value.clone();
+    let key = format!(
+        "pc-test:session:{}",
+        hex::encode(sha2::Sha256::digest(id.as_bytes()))
+    );
+    assert_eq!(redis.command(&format!("DEL {key}")).trim(), ":1");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(b.api(&s.url("/")).await.status, 401);
 }

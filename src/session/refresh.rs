@@ -159,7 +159,7 @@ impl Sessions {
                 // Another request may have renewed it while this one waited for the lock.
                 Renewal::LockedHere(s) => match self.read(&key).await {
                     Ok(Some(current)) if !due(&current) => {
-                        self.cache.insert_key(&key, current.clone());
+                        self.cache.insert_key(&key, current.clone(), None);
                         return Freshness::Valid(current);
                     }
                     Ok(Some(current)) => Renewal::Due(current),
@@ -196,7 +196,7 @@ impl Sessions {
             tokio::time::sleep(Duration::from_millis(100)).await;
             match self.read(key).await {
                 Ok(Some(s)) if !s.token_expired(now()) => {
-                    self.cache.insert_key(key, s.clone());
+                    self.cache.insert_key(key, s.clone(), None);
                     return Freshness::Valid(s);
                 }
                 Ok(Some(_)) => {}

@@ -195,6 +195,65 @@ async fn every_session_of_a_user_ends_at_once() {
     assert_eq!(s.delete_user("o-1").await.unwrap(), 0);
 }
 
+#[tokio::test]
+async fn past_cache_ttl_the_store_is_read_and_an_unchanged_value_keeps_the_cached_copy() {
+    let store = Arc::new(MemoryStore::new(100));
+    let mut c = config();
+    c.cache_ttl = Duration::from_millis(20);
+    let s = Sessions::new(c, store.clone(), &[b"k".repeat(32)]);
+    let id = s.create(session(3600)).await.unwrap();
+    let key = store_key(&id);
+    let first = s.load(&id).await.unwrap().unwrap().session;
+    let cached = s.load(&id).await.unwrap().unwrap().session;
+    assert!(Arc::ptr_eq(&first, &cached), "within cache_ttl");
+
+    // Past cache_ttl, the same value in the store: the same copy, not a new decode.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let checked = s.load(&id).await.unwrap().unwrap().session;
+    assert!(Arc::ptr_eq(&first, &checked));
+
+    // A new value written behind this instance's back (no invalidation reaches it): seen at
+    // the next check, as the new value.
+    let mut changed = session(3600);
+    changed.identity = Identity::from_claims(serde_json::Map::from_iter([
+        ("oid".to_owned(), "o-2".into()),
+        ("tid".to_owned(), "t-1".into()),
+    ]));
+    let sealed = s.seal(&key, &changed).unwrap();
+    store
+        .set(&key, &sealed, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let reread = s.load(&id).await.unwrap().unwrap().session;
+    assert!(!Arc::ptr_eq(&first, &reread));
+    assert_eq!(reread.identity.oid(), "o-2");
+
+    // Gone from the store: gone at the next check, and from the cache.
+    store.delete(&key).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(s.load(&id).await.unwrap().is_none());
+    store
+        .set(&key, &sealed, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let back = s.load(&id).await.unwrap().unwrap().session;
+    assert!(
+        !Arc::ptr_eq(&reread, &back),
+        "an ended session's copy is not kept"
+    );
+
+    // A value that does not open (another secret sealed it) ends the session too.
+    let other = Sessions::new(config(), store.clone(), &[b"z".repeat(32)]);
+    let foreign = other.seal(&key, &changed).unwrap();
+    store
+        .set(&key, &foreign, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(s.load(&id).await.unwrap().is_none());
+}
+
 #[test]
 fn the_idle_timeout_is_pushed_forward_once_per_interval() {
     let store = Arc::new(MemoryStore::new(10));

@@ -306,9 +306,10 @@ impl RedisStore {
 
     /// [`run`](Self::run), handing back fred's error for a closer look.
     ///
-    /// fred's command futures are several kilobytes: boxed here, once, so that the futures
-    /// around them (this one, `run`, `script`, the store call) hold a pointer and moving them
-    /// copies a few bytes, not the command.
+    /// fred's command futures are several kilobytes: `KeyCommand` boxes each where it is made,
+    /// and `command` is boxed here (one more pointer for those; the whole future for the few
+    /// sent straight to fred, `PING` and `PUBLISH`), so the futures around it (this one, `run`,
+    /// `script`, the store call) hold a pointer and moving them copies a few bytes.
     fn bounded<'a, T: 'a>(
         &self,
         command: impl std::future::Future<Output = Result<T, Error>> + Send + 'a,
@@ -344,8 +345,9 @@ impl Drop for RedisStore {
 impl SessionStore for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let client = self.client()?;
-        let get = KeyCommand::new("GET", &self.key(key));
-        let value: Option<Bytes> = self.run(get.run(client)).await?;
+        let key = self.key(key);
+        let get = KeyCommand::new("GET", &key).run_as(client, Box::pin(client.get(&key)));
+        let value: Option<Bytes> = self.run(get).await?;
         Ok(value.map(|v| v.to_vec()))
     }
 

@@ -65,11 +65,28 @@ impl KeyCommand {
 
     /// Sends the command; if a node redirected it, sends it once more in a transaction.
     pub async fn run<R: FromValue>(self, client: &Client) -> Result<R, Error> {
-        match client
-            .custom::<Value, _>(self.command.clone(), self.args.clone())
-            .await
-        {
-            Err(e) if was_redirected(&e) => self.in_transaction(client).await?.convert(),
+        let first = Box::pin(client.custom::<Value, _>(self.command.clone(), self.args.clone()));
+        self.run_as(client, first).await
+    }
+
+    /// [`run`](Self::run), the first attempt being `first`: the same command sent as fred's own
+    /// (`client.get(key)` for `GET key`). fred writes a custom command, as a script, alone and
+    /// at once; its own commands it writes together with whatever other callers queued
+    /// meanwhile, one write for all.
+    ///
+    /// fred's command futures are several kilobytes: boxed where they are made, so that the
+    /// futures around them hold a pointer and moving those copies a few bytes, not the command.
+    pub async fn run_as<R: FromValue, F>(
+        self,
+        client: &Client,
+        first: std::pin::Pin<Box<F>>,
+    ) -> Result<R, Error>
+    where
+        F: std::future::Future<Output = Result<Value, Error>> + ?Sized,
+    {
+        match first.await {
+            // Boxed: a transaction's future is several times a command's, and is rarely made.
+            Err(e) if was_redirected(&e) => Box::pin(self.in_transaction(client)).await?.convert(),
             reply => reply?.convert(),
         }
     }
