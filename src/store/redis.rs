@@ -59,7 +59,7 @@ use super::redis_errors::{
 };
 use super::redis_events::{forward_invalidations, watch_connection, Liveness};
 pub use super::redis_options::RedisConfig;
-use super::redis_redirect::KeyCommand;
+use super::redis_redirect::{self, KeyCommand};
 use super::INVALIDATION_CAPACITY;
 use super::{redis_options, ttl_millis, Invalidation, SessionStore, StoreError};
 
@@ -346,7 +346,8 @@ impl SessionStore for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let client = self.client()?;
         let key = self.key(key);
-        let get = KeyCommand::new("GET", &key).run_as(client, Box::pin(client.get(&key)));
+        let retry = || KeyCommand::new("GET", &key);
+        let get = redis_redirect::run_as(client, Box::pin(client.get(&key)), retry);
         let value: Option<Bytes> = self.run(get).await?;
         Ok(value.map(|v| v.to_vec()))
     }

@@ -15,7 +15,10 @@
 //! fails), and a command that was redirected is sent once more here, alone in a MULTI/EXEC
 //! that may follow up to [`MAX_REDIRECTIONS`] redirections. A redirected command was not run,
 //! so sending it again runs it once. Commands go as fred custom commands (their name and
-//! arguments) so that both paths send exactly the same command, Lua scripts included.
+//! arguments) so that both paths send exactly the same command, Lua scripts included; `GET`,
+//! read on every request whose cached session is due for a check, goes first as fred's own
+//! `get` (the same bytes), which fred pipelines where it writes custom commands one by one
+//! ([`run_as`]).
 //!
 //! Two limits, both only for a command that was redirected: fred sends a transaction whose
 //! connection dropped once more (the one replay the rest of the store avoids), and the
@@ -66,29 +69,7 @@ impl KeyCommand {
     /// Sends the command; if a node redirected it, sends it once more in a transaction.
     pub async fn run<R: FromValue>(self, client: &Client) -> Result<R, Error> {
         let first = Box::pin(client.custom::<Value, _>(self.command.clone(), self.args.clone()));
-        self.run_as(client, first).await
-    }
-
-    /// [`run`](Self::run), the first attempt being `first`: the same command sent as fred's own
-    /// (`client.get(key)` for `GET key`). fred writes a custom command, as a script, alone and
-    /// at once; its own commands it writes together with whatever other callers queued
-    /// meanwhile, one write for all.
-    ///
-    /// fred's command futures are several kilobytes: boxed where they are made, so that the
-    /// futures around them hold a pointer and moving those copies a few bytes, not the command.
-    pub async fn run_as<R: FromValue, F>(
-        self,
-        client: &Client,
-        first: std::pin::Pin<Box<F>>,
-    ) -> Result<R, Error>
-    where
-        F: std::future::Future<Output = Result<Value, Error>> + ?Sized,
-    {
-        match first.await {
-            // Boxed: a transaction's future is several times a command's, and is rarely made.
-            Err(e) if was_redirected(&e) => Box::pin(self.in_transaction(client)).await?.convert(),
-            reply => reply?.convert(),
-        }
+        run_as(client, first, || self).await
     }
 
     async fn in_transaction(self, client: &Client) -> Result<Value, Error> {
@@ -106,6 +87,29 @@ impl KeyCommand {
             .into_iter()
             .next()
             .ok_or_else(|| Error::new(ErrorKind::Protocol, "EXEC answered no reply"))
+    }
+}
+
+/// [`KeyCommand::run`], the first attempt being `first`: the command `retry` makes, sent as
+/// fred's own (`client.get(key)` for `GET key`, the same bytes on the wire). fred writes a
+/// custom command, as a script, alone and at once; its own commands it writes together with
+/// whatever other callers queued meanwhile, one write for all. `retry` is called only for a
+/// command that was redirected (computing its slot is not free).
+///
+/// fred's command futures are several kilobytes: boxed where they are made, so that the
+/// futures around them hold a pointer and moving those copies a few bytes, not the command.
+pub async fn run_as<R: FromValue, F>(
+    client: &Client,
+    first: std::pin::Pin<Box<F>>,
+    retry: impl FnOnce() -> KeyCommand,
+) -> Result<R, Error>
+where
+    F: std::future::Future<Output = Result<Value, Error>> + ?Sized,
+{
+    match first.await {
+        // Boxed: a transaction's future is several times a command's, and is rarely made.
+        Err(e) if was_redirected(&e) => Box::pin(retry().in_transaction(client)).await?.convert(),
+        reply => reply?.convert(),
     }
 }
 
