@@ -254,6 +254,33 @@ async fn past_cache_ttl_the_store_is_read_and_an_unchanged_value_keeps_the_cache
     assert!(s.load(&id).await.unwrap().is_none());
 }
 
+/// A value changed in the store in place, keeping its nonce and tag, does not open: a new
+/// instance refuses it, and the instance that opened the original keeps that one (what a
+/// writer of the store gets anyway by writing the original back), never the changed bytes.
+#[tokio::test]
+async fn a_value_changed_in_place_is_never_what_a_session_becomes() {
+    let store = Arc::new(MemoryStore::new(100));
+    let mut c = config();
+    c.cache_ttl = Duration::from_millis(20);
+    let s = Sessions::new(c.clone(), store.clone(), &[b"k".repeat(32)]);
+    let id = s.create(session(3600)).await.unwrap();
+    let key = store_key(&id);
+    let first = s.load(&id).await.unwrap().unwrap().session;
+    let mut sealed = store.get(&key).await.unwrap().unwrap();
+    let middle = sealed.len() / 2;
+    sealed[middle] ^= 0x01;
+    store
+        .set(&key, &sealed, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let kept = s.load(&id).await.unwrap().unwrap().session;
+    assert!(Arc::ptr_eq(&first, &kept));
+    assert_eq!(kept.identity.oid(), "o-1");
+    let fresh = Sessions::new(c, store.clone(), &[b"k".repeat(32)]);
+    assert!(fresh.load(&id).await.unwrap().is_none());
+}
+
 #[test]
 fn the_idle_timeout_is_pushed_forward_once_per_interval() {
     let store = Arc::new(MemoryStore::new(10));
