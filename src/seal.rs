@@ -47,13 +47,20 @@ pub type Fingerprint = [u8; NONCE_LEN + TAG_LEN];
 /// The [`Fingerprint`] of a sealed value; `None` for bytes too short or of another format
 /// (which [`Sealer::open`] refuses too).
 pub fn fingerprint(sealed: &[u8]) -> Option<Fingerprint> {
+    let (nonce, ciphertext) = parts(sealed)?;
+    let mut out = [0u8; NONCE_LEN + TAG_LEN];
+    out[..NONCE_LEN].copy_from_slice(nonce);
+    out[NONCE_LEN..].copy_from_slice(&ciphertext[ciphertext.len() - TAG_LEN..]);
+    Some(out)
+}
+
+/// The nonce and the ciphertext (tag included) of a value of this format, long enough to hold
+/// a tag.
+fn parts(sealed: &[u8]) -> Option<(&[u8], &[u8])> {
     if sealed.len() < 1 + NONCE_LEN + TAG_LEN || sealed[0] != VERSION {
         return None;
     }
-    let mut out = [0u8; NONCE_LEN + TAG_LEN];
-    out[..NONCE_LEN].copy_from_slice(&sealed[1..1 + NONCE_LEN]);
-    out[NONCE_LEN..].copy_from_slice(&sealed[sealed.len() - TAG_LEN..]);
-    Some(out)
+    Some(sealed[1..].split_at(NONCE_LEN))
 }
 
 /// Seals with the first key, opens with any.
@@ -112,10 +119,7 @@ impl Sealer {
     /// Decrypts a value sealed with any of the keys for the same `aad`; `None` if it was
     /// tampered with, truncated, sealed under another secret or for other associated data.
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
-        if sealed.len() < 1 + NONCE_LEN + TAG_LEN || sealed[0] != VERSION {
-            return None;
-        }
-        let (nonce, ciphertext) = sealed[1..].split_at(NONCE_LEN);
+        let (nonce, ciphertext) = parts(sealed)?;
         self.keys.iter().find_map(|key| {
             key.decrypt(
                 Nonce::from_slice(nonce),

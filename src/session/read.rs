@@ -93,17 +93,14 @@ impl Sessions {
         };
         session.memo.touched_at(now);
         // Within `idle_timeout` of its hard end, the key keeps that end, not `idle_timeout`.
-        match self.ttl(&session, now).filter(|ttl| *ttl < idle) {
-            None => Ok(Some((session, sealed))),
-            Some(ttl) => match self.store.expire(key, ttl).await {
-                Ok(true) => Ok(Some((session, sealed))),
-                Ok(false) => Ok(None),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not set a session's time to live");
-                    Ok(Some((session, sealed)))
-                }
-            },
+        if let Some(ttl) = self.ttl(&session, now).filter(|ttl| *ttl < idle) {
+            match self.store.expire(key, ttl).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(e) => tracing::warn!(error = %e, "could not set a session's time to live"),
+            }
         }
+        Ok(Some((session, sealed)))
     }
 
     /// A stored value, opened, with its fingerprint: `None` for ended or unreadable.

@@ -195,12 +195,27 @@ async fn every_session_of_a_user_ends_at_once() {
     assert_eq!(s.delete_user("o-1").await.unwrap(), 0);
 }
 
-#[tokio::test]
-async fn past_cache_ttl_the_store_is_read_and_an_unchanged_value_keeps_the_cached_copy() {
+/// Sessions with a 20 ms `cache_ttl`, and the store behind them.
+fn short_cache() -> (Arc<Sessions>, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::new(100));
     let mut c = config();
     c.cache_ttl = Duration::from_millis(20);
-    let s = Sessions::new(c, store.clone(), &[b"k".repeat(32)]);
+    (Sessions::new(c, store.clone(), &[b"k".repeat(32)]), store)
+}
+
+/// Writes `value` under `key` behind the sessions' back (no invalidation), then waits past a
+/// [`short_cache`]'s `cache_ttl`.
+async fn replace_unseen(store: &MemoryStore, key: &str, value: &[u8]) {
+    store
+        .set(key, value, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+}
+
+#[tokio::test]
+async fn past_cache_ttl_the_store_is_read_and_an_unchanged_value_keeps_the_cached_copy() {
+    let (s, store) = short_cache();
     let id = s.create(session(3600)).await.unwrap();
     let key = store_key(&id);
     let first = s.load(&id).await.unwrap().unwrap().session;
@@ -220,11 +235,7 @@ async fn past_cache_ttl_the_store_is_read_and_an_unchanged_value_keeps_the_cache
         ("tid".to_owned(), "t-1".into()),
     ]));
     let sealed = s.seal(&key, &changed).unwrap();
-    store
-        .set(&key, &sealed, Duration::from_secs(3600))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    replace_unseen(&store, &key, &sealed).await;
     let reread = s.load(&id).await.unwrap().unwrap().session;
     assert!(!Arc::ptr_eq(&first, &reread));
     assert_eq!(reread.identity.oid(), "o-2");
@@ -246,11 +257,7 @@ async fn past_cache_ttl_the_store_is_read_and_an_unchanged_value_keeps_the_cache
     // A value that does not open (another secret sealed it) ends the session too.
     let other = Sessions::new(config(), store.clone(), &[b"z".repeat(32)]);
     let foreign = other.seal(&key, &changed).unwrap();
-    store
-        .set(&key, &foreign, Duration::from_secs(3600))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    replace_unseen(&store, &key, &foreign).await;
     assert!(s.load(&id).await.unwrap().is_none());
 }
 
@@ -259,25 +266,18 @@ async fn past_cache_ttl_the_store_is_read_and_an_unchanged_value_keeps_the_cache
 /// writer of the store gets anyway by writing the original back), never the changed bytes.
 #[tokio::test]
 async fn a_value_changed_in_place_is_never_what_a_session_becomes() {
-    let store = Arc::new(MemoryStore::new(100));
-    let mut c = config();
-    c.cache_ttl = Duration::from_millis(20);
-    let s = Sessions::new(c.clone(), store.clone(), &[b"k".repeat(32)]);
+    let (s, store) = short_cache();
     let id = s.create(session(3600)).await.unwrap();
     let key = store_key(&id);
     let first = s.load(&id).await.unwrap().unwrap().session;
     let mut sealed = store.get(&key).await.unwrap().unwrap();
     let middle = sealed.len() / 2;
     sealed[middle] ^= 0x01;
-    store
-        .set(&key, &sealed, Duration::from_secs(3600))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    replace_unseen(&store, &key, &sealed).await;
     let kept = s.load(&id).await.unwrap().unwrap().session;
     assert!(Arc::ptr_eq(&first, &kept));
     assert_eq!(kept.identity.oid(), "o-1");
-    let fresh = Sessions::new(c, store.clone(), &[b"k".repeat(32)]);
+    let fresh = Sessions::new(config(), store.clone(), &[b"k".repeat(32)]);
     assert!(fresh.load(&id).await.unwrap().is_none());
 }
 
