@@ -75,8 +75,10 @@ impl App {
             .with_assertions(assertions),
         );
         let certs = Arc::new(CertResolver::new(config.tls.clone())?);
-        let acceptor =
-            tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(certs.clone())?));
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(
+            certs.clone(),
+            config.tls.session_tickets,
+        )?));
         Ok(App {
             config,
             proxy,

@@ -79,6 +79,9 @@ pub struct Config {
 pub struct TlsConfig {
     /// The first entry is the default certificate, served when SNI matches no other.
     pub certificates: Vec<CertificateConfig>,
+    /// Stateless TLS session tickets (`tls.session_tickets`), so that any number of returning
+    /// clients can resume instead of a full handshake.
+    pub session_tickets: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +221,7 @@ impl Config {
                 cert_file: Some(path(cert_file.into())),
                 key_file: Some(path(key_file.into())),
                 certificates: Vec::new(),
+                session_tickets: None,
             },
             routes: None,
             upstream: raw::RawUpstream::default(),
@@ -307,6 +311,7 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
             "a certificate (tls.cert_file and tls.key_file, or [[tls.certificates]])",
         ));
     }
+    let session_tickets = raw.tls.session_tickets.unwrap_or(true);
 
     let u = raw.upstream;
     let upstream = UpstreamConfig {
@@ -371,7 +376,10 @@ fn validate(raw: raw::RawConfig, file: &Path) -> Result<Config, ConfigError> {
     Ok(Config {
         file: file.to_owned(),
         server,
-        tls: TlsConfig { certificates },
+        tls: TlsConfig {
+            certificates,
+            session_tickets,
+        },
         routes_file: raw.routes.map(|r| base.join(r.file)),
         upstream,
         log: LogConfig { format, level },

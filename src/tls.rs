@@ -182,12 +182,29 @@ impl ResolvesServerCert for CertResolver {
 }
 
 /// The rustls server configuration: TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`.
-pub fn server_config(resolver: Arc<CertResolver>) -> Result<rustls::ServerConfig, rustls::Error> {
+///
+/// Session resumption: with `tls.session_tickets` (the default), stateless tickets from
+/// rustls's ticketer (ChaCha20-Poly1305 under a random key made at start and replaced every 6
+/// hours; the previous key still opens tickets, so they live up to 12 hours), so every
+/// returning client can resume, however many there are. Without it, rustls's default: a
+/// session cache of 256 entries, which a TLS 1.3 handshake fills two at a time, so that past
+/// about 128 clients a returning one pays a full handshake again. A resumed TLS 1.3 handshake
+/// still runs an ECDHE exchange (rustls offers no PSK-only mode): what it skips is the
+/// certificate and its signature, the costly part with an RSA key. A ticket names the server
+/// name (SNI) it was issued under, and rustls resumes only under the same name, so a resumed
+/// session never stands in for another host's certificate. No early (0-RTT) data is accepted.
+pub fn server_config(
+    resolver: Arc<CertResolver>,
+    session_tickets: bool,
+) -> Result<rustls::ServerConfig, rustls::Error> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if session_tickets {
+        config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    }
     Ok(config)
 }
 

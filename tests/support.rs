@@ -108,6 +108,8 @@ pub struct Harness {
 pub struct Options {
     /// Lines added to `[server]`.
     pub server: String,
+    /// Lines added to `[tls]`.
+    pub tls: String,
     /// Whole extra sections appended to the main file.
     pub extra: String,
     /// Extra certificates to generate before start: file stem and names; written as
@@ -167,9 +169,10 @@ impl Harness {
         let main = format!(
             "[server]\nlisten = \"{https_addr}\"\nhttp_listen = \"{http_addr}\"\nadmin_listen = \"{admin_addr}\"\n\
              {grace}{server}\n\
-             [tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n\n\
+             [tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n{tls}\n\
              [routes]\nfile = \"routes.toml\"\n\n[log]\nlevel = \"warn\"\n\n{extra}\n",
             server = options.server,
+            tls = options.tls,
             extra = options.extra,
         );
         std::fs::write(dir.path().join("portcullis.toml"), main).unwrap();

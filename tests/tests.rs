@@ -57,6 +57,7 @@ mod step_up;
 mod store;
 mod store_readiness;
 mod streaming;
+mod tls_resumption;
 mod tokens;
 mod traces;
 mod websocket;

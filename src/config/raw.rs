@@ -163,6 +163,7 @@ pub struct RawTls {
     pub key_file: Option<String>,
     #[serde(default)]
     pub certificates: Vec<RawCertificate>,
+    pub session_tickets: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

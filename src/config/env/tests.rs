@@ -81,6 +81,21 @@ fn numbers_and_lists_from_the_environment_are_parsed_where_the_key_wants_them() 
 }
 
 #[test]
+fn session_tickets_are_on_unless_turned_off_in_the_file_or_the_environment() {
+    let (_d, _, r) = load("", &[]);
+    assert!(r.unwrap().tls.session_tickets);
+    let (_d, _, r) = load("", &[("PORTCULLIS__TLS__SESSION_TICKETS", "false")]);
+    assert!(!r.unwrap().tls.session_tickets);
+    let (file, e) = env_error("", &[("PORTCULLIS__TLS__SESSION_TICKETS", "sometimes")]);
+    let shown = format!("{:#}", anyhow::Error::from(e));
+    assert!(
+        shown.starts_with("environment variable PORTCULLIS__TLS__SESSION_TICKETS"),
+        "{shown}"
+    );
+    assert!(!shown.contains(&file.display().to_string()), "{shown}");
+}
+
+#[test]
 fn a_bad_type_from_the_environment_names_the_variable_not_the_file() {
     let (file, e) = env_error("", &[("PORTCULLIS__SERVER__MAX_CONNECTIONS", "many")]);
     let shown = format!("{:#}", anyhow::Error::from(e));
