@@ -95,6 +95,9 @@ fn zero_series() {
     metrics::gauge!("portcullis_requests_in_flight").set(0.0);
     metrics::counter!("portcullis_connections_refused_total", "listener" => "https", "reason" => "per_client_cap")
         .increment(0);
+    for result in TLS_HANDSHAKE_RESULTS {
+        metrics::counter!("portcullis_tls_handshakes_total", "result" => result).increment(0);
+    }
     // A histogram handle registers the series; its buckets read zero until an observation.
     let _ = metrics::histogram!("portcullis_token_refresh_duration_seconds");
 }
@@ -222,6 +225,15 @@ pub fn reload(ok: bool) {
 }
 
 /// A connection closed right after accept, for `reason` (`per_client_cap`).
+/// The `result` label values of `portcullis_tls_handshakes_total`.
+const TLS_HANDSHAKE_RESULTS: [&str; 4] = ["full", "resumed", "failed", "timeout"];
+
+/// One TLS handshake on the HTTPS listener: `full`, `resumed` (a session ticket or cache entry
+/// was accepted), `failed` or `timeout`. Once per connection, never per request.
+pub fn tls_handshake(result: &'static str) {
+    metrics::counter!("portcullis_tls_handshakes_total", "result" => result).increment(1);
+}
+
 pub fn connection_refused(listener: &'static str, reason: &'static str) {
     metrics::counter!("portcullis_connections_refused_total", "listener" => listener, "reason" => reason)
         .increment(1);

@@ -91,9 +91,19 @@ pub async fn serve_https(
                 let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await
                 {
                     Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    Ok(Err(e)) => {
+                        crate::metrics::tls_handshake("failed");
+                        return tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    }
+                    Err(_) => {
+                        crate::metrics::tls_handshake("timeout");
+                        return tracing::debug!(%peer, "TLS handshake timed out");
+                    }
                 };
+                crate::metrics::tls_handshake(match tls.get_ref().1.handshake_kind() {
+                    Some(rustls::HandshakeKind::Resumed) => "resumed",
+                    _ => "full",
+                });
                 let tunnel = TunnelLimits {
                     idle_timeout: websocket_idle_timeout,
                     cut: signals.cut.clone(),

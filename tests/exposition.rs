@@ -70,3 +70,79 @@ async fn in_flight_process_and_certificate_metrics_describe_the_process() {
     assert!(not_after > now, "{not_after} <= {now}");
     let _ = child.kill().await;
 }
+
+/// One GET over a new TLS connection to the proxy at 127.0.0.1:`port` as `wiki.example.com`,
+/// read to the end (so the session tickets sent after the handshake reach `client`'s store).
+async fn tls_get(client: &std::sync::Arc<rustls::ClientConfig>, port: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("wiki.example.com").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(client.clone())
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: wiki.example.com\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+#[tokio::test]
+async fn tls_handshakes_are_counted_as_full_resumed_or_failed() {
+    let up = Upstream::start("wiki").await;
+    let (dir, pki) = example_to(&up);
+    let (mut child, https, _http, admin) = spawn_run(&dir.path().join("portcullis.toml"));
+    let ready = eventually(Duration::from_secs(10), || async {
+        reqwest::get(format!("http://127.0.0.1:{admin}/readyz"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(ready, "the proxy starts");
+    let before = scrape(admin).await;
+    for result in ["full", "resumed", "failed", "timeout"] {
+        let series = format!("portcullis_tls_handshakes_total{{result=\"{result}\"}}");
+        assert_eq!(before.get(&series), Some(&0.0), "{series} from the start");
+    }
+
+    let client = std::sync::Arc::new(pki.client_tls(&[b"http/1.1"]));
+    tls_get(&client, https).await;
+    tls_get(&client, https).await;
+    tls_get(&client, https).await;
+    // Plain HTTP on the TLS port: not a handshake.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", https))
+            .await
+            .unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: wiki.example.com\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out)).await;
+    }
+    let counted = eventually(Duration::from_secs(5), || async {
+        let m = scrape(admin).await;
+        let n = |r: &str| m[&format!("portcullis_tls_handshakes_total{{result=\"{r}\"}}")];
+        n("full") == 1.0 && n("resumed") == 2.0 && n("failed") == 1.0 && n("timeout") == 0.0
+    })
+    .await;
+    assert!(
+        counted,
+        "one full handshake, two resumed, one failed: {:?}",
+        scrape(admin)
+            .await
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("portcullis_tls"))
+            .collect::<Vec<_>>()
+    );
+    let _ = child.kill().await;
+}
