@@ -74,12 +74,7 @@ handshakes_main() {
     for n in HS_COUNT HS_RETURNING HS_ROUNDS; do
         [[ ${!n} =~ ^[1-9][0-9]*$ ]] || die "${n#HS_} must be a positive integer, got '${!n}'"
     done
-    ensure_packages
-    check_cpus
-    build_portcullis
-    CLK_TCK=$(clk_tck)
-    taskset -cp "$LOAD_CPU" $$ >/dev/null || die "cannot pin this script to LOAD_CPU=$LOAD_CPU"
-    make_workdir
+    prepare_run
     local ports cert admin
     read -r -a ports < <(free_ports 7)
     UPSTREAM_PORT=${ports[0]}

@@ -121,16 +121,12 @@ instructions_main() {
         [[ ${!n} =~ ^[1-9][0-9]*$ ]] || die "$n must be a positive integer, got '${!n}'"
     done
     seconds_of "$DURATION" >/dev/null || die "DURATION must look like 10s, got '$DURATION'"
-    ensure_packages
     if ! command -v valgrind >/dev/null 2>&1; then
         [[ $(id -u) -eq 0 ]] || die "missing valgrind; install it or run as root"
         say "installing valgrind"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null
     fi
-    check_cpus
-    build_portcullis
-    taskset -cp "$LOAD_CPU" $$ >/dev/null || die "cannot pin this script to LOAD_CPU=$LOAD_CPU"
-    make_workdir
+    prepare_run
     make_certificate
     local admin nginx_port nginx_id_port identity redis_port redis_admin
     read -r UPSTREAM_PORT PORT admin FLOOR_PORT nginx_port nginx_id_port REDIS_PORT redis_port \

@@ -154,12 +154,7 @@ topologies_main() {
         [[ ${!n} =~ ^[1-9][0-9]*$ ]] || die "$n must be a positive integer, got '${!n}'"
     done
     seconds_of "$DURATION" >/dev/null || die "DURATION must look like 8s, got '$DURATION'"
-    ensure_packages
-    check_cpus
-    build_portcullis
-    CLK_TCK=$(clk_tck)
-    taskset -cp "$LOAD_CPU" $$ >/dev/null || die "cannot pin this script to LOAD_CPU=$LOAD_CPU"
-    make_workdir
+    prepare_run
     make_certificate
     declare -gA REDIS_URL PC_PORT
     # Every port at once, so that none is handed out twice.

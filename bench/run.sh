@@ -325,6 +325,18 @@ cleanup() {
     [[ -n ${WORK:-} && -d $WORK ]] && rm -rf "$WORK"
 }
 
+# prepare_run: what every benchmark script does before it starts a server: the packages, the
+# CPU layout, the binaries, CLK_TCK, this script (and every helper it runs: curl, awk, redis-cli)
+# pinned off the proxy's CPU, and the work directory with its clean-up on exit.
+prepare_run() {
+    ensure_packages
+    check_cpus
+    build_portcullis
+    CLK_TCK=$(clk_tck)
+    taskset -cp "$LOAD_CPU" $$ >/dev/null || die "cannot pin this script to LOAD_CPU=$LOAD_CPU"
+    make_workdir
+}
+
 make_workdir() {
     WORK=$(mktemp -d -t portcullis-bench.XXXXXX)
     # nginx workers may run as an unprivileged user; let them traverse into the work dir.
@@ -1364,13 +1376,7 @@ start_pc() {
 
 main() {
     parse_args "$@"
-    ensure_packages
-    check_cpus
-    build_portcullis
-    CLK_TCK=$(clk_tck)
-    # This script and every helper it runs (curl, awk, redis-cli) stay off the proxy's CPU.
-    taskset -cp "$LOAD_CPU" $$ >/dev/null || die "cannot pin this script to LOAD_CPU=$LOAD_CPU"
-    make_workdir
+    prepare_run
     make_certificate
 
     read -r UPSTREAM_PORT NGINX_PORT PORTCULLIS_PORT ADMIN_PORT LOG_PORT LOG_ADMIN_PORT \

@@ -4,8 +4,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use tokio::process::Child;
+
 use crate::cli::{example_to, spawn_run, wiki_client};
-use crate::support::eventually;
+use crate::support::{eventually, tls_get, Pki};
 use crate::upstream::{release, Upstream};
 
 async fn scrape(admin: u16) -> HashMap<String, f64> {
@@ -28,11 +30,11 @@ fn one(m: &HashMap<String, f64>, prefix: &str) -> f64 {
     *found[0].1
 }
 
-#[tokio::test]
-async fn in_flight_process_and_certificate_metrics_describe_the_process() {
-    let up = Upstream::start("wiki").await;
-    let (dir, pki) = example_to(&up);
-    let (mut child, https, _http, admin) = spawn_run(&dir.path().join("portcullis.toml"));
+/// The shipped example, its routes sent to `up`, run as `portcullis run` until ready: its
+/// directory (kept while the process runs), CA, process, HTTPS port and admin port.
+async fn run_example(up: &Upstream) -> (tempfile::TempDir, Pki, Child, u16, u16) {
+    let (dir, pki) = example_to(up);
+    let (child, https, _http, admin) = spawn_run(&dir.path().join("portcullis.toml"));
     let ready = eventually(Duration::from_secs(10), || async {
         reqwest::get(format!("http://127.0.0.1:{admin}/readyz"))
             .await
@@ -40,6 +42,13 @@ async fn in_flight_process_and_certificate_metrics_describe_the_process() {
     })
     .await;
     assert!(ready, "the proxy starts");
+    (dir, pki, child, https, admin)
+}
+
+#[tokio::test]
+async fn in_flight_process_and_certificate_metrics_describe_the_process() {
+    let up = Upstream::start("wiki").await;
+    let (_dir, pki, mut child, https, admin) = run_example(&up).await;
 
     // A response whose body the upstream holds open: in flight until it ends.
     let client = wiki_client(&pki, https);
@@ -71,42 +80,10 @@ async fn in_flight_process_and_certificate_metrics_describe_the_process() {
     let _ = child.kill().await;
 }
 
-/// One GET over a new TLS connection to the proxy at 127.0.0.1:`port` as `wiki.example.com`,
-/// read to the end (so the session tickets sent after the handshake reach `client`'s store).
-async fn tls_get(client: &std::sync::Arc<rustls::ClientConfig>, port: u16) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let name = rustls_pki_types::ServerName::try_from("wiki.example.com").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(client.clone())
-        .connect(name, tcp)
-        .await
-        .unwrap();
-    tls.write_all(b"GET / HTTP/1.1\r\nHost: wiki.example.com\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
-    assert!(
-        out.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&out)
-    );
-}
-
 #[tokio::test]
 async fn tls_handshakes_are_counted_as_full_resumed_or_failed() {
     let up = Upstream::start("wiki").await;
-    let (dir, pki) = example_to(&up);
-    let (mut child, https, _http, admin) = spawn_run(&dir.path().join("portcullis.toml"));
-    let ready = eventually(Duration::from_secs(10), || async {
-        reqwest::get(format!("http://127.0.0.1:{admin}/readyz"))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    assert!(ready, "the proxy starts");
+    let (_dir, pki, mut child, https, admin) = run_example(&up).await;
     let before = scrape(admin).await;
     for result in ["full", "resumed", "failed", "timeout"] {
         let series = format!("portcullis_tls_handshakes_total{{result=\"{result}\"}}");
@@ -114,9 +91,10 @@ async fn tls_handshakes_are_counted_as_full_resumed_or_failed() {
     }
 
     let client = std::sync::Arc::new(pki.client_tls(&[b"http/1.1"]));
-    tls_get(&client, https).await;
-    tls_get(&client, https).await;
-    tls_get(&client, https).await;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], https));
+    for _ in 0..3 {
+        tls_get(addr, &client, "wiki.example.com").await;
+    }
     // Plain HTTP on the TLS port: not a handshake.
     {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

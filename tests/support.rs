@@ -92,6 +92,42 @@ impl Pki {
     }
 }
 
+/// One GET with `Connection: close` over a new TLS connection to `addr` as `sni`, made with
+/// `client`; requires a 200 and returns how the handshake went and the certificate presented.
+/// The whole response is read, so the session tickets a server sends after the handshake
+/// reach `client`'s store.
+pub async fn tls_get(
+    addr: SocketAddr,
+    client: &Arc<rustls::ClientConfig>,
+    sni: &str,
+) -> (
+    rustls::HandshakeKind,
+    rustls_pki_types::CertificateDer<'static>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from(sni.to_owned()).unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(client.clone())
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let request = format!("GET / HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let conn = tls.get_ref().1;
+    let kind = conn.handshake_kind().expect("handshake done");
+    (
+        kind,
+        conn.peer_certificates().unwrap()[0].clone().into_owned(),
+    )
+}
+
 /// A running proxy.
 pub struct Harness {
     pub dir: TempDir,

@@ -2,14 +2,12 @@
 //! clients resume; a ticket never resumes under another server name, nor on another instance.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::client::{ClientSessionMemoryCache, ClientSessionStore, Resumption};
 use rustls::HandshakeKind;
 use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{Harness, Options, Upstream};
+use crate::support::{tls_get, Harness, Options, Upstream};
 
 const HOST: &str = "app.example.test";
 
@@ -20,42 +18,20 @@ fn route(upstream: &Upstream) -> String {
     )
 }
 
-/// A client of the harness's CA that keeps its sessions in `store`.
+/// A client of the harness's CA that resumes as `resumption` says.
 fn client(h: &Harness, resumption: Resumption) -> Arc<rustls::ClientConfig> {
     let mut config = h.pki.client_tls(&[b"http/1.1"]);
     config.resumption = resumption;
     Arc::new(config)
 }
 
-/// One GET over a new connection to `h` with `sni`: how the handshake went and the certificate
-/// the proxy presented. The whole response is read, so the tickets the proxy sends after the
-/// handshake reach the client's store.
+/// One GET over a new connection to `h` with `sni` (`support::tls_get`).
 async fn get(
     h: &Harness,
     client: &Arc<rustls::ClientConfig>,
     sni: &str,
 ) -> (HandshakeKind, CertificateDer<'static>) {
-    let tcp = tokio::net::TcpStream::connect(h.https).await.unwrap();
-    let name = ServerName::try_from(sni.to_owned()).unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(client.clone())
-        .connect(name, tcp)
-        .await
-        .unwrap();
-    let request = format!("GET / HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n");
-    tls.write_all(request.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
-    assert!(
-        out.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&out)
-    );
-    let conn = tls.get_ref().1;
-    let kind = conn.handshake_kind().expect("handshake done");
-    (
-        kind,
-        conn.peer_certificates().unwrap()[0].clone().into_owned(),
-    )
+    tls_get(h.https, client, sni).await
 }
 
 /// `count` other clients, none of which resumes, 16 at a time: each fills the proxy's session
